@@ -1,0 +1,60 @@
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from .forms import PostForm
+from .selectors import liveblog_get, liveblog_list, liveblog_seq, post_list
+from .services import post_create
+from .wire import post_data
+
+
+def liveblog_or_404(slug: str):
+    liveblog = liveblog_get(slug=slug)
+    if liveblog is None:
+        raise Http404("No such liveblog")
+    return liveblog
+
+
+@require_GET
+def index(request):
+    return render(request, "blog/index.html", {"liveblogs": liveblog_list()})
+
+
+@require_GET
+def liveblog_detail(request, slug):
+    liveblog = liveblog_or_404(slug)
+    # The seq is read before the posts: an event in between is then replayed on
+    # connect and applied again, which is harmless, instead of being skipped.
+    seq = liveblog_seq(liveblog_id=liveblog.pk)
+    context = {
+        "liveblog": liveblog,
+        "seq": seq,
+        "posts": [post_data(post=post) for post in post_list(liveblog=liveblog)],
+        "form": PostForm(),
+        # The seeded demo account (manage.py seed) only exists in development.
+        "demo_login": settings.DEBUG,
+    }
+    return render(request, "blog/liveblog.html", context)
+
+
+@require_GET
+def liveblog_snapshot(request, slug):
+    """The list again, for a page told to resync."""
+    liveblog = liveblog_or_404(slug)
+    seq = liveblog_seq(liveblog_id=liveblog.pk)
+    return JsonResponse({"seq": seq, "posts": [post_data(post=post) for post in post_list(liveblog=liveblog)]})
+
+
+@require_POST
+@staff_member_required
+def post_publish(request, slug):
+    liveblog = liveblog_or_404(slug)
+    form = PostForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors}, status=400)
+    post = post_create(liveblog=liveblog, body=form.cleaned_data["body"])
+    if request.accepts("text/html"):
+        return redirect(liveblog)
+    return JsonResponse({"id": post.pk}, status=201)

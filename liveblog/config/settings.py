@@ -1,0 +1,19 @@
+"""Settings of the liveblog site; everything it shares with the other sites is in realtime_common."""
+
+from pathlib import Path
+
+from realtime_common.layers import channel_layers
+from realtime_common.settings import *  # noqa: F403
+from realtime_common.settings import DJANGO_APPS, env_list, sqlite_database, static_root
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+INSTALLED_APPS = [*DJANGO_APPS, "blog"]
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+DATABASES = sqlite_database(BASE_DIR / "db.sqlite3")
+STATIC_ROOT = static_root(BASE_DIR)
+CHANNEL_LAYERS = channel_layers(prefix="liveblog", redis_urls=env_list("REDIS_URL"))
+
+LOGIN_URL = "admin:login"

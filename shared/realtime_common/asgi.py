@@ -1,0 +1,20 @@
+"""The ASGI application of a site: plain Django for HTTP, Channels for WebSockets.
+
+Import this only after ``django.core.asgi.get_asgi_application()`` has run:
+``channels.auth`` needs the app registry to be ready.
+"""
+
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+
+
+def asgi_application(*, http, websocket_urlpatterns) -> ProtocolTypeRouter:
+    return ProtocolTypeRouter(
+        {
+            "http": http,
+            # Outermost first: refuse foreign Origins (cross-site WebSocket
+            # hijacking), then load the session and user from the cookie.
+            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        }
+    )

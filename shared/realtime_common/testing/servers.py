@@ -1,0 +1,159 @@
+"""Real processes for tests: a throwaway Redis and sites served by daphne.
+
+Load with ``-p realtime_common.testing.servers`` (the browser tests do;
+``realtime_common.testing.django_fixtures`` brings it along for the sites' tests).
+"""
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+STARTUP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(ready, *, timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
+    """Poll ``ready()`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited with code {process.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")
+        time.sleep(0.05)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[str]:
+    """The URL of a fresh Redis that lives as long as the test session."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: `apt-get install redis-server` (make test does it)")
+    port = free_port()
+    directory = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory],
+        stdout=(directory / "redis.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+    def answers_ping() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+                connection.sendall(b"PING\r\n")
+                return connection.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    try:
+        wait_until(answers_ping, timeout=STARTUP_TIMEOUT, what="redis-server", process=process)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(process)
+
+
+@dataclass
+class LiveSite:
+    """One site, prepared like a deployment (migrated, static files collected),
+    served by as many daphne processes as a test asks for, all on one database
+    and one channel layer."""
+
+    directory: Path
+    workdir: Path
+    redis_url: str | None = None
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(50))
+    servers: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": self.secret_key,
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            # Served over plain http on loopback: cookies cannot be Secure.
+            "DJANGO_SECURE_COOKIES": "0",
+            "DJANGO_DATABASE_PATH": str(self.workdir / "db.sqlite3"),
+            "DJANGO_STATIC_ROOT": str(self.workdir / "static"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("REDIS_URL", None)
+        if self.redis_url:
+            env["REDIS_URL"] = self.redis_url
+        return env
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        """Run ``manage.py`` as another process would, e.g. ``manage("post", "slug", "text")``."""
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=self.directory,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def prepare(self) -> None:
+        self.manage("migrate", "--no-input")
+        self.manage("collectstatic", "--no-input")
+
+    def serve(self) -> str:
+        """Start one more daphne process and return its base URL once it is healthy."""
+        port = free_port()
+        log = (self.workdir / f"daphne-{port}.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            cwd=self.directory,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.servers.append(process)
+        url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f"{url}/health/", timeout=2) as response:
+                    return response.status == 200
+            except (urllib.error.URLError, OSError):
+                return False
+
+        wait_until(healthy, timeout=STARTUP_TIMEOUT, what=f"daphne in {self.directory.name}", process=process)
+        return url
+
+    def logs(self) -> str:
+        return "\n".join(path.read_text() for path in sorted(self.workdir.glob("daphne-*.log")))
+
+    def stop(self) -> None:
+        for process in self.servers:
+            stop(process)
+        self.servers.clear()

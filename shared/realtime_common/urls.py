@@ -1,0 +1,7 @@
+from django.urls import path
+
+from .health import health
+
+urlpatterns = [
+    path("health/", health, name="health"),
+]
