@@ -2,14 +2,15 @@
 resync snapshot always agree. The protocol is documented in the README."""
 
 from django.utils.html import linebreaks, urlize
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from .models import Post
 
 
 def post_html(*, body: str) -> SafeString:
     """Untrusted text to safe HTML: everything escaped, then paragraphs and links added."""
-    return linebreaks(urlize(body, nofollow=True, autoescape=True))
+    # Safe: urlize escaped every character of the text; linebreaks only adds <p> and <br>.
+    return mark_safe(linebreaks(urlize(body, nofollow=True, autoescape=True)))  # noqa: S308
 
 
 def post_data(*, post: Post) -> dict:

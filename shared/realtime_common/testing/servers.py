@@ -56,11 +56,12 @@ def redis_server(tmp_path_factory) -> Iterator[str]:
         pytest.fail("redis-server is not installed: `apt-get install redis-server` (make test does it)")
     port = free_port()
     directory = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory],
-        stdout=(directory / "redis.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    with (directory / "redis.log").open("w") as log:
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     def answers_ping() -> bool:
         try:
@@ -129,14 +130,14 @@ class LiveSite:
     def serve(self) -> str:
         """Start one more daphne process and return its base URL once it is healthy."""
         port = free_port()
-        log = (self.workdir / f"daphne-{port}.log").open("w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-            cwd=self.directory,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.workdir / f"daphne-{port}.log").open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+                cwd=self.directory,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.servers.append(process)
         url = f"http://127.0.0.1:{port}"
 

@@ -1,0 +1,26 @@
+import pytest
+from django.test import AsyncClient
+
+from realtime_common.layers import channel_layers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.usefixtures("channel_layer")
+async def test_health_checks_database_and_channel_layer():
+    response = await AsyncClient().get("/health/")
+    body = response.json()
+    assert response.status_code == 200
+    assert (body["status"], body["database"], body["channel_layer"]) == ("ok", "ok", "ok")
+    assert response["X-Instance"] == body["instance"]
+    assert response["Cache-Control"].startswith("max-age=0")
+
+
+async def test_health_fails_without_redis_and_does_not_leak_details(settings, caplog):
+    from realtime_common.testing.servers import free_port
+
+    settings.CHANNEL_LAYERS = channel_layers(prefix="test", redis_urls=[f"redis://127.0.0.1:{free_port()}/0"])
+    response = await AsyncClient().get("/health/")
+    assert response.status_code == 503
+    assert response.json()["channel_layer"] == "error"
+    assert "health check channel_layer failed" in caplog.text
