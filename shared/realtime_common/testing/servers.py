@@ -109,12 +109,12 @@ class LiveSite:
             env["REDIS_URL"] = self.redis_url
         return env
 
-    def manage(self, *args: str) -> subprocess.CompletedProcess:
+    def manage(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run ``manage.py`` as another process would, e.g. ``manage("post", "slug", "text")``."""
         result = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=self.directory,
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=60,

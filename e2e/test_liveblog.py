@@ -1,0 +1,118 @@
+import uuid
+
+from playwright.sync_api import expect
+
+from conftest import expect_live, log_in_as_staff
+
+
+def unique(text: str) -> str:
+    return f"{text} {uuid.uuid4().hex[:8]}"
+
+
+def post_on(page, text):
+    return page.locator("#posts article").filter(has_text=text)
+
+
+def test_staff_publishes_and_others_see_it_edited_and_deleted(new_page, liveblog_site):
+    url = liveblog_site.urls[0]
+    readers = [new_page(f"{url}/djangocon/") for _ in range(2)]
+    staff = new_page(url)
+    log_in_as_staff(staff, url, "/djangocon/")
+    for page in [*readers, staff]:
+        expect_live(page)
+
+    text = unique("Published from the page")
+    staff.get_by_label("New post").fill(text)
+    staff.get_by_role("button", name="Publish").click()
+    for page in [*readers, staff]:
+        expect(post_on(page, text)).to_be_visible()
+    expect(staff.get_by_label("New post")).to_have_value("")
+    # Newest first.
+    expect(readers[0].locator("#posts article").first).to_contain_text(text)
+
+    post_id = post_on(readers[0], text).get_attribute("data-post-id")
+    staff.goto(f"{url}/admin/blog/post/{post_id}/change/")
+    edited = unique("Edited in the admin")
+    staff.get_by_label("Body").fill(edited)
+    staff.get_by_role("button", name="Save", exact=True).click()
+    for page in readers:
+        expect(post_on(page, edited)).to_be_visible()
+        expect(post_on(page, text)).to_have_count(0)
+
+    staff.goto(f"{url}/admin/blog/post/{post_id}/delete/")
+    staff.get_by_role("button", name="Yes, I’m sure").click()
+    for page in readers:
+        expect(page.locator(f"#post-{post_id}")).to_have_count(0)
+
+
+def test_a_post_from_another_process_reaches_pages_on_both_servers(new_page, liveblog_site):
+    pages = [new_page(f"{url}/djangocon/") for url in liveblog_site.urls]
+    for page in pages:
+        expect_live(page)
+
+    text = unique("From the command line")
+    liveblog_site.manage("post", "djangocon", text)
+    for page in pages:
+        expect(post_on(page, text)).to_be_visible()
+
+
+def test_a_page_that_was_offline_catches_up_in_order_without_duplicates(new_page, liveblog_site):
+    page = new_page(f"{liveblog_site.urls[0]}/release-day/")
+    expect_live(page)
+
+    page.context.set_offline(True)
+    expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "reconnecting")
+    first, second = unique("Missed one"), unique("Missed two")
+    liveblog_site.manage("post", "release-day", first)
+    liveblog_site.manage("post", "release-day", second)
+    page.context.set_offline(False)
+
+    expect_live(page)
+    expect(post_on(page, second)).to_have_count(1)
+    expect(post_on(page, first)).to_have_count(1)
+    bodies = page.locator("#posts article .post-body").all_inner_texts()
+    assert bodies.index(second) < bodies.index(first), bodies
+    assert len(bodies) == len(set(bodies)), bodies
+
+
+def test_a_page_that_missed_too_much_reloads_its_list(new_page, liveblog_site):
+    page = new_page(f"{liveblog_site.urls[0]}/release-day/")
+    expect_live(page)
+
+    page.context.set_offline(True)
+    expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "reconnecting")
+    marker = unique("Far too much")
+    liveblog_site.manage(
+        "shell",
+        "-c",
+        "from blog.models import Liveblog\n"
+        "from blog.services import EVENT_RETENTION, post_create\n"
+        "liveblog = Liveblog.objects.get(slug='release-day')\n"
+        "for number in range(EVENT_RETENTION + 1):\n"
+        f"    post_create(liveblog=liveblog, body='{marker} ' + str(number))\n",
+    )
+    page.context.set_offline(False)
+
+    expect_live(page)
+    expect(post_on(page, marker)).to_have_count(501)
+    expect(page.locator("#posts article").first).to_contain_text(f"{marker} 500")
+
+
+def test_markup_in_a_post_is_shown_as_text_and_runs_nothing(new_page, liveblog_site):
+    url = liveblog_site.urls[0]
+    page = new_page(f"{url}/djangocon/")
+    expect_live(page)
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    payload = f'<img src=x onerror="window.pwned=1"><script>window.pwned=2</script> {uuid.uuid4().hex}'
+    liveblog_site.manage("post", "djangocon", payload)
+    expect(post_on(page, payload)).to_have_count(1)
+
+    reloaded = new_page(f"{url}/djangocon/")
+    for shown in [page, reloaded]:
+        body = post_on(shown, payload).locator(".post-body")
+        expect(body).to_have_text(payload)
+        expect(body.locator("img, script")).to_have_count(0)
+        assert shown.evaluate("window.pwned") is None
+    assert dialogs == []
