@@ -4,12 +4,20 @@ Import this only after ``django.core.asgi.get_asgi_application()`` has run:
 ``channels.auth`` needs the app registry to be ready.
 """
 
+import logging
+
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
+from django.conf import settings
+
+from realtime_common.layers import channel_layer_description
+
+logger = logging.getLogger(__name__)
 
 
 def asgi_application(*, http, websocket_urlpatterns) -> ProtocolTypeRouter:
+    logger.info("Using the %s", channel_layer_description(settings.CHANNEL_LAYERS))
     return ProtocolTypeRouter(
         {
             "http": http,

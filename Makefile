@@ -1,0 +1,58 @@
+# make run   - serve the demos on http://127.0.0.1:8001 (set REDIS_URL to use Redis)
+# make test  - every test: unit, consumer (in-memory and Redis layers), Node, browser
+# make bench - (not yet)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+SITES := liveblog
+CHROMIUM_PATH ?= /usr/bin/chromium
+export CHROMIUM_PATH
+
+.PHONY: run test install system-deps migrate clean
+
+# The virtualenv is rebuilt whenever a requirements file changes.
+$(VENV)/.installed: requirements.txt requirements-dev.txt shared/pyproject.toml
+	@echo "==> Installing pinned Python dependencies into $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e ./shared
+	touch $@
+
+install: $(VENV)/.installed
+
+# What the tests need from the system. Installed with apt when missing (as root on Debian).
+system-deps:
+	@missing=(); \
+	command -v redis-server >/dev/null || missing+=(redis-server); \
+	[ -x "$(CHROMIUM_PATH)" ] || missing+=(chromium); \
+	command -v node >/dev/null || missing+=(nodejs); \
+	if [ $${#missing[@]} -gt 0 ]; then \
+	  echo "==> Installing system packages: $${missing[*]}"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "Not root: install $${missing[*]} and run again." >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$${missing[@]}" >/dev/null; \
+	fi
+
+migrate: install
+	@for site in $(SITES); do \
+	  echo "==> $$site: migrating and seeding demo content"; \
+	  (cd $$site && DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --no-input -v 0 && DJANGO_DEBUG=1 $(BIN)/python manage.py seed) || exit 1; \
+	done
+
+run: migrate
+	@echo "==> Serving the liveblog on http://127.0.0.1:8001 (Ctrl-C stops everything)"
+	DJANGO_DEBUG=1 PATH="$(BIN):$$PATH" $(BIN)/honcho start
+
+test: install system-deps
+	@echo "==> shared: unit tests"
+	cd shared && $(BIN)/pytest
+	@for site in $(SITES); do \
+	  echo "==> $$site: unit and consumer tests, in-memory and Redis layers"; \
+	  (cd $$site && $(BIN)/pytest) || exit 1; \
+	done
+	@echo "==> frontend: Node tests"
+	node --test frontend/tests/
+	@echo "==> e2e: browser tests (Chromium, daphne, Redis)"
+	cd e2e && $(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) */db.sqlite3* */staticfiles
