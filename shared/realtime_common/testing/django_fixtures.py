@@ -2,6 +2,7 @@
 ``-p realtime_common.testing.django_fixtures``.
 
 - ``channel_layer``: runs a test once with the in-memory layer and once with Redis.
+- ``connect``: opens WebSocket connections to the site's ASGI application.
 - ``redis_server``: a real, throwaway Redis (from ``servers``).
 """
 
@@ -11,6 +12,7 @@ import secrets
 import pytest
 import redis
 from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
 
 from realtime_common.layers import channel_layers
 from realtime_common.testing.servers import redis_server  # noqa: F401 - registers the fixture
@@ -43,3 +45,24 @@ def _plain_static_storage(settings):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
 
+
+
+@pytest.fixture
+async def connect():
+    """``await connect(path)`` opens a socket as a page of this site would and
+    returns ``(communicator, connected)``; every socket is closed after the test."""
+    # Imported now, not at the top: the Origin validator reads ALLOWED_HOSTS when
+    # it is built, and the test environment adds "testserver" to it only now.
+    from config.asgi import application
+
+    communicators = []
+
+    async def open_socket(path: str, *, origin: bytes = b"http://testserver", headers=()):
+        communicator = WebsocketCommunicator(application, path, headers=[(b"origin", origin), *headers])
+        connected, _ = await communicator.connect()
+        communicators.append(communicator)
+        return communicator, connected
+
+    yield open_socket
+    for communicator in communicators:
+        await communicator.disconnect()
