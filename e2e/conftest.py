@@ -5,17 +5,15 @@ CHROMIUM_PATH overrides where it is.
 """
 
 import os
-import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from pages import STAFF_PASSWORD, STAFF_USERNAME
 from realtime_common.testing.servers import LiveSite
 
 REPO = Path(__file__).resolve().parents[1]
-STAFF_USERNAME = "editor"
-STAFF_PASSWORD = "e2e-editor-password"
 
 expect.set_options(timeout=10_000)
 
@@ -37,23 +35,29 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
-@pytest.fixture(scope="session")
-def liveblog_site(tmp_path_factory, redis_server):
-    """The liveblog as deployed: two daphne processes sharing one database and one Redis."""
-    site = LiveSite(directory=REPO / "liveblog", workdir=tmp_path_factory.mktemp("liveblog"), redis_url=redis_server)
+def serve_site(name: str, *, tmp_path_factory, redis_url: str, servers: int = 2):
+    """Yield the site as deployed: migrated, seeded, with a staff account, served by
+    ``servers`` daphne processes sharing one database and one Redis. Fails the run
+    if any server logged a traceback."""
+    site = LiveSite(directory=REPO / name, workdir=tmp_path_factory.mktemp(name), redis_url=redis_url)
     site.prepare()
     site.manage("seed")
     site.manage(
         "createsuperuser",
         "--no-input",
         f"--username={STAFF_USERNAME}",
-        "--email=editor@example.com",
+        "--email=staff@example.com",
         env={"DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD},
     )
-    site.urls = [site.serve(), site.serve()]
+    site.urls = [site.serve() for _ in range(servers)]
     yield site
     site.stop()
-    assert "Traceback" not in site.logs(), f"a server logged an error:\n{site.logs()}"
+    assert "Traceback" not in site.logs(), f"a server of {name} logged an error:\n{site.logs()}"
+
+
+@pytest.fixture(scope="session")
+def liveblog_site(tmp_path_factory, redis_server):
+    yield from serve_site("liveblog", tmp_path_factory=tmp_path_factory, redis_url=redis_server)
 
 
 @pytest.fixture
@@ -71,15 +75,3 @@ def new_page(browser: Browser):
     yield open_page
     for context in contexts:
         context.close()
-
-
-def expect_live(page: Page) -> None:
-    expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "open")
-
-
-def log_in_as_staff(page: Page, base_url: str, next_path: str) -> None:
-    page.goto(f"{base_url}/admin/login/?next={next_path}")
-    page.get_by_label("Username").fill(STAFF_USERNAME)
-    page.get_by_label("Password").fill(STAFF_PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.IGNORECASE)).click()
-    expect(page).to_have_url(f"{base_url}{next_path}")

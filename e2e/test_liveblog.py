@@ -2,7 +2,7 @@ import uuid
 
 from playwright.sync_api import expect
 
-from conftest import expect_live, log_in_as_staff
+from pages import expect_live, log_in_as_staff
 
 
 def unique(text: str) -> str:

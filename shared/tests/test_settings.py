@@ -72,3 +72,11 @@ def test_redis_urls_become_sharded_hosts_with_the_site_prefix():
 def test_passwords_never_reach_the_log(url, shown):
     assert redact_url(url) == shown
     assert shown in channel_layer_description(channel_layers(prefix="x", redis_urls=[url]))
+
+
+def test_the_cache_is_redis_when_there_is_redis():
+    from realtime_common.cache import caches
+
+    assert caches(prefix="chat", redis_urls=[])["default"]["BACKEND"].endswith("LocMemCache")
+    redis_cache = caches(prefix="chat", redis_urls=["redis://a:6379/0", "redis://b:6379/0"])["default"]
+    assert (redis_cache["LOCATION"], redis_cache["KEY_PREFIX"]) == ("redis://a:6379/0", "chat")

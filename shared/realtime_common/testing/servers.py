@@ -151,8 +151,21 @@ class LiveSite:
         wait_until(healthy, timeout=STARTUP_TIMEOUT, what=f"daphne in {self.directory.name}", process=process)
         return url
 
+    def work(self, *channels: str) -> None:
+        """Start a ``manage.py runworker`` process for these channels."""
+        with (self.workdir / f"worker-{'-'.join(channels)}.log").open("w") as log:
+            self.servers.append(
+                subprocess.Popen(
+                    [sys.executable, "manage.py", "runworker", *channels],
+                    cwd=self.directory,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+
     def logs(self) -> str:
-        return "\n".join(path.read_text() for path in sorted(self.workdir.glob("daphne-*.log")))
+        return "\n".join(path.read_text() for path in sorted(self.workdir.glob("*.log")))
 
     def stop(self) -> None:
         for process in self.servers:

@@ -1,0 +1,19 @@
+"""What the browser tests do on a page, shared by all of them."""
+
+import re
+
+from playwright.sync_api import Page, expect
+
+STAFF_USERNAME = "staff"
+STAFF_PASSWORD = "e2e-staff-password"
+
+def expect_live(page: Page) -> None:
+    expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "open")
+
+
+def log_in_as_staff(page: Page, base_url: str, next_path: str) -> None:
+    page.goto(f"{base_url}/admin/login/?next={next_path}")
+    page.get_by_label("Username").fill(STAFF_USERNAME)
+    page.get_by_label("Password").fill(STAFF_PASSWORD)
+    page.get_by_role("button", name=re.compile("log in", re.IGNORECASE)).click()
+    expect(page).to_have_url(f"{base_url}{next_path}")
