@@ -35,10 +35,11 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
-def serve_site(name: str, *, tmp_path_factory, redis_url: str, servers: int = 2):
+def serve_site(name: str, *, tmp_path_factory, redis_url: str, servers: int = 2, workers: tuple[str, ...] = ()):
     """Yield the site as deployed: migrated, seeded, with a staff account, served by
-    ``servers`` daphne processes sharing one database and one Redis. Fails the run
-    if any server logged a traceback."""
+    ``servers`` daphne processes sharing one database and one Redis, plus a
+    ``runworker`` process for ``workers`` channels if any. Fails the run if any
+    process logged a traceback."""
     site = LiveSite(directory=REPO / name, workdir=tmp_path_factory.mktemp(name), redis_url=redis_url)
     site.prepare()
     site.manage("seed")
@@ -50,6 +51,8 @@ def serve_site(name: str, *, tmp_path_factory, redis_url: str, servers: int = 2)
         env={"DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD},
     )
     site.urls = [site.serve() for _ in range(servers)]
+    if workers:
+        site.work(*workers)
     yield site
     site.stop()
     assert "Traceback" not in site.logs(), f"a server of {name} logged an error:\n{site.logs()}"
