@@ -1,6 +1,6 @@
 # make run   - serve the demos on http://127.0.0.1:8001 (set REDIS_URL to use Redis)
 # make test  - every test: unit, consumer (in-memory and Redis layers), Node, browser
-# make bench - (not yet)
+# make compose-test - the docker compose stack, built, started and tested with the e2e suite
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +9,7 @@ SITES := liveblog
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 
-.PHONY: run test install system-deps migrate clean
+.PHONY: run test compose-test install system-deps migrate clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt shared/pyproject.toml
@@ -53,6 +53,9 @@ test: install system-deps
 	node --test frontend/tests/
 	@echo "==> e2e: browser tests (Chromium, daphne, Redis)"
 	cd e2e && $(BIN)/pytest
+
+compose-test: install system-deps
+	e2e/compose-test
 
 clean:
 	rm -rf $(VENV) */db.sqlite3* */staticfiles

@@ -1,4 +1,5 @@
-"""Real processes for tests: a throwaway Redis and sites served by daphne.
+"""Real processes for tests: a throwaway Redis, sites served by daphne, or sites
+already running under docker compose.
 
 Load with ``-p realtime_common.testing.servers`` (the browser tests do;
 ``realtime_common.testing.django_fixtures`` brings it along for the sites' tests).
@@ -171,3 +172,28 @@ class LiveSite:
         for process in self.servers:
             stop(process)
         self.servers.clear()
+
+
+@dataclass
+class ComposeSite:
+    """A site already running under docker compose, reached through its URL;
+    ``manage.py`` runs inside its container, like ``LiveSite.manage`` does locally."""
+
+    compose: list[str]  # e.g. ["docker", "compose", "-p", "demo"]
+    service: str
+    urls: list[str]
+
+    def manage(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        env_flags = [flag for key, value in (env or {}).items() for flag in ("-e", f"{key}={value}")]
+        command = [*self.compose, "exec", "-T", *env_flags, self.service, "python", "manage.py", *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def logs(self) -> str:
+        command = [*self.compose, "logs", "--no-color", self.service]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
+
+    def stop(self) -> None:
+        """The stack belongs to whoever started it."""
