@@ -7,7 +7,7 @@ Import this only after ``django.core.asgi.get_asgi_application()`` has run:
 import logging
 
 from channels.auth import AuthMiddlewareStack
-from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.conf import settings
 
@@ -16,13 +16,15 @@ from realtime_common.layers import channel_layer_description
 logger = logging.getLogger(__name__)
 
 
-def asgi_application(*, http, websocket_urlpatterns) -> ProtocolTypeRouter:
+def asgi_application(*, http, websocket_urlpatterns, channels: dict | None = None) -> ProtocolTypeRouter:
+    """``channels`` maps channel names to the consumers ``manage.py runworker <name>`` runs."""
     logger.info("Using the %s", channel_layer_description(settings.CHANNEL_LAYERS))
-    return ProtocolTypeRouter(
-        {
-            "http": http,
-            # Outermost first: refuse foreign Origins (cross-site WebSocket
-            # hijacking), then load the session and user from the cookie.
-            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-        }
-    )
+    protocols = {
+        "http": http,
+        # Outermost first: refuse foreign Origins (cross-site WebSocket
+        # hijacking), then load the session and user from the cookie.
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+    if channels:
+        protocols["channel"] = ChannelNameRouter(channels)
+    return ProtocolTypeRouter(protocols)

@@ -22,6 +22,11 @@ def channel_layers(*, prefix: str, redis_urls: list[str]) -> dict:
                         "health_check_interval": 30,
                         "socket_keepalive": True,
                         "retry_on_timeout": True,
+                        # redis-py 8 times reads out after 5 s by default: exactly as long
+                        # as channels-redis blocks waiting for a message (BZPOPMIN, 5 s),
+                        # so idle consumers and workers crashed at random. Keepalive and
+                        # the health checks above notice dead connections instead.
+                        "socket_timeout": None,
                     }
                     for url in redis_urls
                 ],

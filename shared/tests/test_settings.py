@@ -58,6 +58,8 @@ def test_redis_urls_become_sharded_hosts_with_the_site_prefix():
     assert config["BACKEND"] == "channels_redis.core.RedisChannelLayer"
     assert [host["address"] for host in config["CONFIG"]["hosts"]] == ["redis://a:6379/0", "redis://b:6379/0"]
     assert all(host["health_check_interval"] and host["socket_keepalive"] for host in config["CONFIG"]["hosts"])
+    # No read timeout (redis-py 8 defaults to 5 s, as long as channels-redis blocks on a receive).
+    assert all(host["socket_timeout"] is None for host in config["CONFIG"]["hosts"])
     assert config["CONFIG"]["prefix"] == "chat:"
 
 

@@ -29,15 +29,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(ready, *, timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
-    """Poll ``ready()`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+def wait_until(ready, *, timeout: float, what: str, process=None) -> None:
+    """Poll ``ready()`` until it is true; fail with ``what`` after ``timeout`` seconds,
+    or as soon as ``process`` (a Popen, or anything with its ``poll()``) has exited."""
     deadline = time.monotonic() + timeout
     while not ready():
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what}: the process exited with code {process.returncode}")
+        if process is not None and (code := process.poll()) is not None:
+            raise RuntimeError(f"{what}: the process exited with code {code}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")
         time.sleep(0.05)
+
+
+def healthy(url: str) -> bool:
+    """Does the site at ``url`` answer its health check?"""
+    try:
+        with urllib.request.urlopen(f"{url}/health/", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -141,15 +151,7 @@ class LiveSite:
             )
         self.servers.append(process)
         url = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(f"{url}/health/", timeout=2) as response:
-                    return response.status == 200
-            except (urllib.error.URLError, OSError):
-                return False
-
-        wait_until(healthy, timeout=STARTUP_TIMEOUT, what=f"daphne in {self.directory.name}", process=process)
+        wait_until(lambda: healthy(url), timeout=STARTUP_TIMEOUT, what=f"daphne in {self.directory.name}", process=process)
         return url
 
     def work(self, *channels: str) -> None:
@@ -174,6 +176,29 @@ class LiveSite:
         self.servers.clear()
 
 
+class Container:
+    """A container started by a test, killed like a process: ``kill()``, then ``wait()``."""
+
+    def __init__(self, container_id: str):
+        self.id = container_id
+
+    def docker(self, *args: str) -> None:
+        subprocess.run(["docker", *args, self.id], check=True, capture_output=True, timeout=60)
+
+    def kill(self) -> None:
+        self.docker("kill")
+
+    def wait(self) -> None:
+        self.docker("wait")
+
+    def poll(self) -> int | None:
+        """None while running, else the exit code (-1 when the container is gone)."""
+        command = ["docker", "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self.id]
+        state = subprocess.run(command, capture_output=True, text=True, timeout=60).stdout.split()
+        running, code = state if len(state) == 2 else ("false", "-1")
+        return None if running == "true" else int(code)
+
+
 @dataclass
 class ComposeSite:
     """A site already running under docker compose, reached through its URL;
@@ -182,6 +207,7 @@ class ComposeSite:
     compose: list[str]  # e.g. ["docker", "compose", "-p", "demo"]
     service: str
     urls: list[str]
+    servers: list[Container] = field(default_factory=list)
 
     def manage(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         env_flags = [flag for key, value in (env or {}).items() for flag in ("-e", f"{key}={value}")]
@@ -191,9 +217,22 @@ class ComposeSite:
             raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
+    def serve(self) -> str:
+        """Start one more container of the service, on its own port, and return its URL once healthy."""
+        port = free_port()
+        command = [*self.compose, "run", "-d", "--no-deps", "-p", f"127.0.0.1:{port}:8000", self.service]
+        container = Container(subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout.strip())
+        self.servers.append(container)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: healthy(url), timeout=STARTUP_TIMEOUT * 2, what=f"another {self.service} container", process=container)
+        return url
+
     def logs(self) -> str:
         command = [*self.compose, "logs", "--no-color", self.service]
         return subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
 
     def stop(self) -> None:
-        """The stack belongs to whoever started it."""
+        """Removes the containers the tests started; the stack belongs to whoever started it."""
+        for container in self.servers:
+            container.docker("rm", "--force")
+        self.servers.clear()
