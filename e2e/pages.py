@@ -17,3 +17,12 @@ def log_in_as_staff(page: Page, base_url: str, next_path: str) -> None:
     page.get_by_label("Password").fill(STAFF_PASSWORD)
     page.get_by_role("button", name=re.compile("log in", re.IGNORECASE)).click()
     expect(page).to_have_url(f"{base_url}{next_path}")
+
+
+def log_in(page: Page, username: str, password: str) -> None:
+    """Log in on the login page the browser is on (Django's LoginView); it then follows ``next``."""
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).not_to_have_url(re.compile(r"/accounts/login/"))

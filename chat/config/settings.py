@@ -1,0 +1,39 @@
+"""Settings of the chat site; everything it shares with the other sites is in realtime_common."""
+
+from pathlib import Path
+
+from realtime_common.cache import caches
+from realtime_common.layers import channel_layers
+from realtime_common.settings import *  # noqa: F403
+from realtime_common.settings import DJANGO_APPS, env_list, sqlite_database, static_root
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+INSTALLED_APPS = [*DJANGO_APPS, "rooms"]
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+DATABASES = sqlite_database(BASE_DIR / "db.sqlite3")
+STATIC_ROOT = static_root(BASE_DIR)
+REDIS_URLS = env_list("REDIS_URL")
+CHANNEL_LAYERS = channel_layers(prefix="chat", redis_urls=REDIS_URLS)
+# Rate limits count in the cache, and presence lives beside it in REDIS_URLS[0]:
+# with Redis, every process of the site sees the same counts and members.
+CACHES = caches(prefix="chat", redis_urls=REDIS_URLS)
+
+# The sockets keep the rooms a browser joined in its session, so sessions must
+# be stored on the server (the default database backend), not in signed cookies.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "rooms:index"
+LOGOUT_REDIRECT_URL = "login"
+
+# Every open socket refreshes its presence entries this often (seconds); an
+# entry not refreshed for CHAT_PRESENCE_TTL seconds (its process died) expires.
+# A member whose process died is dropped within TTL + HEARTBEAT seconds.
+CHAT_PRESENCE_HEARTBEAT = 2.0
+CHAT_PRESENCE_TTL = 6.0
+# Each user may send this many messages per window of this many seconds, over all their tabs.
+CHAT_RATE_LIMIT_MESSAGES = 10
+CHAT_RATE_LIMIT_SECONDS = 10

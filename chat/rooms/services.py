@@ -1,0 +1,74 @@
+"""Writes: messages (stored, then broadcast after commit), rate limits, the rooms
+kept in a session, and the end of a session."""
+
+import logging
+import time
+from importlib import import_module
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.cache import cache
+from django.db import transaction
+
+from .models import Message, Room
+from .selectors import SESSION_ROOMS
+from .wire import message_frame, room_group, user_group
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def message_create(*, room: Room, user: AbstractBaseUser, text: str) -> Message:
+    message = Message.objects.create(room=room, user=user, text=text)
+    frame = message_frame(message=message)
+    # robust: the message is stored already; a channel layer outage is logged,
+    # and pages get the message with their next join's history.
+    transaction.on_commit(lambda: message_broadcast(room_id=room.pk, frame=frame), robust=True)
+    return message
+
+
+def message_broadcast(*, room_id: int, frame: dict) -> None:
+    async_to_sync(get_channel_layer().group_send)(room_group(room_id=room_id), {"type": "chat.message", "frame": frame})
+
+
+def message_rate_allow(*, user_id: int) -> bool:
+    """Count one message of the user; False once they are over the limit of the current window.
+
+    The count lives in the cache, which is Redis when REDIS_URL is set, so it
+    covers every tab and every process. The key outlives its window, so that
+    incr() never finds it expired just after add().
+    """
+    window = settings.CHAT_RATE_LIMIT_SECONDS
+    key = f"rooms:rate:{user_id}:{int(time.time() // window)}"
+    cache.add(key, 0, timeout=window * 2)
+    return cache.incr(key) <= settings.CHAT_RATE_LIMIT_MESSAGES
+
+
+@transaction.atomic
+def session_rooms_update(*, session_key: str, join: str | None = None, leave: str | None = None) -> bool:
+    """Add a room's slug to, or remove it from, the rooms kept in the session.
+    False when the session is gone: logged out or expired.
+
+    The session is read afresh, not taken from the socket's handshake: every tab
+    of the browser shares it and changes it. SQLite's IMMEDIATE transactions
+    (realtime_common.settings) make concurrent changes queue up.
+    """
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    slugs = session.get(SESSION_ROOMS, [])
+    if session.session_key is None:  # load() found no live session under this key
+        return False
+    session[SESSION_ROOMS] = [slug for slug in slugs if slug not in (join, leave)] + ([join] if join else [])
+    session.save()
+    return True
+
+
+def user_sockets_close(*, user_id: int) -> None:
+    """Close every open socket of this user."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(user_group(user_id=user_id), {"type": "user.logged_out"})
+    except Exception:  # noqa: BLE001 - whatever failed, the logout goes on
+        # The logout itself must still succeed. Its sockets then live on until
+        # they next change the session (join, leave), which closes them.
+        logger.exception("could not tell the sockets of an ended session to close")

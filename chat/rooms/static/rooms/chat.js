@@ -1,0 +1,138 @@
+// The chat page: one socket for every room this tab is in. The protocol is in the
+// repository README. Everything people wrote is set as text, never as HTML.
+import { JsonSocket } from 'frontend/socket.js';
+
+const chat = document.getElementById('chat');
+const joined = document.getElementById('joined-rooms');
+const noRooms = document.getElementById('no-rooms');
+const errorBox = document.getElementById('chat-error');
+const roomTemplate = document.getElementById('room-template');
+const messageTemplate = document.getElementById('message-template');
+const timeFormat = new Intl.DateTimeFormat([], { timeStyle: 'short' });
+
+// The newest message id shown per room: a reconnect asks only for what came after.
+const lastIds = new Map();
+// ?join=<slug>, from the room list. Sent once, then taken out of the URL: the
+// session remembers the room, and a reload after leaving it must not join again.
+let joinFromUrl = new URLSearchParams(window.location.search).get('join');
+
+function roomSection(slug) {
+  return [...joined.querySelectorAll('section.room')].find((section) => section.dataset.room === slug);
+}
+
+function renderMessage(message) {
+  const item = messageTemplate.content.firstElementChild.cloneNode(true);
+  item.dataset.messageId = message.id;
+  item.querySelector('.message-user').textContent = message.user;
+  item.querySelector('.message-text').textContent = message.text;
+  const time = item.querySelector('time');
+  time.dateTime = message.created;
+  time.textContent = timeFormat.format(new Date(message.created));
+  return item;
+}
+
+// In id order, each message once: around a join, history and live messages may overlap.
+function addMessages(slug, messages) {
+  const list = roomSection(slug)?.querySelector('.messages');
+  if (!list) return;
+  for (const message of messages) {
+    const ids = [...list.children].map((item) => Number(item.dataset.messageId));
+    if (ids.includes(message.id)) continue;
+    const later = ids.findIndex((id) => id > message.id);
+    list.insertBefore(renderMessage(message), later === -1 ? null : list.children[later]);
+    lastIds.set(slug, Math.max(lastIds.get(slug) ?? 0, message.id));
+  }
+  list.scrollTop = list.scrollHeight;
+}
+
+function showMembers(slug, members) {
+  const items = members.map((name) => Object.assign(document.createElement('li'), { textContent: name }));
+  roomSection(slug)?.querySelector('.members').replaceChildren(...items);
+}
+
+function markJoined(slug, isJoined) {
+  const button = [...chat.querySelectorAll('[data-join]')].find((candidate) => candidate.dataset.join === slug);
+  if (button) {
+    button.disabled = isJoined;
+    button.textContent = isJoined ? 'Joined' : 'Join';
+  }
+  noRooms.hidden = joined.querySelector('section.room') !== null;
+}
+
+function onJoined(frame) {
+  let section = roomSection(frame.room);
+  if (!section) {
+    section = roomTemplate.content.firstElementChild.cloneNode(true);
+    section.dataset.room = frame.room;
+    joined.append(section);
+  }
+  section.querySelector('.room-title').textContent = frame.title;
+  section.setAttribute('aria-label', frame.title);
+  showMembers(frame.room, frame.members);
+  addMessages(frame.room, frame.history);
+  markJoined(frame.room, true);
+}
+
+function onLeft(frame) {
+  roomSection(frame.room)?.remove();
+  lastIds.delete(frame.room);
+  markJoined(frame.room, false);
+}
+
+function showError({ code, detail }) {
+  errorBox.textContent = detail;
+  errorBox.dataset.code = code;
+  errorBox.hidden = false;
+}
+
+const apply = {
+  joined: onJoined,
+  left: onLeft,
+  message: (frame) => addMessages(frame.room, [frame]),
+  presence: (frame) => showMembers(frame.room, frame.members),
+  error: showError,
+};
+
+const socket = new JsonSocket(chat.dataset.socketUrl, {
+  // The server puts a new socket back into the session's rooms by itself;
+  // since=<room>:<id>,... tells it which messages this page has shown already.
+  resume: () => ({ since: [...lastIds].map(([slug, id]) => `${slug}:${id}`).join(',') || null }),
+  statusElement: document.getElementById('connection-state'),
+  onMessage: (frame) => apply[frame.type]?.(frame),
+});
+
+function command(data) {
+  errorBox.hidden = true;
+  const sent = socket.send(data);
+  if (!sent) showError({ code: 'not_connected', detail: 'Not connected right now; try again in a moment.' });
+  return sent;
+}
+
+socket.addEventListener('statechange', () => {
+  if (socket.state === 'open' && joinFromUrl) {
+    command({ command: 'join', room: joinFromUrl });
+    joinFromUrl = null;
+    window.history.replaceState(null, '', window.location.pathname);
+  } else if (socket.state === 'closed') {
+    // Only a final close code gets here, and the server sends one only when the session ended.
+    document.getElementById('logged-out').hidden = false;
+    chat.querySelectorAll('button, input').forEach((control) => { control.disabled = true; });
+  }
+});
+
+chat.querySelector('.room-picker').addEventListener('click', (event) => {
+  const button = event.target.closest('[data-join]');
+  if (button) command({ command: 'join', room: button.dataset.join });
+});
+
+joined.addEventListener('click', (event) => {
+  const button = event.target.closest('[data-leave]');
+  if (button) command({ command: 'leave', room: button.closest('section.room').dataset.room });
+});
+
+joined.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const room = form.closest('section.room').dataset.room;
+  if (command({ command: 'send', room, text: form.elements.text.value })) form.reset();
+});

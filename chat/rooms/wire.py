@@ -1,0 +1,91 @@
+"""The JSON on the socket, both ways, in one place: the frames a page receives and
+the commands it may send. The protocol is documented in the README."""
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from django.core.validators import slug_re
+
+from realtime_common.consumers import error_frame
+
+from .models import TEXT_MAX_LENGTH, Message, Room
+
+COMMANDS = ("join", "leave", "send")
+SLUG_MAX_LENGTH = Room._meta.get_field("slug").max_length
+SINCE_ITEM = re.compile(r"^(?P<room>[-a-zA-Z0-9_]+):(?P<id>\d+)\Z")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    room: str
+    since: int | None = None
+    text: str = ""
+
+
+def command_parse(content: dict) -> tuple[Command | None, dict | None]:
+    """(command, None) for a valid command, else (None, error frame)."""
+    name = content.get("command")
+    if not isinstance(name, str) or name not in COMMANDS:
+        return None, error_frame(code="unknown_command", detail=f"command must be one of: {', '.join(COMMANDS)}.")
+    room = content.get("room")
+    if not isinstance(room, str) or len(room) > SLUG_MAX_LENGTH or not slug_re.match(room):
+        return None, error_frame(code="invalid_room", detail="room must be a room's slug: letters, digits, - and _.")
+    since = content.get("since") if name == "join" else None
+    # bool is an int in Python, but true is no message id.
+    if since is not None and (type(since) is not int or since < 0):
+        return None, error_frame(code="invalid_since", detail="since must be a message id (an integer, 0 or more).")
+    text = ""
+    if name == "send":
+        text = content.get("text")
+        text = text.strip() if isinstance(text, str) else ""
+        if not 1 <= len(text) <= TEXT_MAX_LENGTH:
+            detail = f"text must be 1 to {TEXT_MAX_LENGTH} characters, not counting spaces around it."
+            return None, error_frame(code="invalid_text", detail=detail)
+    return Command(name=name, room=room, since=since, text=text), None
+
+
+def since_parse(query_string: bytes) -> dict[str, int]:
+    """``?since=lobby:12,random:40`` → {"lobby": 12, "random": 40}; malformed items are skipped."""
+    values = parse_qs(query_string.decode("latin-1")).get("since", [])
+    items = (SINCE_ITEM.match(item) for value in values for item in value.split(","))
+    return {match["room"]: int(match["id"]) for match in items if match}
+
+
+def message_frame(*, message: Message) -> dict:
+    return {
+        "type": "message",
+        "room": message.room.slug,
+        "id": message.pk,
+        "user": message.user.get_username(),
+        "text": message.text,
+        "created": message.created.isoformat(),
+    }
+
+
+def joined_frame(*, room: Room, history: list[Message], members: list[str]) -> dict:
+    return {
+        "type": "joined",
+        "room": room.slug,
+        "title": room.title,
+        "history": [message_frame(message=message) for message in history],
+        "members": members,
+    }
+
+
+def left_frame(*, room: Room) -> dict:
+    return {"type": "left", "room": room.slug}
+
+
+def presence_frame(*, room: Room, members: list[str]) -> dict:
+    return {"type": "presence", "room": room.slug, "members": members}
+
+
+def room_group(*, room_id: int) -> str:
+    return f"room-{room_id}"
+
+
+def user_group(*, user_id: int) -> str:
+    """Every socket of one user, in every tab, browser and process."""
+    return f"user-{user_id}"

@@ -1,0 +1,42 @@
+"""What the consumer tests do with sockets."""
+
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+
+@dataclass
+class Browser:
+    """One browser: a login session, and as many tabs (sockets) on it as a test opens."""
+
+    client: Client
+    connect: object
+
+    @property
+    def session_key(self) -> str:
+        return self.client.cookies[settings.SESSION_COOKIE_NAME].value
+
+    async def open_tab(self, query: str = "") -> WebsocketCommunicator:
+        cookie = f"{settings.SESSION_COOKIE_NAME}={self.session_key}".encode()
+        socket, connected = await self.connect(f"/ws/chat/{query}", headers=[(b"cookie", cookie)])
+        assert connected
+        return socket
+
+    async def log_out(self) -> None:
+        response = await sync_to_async(self.client.post)("/accounts/logout/")
+        assert response.status_code == 302
+
+
+async def join(socket: WebsocketCommunicator, room: str, **fields) -> dict:
+    """Join a room; the joined frame."""
+    await socket.send_json_to({"command": "join", "room": room, **fields})
+    frame = await socket.receive_json_from()
+    assert (frame["type"], frame["room"]) == ("joined", room), frame
+    return frame
+
+
+async def say(socket: WebsocketCommunicator, room: str, text: str) -> None:
+    await socket.send_json_to({"command": "send", "room": room, "text": text})

@@ -1,0 +1,211 @@
+import re
+import uuid
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from pages import expect_live, log_in
+
+PASSWORD = "e2e-chat-password"
+USERS = ["alice", "bob", "carol"]
+# A room of its own for each test, so no test sees another's members or messages.
+ROOMS = ["together", "elsewhere", "logout", "reload-a", "reload-b", "offline", "markup", "presence", "crash"]
+
+
+@pytest.fixture(scope="module")
+def chat(chat_site):
+    """The chat site, with the users and rooms these tests use (DEBUG is off: no demo users)."""
+    chat_site.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model\n"
+        "from rooms.models import Room\n"
+        f"for name in {USERS!r}:\n"
+        "    user, _ = get_user_model().objects.get_or_create(username=name)\n"
+        f"    user.set_password({PASSWORD!r})\n"
+        "    user.save()\n"
+        f"for slug in {ROOMS!r}:\n"
+        "    Room.objects.get_or_create(slug=slug, defaults={'title': slug.replace('-', ' ').title()})\n",
+    )
+    return chat_site
+
+
+def unique(text: str) -> str:
+    return f"{text} {uuid.uuid4().hex[:8]}"
+
+
+def room(page: Page, slug: str):
+    return page.locator(f'section.room[data-room="{slug}"]')
+
+
+def message(page: Page, slug: str, text: str):
+    return room(page, slug).locator(".message").filter(has_text=text)
+
+
+def members(page: Page, slug: str):
+    return room(page, slug).locator(".members li")
+
+
+def say(page: Page, slug: str, text: str) -> None:
+    room(page, slug).get_by_label("Message").fill(text)
+    room(page, slug).get_by_role("button", name="Send").click()
+
+
+def open_chat(page: Page, base_url: str, username: str, join: str) -> Page:
+    """Go to the chat, in the room ``join``, logging in on the way."""
+    page.goto(f"{base_url}/chat/?join={join}")
+    log_in(page, username, PASSWORD)
+    expect_live(page)
+    expect(room(page, join)).to_be_visible()
+    return page
+
+
+def chat_as(new_page, base_url: str, username: str, join: str) -> Page:
+    """A new browser, with ``username`` in the room ``join``."""
+    return open_chat(new_page(f"{base_url}/"), base_url, username, join)
+
+
+def test_people_in_a_room_see_each_other_live_across_servers_and_no_other_room_does(new_page, chat):
+    first, second = chat.urls
+    alice = chat_as(new_page, first, "alice", "together")
+    bob = chat_as(new_page, second, "bob", "together")
+    carol = chat_as(new_page, first, "carol", "elsewhere")
+    for page in [alice, bob]:
+        expect(members(page, "together")).to_have_text(["alice", "bob"])
+
+    hello, reply = unique("Hello bob"), unique("Hi alice")
+    say(alice, "together", hello)
+    for page in [alice, bob]:
+        expect(message(page, "together", hello)).to_contain_text("alice")
+    expect(room(alice, "together").get_by_label("Message")).to_have_value("")
+    say(bob, "together", reply)
+    expect(message(alice, "together", reply)).to_contain_text("bob")
+
+    # Sent after the others: had they reached carol, they would be on her page by now.
+    aside = unique("Anyone here?")
+    say(carol, "elsewhere", aside)
+    expect(message(carol, "elsewhere", aside)).to_be_visible()
+    expect(carol.locator(".message").filter(has_text=re.compile(f"{hello}|{reply}"))).to_have_count(0)
+    expect(room(carol, "together")).to_have_count(0)
+
+
+def test_an_anonymous_visitor_is_sent_to_the_login_page(new_page, chat):
+    page = new_page(f"{chat.urls[0]}/chat/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/chat/$"))
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    # DEBUG is off: the demo accounts are neither made nor shown.
+    expect(page.locator("#demo-users")).to_have_count(0)
+
+
+def test_logging_out_in_one_tab_closes_the_socket_in_the_other(new_page, chat):
+    url = chat.urls[0]
+    first_tab = chat_as(new_page, url, "alice", "logout")
+    second_tab = first_tab.context.new_page()
+    second_tab.goto(f"{url}/chat/")
+    expect_live(second_tab)
+    expect(room(second_tab, "logout")).to_be_visible()  # the session's rooms, without asking
+
+    second_tab.get_by_role("button", name=re.compile("Log out")).click()
+    expect(second_tab).to_have_url(re.compile(r"/accounts/login/$"))
+    expect(first_tab.locator("#connection-state")).to_have_attribute("data-socket-state", "closed")
+    expect(first_tab.locator("#logged-out")).to_be_visible()
+    expect(room(first_tab, "logout").get_by_role("button", name="Send")).to_be_disabled()
+
+
+def test_a_reload_puts_the_user_back_in_their_rooms(new_page, chat):
+    page = chat_as(new_page, chat.urls[0], "alice", "reload-a")
+    page.locator('[data-join="reload-b"]').click()
+    expect(room(page, "reload-b")).to_be_visible()
+    text = unique("Before the reload")
+    say(page, "reload-a", text)
+    expect(message(page, "reload-a", text)).to_be_visible()
+
+    page.reload()
+    expect(page).to_have_url(re.compile(r"/chat/$"))
+    expect_live(page)
+    for slug in ["reload-a", "reload-b"]:
+        expect(room(page, slug)).to_be_visible()
+        expect(page.locator(f'[data-join="{slug}"]')).to_have_text("Joined")
+    expect(message(page, "reload-a", text)).to_have_count(1)
+    expect(members(page, "reload-b")).to_have_text(["alice"])
+
+
+def test_a_page_that_was_offline_gets_what_it_missed_once_and_in_order(new_page, chat):
+    first, second = chat.urls
+    alice = chat_as(new_page, first, "alice", "offline")
+    bob = chat_as(new_page, second, "bob", "offline")
+    before = unique("Before")
+    say(bob, "offline", before)
+    expect(message(alice, "offline", before)).to_be_visible()
+
+    alice.context.set_offline(True)
+    expect(alice.locator("#connection-state")).to_have_attribute("data-socket-state", "reconnecting")
+    missed = [unique("Missed one"), unique("Missed two")]
+    for text in missed:
+        say(bob, "offline", text)
+        expect(message(bob, "offline", text)).to_be_visible()
+    alice.context.set_offline(False)
+
+    expect_live(alice)
+    for text in [before, *missed]:
+        expect(message(alice, "offline", text)).to_have_count(1)
+    assert room(alice, "offline").locator(".message-text").all_inner_texts() == [before, *missed]
+
+
+def test_markup_in_a_message_is_shown_as_text_and_runs_nothing(new_page, chat):
+    first, second = chat.urls
+    alice = chat_as(new_page, first, "alice", "markup")
+    bob = chat_as(new_page, second, "bob", "markup")
+    dialogs = []
+    for page in [alice, bob]:
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    payload = unique('<img src=x onerror="alert(1)"><script>window.pwned=1</script><b>bold</b>')
+    say(alice, "markup", payload)
+    expect(message(bob, "markup", payload)).to_have_count(1)
+
+    bob.reload()  # and from the history, too
+    for page in [alice, bob]:
+        text = message(page, "markup", payload).locator(".message-text")
+        expect(text).to_have_text(payload)
+        expect(room(page, "markup").locator(".messages img, .messages script, .messages b")).to_have_count(0)
+        assert page.evaluate("window.pwned") is None
+    assert dialogs == []
+
+
+def test_presence_lists_both_and_drops_one_when_their_last_tab_closes(new_page, chat):
+    first, second = chat.urls
+    alice = chat_as(new_page, first, "alice", "presence")
+    bob = chat_as(new_page, second, "bob", "presence")
+    expect(members(alice, "presence")).to_have_text(["alice", "bob"])
+
+    bob_again = bob.context.new_page()
+    bob_again.goto(f"{first}/chat/")
+    expect(members(bob_again, "presence")).to_have_text(["alice", "bob"])
+    bob.close()
+    # bob's other tab keeps him listed: alice's list changes next when carol comes, and still has bob.
+    chat_as(new_page, second, "carol", "presence")
+    expect(members(alice, "presence")).to_have_text(["alice", "bob", "carol"])
+
+    bob_again.close()
+    expect(members(alice, "presence")).to_have_text(["alice", "carol"])
+
+
+@pytest.fixture
+def doomed_server(chat):
+    """One more chat server (a daphne process, or a container of the compose stack), for the test to kill."""
+    url = chat.serve()
+    return url, chat.servers[-1]
+
+
+def test_presence_drops_a_user_whose_server_process_died(new_page, chat, doomed_server):
+    doomed_url, doomed_process = doomed_server
+    alice = chat_as(new_page, chat.urls[0], "alice", "crash")
+    bob = chat_as(new_page, doomed_url, "bob", "crash")
+    expect(members(alice, "crash")).to_have_text(["alice", "bob"])
+
+    doomed_process.kill()  # no goodbye: bob's entry is left to expire
+    doomed_process.wait()
+    expect(bob.locator("#connection-state")).to_have_attribute("data-socket-state", "reconnecting")
+    # Within CHAT_PRESENCE_TTL + CHAT_PRESENCE_HEARTBEAT (6 + 2 seconds).
+    expect(members(alice, "crash")).to_have_text(["alice"], timeout=20_000)
