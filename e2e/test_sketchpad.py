@@ -1,0 +1,227 @@
+"""Browser tests of the sketchpad: two daphne processes on one Redis, the thumbnail
+worker beside them, and pages in separate browser contexts. What is on a board is
+checked on the canvas's pixels, as people see it."""
+
+import re
+import statistics
+import uuid
+
+import pytest
+from playwright.sync_api import Page, expect
+
+RED, BLUE, WHITE = "#ff0000", "#0000ff", "#ffffff"
+
+# The colour of a 2D context's pixel, as "#rrggbb".
+COLOR_AT = """(context, x, y) => '#' + [...context.getImageData(x, y, 1, 1).data.slice(0, 3)]
+  .map((value) => value.toString(16).padStart(2, '0')).join('')"""
+
+# The colour of the board's canvas at a point given in board coordinates (0..1).
+CANVAS_PIXEL = f"""([x, y]) => {{
+  const canvas = document.getElementById('canvas');
+  return ({COLOR_AT})(canvas.getContext('2d'), Math.floor(x * canvas.width), Math.floor(y * canvas.height));
+}}"""
+
+# The colour of a board's gallery thumbnail at its centre, once loaded; null before.
+THUMBNAIL_CENTRE = f"""(slug) => {{
+  const image = document.querySelector(`[data-board="${{slug}}"] img.thumbnail`);
+  if (image.hidden || !image.complete || !image.naturalWidth) return null;
+  const canvas = document.createElement('canvas');
+  [canvas.width, canvas.height] = [image.naturalWidth, image.naturalHeight];
+  const context = canvas.getContext('2d');
+  context.drawImage(image, 0, 0);
+  return ({COLOR_AT})(context, canvas.width / 2, canvas.height / 2);
+}}"""
+
+
+def create_board(page: Page) -> str:
+    """Create a board from the gallery page; returns its path, with the page on it."""
+    page.get_by_label("New board").fill(f"Board {uuid.uuid4().hex[:8]}")
+    page.get_by_role("button", name="Create board").click()
+    expect(page).to_have_url(re.compile(r"/board-[0-9a-f]{8}-[0-9a-f]{6}/$"))
+    expect_ready(page)
+    return re.sub(r"^https?://[^/]+", "", page.url)
+
+
+def two_on_a_new_board(new_page, site) -> tuple[Page, Page, str]:
+    """Alice creates a board on one daphne process and Bob opens it on the other;
+    returns both pages, ready, and the board's path."""
+    first, second = site.urls
+    alice = new_page(first)
+    path = create_board(alice)
+    bob = new_page(f"{second}{path}")
+    expect_ready(bob)
+    return alice, bob, path
+
+
+def expect_ready(page: Page) -> None:
+    """Connected, and the board's snapshot is drawn."""
+    expect(page.locator("#board")).to_have_attribute("aria-busy", "false")
+
+
+def expect_pixel(page: Page, x: float, y: float, color: str) -> None:
+    page.wait_for_function(f"([x, y, color]) => ({CANVAS_PIXEL})([x, y]) === color", arg=[x, y, color], timeout=10_000)
+
+
+def at(page: Page, x: float, y: float) -> tuple[float, float]:
+    """Board coordinates to the page's coordinates, for the mouse."""
+    box = page.locator("#canvas").bounding_box()
+    return box["x"] + x * box["width"], box["y"] + y * box["height"]
+
+
+def pick(page: Page, color: str, width: int) -> None:
+    page.locator("#color").fill(color)
+    page.locator("#width").fill(str(width))
+
+
+def draw_line(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    page.mouse.move(*at(page, *start))
+    page.mouse.down()
+    page.mouse.move(*at(page, *end), steps=10)
+    page.mouse.up()
+
+
+def test_a_stroke_appears_on_another_screen_while_it_is_drawn_and_for_late_joiners(new_page, sketchpad_site):
+    alice, bob, path = two_on_a_new_board(new_page, sketchpad_site)
+
+    pick(alice, RED, 24)
+    alice.mouse.move(*at(alice, 0.2, 0.5))
+    alice.mouse.down()
+    alice.mouse.move(*at(alice, 0.5, 0.5), steps=10)
+    # Alice has not let go of the button: the stroke is still being drawn.
+    expect_pixel(bob, 0.35, 0.5, RED)
+    alice.mouse.move(*at(alice, 0.8, 0.5), steps=10)
+    expect_pixel(bob, 0.7, 0.5, RED)
+    alice.mouse.up()
+
+    carol = new_page(f"{sketchpad_site.urls[0]}{path}")
+    expect_ready(carol)
+    for x in [0.2, 0.5, 0.8]:
+        expect_pixel(carol, x, 0.5, RED)
+    expect_pixel(carol, 0.5, 0.3, WHITE)
+
+
+def test_the_drawing_scales_with_the_window(new_page, sketchpad_site):
+    alice = new_page(sketchpad_site.urls[0])
+    create_board(alice)
+    pick(alice, BLUE, 16)
+    draw_line(alice, (0.1, 0.1), (0.9, 0.9))
+    expect_pixel(alice, 0.5, 0.5, BLUE)
+    wide = alice.evaluate("document.getElementById('canvas').width")
+
+    alice.set_viewport_size({"width": 480, "height": 800})
+    alice.wait_for_function("(wide) => document.getElementById('canvas').width < wide", arg=wide)
+    for point in [0.2, 0.5, 0.8]:
+        expect_pixel(alice, point, point, BLUE)
+    expect_pixel(alice, 0.8, 0.2, WHITE)
+
+
+def test_undo_and_clear_reach_every_screen(new_page, sketchpad_site):
+    alice, bob, path = two_on_a_new_board(new_page, sketchpad_site)
+
+    pick(alice, RED, 20)
+    draw_line(alice, (0.1, 0.3), (0.9, 0.3))
+    pick(bob, BLUE, 20)
+    draw_line(bob, (0.1, 0.7), (0.9, 0.7))
+    for page in [alice, bob]:
+        expect_pixel(page, 0.5, 0.3, RED)
+        expect_pixel(page, 0.5, 0.7, BLUE)
+
+    # Alice's undo takes back her stroke only, everywhere.
+    alice.get_by_role("button", name="Undo").click()
+    for page in [alice, bob]:
+        expect_pixel(page, 0.5, 0.3, WHITE)
+        expect_pixel(page, 0.5, 0.7, BLUE)
+    expect(alice.get_by_role("button", name="Undo")).to_be_disabled()
+    expect(bob.get_by_role("button", name="Undo")).to_be_enabled()
+
+    pick(alice, RED, 20)
+    draw_line(alice, (0.1, 0.3), (0.9, 0.3))
+    expect_pixel(bob, 0.5, 0.3, RED)
+    bob.get_by_role("button", name="Clear board").click()
+    for page in [alice, bob]:
+        expect_pixel(page, 0.5, 0.3, WHITE)
+        expect_pixel(page, 0.5, 0.7, WHITE)
+    late = new_page(f"{sketchpad_site.urls[0]}{path}")
+    expect_ready(late)
+    expect_pixel(late, 0.5, 0.7, WHITE)
+    expect_pixel(late, 0.5, 0.3, WHITE)
+
+
+def test_a_page_that_was_offline_gets_the_board_as_it_is_now(new_page, sketchpad_site):
+    alice, bob, path = two_on_a_new_board(new_page, sketchpad_site)
+    pick(alice, RED, 20)
+    draw_line(alice, (0.1, 0.3), (0.9, 0.3))
+    expect_pixel(bob, 0.5, 0.3, RED)
+
+    bob.context.set_offline(True)
+    expect(bob.locator("#connection-state")).to_have_attribute("data-socket-state", "reconnecting")
+    alice.get_by_role("button", name="Undo").click()
+    pick(alice, BLUE, 20)
+    draw_line(alice, (0.1, 0.7), (0.9, 0.7))
+    expect_pixel(alice, 0.5, 0.7, BLUE)
+    bob.context.set_offline(False)
+
+    expect_ready(bob)
+    expect_pixel(bob, 0.5, 0.7, BLUE)
+    expect_pixel(bob, 0.5, 0.3, WHITE)
+
+
+def test_the_gallery_shows_a_new_thumbnail_after_drawing_without_a_reload(new_page, sketchpad_site):
+    first, second = sketchpad_site.urls
+    alice = new_page(first)
+    path = create_board(alice)
+    slug = path.strip("/")
+    gallery = new_page(second)
+    card = gallery.locator(f'[data-board="{slug}"]')
+    expect(card.get_by_text("No preview yet")).to_be_visible()
+    expect(gallery.locator("#connection-state")).to_have_attribute("data-socket-state", "open")
+
+    pick(alice, RED, 64)
+    draw_line(alice, (0.3, 0.5), (0.7, 0.5))
+    gallery.wait_for_function(f"(slug) => ({THUMBNAIL_CENTRE})(slug) === '{RED}'", arg=slug, timeout=10_000)
+    expect(card.get_by_text("No preview yet")).to_be_hidden()
+    first_src = card.locator("img").get_attribute("src")
+
+    pick(alice, BLUE, 64)
+    draw_line(alice, (0.5, 0.3), (0.5, 0.7))
+    gallery.wait_for_function(f"(slug) => ({THUMBNAIL_CENTRE})(slug) === '{BLUE}'", arg=slug, timeout=10_000)
+    assert card.locator("img").get_attribute("src") != first_src
+
+
+PROBE = """window.sketchpadProbe = (event, stroke, count) => {
+  (window.probed ??= []).push([event, count, performance.timeOrigin + performance.now()]);
+};"""
+
+
+@pytest.mark.bench
+def test_bench_delay_from_a_point_drawn_to_its_appearance_on_another_screen(new_page, sketchpad_site, record_property):
+    alice, bob, _ = two_on_a_new_board(new_page, sketchpad_site)
+    for page in [alice, bob]:
+        page.add_init_script(PROBE)
+        page.reload()
+        expect_ready(page)
+
+    points = 40
+    alice.mouse.move(*at(alice, 0.1, 0.5))
+    alice.mouse.down()
+    for step in range(1, points):
+        alice.mouse.move(*at(alice, 0.1 + 0.8 * step / points, 0.5))
+        # One move a frame, as a hand moves a pointer.
+        alice.evaluate("() => new Promise(requestAnimationFrame)")
+    alice.mouse.up()
+    captured = {count: time for event, count, time in alice.evaluate("window.probed") if event == "captured"}
+    bob.wait_for_function("(count) => window.probed?.at(-1)?.[1] === count", arg=len(captured))
+
+    drawn = {}
+    for _, count, time in bob.evaluate("window.probed"):
+        for point in range(len(drawn) + 1, count + 1):
+            drawn[point] = time
+    delays = [drawn[point] - captured[point] for point in captured]
+    median = statistics.median(delays)
+    record_property("median_delay_ms", round(median, 1))
+    print(
+        f"\nsketchpad: a point drawn in one browser appears in another (other daphne, via Redis) after "
+        f"median {median:.1f} ms, 90th percentile {statistics.quantiles(delays, n=10)[-1]:.1f} ms, "
+        f"over {len(delays)} points"
+    )
+    assert len(delays) == len(captured) >= points / 2

@@ -1,0 +1,111 @@
+"""Writes. Every change to a board's strokes asks the thumbnail worker for a new
+rendering once it is committed, whoever makes it."""
+
+import logging
+import secrets
+
+from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils.text import slugify
+
+from .models import Board, Stroke
+from .render import strokes_png
+from .selectors import AUTHOR_SESSION_KEY, stroke_list
+from .wire import GALLERY_GROUP, thumbnail_url, thumbnails_frame
+
+logger = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = (320, 240)
+# As long as the channel layer keeps an unreceived message: a request lost with
+# a stopped worker holds the board's next one back no longer than this.
+THUMBNAIL_PENDING_TIMEOUT = 60
+
+
+def author_new() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def author_ensure(*, session) -> str:
+    """This browser's author id, kept in its session: it decides whose strokes a
+    page may undo. It goes out with every stroke, so it is a random pseudonym,
+    never the session key."""
+    return session.setdefault(AUTHOR_SESSION_KEY, author_new())
+
+
+def board_create(*, title: str) -> Board:
+    # The random suffix keeps slugs apart, and away from the site's own paths (admin/, health/).
+    slug = f"{slugify(title)[:40].strip('-') or 'board'}-{secrets.token_hex(3)}"
+    return Board.objects.create(slug=slug, title=title)
+
+
+def stroke_store(*, board_id: int, author: str, stroke_id: str, color: str, width: int, points: list) -> Stroke | None:
+    """None when it cannot be stored: the board was deleted meanwhile, or the id was taken."""
+    try:
+        with transaction.atomic():
+            stroke = Stroke.objects.create(
+                board_id=board_id, author=author, client_id=stroke_id, color=color, width=width, points=points
+            )
+    except IntegrityError:
+        return None
+    thumbnail_request_on_commit(board_id=board_id)
+    return stroke
+
+
+def stroke_delete(*, board_id: int, author: str, stroke_id: str) -> bool:
+    """Delete one of the author's strokes; False if the author has none with this id."""
+    deleted, _ = Stroke.objects.filter(board_id=board_id, author=author, client_id=stroke_id).delete()
+    if deleted:
+        thumbnail_request_on_commit(board_id=board_id)
+    return bool(deleted)
+
+
+def board_clear(*, board_id: int) -> None:
+    Stroke.objects.filter(board_id=board_id).delete()
+    thumbnail_request_on_commit(board_id=board_id)
+
+
+def thumbnail_request_on_commit(*, board_id: int) -> None:
+    # robust: the strokes are saved; a channel layer outage costs a stale thumbnail, not the write.
+    transaction.on_commit(lambda: thumbnail_request(board_id=board_id), robust=True)
+
+
+def thumbnail_pending_key(*, board_id: int) -> str:
+    return f"thumbnail-pending-{board_id}"
+
+
+def thumbnail_request(*, board_id: int) -> None:
+    """Ask the worker to render the board, unless a request is queued already and
+    not begun: a burst of strokes costs one rendering, not one each."""
+    key = thumbnail_pending_key(board_id=board_id)
+    if not cache.add(key, True, timeout=THUMBNAIL_PENDING_TIMEOUT):
+        return
+    message = {"type": "thumbnail.render", "board": board_id}
+    try:
+        async_to_sync(get_channel_layer().send)(settings.THUMBNAIL_CHANNEL, message)
+    except ChannelFull:
+        cache.delete(key)
+        logger.warning("Thumbnails are not being rendered: is `manage.py runworker %s` running?", settings.THUMBNAIL_CHANNEL)
+
+
+def thumbnail_render(*, board_id: int) -> Board | None:
+    """Draw the board as it is now and store the PNG; None if the board is gone."""
+    png = strokes_png(strokes=stroke_list(board_id=board_id), size=THUMBNAIL_SIZE)
+    with transaction.atomic():
+        updated = Board.objects.filter(pk=board_id).update(thumbnail=png, thumbnail_version=F("thumbnail_version") + 1)
+        return Board.objects.defer("thumbnail").get(pk=board_id) if updated else None
+
+
+def thumbnail_refresh(*, board_id: int) -> None:
+    """The worker's job: render the board and show the result in every open gallery."""
+    # Cleared before the strokes are read: one finished during the rendering asks for another.
+    cache.delete(thumbnail_pending_key(board_id=board_id))
+    board = thumbnail_render(board_id=board_id)
+    if board is None:
+        return
+    frame = thumbnails_frame(boards={board.slug: thumbnail_url(slug=board.slug, version=board.thumbnail_version)})
+    async_to_sync(get_channel_layer().group_send)(GALLERY_GROUP, {"type": "gallery.thumbnails", "frame": frame})

@@ -1,0 +1,80 @@
+import re
+
+import pytest
+from django.test import Client
+
+from boards.models import Board
+from boards.selectors import AUTHOR_SESSION_KEY
+from boards.services import thumbnail_render
+
+pytestmark = pytest.mark.django_db
+
+XSS = '<img src=x onerror="alert(1)">'
+
+
+@pytest.fixture
+def board():
+    return Board.objects.create(slug="friday", title=f"Friday {XSS}")
+
+
+def test_the_gallery_shows_each_board_with_its_thumbnail_or_a_placeholder(client, board):
+    Board.objects.create(slug="empty", title="Empty")
+    thumbnail_render(board_id=board.pk)
+    html = client.get("/").content.decode()
+    assert 'data-socket-url="/ws/sketchpad/"' in html
+    assert 'href="/friday/"' in html and 'src="/friday/thumbnail.png?v=1"' in html
+    empty = html[html.index('data-board="empty"') :]
+    assert re.search(r'<img class="thumbnail" alt="" width="320" height="240" hidden>', empty)
+    assert "Friday &lt;img src=x" in html and XSS not in html
+
+
+def test_creating_a_board_needs_the_csrf_token_and_opens_it():
+    client = Client(enforce_csrf_checks=True)
+    assert client.post("/", {"title": "Retro"}).status_code == 403
+    token = client.get("/").cookies["csrftoken"].value
+    response = client.post("/", {"title": "Retro: what went well?", "csrfmiddlewaretoken": token})
+    board = Board.objects.get()
+    assert board.title == "Retro: what went well?"
+    assert re.fullmatch(r"retro-what-went-well-[0-9a-f]{6}", board.slug)
+    assert response.status_code == 302 and response["Location"] == f"/{board.slug}/"
+
+
+@pytest.mark.parametrize("title", ["", "   ", "x" * 101])
+def test_a_board_needs_a_title(client, title):
+    response = client.post("/", {"title": title})
+    assert response.status_code == 400
+    assert 'class="errorlist"' in response.content.decode()
+    assert not Board.objects.exists()
+
+
+def test_a_title_without_letters_still_makes_a_slug(client):
+    client.post("/", {"title": "!!!"})
+    assert re.fullmatch(r"board-[0-9a-f]{6}", Board.objects.get().slug)
+
+
+def test_the_board_page_gives_the_browser_an_author_id_that_stays(client, board):
+    response = client.get("/friday/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-socket-url="/ws/sketchpad/friday/"' in html
+    assert "Friday &lt;img" in html and XSS not in html
+    author = client.session[AUTHOR_SESSION_KEY]
+    client.get("/friday/")
+    assert client.session[AUTHOR_SESSION_KEY] == author
+    assert author not in html  # the socket tells the page, not the HTML
+
+
+def test_unknown_boards_are_404(client):
+    assert client.get("/nope/").status_code == 404
+    assert client.get("/nope/thumbnail.png").status_code == 404
+
+
+def test_the_thumbnail_is_a_png_cached_for_good_under_its_versioned_url(client, board):
+    assert client.get("/friday/thumbnail.png").status_code == 404  # not rendered yet
+    thumbnail_render(board_id=board.pk)
+    response = client.get("/friday/thumbnail.png?v=1")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response.content.startswith(b"\x89PNG")
+    assert "immutable" in response["Cache-Control"]
+    assert client.get("/friday/thumbnail.png?v=0")["Cache-Control"] == "no-cache"

@@ -1,0 +1,127 @@
+"""The thumbnail worker: rendering, storing, telling the gallery, and coalescing requests."""
+
+import io
+import logging
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import ApplicationCommunicator
+from django.conf import settings
+from django.core.cache import cache
+from PIL import Image
+
+from boards.models import Board
+from boards.render import strokes_png
+from boards.selectors import thumbnail_get
+from boards.services import (
+    THUMBNAIL_SIZE,
+    stroke_store,
+    thumbnail_pending_key,
+    thumbnail_refresh,
+    thumbnail_render,
+    thumbnail_request,
+)
+
+WHITE, RED, BLUE = (255, 255, 255), (255, 0, 0), (0, 0, 255)
+
+
+def image_of(png: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG"
+    return image.convert("RGB")
+
+
+def test_strokes_are_drawn_where_they_are_in_their_colours_in_order():
+    strokes = [
+        {"color": "#ff0000", "width": 40, "points": [[0.1, 0.5], [0.9, 0.5]]},
+        {"color": "#0000ff", "width": 40, "points": [[0.5, 0.1], [0.5, 0.9]]},
+        {"color": "#ff0000", "width": 64, "points": [[0.25, 0.25]]},
+    ]
+    image = image_of(strokes_png(strokes=strokes, size=(320, 240)))
+    assert image.size == (320, 240)
+    assert image.getpixel((48, 120)) == RED  # the horizontal line, well inside it
+    assert image.getpixel((272, 120)) == RED
+    assert image.getpixel((160, 120)) == BLUE  # the later stroke is on top
+    assert image.getpixel((160, 36)) == BLUE
+    assert image.getpixel((80, 60)) == RED  # a single point is a dot
+    for untouched in [(0, 0), (319, 239), (240, 60), (80, 180)]:
+        assert image.getpixel(untouched) == WHITE
+
+
+def test_widths_are_thousandths_of_the_board_width():
+    stroke = {"color": "#ff0000", "width": 50, "points": [[0.1, 0.5], [0.9, 0.5]]}
+    image = image_of(strokes_png(strokes=[stroke], size=(400, 300)))
+    column = [image.getpixel((200, y)) for y in range(300)]
+    # 50/1000 of 400 pixels: a line 20 pixels thick, counting the edge pixels it covers half of.
+    assert 19 <= sum(green < 128 for _, green, _ in column) <= 21
+
+
+def test_an_empty_board_is_white():
+    image = image_of(strokes_png(strokes=[], size=(320, 240)))
+    assert image.getcolors() == [(320 * 240, WHITE)]
+
+
+@pytest.mark.django_db
+def test_rendering_stores_a_new_version_of_the_thumbnail():
+    board = Board.objects.create(slug="friday", title="Friday")
+    assert thumbnail_get(slug="friday") is None
+    stroke_store(board_id=board.pk, author="a", stroke_id="s1", color="#0000ff", width=40, points=[[0, 0.5], [1, 0.5]])
+    assert thumbnail_render(board_id=board.pk).thumbnail_version == 1
+    png, version = thumbnail_get(slug="friday")
+    assert (version, image_of(png).size, image_of(png).getpixel((160, 120))) == (1, THUMBNAIL_SIZE, BLUE)
+    assert thumbnail_render(board_id=board.pk).thumbnail_version == 2
+
+    board.delete()
+    assert thumbnail_render(board_id=board.pk) is None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_burst_of_changes_queues_one_rendering_and_the_worker_shows_it_in_the_gallery(board, channel_layer):
+    store = sync_to_async(stroke_store)
+    for number in range(5):
+        await store(board_id=board.pk, author="a", stroke_id=f"s{number}", color="#ff0000", width=8, points=[[0.5, 0.5]])
+    assert await channel_layer.receive(settings.THUMBNAIL_CHANNEL) == {"type": "thumbnail.render", "board": board.pk}
+    # Nothing else was queued: the next message on the channel is this one.
+    await channel_layer.send(settings.THUMBNAIL_CHANNEL, {"type": "marker"})
+    assert await channel_layer.receive(settings.THUMBNAIL_CHANNEL) == {"type": "marker"}
+
+    # The worker, as `manage.py runworker thumbnails` runs it, with a gallery listening.
+    from config.asgi import application
+
+    gallery = await channel_layer.new_channel()
+    await channel_layer.group_add("gallery", gallery)
+    worker = ApplicationCommunicator(application, {"type": "channel", "channel": settings.THUMBNAIL_CHANNEL})
+    await worker.send_input({"type": "thumbnail.render", "board": board.pk})
+    shown = await channel_layer.receive(gallery)
+    worker.stop()
+    assert shown["frame"] == {"type": "thumbnails", "boards": {"friday": "/friday/thumbnail.png?v=1"}}
+    png, _ = await sync_to_async(thumbnail_get)(slug="friday")
+    assert image_of(png).getpixel((160, 120)) == RED
+
+    # Once the worker has begun, the next change asks again.
+    await store(board_id=board.pk, author="a", stroke_id="later", color="#ff0000", width=8, points=[[0.1, 0.1]])
+    assert await channel_layer.receive(settings.THUMBNAIL_CHANNEL) == {"type": "thumbnail.render", "board": board.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("channel_layer")
+def test_a_deleted_board_is_not_rendered(board):
+    board_id = board.pk
+    board.delete()
+    thumbnail_refresh(board_id=board_id)
+    assert cache.get(thumbnail_pending_key(board_id=board_id)) is None
+    assert not Board.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_worker_requests_pile_up_to_a_warning_not_an_error(settings, caplog):
+    # The in-memory layer cannot reach a worker in another process; its channel fills up.
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1}}}
+    first, second = (Board.objects.create(slug=slug, title=slug) for slug in ["one", "two"])
+    with caplog.at_level(logging.WARNING, logger="boards.services"):
+        thumbnail_request(board_id=first.pk)
+        thumbnail_request(board_id=second.pk)
+    assert "is `manage.py runworker thumbnails` running?" in caplog.text
+    # The lost request does not hold back the next one.
+    assert cache.get(thumbnail_pending_key(board_id=first.pk)) is True
+    assert cache.get(thumbnail_pending_key(board_id=second.pk)) is None
