@@ -1,15 +1,16 @@
-# make run   - serve the demos on http://127.0.0.1:8001 (set REDIS_URL to use Redis)
+# make run   - serve the demos on http://127.0.0.1:8001, :8002, :8003 (set REDIS_URL to use Redis)
 # make test  - every test: unit, consumer (in-memory and Redis layers), Node, browser
+# make bench - measurements: the sketchpad's drawing delay between two browsers
 # make compose-test - the docker compose stack, built, started and tested with the e2e suite
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
-SITES := liveblog
+SITES := liveblog chat sketchpad
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 
-.PHONY: run test compose-test install system-deps migrate clean
+.PHONY: run test bench compose-test install system-deps migrate clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt shared/pyproject.toml
@@ -39,7 +40,7 @@ migrate: install
 	done
 
 run: migrate
-	@echo "==> Serving the liveblog on http://127.0.0.1:8001 (Ctrl-C stops everything)"
+	@echo "==> Serving liveblog http://127.0.0.1:8001, chat http://127.0.0.1:8002, sketchpad http://127.0.0.1:8003 (Ctrl-C stops everything)"
 	DJANGO_DEBUG=1 PATH="$(BIN):$$PATH" $(BIN)/honcho start
 
 test: install system-deps
@@ -53,6 +54,10 @@ test: install system-deps
 	node --test frontend/tests/
 	@echo "==> e2e: browser tests (Chromium, daphne, Redis)"
 	cd e2e && $(BIN)/pytest
+
+bench: install system-deps
+	@echo "==> bench: sketchpad drawing delay between two browsers (two daphne processes, Redis)"
+	cd e2e && $(BIN)/pytest -m bench -s -q test_sketchpad.py
 
 compose-test: install system-deps
 	e2e/compose-test

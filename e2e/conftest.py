@@ -1,17 +1,23 @@
 """Browser tests: Playwright drives Chromium against real daphne processes on one Redis.
 
+By default each site is started here (two daphne processes on a throwaway Redis).
+To test a running docker compose stack instead, set E2E_COMPOSE to the compose
+command (e.g. "docker compose -p demo") and E2E_<SITE>_URL for each site
+(E2E_LIVEBLOG_URL=http://127.0.0.1:8001 ...); `make compose-test` does.
+
 Chromium comes from the system (Debian's package), not from Playwright's download:
 CHROMIUM_PATH overrides where it is.
 """
 
 import os
+import shlex
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from pages import STAFF_PASSWORD, STAFF_USERNAME
-from realtime_common.testing.servers import LiveSite
+from realtime_common.testing.servers import ComposeSite, LiveSite
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,9 +46,16 @@ def serve_site(name: str, *, tmp_path_factory, redis_url: str, servers: int = 2,
     ``servers`` daphne processes sharing one database and one Redis, plus a
     ``runworker`` process for ``workers`` channels if any. Fails the run if any
     process logged a traceback."""
-    site = LiveSite(directory=REPO / name, workdir=tmp_path_factory.mktemp(name), redis_url=redis_url)
-    site.prepare()
-    site.manage("seed")
+    url = os.environ.get(f"E2E_{name.upper()}_URL")
+    if url:
+        site = ComposeSite(compose=shlex.split(os.environ["E2E_COMPOSE"]), service=name, urls=[url] * servers)
+    else:
+        site = LiveSite(directory=REPO / name, workdir=tmp_path_factory.mktemp(name), redis_url=redis_url)
+        site.prepare()
+        site.manage("seed")
+        site.urls = [site.serve() for _ in range(servers)]
+        if workers:
+            site.work(*workers)
     site.manage(
         "createsuperuser",
         "--no-input",
@@ -50,9 +63,6 @@ def serve_site(name: str, *, tmp_path_factory, redis_url: str, servers: int = 2,
         "--email=staff@example.com",
         env={"DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD},
     )
-    site.urls = [site.serve() for _ in range(servers)]
-    if workers:
-        site.work(*workers)
     yield site
     site.stop()
     assert "Traceback" not in site.logs(), f"a server of {name} logged an error:\n{site.logs()}"
@@ -61,6 +71,18 @@ def serve_site(name: str, *, tmp_path_factory, redis_url: str, servers: int = 2,
 @pytest.fixture(scope="session")
 def liveblog_site(tmp_path_factory, redis_server):
     yield from serve_site("liveblog", tmp_path_factory=tmp_path_factory, redis_url=redis_server)
+
+
+@pytest.fixture(scope="session")
+def sketchpad_site(tmp_path_factory, redis_server):
+    yield from serve_site(
+        "sketchpad", tmp_path_factory=tmp_path_factory, redis_url=redis_server, workers=("thumbnails",)
+    )
+
+
+@pytest.fixture(scope="session")
+def chat_site(tmp_path_factory, redis_server):
+    yield from serve_site("chat", tmp_path_factory=tmp_path_factory, redis_url=redis_server)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from .forms import PostForm
 from .selectors import liveblog_get, liveblog_list, liveblog_seq, post_list
@@ -17,12 +17,12 @@ def liveblog_or_404(slug: str):
     return liveblog
 
 
-@require_GET
+@require_safe
 def index(request):
     return render(request, "blog/index.html", {"liveblogs": liveblog_list()})
 
 
-@require_GET
+@require_safe
 def liveblog_detail(request, slug):
     liveblog = liveblog_or_404(slug)
     # The seq is read before the posts: an event in between is then replayed on
@@ -39,7 +39,7 @@ def liveblog_detail(request, slug):
     return render(request, "blog/liveblog.html", context)
 
 
-@require_GET
+@require_safe
 def liveblog_snapshot(request, slug):
     """The list again, for a page told to resync."""
     liveblog = liveblog_or_404(slug)
