@@ -9,7 +9,7 @@ from pages import expect_live, log_in
 PASSWORD = "e2e-chat-password"
 USERS = ["alice", "bob", "carol"]
 # A room of its own for each test, so no test sees another's members or messages.
-ROOMS = ["together", "elsewhere", "logout", "reload-a", "reload-b", "offline", "markup", "presence", "crash"]
+ROOMS = ["replicas", "together", "elsewhere", "logout", "reload-a", "reload-b", "offline", "markup", "presence", "crash"]
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,47 @@ def test_people_in_a_room_see_each_other_live_across_servers_and_no_other_room_d
     expect(message(carol, "elsewhere", aside)).to_be_visible()
     expect(carol.locator(".message").filter(has_text=re.compile(f"{hello}|{reply}"))).to_have_count(0)
     expect(room(carol, "together")).to_have_count(0)
+
+
+def watch_socket_servers(page: Page, base_url: str) -> list[str]:
+    """The server that accepted each WebSocket the page opens, in order: the replica nginx
+    names in its X-Upstream header, or, with no proxy in between, the page's own server."""
+    servers = []
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+
+    def handshake(event):
+        headers = {name.lower(): value for name, value in event["response"]["headers"].items()}
+        servers.append(headers.get("x-upstream", base_url))
+
+    cdp.on("Network.webSocketHandshakeResponseReceived", handshake)
+    return servers
+
+
+def test_two_browsers_on_different_replicas_talk_to_each_other(new_page, chat):
+    """Behind nginx (make compose-test), both browsers use one URL and nginx spreads their sockets
+    over the chat replicas; run locally, each browser uses its own daphne process."""
+    first, second = chat.urls
+    alice, bob = new_page("about:blank"), new_page("about:blank")
+    alice_servers, bob_servers = watch_socket_servers(alice, first), watch_socket_servers(bob, second)
+    open_chat(alice, first, "alice", "replicas")
+    open_chat(bob, second, "bob", "replicas")
+    # nginx takes turns per request: a reload, with one extra request every other time so that
+    # the turns cannot keep landing the socket on alice's replica, moves bob to the other one.
+    for attempt in range(20):
+        if bob_servers[-1] != alice_servers[-1]:
+            break
+        if attempt % 2:
+            bob.request.get(f"{second}/health/")
+        bob.reload()
+        expect_live(bob)
+    assert bob_servers[-1] != alice_servers[-1], (alice_servers, bob_servers)
+
+    hello, reply = unique("Across replicas"), unique("Received")
+    say(alice, "replicas", hello)
+    expect(message(bob, "replicas", hello)).to_contain_text("alice")
+    say(bob, "replicas", reply)
+    expect(message(alice, "replicas", reply)).to_contain_text("bob")
 
 
 def test_an_anonymous_visitor_is_sent_to_the_login_page(new_page, chat):
