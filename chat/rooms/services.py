@@ -12,6 +12,8 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
 
+from realtime_common.broadcast import group_send_on_commit
+
 from .models import Message, Room
 from .selectors import SESSION_ROOMS
 from .wire import message_frame, room_group, user_group
@@ -23,14 +25,9 @@ logger = logging.getLogger(__name__)
 def message_create(*, room: Room, user: AbstractBaseUser, text: str) -> Message:
     message = Message.objects.create(room=room, user=user, text=text)
     frame = message_frame(message=message)
-    # robust: the message is stored already; a channel layer outage is logged,
-    # and pages get the message with their next join's history.
-    transaction.on_commit(lambda: message_broadcast(room_id=room.pk, frame=frame), robust=True)
+    # Pages that miss it (a channel layer outage) get it with their next join's history.
+    group_send_on_commit(group=room_group(room_id=room.pk), message={"type": "chat.message", "frame": frame})
     return message
-
-
-def message_broadcast(*, room_id: int, frame: dict) -> None:
-    async_to_sync(get_channel_layer().group_send)(room_group(room_id=room_id), {"type": "chat.message", "frame": frame})
 
 
 def message_rate_allow(*, user_id: int) -> bool:

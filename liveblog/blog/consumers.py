@@ -3,6 +3,8 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from realtime_common.consumers import error_frame
+
 from .selectors import event_frames_since, liveblog_get, liveblog_seq
 from .wire import liveblog_group
 
@@ -38,9 +40,7 @@ class LiveblogConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        await self.send_json(
-            {"type": "error", "code": "read_only", "detail": "This socket only sends. Publish posts over HTTP."}
-        )
+        await self.send_json(error_frame(code="read_only", detail="This socket only sends. Publish posts over HTTP."))
 
     async def post_event(self, message):
         frame = message["frame"]

@@ -1,10 +1,10 @@
 """Writes. Every change to a post goes out to open pages through the receivers,
 whoever makes it (these functions, the admin, a shell), once it is committed."""
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import F
+
+from realtime_common.broadcast import group_send_on_commit
 
 from .models import Event, Liveblog, Post
 from .wire import event_frame, liveblog_group
@@ -40,12 +40,5 @@ def event_record(*, post: Post, event_type: str) -> dict:
     frame = event_frame(event_type=event_type, post=post, seq=seq)
     Event.objects.create(liveblog_id=post.liveblog_id, seq=seq, frame=frame)
     Event.objects.filter(liveblog_id=post.liveblog_id, seq__lte=seq - EVENT_RETENTION).delete()
-    # robust: the change is committed already; a channel layer outage is logged
-    # and healed by the pages' catch-up, instead of failing the save.
-    transaction.on_commit(lambda: event_broadcast(liveblog_id=post.liveblog_id, frame=frame), robust=True)
+    group_send_on_commit(group=liveblog_group(liveblog_id=post.liveblog_id), message={"type": "post.event", "frame": frame})
     return frame
-
-
-def event_broadcast(*, liveblog_id: int, frame: dict) -> None:
-    group_send = async_to_sync(get_channel_layer().group_send)
-    group_send(liveblog_group(liveblog_id=liveblog_id), {"type": "post.event", "frame": frame})

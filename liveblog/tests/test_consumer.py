@@ -131,10 +131,10 @@ async def test_since_up_to_date_replays_nothing(connect, liveblog):
 
 async def test_a_lost_broadcast_is_filled_in_from_the_database(connect, liveblog, monkeypatch):
     socket, _ = await connect("/ws/liveblog/launch/")
-    real_broadcast = services.event_broadcast
-    monkeypatch.setattr(services, "event_broadcast", lambda **kwargs: None)
+    real_send = services.group_send_on_commit
+    monkeypatch.setattr(services, "group_send_on_commit", lambda **kwargs: None)
     await create(liveblog=liveblog, body="lost on the way")
-    monkeypatch.setattr(services, "event_broadcast", real_broadcast)
+    monkeypatch.setattr(services, "group_send_on_commit", real_send)
     await create(liveblog=liveblog, body="arrives")
 
     frames = [await socket.receive_json_from() for _ in range(2)]
