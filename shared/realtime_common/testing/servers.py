@@ -41,6 +41,14 @@ def wait_until(ready, *, timeout: float, what: str, process=None) -> None:
         time.sleep(0.05)
 
 
+def run(command: list[str], *, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command to completion; a failure is a test failure that shows its output."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
 def healthy(url: str) -> bool:
     """Does the site at ``url`` answer its health check?"""
     try:
@@ -122,17 +130,7 @@ class LiveSite:
 
     def manage(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run ``manage.py`` as another process would, e.g. ``manage("post", "slug", "text")``."""
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=self.directory,
-            env={**self.env, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if result.returncode != 0:
-            raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result
+        return run([sys.executable, "manage.py", *args], cwd=self.directory, env={**self.env, **(env or {})}, timeout=60)
 
     def prepare(self) -> None:
         self.manage("migrate", "--no-input")
@@ -211,17 +209,13 @@ class ComposeSite:
 
     def manage(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         env_flags = [flag for key, value in (env or {}).items() for flag in ("-e", f"{key}={value}")]
-        command = [*self.compose, "exec", "-T", *env_flags, self.service, "python", "manage.py", *args]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-        if result.returncode != 0:
-            raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-        return result
+        return run([*self.compose, "exec", "-T", *env_flags, self.service, "python", "manage.py", *args], timeout=120)
 
     def serve(self) -> str:
         """Start one more container of the service, on its own port, and return its URL once healthy."""
         port = free_port()
         command = [*self.compose, "run", "-d", "--no-deps", "-p", f"127.0.0.1:{port}:8000", self.service]
-        container = Container(subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout.strip())
+        container = Container(run(command, timeout=120).stdout.strip())
         self.servers.append(container)
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: healthy(url), timeout=STARTUP_TIMEOUT * 2, what=f"another {self.service} container", process=container)
