@@ -1,5 +1,9 @@
+import asyncio
+
 import pytest
 from django.test import AsyncClient
+
+from realtime_common import health
 
 from realtime_common.layers import channel_layers
 
@@ -24,3 +28,16 @@ async def test_health_fails_without_redis_and_does_not_leak_details(settings, ca
     assert response.status_code == 503
     assert response.json()["channel_layer"] == "error"
     assert "health check channel_layer failed" in caplog.text
+
+
+async def test_a_check_that_hangs_fails_in_time_with_a_warning_not_a_traceback(monkeypatch, caplog):
+    async def never_answers():
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(health, "CHECK_TIMEOUT", 0.05)
+    monkeypatch.setattr(health, "channel_layer_check", never_answers)
+    response = await AsyncClient().get("/health/")
+    assert response.status_code == 503
+    assert (response.json()["database"], response.json()["channel_layer"]) == ("ok", "error")
+    assert "health check channel_layer timed out" in caplog.text
+    assert "Traceback" not in caplog.text

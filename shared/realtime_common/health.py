@@ -16,7 +16,10 @@ logger = logging.getLogger(__name__)
 
 # Tells replicas behind a load balancer apart.
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
-ROUND_TRIP_TIMEOUT = 2.0
+# Generous: this process's channels share one queue in Redis, so a burst of group
+# messages (hundreds of posts at once) delays the round trip for a second or two
+# without anything being wrong.
+CHECK_TIMEOUT = 5.0
 
 
 @sync_to_async
@@ -31,7 +34,7 @@ async def channel_layer_check() -> None:
     channel = await layer.new_channel("health.")
     nonce = uuid.uuid4().hex
     await layer.send(channel, {"type": "health.ping", "nonce": nonce})
-    message = await asyncio.wait_for(layer.receive(channel), ROUND_TRIP_TIMEOUT)
+    message = await layer.receive(channel)
     if message.get("nonce") != nonce:
         raise RuntimeError("received another message than the one sent")
 
@@ -41,8 +44,12 @@ async def health(request):
     checks = {}
     for name, check in (("database", database_check), ("channel_layer", channel_layer_check)):
         try:
-            await asyncio.wait_for(check(), ROUND_TRIP_TIMEOUT * 2)
+            await asyncio.wait_for(check(), CHECK_TIMEOUT)
             checks[name] = "ok"
+        except TimeoutError:
+            # Slow, not broken in a way a traceback would explain.
+            logger.warning("health check %s timed out after %.0f s", name, CHECK_TIMEOUT)
+            checks[name] = "error"
         except Exception:  # noqa: BLE001 - any failure is a failed check
             # The details (addresses, credentials in messages) go to the log, not to the public.
             logger.exception("health check %s failed", name)
