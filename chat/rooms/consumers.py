@@ -114,8 +114,8 @@ class ChatConsumer(AsyncSafeJsonWebsocketConsumer):
             await self.channel_layer.send(self.channel_name, {"type": "presence.refresh"})
 
     async def chat_message(self, message):
-        if message["frame"]["room"] in self.rooms:  # not if left since the message was sent
-            await self.send_json(message["frame"])
+        if message["room"] in self.rooms:  # not if left since the message was sent
+            await self.send(text_data=message["text"])  # encoded once for every page, by the sender
 
     async def presence_changed(self, message):
         if room := self.rooms.get(message["room"]):

@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from realtime_common.broadcast import group_send_on_commit
+from realtime_common.consumers import frame_encode
 
 from .models import Message, Room
 from .selectors import SESSION_ROOMS
@@ -26,7 +27,8 @@ def message_create(*, room: Room, user: AbstractBaseUser, text: str) -> Message:
     message = Message.objects.create(room=room, user=user, text=text)
     frame = message_frame(message=message)
     # Pages that miss it (a channel layer outage) get it with their next join's history.
-    group_send_on_commit(group=room_group(room_id=room.pk), message={"type": "chat.message", "frame": frame})
+    group_message = {"type": "chat.message", "room": room.slug, "text": frame_encode(frame=frame)}
+    group_send_on_commit(group=room_group(room_id=room.pk), message=group_message)
     return message
 
 

@@ -1,9 +1,7 @@
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
-from realtime_common.consumers import error_frame
+from realtime_common.consumers import AsyncSafeJsonWebsocketConsumer, error_frame
 
 from .selectors import event_frames_since, liveblog_get, liveblog_seq
 from .wire import liveblog_group
@@ -12,7 +10,7 @@ from .wire import liveblog_group
 CLOSE_RESYNC = 4000
 
 
-class LiveblogConsumer(AsyncJsonWebsocketConsumer):
+class LiveblogConsumer(AsyncSafeJsonWebsocketConsumer):
     """Sends one liveblog's post events to one page: in seq order, none missed, none twice."""
 
     async def connect(self):
@@ -43,14 +41,14 @@ class LiveblogConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(error_frame(code="read_only", detail="This socket only sends. Publish posts over HTTP."))
 
     async def post_event(self, message):
-        frame = message["frame"]
-        if self.seq is None or frame["seq"] <= self.seq:
+        seq = message["seq"]
+        if self.seq is None or seq <= self.seq:
             return  # resyncing, or sent already from the backlog
-        if frame["seq"] > self.seq + 1:
+        if seq > self.seq + 1:
             await self.catch_up()  # an earlier event is late or lost: the database has it
             return
-        await self.send_json(frame)
-        self.seq = frame["seq"]
+        await self.send(text_data=message["text"])  # encoded once for every page, by the sender
+        self.seq = seq
 
     async def catch_up(self):
         frames = await database_sync_to_async(event_frames_since)(liveblog_id=self.liveblog_id, seq=self.seq)

@@ -5,6 +5,7 @@ from django.db import transaction
 from django.db.models import F
 
 from realtime_common.broadcast import group_send_on_commit
+from realtime_common.consumers import frame_encode
 
 from .models import Event, Liveblog, Post
 from .wire import event_frame, liveblog_group
@@ -40,5 +41,6 @@ def event_record(*, post: Post, event_type: str) -> dict:
     frame = event_frame(event_type=event_type, post=post, seq=seq)
     Event.objects.create(liveblog_id=post.liveblog_id, seq=seq, frame=frame)
     Event.objects.filter(liveblog_id=post.liveblog_id, seq__lte=seq - EVENT_RETENTION).delete()
-    group_send_on_commit(group=liveblog_group(liveblog_id=post.liveblog_id), message={"type": "post.event", "frame": frame})
+    group_message = {"type": "post.event", "seq": seq, "text": frame_encode(frame=frame)}
+    group_send_on_commit(group=liveblog_group(liveblog_id=post.liveblog_id), message=group_message)
     return frame

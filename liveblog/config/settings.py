@@ -5,7 +5,7 @@ from pathlib import Path
 from realtime_common.cache import caches
 from realtime_common.layers import channel_layers
 from realtime_common.settings import *  # noqa: F403
-from realtime_common.settings import DJANGO_APPS, env_list, sqlite_database, static_root
+from realtime_common.settings import DJANGO_APPS, REDIS_CHANNEL_LAYER, REDIS_URLS, sqlite_database, static_root
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -15,8 +15,7 @@ ASGI_APPLICATION = "config.asgi.application"
 
 DATABASES = sqlite_database(BASE_DIR / "db.sqlite3")
 STATIC_ROOT = static_root(BASE_DIR)
-REDIS_URLS = env_list("REDIS_URL")
-CHANNEL_LAYERS = channel_layers(prefix="liveblog", redis_urls=REDIS_URLS)
+CHANNEL_LAYERS = channel_layers(prefix="liveblog", redis_urls=REDIS_URLS, kind=REDIS_CHANNEL_LAYER)
 CACHES = caches(prefix="liveblog", redis_urls=REDIS_URLS)
 
 LOGIN_URL = "admin:login"

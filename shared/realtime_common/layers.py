@@ -1,7 +1,22 @@
 """The channel layer a site uses, from its Redis URLs."""
 
+from django.core.exceptions import ImproperlyConfigured
 
-def channel_layers(*, prefix: str, redis_urls: list[str]) -> dict:
+
+# The two Redis layers of channels-redis, chosen per site by REDIS_CHANNEL_LAYER.
+# "core": a sorted set per process in Redis; group_send writes the message once
+#   per member channel and every delivery is a round trip (BZPOPMIN). Messages
+#   wait in Redis (up to "expiry") for a process that is briefly away.
+# "pubsub": group_send is one PUBLISH; each process subscribed to the group gets
+#   it once and fans it out in memory. At most once: a message published while a
+#   process is disconnected is lost to it, so a site on it must heal gaps itself.
+LAYER_BACKENDS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+
+
+def channel_layers(*, prefix: str, redis_urls: list[str], kind: str = "core") -> dict:
     """The channel layer: Redis when there are Redis URLs, otherwise in-process memory.
 
     Several URLs make channels-redis shard channels and groups across them. The
@@ -10,37 +25,36 @@ def channel_layers(*, prefix: str, redis_urls: list[str]) -> dict:
     """
     if not redis_urls:
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    return {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": url,
-                        # Idle connections live for hours between messages: probe
-                        # them so a dropped one is noticed and replaced.
-                        "health_check_interval": 30,
-                        "socket_keepalive": True,
-                        "retry_on_timeout": True,
-                        # redis-py 8 times reads out after 5 s by default: exactly as long
-                        # as channels-redis blocks waiting for a message (BZPOPMIN, 5 s),
-                        # so idle consumers and workers crashed at random. Keepalive and
-                        # the health checks above notice dead connections instead.
-                        "socket_timeout": None,
-                    }
-                    for url in redis_urls
-                ],
-                # Sites sharing one Redis never see each other's groups.
-                "prefix": f"{prefix}:",
-                # A message not received within a minute is dropped.
-                "expiry": 60,
-                # Group memberships of crashed processes disappear after a day.
-                "group_expiry": 86400,
-                # Messages waiting per channel before sends to it fail.
-                "capacity": 1000,
-            },
+    if kind not in LAYER_BACKENDS:
+        raise ImproperlyConfigured(f"REDIS_CHANNEL_LAYER must be one of {', '.join(LAYER_BACKENDS)}, not {kind!r}")
+    hosts = [
+        {
+            "address": url,
+            # Idle connections live for hours between messages: probe
+            # them so a dropped one is noticed and replaced.
+            "health_check_interval": 30,
+            "socket_keepalive": True,
+            "retry_on_timeout": True,
+            # redis-py 8 times reads out after 5 s by default: exactly as long
+            # as channels-redis blocks waiting for a message (BZPOPMIN, 5 s),
+            # so idle consumers and workers crashed at random. Keepalive and
+            # the health checks above notice dead connections instead.
+            "socket_timeout": None,
         }
-    }
+        for url in redis_urls
+    ]
+    # Sites sharing one Redis never see each other's groups.
+    config = {"hosts": hosts, "prefix": f"{prefix}:"}
+    if kind == "core":
+        config |= {
+            # A message not received within a minute is dropped.
+            "expiry": 60,
+            # Group memberships of crashed processes disappear after a day.
+            "group_expiry": 86400,
+            # Messages waiting per channel before sends to it fail.
+            "capacity": 1000,
+        }
+    return {"default": {"BACKEND": LAYER_BACKENDS[kind], "CONFIG": config}}
 
 
 def channel_layer_description(layers: dict) -> str:
@@ -48,7 +62,8 @@ def channel_layer_description(layers: dict) -> str:
     if backend.endswith("InMemoryChannelLayer"):
         return "in-memory channel layer (this process only; set REDIS_URL to use Redis)"
     hosts = ", ".join(redact_url(host["address"]) for host in layers["default"]["CONFIG"]["hosts"])
-    return f"Redis channel layer at {hosts}"
+    kind = next(kind for kind, path in LAYER_BACKENDS.items() if path == backend)
+    return f"Redis {kind} channel layer at {hosts}"
 
 
 def redact_url(url: str) -> str:

@@ -40,6 +40,11 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default="localhost,127.0.0.1" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
+# One or more Redis URLs (channels-redis shards over several); none: in-process memory.
+REDIS_URLS = env_list("REDIS_URL")
+# Which channels-redis layer carries the sockets' messages (realtime_common.layers).
+REDIS_CHANNEL_LAYER = os.environ.get("REDIS_CHANNEL_LAYER", "core")
+
 DJANGO_APPS = [
     # daphne first: its runserver replaces Django's with an ASGI one.
     "daphne",

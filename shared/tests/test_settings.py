@@ -82,3 +82,19 @@ def test_the_cache_is_redis_when_there_is_redis():
     assert caches(prefix="chat", redis_urls=[])["default"]["BACKEND"].endswith("LocMemCache")
     redis_cache = caches(prefix="chat", redis_urls=["redis://a:6379/0", "redis://b:6379/0"])["default"]
     assert (redis_cache["LOCATION"], redis_cache["KEY_PREFIX"]) == ("redis://a:6379/0", "chat")
+
+
+def test_the_pubsub_layer_takes_the_same_hosts_and_no_queue_settings():
+    config = channel_layers(prefix="blog", redis_urls=["redis://a:6379/0"], kind="pubsub")["default"]
+    assert config["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert config["CONFIG"]["prefix"] == "blog:"
+    assert [host["socket_timeout"] for host in config["CONFIG"]["hosts"]] == [None]
+    assert not {"expiry", "capacity", "group_expiry"} & set(config["CONFIG"])
+    assert channel_layer_description({"default": config}) == "Redis pubsub channel layer at redis://a:6379/0"
+
+
+def test_an_unknown_layer_kind_is_a_configuration_error():
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match="REDIS_CHANNEL_LAYER"):
+        channel_layers(prefix="blog", redis_urls=["redis://a:6379/0"], kind="kafka")

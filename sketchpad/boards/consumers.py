@@ -1,7 +1,7 @@
 from asgiref.sync import async_to_sync
 from channels.consumer import SyncConsumer
 
-from realtime_common.consumers import SafeJsonWebsocketConsumer, error_frame
+from realtime_common.consumers import SafeJsonWebsocketConsumer, error_frame, relay_message
 from realtime_common.throttle import TokenBucket
 
 from .drawing import Drawing
@@ -112,11 +112,7 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
 
     def broadcast(self, frame: dict, *, skip: str | None = None):
         """Send the frame to every page on the board, except the channel ``skip``."""
-        async_to_sync(self.channel_layer.group_send)(self.group, {"type": "board.frame", "frame": frame, "skip": skip})
-
-    def board_frame(self, message):
-        if message["skip"] != self.channel_name:
-            self.send_json(message["frame"])
+        async_to_sync(self.channel_layer.group_send)(self.group, relay_message(frame=frame, skip=skip))
 
 
 class GalleryConsumer(SafeJsonWebsocketConsumer):
@@ -133,9 +129,6 @@ class GalleryConsumer(SafeJsonWebsocketConsumer):
 
     def receive_json(self, content, **kwargs):
         self.send_json(error_frame(code="read_only", detail="This socket only sends."))
-
-    def gallery_thumbnails(self, message):
-        self.send_json(message["frame"])
 
 
 class ThumbnailConsumer(SyncConsumer):

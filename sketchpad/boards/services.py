@@ -13,6 +13,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils.text import slugify
 
+from realtime_common.consumers import relay_message
+
 from .models import Board, Stroke
 from .render import strokes_png
 from .selectors import AUTHOR_SESSION_KEY, stroke_list
@@ -108,4 +110,4 @@ def thumbnail_refresh(*, board_id: int) -> None:
     if board is None:
         return
     frame = thumbnails_frame(boards={board.slug: thumbnail_url(slug=board.slug, version=board.thumbnail_version)})
-    async_to_sync(get_channel_layer().group_send)(GALLERY_GROUP, {"type": "gallery.thumbnails", "frame": frame})
+    async_to_sync(get_channel_layer().group_send)(GALLERY_GROUP, relay_message(frame=frame))

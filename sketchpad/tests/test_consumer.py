@@ -11,6 +11,7 @@ from boards.consumers import CLOSE_FLOODING
 from boards.models import Board, Stroke
 from boards.selectors import AUTHOR_SESSION_KEY
 from boards.services import thumbnail_pending_key, thumbnail_render
+from realtime_common.consumers import relay_message
 from tests.conftest import draw
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
@@ -315,7 +316,7 @@ async def test_the_gallery_gets_every_thumbnail_on_connect_then_each_new_one(con
     }
 
     frame = {"type": "thumbnails", "boards": {"friday": "/friday/thumbnail.png?v=2"}}
-    await channel_layer.group_send("gallery", {"type": "gallery.thumbnails", "frame": frame})
+    await channel_layer.group_send("gallery", relay_message(frame=frame))
     assert await gallery.receive_json_from() == frame
 
     await gallery.send_json_to({"type": "draw"})

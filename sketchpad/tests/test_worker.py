@@ -1,6 +1,7 @@
 """The thumbnail worker: rendering, storing, telling the gallery, and coalescing requests."""
 
 import io
+import json
 import logging
 
 import pytest
@@ -94,7 +95,7 @@ async def test_a_burst_of_changes_queues_one_rendering_and_the_worker_shows_it_i
     await worker.send_input({"type": "thumbnail.render", "board": board.pk})
     shown = await channel_layer.receive(gallery)
     worker.stop()
-    assert shown["frame"] == {"type": "thumbnails", "boards": {"friday": "/friday/thumbnail.png?v=1"}}
+    assert json.loads(shown["text"]) == {"type": "thumbnails", "boards": {"friday": "/friday/thumbnail.png?v=1"}}
     png, _ = await sync_to_async(thumbnail_get)(slug="friday")
     assert image_of(png).getpixel((160, 120)) == RED
 

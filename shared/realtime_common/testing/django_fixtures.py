@@ -33,7 +33,7 @@ def channel_layer(request, settings):
         url = request.getfixturevalue("redis_server")
         redis.Redis.from_url(url).flushall()
         redis_urls = [url]
-    settings.CHANNEL_LAYERS = channel_layers(prefix="test", redis_urls=redis_urls)
+    settings.CHANNEL_LAYERS = channel_layers(prefix="test", redis_urls=redis_urls, kind=settings.REDIS_CHANNEL_LAYER)
     return get_channel_layer()
 
 

@@ -1,0 +1,106 @@
+"""The consumer bases' per-message path: relayed frames and group messages go
+out from the event loop, without waiting for the one thread that the ORM and
+every sync consumer of the process share, and a relayed frame reaches every
+page but the sender's."""
+
+import asyncio
+import contextlib
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from realtime_common.consumers import AsyncSafeJsonWebsocketConsumer, SafeJsonWebsocketConsumer, relay_message
+from realtime_common.layers import channel_layers
+from realtime_common.testing.servers import redis_server  # noqa: F401 - registers the fixture
+
+GROUP = "board"
+FRAME = {"type": "draw", "points": [[0.5, 0.25]]}
+
+
+@pytest.fixture(params=["memory", "core", "pubsub"])
+def layer(request, settings):
+    urls = [request.getfixturevalue("redis_server")] if request.param != "memory" else []
+    settings.CHANNEL_LAYERS = channel_layers(prefix="relay-test", redis_urls=urls, kind=request.param)
+    return get_channel_layer()
+
+
+@contextlib.asynccontextmanager
+async def orm_thread_busy():
+    """Occupy the thread that sync consumers and the ORM share, as a slow query would."""
+    release = threading.Event()
+    blocker = asyncio.ensure_future(sync_to_async(release.wait)())
+    try:
+        yield
+    finally:
+        release.set()
+        await blocker
+
+
+class SyncBoard(SafeJsonWebsocketConsumer):
+    groups = [GROUP]
+
+    def connect(self):
+        self.accept()
+        self.send_json({"channel": self.channel_name})
+
+    def board_note(self, message):
+        self.send_json({"note": message["n"]})
+
+
+class AsyncBoard(AsyncSafeJsonWebsocketConsumer):
+    groups = [GROUP]
+
+    async def connect(self):
+        await self.accept()
+        await self.send_json({"channel": self.channel_name})
+
+    async def board_note(self, message):
+        await self.send_json({"note": message["n"]})
+
+
+async def open_socket(consumer) -> tuple[WebsocketCommunicator, str]:
+    communicator = WebsocketCommunicator(consumer.as_asgi(), "/")
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator, (await communicator.receive_json_from())["channel"]
+
+
+@pytest.mark.parametrize("consumer", [SyncBoard, AsyncBoard])
+async def test_a_relayed_frame_reaches_every_page_but_the_senders_while_the_orm_thread_is_busy(consumer, layer):
+    sender, sender_channel = await open_socket(consumer)
+    watcher, _ = await open_socket(consumer)
+    async with orm_thread_busy():
+        await layer.group_send(GROUP, relay_message(frame=FRAME, skip=sender_channel))
+        assert await watcher.receive_json_from(timeout=2) == FRAME
+        assert await sender.receive_nothing(timeout=0.2)
+    await sender.disconnect()
+    await watcher.disconnect()
+
+
+async def test_group_messages_reach_async_handlers_while_the_orm_thread_is_busy(layer):
+    # Channels' own dispatch would first wait for the busy thread (close_old_connections).
+    socket, _ = await open_socket(AsyncBoard)
+    async with orm_thread_busy():
+        await layer.group_send(GROUP, {"type": "board.note", "n": 1})
+        assert await socket.receive_json_from(timeout=2) == {"note": 1}
+    await socket.disconnect()
+
+
+async def test_other_group_messages_of_sync_consumers_still_run_in_the_orm_thread(layer):
+    socket, _ = await open_socket(SyncBoard)
+    async with orm_thread_busy():
+        await layer.group_send(GROUP, {"type": "board.note", "n": 2})
+        assert await socket.receive_nothing(timeout=0.3)
+    assert await socket.receive_json_from(timeout=2) == {"note": 2}
+    await socket.disconnect()
+
+
+def test_a_relayed_frame_is_encoded_once_compactly():
+    assert relay_message(frame=FRAME, skip="x") == {
+        "type": "frame.relay",
+        "text": '{"type":"draw","points":[[0.5,0.25]]}',
+        "skip": "x",
+    }
