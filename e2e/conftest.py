@@ -44,7 +44,7 @@ def browser_type_launch_args(browser_type_launch_args):
 def serve_site(name: str, *, tmp_path_factory, redis_url: str, servers: int = 2, workers: tuple[str, ...] = ()):
     """Yield the site as deployed: migrated, seeded, with a staff account, served by
     ``servers`` daphne processes sharing one database and one Redis, plus a
-    ``runworker`` process for ``workers`` channels if any. Fails the run if any
+    ``runworker`` process for ``workers`` channels (of the "worker" layer) if any. Fails the run if any
     process logged a traceback."""
     url = os.environ.get(f"E2E_{name.upper()}_URL")
     if url:
@@ -55,7 +55,7 @@ def serve_site(name: str, *, tmp_path_factory, redis_url: str, servers: int = 2,
         site.manage("seed")
         site.urls = [site.serve() for _ in range(servers)]
         if workers:
-            site.work(*workers)
+            site.work(*workers, layer="worker")
     site.manage(
         "createsuperuser",
         "--no-input",

@@ -41,3 +41,14 @@ async def test_a_check_that_hangs_fails_in_time_with_a_warning_not_a_traceback(m
     assert (response.json()["database"], response.json()["channel_layer"]) == ("ok", "error")
     assert "health check channel_layer timed out" in caplog.text
     assert "Traceback" not in caplog.text
+
+
+async def test_repeated_checks_reuse_one_channel(channel_layer):
+    assert (await AsyncClient().get("/health/")).status_code == 200
+    probe = vars(channel_layer)["health_probe"]
+    for _ in range(3):
+        assert (await AsyncClient().get("/health/")).status_code == 200
+    assert vars(channel_layer)["health_probe"] is probe
+    # The pub/sub layer keeps a subscription for every channel it ever received on.
+    if hasattr(channel_layer, "_get_layer"):
+        assert [name for name in channel_layer._get_layer().channels if "health." in name] == [probe.channel]

@@ -5,6 +5,7 @@ import logging
 import os
 import socket
 import uuid
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -28,13 +29,29 @@ def database_check() -> None:
         cursor.execute("SELECT 1")
 
 
+@dataclass
+class Probe:
+    channel: str
+    lock: asyncio.Lock
+
+
 async def channel_layer_check() -> None:
-    """Send a message to a fresh channel of this process and receive it back."""
+    """Send a message to this process's probe channel and receive it back.
+
+    One channel per layer for the life of the process: the pub/sub layer keeps
+    a subscription and a queue for every channel ever received on, so a fresh
+    channel per check (every few seconds, for months) would leak both.
+    """
     layer = get_channel_layer()
-    channel = await layer.new_channel("health.")
+    # vars(): the pub/sub layer answers unknown attributes from its Redis connection.
+    probe = vars(layer).get("health_probe")
+    if probe is None:
+        probe = layer.health_probe = Probe(channel=await layer.new_channel("health."), lock=asyncio.Lock())
     nonce = uuid.uuid4().hex
-    await layer.send(channel, {"type": "health.ping", "nonce": nonce})
-    message = await layer.receive(channel)
+    # One check at a time: two receivers on one channel could take each other's message.
+    async with probe.lock:
+        await layer.send(probe.channel, {"type": "health.ping", "nonce": nonce})
+        message = await layer.receive(probe.channel)
     if message.get("nonce") != nonce:
         raise RuntimeError("received another message than the one sent")
 

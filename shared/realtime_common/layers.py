@@ -16,15 +16,29 @@ LAYER_BACKENDS = {
 }
 
 
-def channel_layers(*, prefix: str, redis_urls: list[str], kind: str = "core") -> dict:
+# The alias of the layer that carries jobs to `manage.py runworker --layer worker`.
+WORKER_LAYER = "worker"
+
+
+def channel_layers(*, prefix: str, redis_urls: list[str], kind: str = "core", workers: bool = False) -> dict:
     """The channel layer: Redis when there are Redis URLs, otherwise in-process memory.
 
     Several URLs make channels-redis shard channels and groups across them. The
     in-memory layer only reaches consumers of the same process: enough for one
     `make run` process and for tests, never for several daphne processes.
+
+    ``workers`` adds the WORKER_LAYER alias, always the core layer: a job sent
+    while no worker listens must wait in Redis for one, which pub/sub cannot do.
     """
+    layers = {"default": channel_layer(prefix=prefix, redis_urls=redis_urls, kind=kind)}
+    if workers:
+        layers[WORKER_LAYER] = channel_layer(prefix=prefix, redis_urls=redis_urls, kind="core")
+    return layers
+
+
+def channel_layer(*, prefix: str, redis_urls: list[str], kind: str) -> dict:
     if not redis_urls:
-        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        return {"BACKEND": "channels.layers.InMemoryChannelLayer"}
     if kind not in LAYER_BACKENDS:
         raise ImproperlyConfigured(f"REDIS_CHANNEL_LAYER must be one of {', '.join(LAYER_BACKENDS)}, not {kind!r}")
     hosts = [
@@ -54,7 +68,7 @@ def channel_layers(*, prefix: str, redis_urls: list[str], kind: str = "core") ->
             # Messages waiting per channel before sends to it fail.
             "capacity": 1000,
         }
-    return {"default": {"BACKEND": LAYER_BACKENDS[kind], "CONFIG": config}}
+    return {"BACKEND": LAYER_BACKENDS[kind], "CONFIG": config}
 
 
 def channel_layer_description(layers: dict) -> str:

@@ -43,7 +43,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 # One or more Redis URLs (channels-redis shards over several); none: in-process memory.
 REDIS_URLS = env_list("REDIS_URL")
 # Which channels-redis layer carries the sockets' messages (realtime_common.layers).
-REDIS_CHANNEL_LAYER = os.environ.get("REDIS_CHANNEL_LAYER", "core")
+REDIS_CHANNEL_LAYER = os.environ.get("REDIS_CHANNEL_LAYER", "pubsub")
 
 DJANGO_APPS = [
     # daphne first: its runserver replaces Django's with an ASGI one.

@@ -98,3 +98,11 @@ def test_an_unknown_layer_kind_is_a_configuration_error():
 
     with pytest.raises(ImproperlyConfigured, match="REDIS_CHANNEL_LAYER"):
         channel_layers(prefix="blog", redis_urls=["redis://a:6379/0"], kind="kafka")
+
+
+def test_worker_jobs_get_a_core_layer_of_their_own_beside_pubsub():
+    layers = channel_layers(prefix="pad", redis_urls=["redis://a:6379/0"], kind="pubsub", workers=True)
+    assert layers["default"]["BACKEND"].endswith("RedisPubSubChannelLayer")
+    assert layers["worker"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layers["worker"]["CONFIG"]["prefix"] == "pad:"
+    assert set(channel_layers(prefix="pad", redis_urls=[], workers=True)) == {"default", "worker"}

@@ -1,6 +1,7 @@
 from asgiref.sync import async_to_sync
 from channels.consumer import SyncConsumer
 
+from realtime_common.layers import WORKER_LAYER
 from realtime_common.consumers import SafeJsonWebsocketConsumer, error_frame, relay_message
 from realtime_common.throttle import TokenBucket
 
@@ -132,7 +133,9 @@ class GalleryConsumer(SafeJsonWebsocketConsumer):
 
 
 class ThumbnailConsumer(SyncConsumer):
-    """Runs in `manage.py runworker thumbnails`: renders boards for the gallery."""
+    """Runs in `manage.py runworker --layer worker thumbnails`: renders boards for the gallery."""
+
+    channel_layer_alias = WORKER_LAYER
 
     def thumbnail_render(self, message):
         thumbnail_refresh(board_id=message["board"])

@@ -14,6 +14,7 @@ from django.db.models import F
 from django.utils.text import slugify
 
 from realtime_common.consumers import relay_message
+from realtime_common.layers import WORKER_LAYER
 
 from .models import Board, Stroke
 from .render import strokes_png
@@ -88,10 +89,10 @@ def thumbnail_request(*, board_id: int) -> None:
         return
     message = {"type": "thumbnail.render", "board": board_id}
     try:
-        async_to_sync(get_channel_layer().send)(settings.THUMBNAIL_CHANNEL, message)
+        async_to_sync(get_channel_layer(WORKER_LAYER).send)(settings.THUMBNAIL_CHANNEL, message)
     except ChannelFull:
         cache.delete(key)
-        logger.warning("Thumbnails are not being rendered: is `manage.py runworker %s` running?", settings.THUMBNAIL_CHANNEL)
+        logger.warning("Thumbnails are not being rendered: is `manage.py runworker --layer %s %s` running?", WORKER_LAYER, settings.THUMBNAIL_CHANNEL)
 
 
 def thumbnail_render(*, board_id: int) -> Board | None:

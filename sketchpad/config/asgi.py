@@ -14,6 +14,6 @@ from realtime_common.asgi import asgi_application  # noqa: E402
 application = asgi_application(
     http=django_asgi_app,
     websocket_urlpatterns=websocket_urlpatterns,
-    # daphne never receives on this channel; `manage.py runworker thumbnails` does.
+    # daphne never receives on this channel; `manage.py runworker --layer worker thumbnails` does.
     channels={settings.THUMBNAIL_CHANNEL: ThumbnailConsumer.as_asgi()},
 )

@@ -15,9 +15,10 @@ ASGI_APPLICATION = "config.asgi.application"
 
 DATABASES = sqlite_database(BASE_DIR / "db.sqlite3")
 STATIC_ROOT = static_root(BASE_DIR)
-CHANNEL_LAYERS = channel_layers(prefix="sketchpad", redis_urls=REDIS_URLS, kind=REDIS_CHANNEL_LAYER)
+# The thumbnail jobs go over their own layer ("worker"), which queues them in Redis.
+CHANNEL_LAYERS = channel_layers(prefix="sketchpad", redis_urls=REDIS_URLS, kind=REDIS_CHANNEL_LAYER, workers=True)
 # Shared by every process when Redis is configured: the thumbnail requests are coalesced in it.
 CACHES = caches(prefix="sketchpad", redis_urls=REDIS_URLS)
 
-# The channel the thumbnail worker listens on: `manage.py runworker thumbnails`.
+# The channel the thumbnail worker listens on: `manage.py runworker --layer worker thumbnails`.
 THUMBNAIL_CHANNEL = "thumbnails"

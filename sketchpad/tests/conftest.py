@@ -1,5 +1,8 @@
 import pytest
+from channels.layers import get_channel_layer
 from django.core.cache import cache
+
+from realtime_common.layers import WORKER_LAYER
 
 from boards.models import Board
 
@@ -10,6 +13,12 @@ def _empty_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def worker_layer(channel_layer):
+    """The layer thumbnail jobs travel on, of the same kind (memory or Redis) as ``channel_layer``."""
+    return get_channel_layer(WORKER_LAYER)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from PIL import Image
 
 from boards.models import Board
 from boards.render import strokes_png
+from realtime_common.layers import WORKER_LAYER
 from boards.selectors import thumbnail_get
 from boards.services import (
     THUMBNAIL_SIZE,
@@ -77,14 +78,16 @@ def test_rendering_stores_a_new_version_of_the_thumbnail():
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_burst_of_changes_queues_one_rendering_and_the_worker_shows_it_in_the_gallery(board, channel_layer):
+async def test_a_burst_of_changes_queues_one_rendering_and_the_worker_shows_it_in_the_gallery(
+    board, channel_layer, worker_layer
+):
     store = sync_to_async(stroke_store)
     for number in range(5):
         await store(board_id=board.pk, author="a", stroke_id=f"s{number}", color="#ff0000", width=8, points=[[0.5, 0.5]])
-    assert await channel_layer.receive(settings.THUMBNAIL_CHANNEL) == {"type": "thumbnail.render", "board": board.pk}
+    assert await worker_layer.receive(settings.THUMBNAIL_CHANNEL) == {"type": "thumbnail.render", "board": board.pk}
     # Nothing else was queued: the next message on the channel is this one.
-    await channel_layer.send(settings.THUMBNAIL_CHANNEL, {"type": "marker"})
-    assert await channel_layer.receive(settings.THUMBNAIL_CHANNEL) == {"type": "marker"}
+    await worker_layer.send(settings.THUMBNAIL_CHANNEL, {"type": "marker"})
+    assert await worker_layer.receive(settings.THUMBNAIL_CHANNEL) == {"type": "marker"}
 
     # The worker, as `manage.py runworker thumbnails` runs it, with a gallery listening.
     from config.asgi import application
@@ -101,7 +104,7 @@ async def test_a_burst_of_changes_queues_one_rendering_and_the_worker_shows_it_i
 
     # Once the worker has begun, the next change asks again.
     await store(board_id=board.pk, author="a", stroke_id="later", color="#ff0000", width=8, points=[[0.1, 0.1]])
-    assert await channel_layer.receive(settings.THUMBNAIL_CHANNEL) == {"type": "thumbnail.render", "board": board.pk}
+    assert await worker_layer.receive(settings.THUMBNAIL_CHANNEL) == {"type": "thumbnail.render", "board": board.pk}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -117,12 +120,15 @@ def test_a_deleted_board_is_not_rendered(board):
 @pytest.mark.django_db(transaction=True)
 def test_without_a_worker_requests_pile_up_to_a_warning_not_an_error(settings, caplog):
     # The in-memory layer cannot reach a worker in another process; its channel fills up.
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1}}}
+    settings.CHANNEL_LAYERS = {
+        alias: {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1}}
+        for alias in ("default", WORKER_LAYER)
+    }
     first, second = (Board.objects.create(slug=slug, title=slug) for slug in ["one", "two"])
     with caplog.at_level(logging.WARNING, logger="boards.services"):
         thumbnail_request(board_id=first.pk)
         thumbnail_request(board_id=second.pk)
-    assert "is `manage.py runworker thumbnails` running?" in caplog.text
+    assert "is `manage.py runworker --layer worker thumbnails` running?" in caplog.text
     # The lost request does not hold back the next one.
     assert cache.get(thumbnail_pending_key(board_id=first.pk)) is True
     assert cache.get(thumbnail_pending_key(board_id=second.pk)) is None

@@ -14,7 +14,7 @@ import redis
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from realtime_common.layers import channel_layers
+from realtime_common.layers import WORKER_LAYER, channel_layers
 from realtime_common.testing.servers import redis_server  # noqa: F401 - registers the fixture
 
 # Settings refuse to load without a secret key unless DEBUG is on, and tests run with DEBUG off.
@@ -33,7 +33,12 @@ def channel_layer(request, settings):
         url = request.getfixturevalue("redis_server")
         redis.Redis.from_url(url).flushall()
         redis_urls = [url]
-    settings.CHANNEL_LAYERS = channel_layers(prefix="test", redis_urls=redis_urls, kind=settings.REDIS_CHANNEL_LAYER)
+    settings.CHANNEL_LAYERS = channel_layers(
+        prefix="test",
+        redis_urls=redis_urls,
+        kind=settings.REDIS_CHANNEL_LAYER,
+        workers=WORKER_LAYER in settings.CHANNEL_LAYERS,
+    )
     return get_channel_layer()
 
 

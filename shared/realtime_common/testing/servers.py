@@ -152,12 +152,12 @@ class LiveSite:
         wait_until(lambda: healthy(url), timeout=STARTUP_TIMEOUT, what=f"daphne in {self.directory.name}", process=process)
         return url
 
-    def work(self, *channels: str) -> None:
-        """Start a ``manage.py runworker`` process for these channels."""
+    def work(self, *channels: str, layer: str = "default") -> None:
+        """Start a ``manage.py runworker`` process for these channels of this channel layer alias."""
         with (self.workdir / f"worker-{'-'.join(channels)}.log").open("w") as log:
             self.servers.append(
                 subprocess.Popen(
-                    [sys.executable, "manage.py", "runworker", *channels],
+                    [sys.executable, "manage.py", "runworker", "--layer", layer, *channels],
                     cwd=self.directory,
                     env=self.env,
                     stdout=log,
