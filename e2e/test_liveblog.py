@@ -85,10 +85,10 @@ def test_a_page_that_missed_too_much_reloads_its_list(new_page, liveblog_site):
     liveblog_site.manage(
         "shell",
         "-c",
-        "from blog.models import Liveblog\n"
-        "from blog.services import EVENT_RETENTION, post_create\n"
+        "from blog.models import Liveblog, Post\n"
+        "from blog.services import post_create\n"
         "liveblog = Liveblog.objects.get(slug='release-day')\n"
-        "for number in range(EVENT_RETENTION + 1):\n"
+        "for number in range(Post.live_retention + 1):\n"
         f"    post_create(liveblog=liveblog, body='{marker} ' + str(number))\n",
     )
     page.context.set_offline(False)

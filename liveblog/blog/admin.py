@@ -5,7 +5,7 @@ from .models import Liveblog, Post
 
 @admin.register(Liveblog)
 class LiveblogAdmin(admin.ModelAdmin):
-    list_display = ["title", "slug", "last_seq"]
+    list_display = ["title", "slug"]
     prepopulated_fields = {"slug": ["title"]}
 
 

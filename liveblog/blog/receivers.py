@@ -1,23 +1,16 @@
-"""Signal receivers: they make any save or delete of a Post an event, wherever it happens."""
+"""Signal receivers: a deleted liveblog takes its stream of events with it."""
 
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete
 
-from .models import Liveblog, Post
-from .services import event_record
+from realtime_common.streams import stream_delete
 
-
-def post_saved(sender, instance: Post, created: bool, raw: bool, **kwargs) -> None:
-    if raw:  # loaddata: fixtures are not news
-        return
-    event_record(post=instance, event_type="post.created" if created else "post.updated")
+from .models import Liveblog
+from .wire import liveblog_stream
 
 
-def post_deleted(sender, instance: Post, origin=None, **kwargs) -> None:
-    if isinstance(origin, Liveblog):  # the whole liveblog goes, with its events
-        return
-    event_record(post=instance, event_type="post.deleted")
+def liveblog_deleted(sender, instance: Liveblog, **kwargs) -> None:
+    stream_delete(stream=liveblog_stream(liveblog_id=instance.pk))
 
 
 def connect() -> None:
-    post_save.connect(post_saved, sender=Post, dispatch_uid="blog.post_saved")
-    post_delete.connect(post_deleted, sender=Post, dispatch_uid="blog.post_deleted")
+    post_delete.connect(liveblog_deleted, sender=Liveblog, dispatch_uid="blog.liveblog_deleted")

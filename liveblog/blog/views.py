@@ -5,9 +5,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from .forms import PostForm
-from .selectors import liveblog_get, liveblog_list, liveblog_seq, post_list
+from realtime_common.streams import stream_seq
+
+from .selectors import liveblog_get, liveblog_list, post_list
 from .services import post_create
-from .wire import post_data
+from .wire import liveblog_stream, post_data
 
 
 def liveblog_or_404(slug: str):
@@ -27,7 +29,7 @@ def liveblog_detail(request, slug):
     liveblog = liveblog_or_404(slug)
     # The seq is read before the posts: an event in between is then replayed on
     # connect and applied again, which is harmless, instead of being skipped.
-    seq = liveblog_seq(liveblog_id=liveblog.pk)
+    seq = stream_seq(stream=liveblog_stream(liveblog_id=liveblog.pk))
     context = {
         "liveblog": liveblog,
         "seq": seq,
@@ -43,7 +45,7 @@ def liveblog_detail(request, slug):
 def liveblog_snapshot(request, slug):
     """The list again, for a page told to resync."""
     liveblog = liveblog_or_404(slug)
-    seq = liveblog_seq(liveblog_id=liveblog.pk)
+    seq = stream_seq(stream=liveblog_stream(liveblog_id=liveblog.pk))
     return JsonResponse({"seq": seq, "posts": [post_data(post=post) for post in post_list(liveblog=liveblog)]})
 
 

@@ -1,10 +1,9 @@
 """The JSON a page receives, built in one place so the page, the socket and the
-resync snapshot always agree. The protocol is documented in the README."""
+resync snapshot always agree, and what the page's socket URL may carry. The
+protocol is documented in the README."""
 
 from django.utils.html import linebreaks, urlize
 from django.utils.safestring import SafeString, mark_safe
-
-from .models import Post
 
 
 def post_html(*, body: str) -> SafeString:
@@ -13,7 +12,7 @@ def post_html(*, body: str) -> SafeString:
     return mark_safe(linebreaks(urlize(body, nofollow=True, autoescape=True)))  # noqa: S308
 
 
-def post_data(*, post: Post) -> dict:
+def post_data(*, post) -> dict:
     return {
         "id": post.pk,
         "html": post_html(body=post.body),
@@ -22,14 +21,15 @@ def post_data(*, post: Post) -> dict:
     }
 
 
-def event_frame(*, event_type: str, post: Post, seq: int) -> dict:
+def post_frame(*, post, event: str, seq: int) -> dict:
     return {
-        "type": event_type,
+        "type": f"post.{event}",
         "liveblog": post.liveblog.slug,
         "seq": seq,
-        "post": {"id": post.pk} if event_type == "post.deleted" else post_data(post=post),
+        "post": {"id": post.pk} if event == "deleted" else post_data(post=post),
     }
 
 
-def liveblog_group(*, liveblog_id: int) -> str:
+def liveblog_stream(*, liveblog_id: int) -> str:
+    """The stream of a liveblog's post events, and the channel layer group of its pages."""
     return f"liveblog-{liveblog_id}"

@@ -2,7 +2,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from blog.models import Event, Liveblog, Post
+from blog.models import Liveblog, Post
+from realtime_common.models import StreamEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -12,7 +13,7 @@ def test_post_publishes_and_records_the_event():
     call_command("post", "launch", "From the command line")
     post = Post.objects.get()
     assert post.body == "From the command line"
-    assert Event.objects.get(liveblog=liveblog).frame["post"]["id"] == post.pk
+    assert StreamEvent.objects.get(stream__name=f"liveblog-{liveblog.pk}").frame["post"]["id"] == post.pk
 
 
 @pytest.mark.parametrize(("slug", "text", "message"), [("nope", "hi", "No liveblog"), ("launch", "  ", "empty")])

@@ -5,9 +5,9 @@ from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from django.db import transaction
 
-from blog import services
-from blog.consumers import CLOSE_RESYNC
 from blog.models import Post
+from realtime_common import streams
+from realtime_common.streams import CLOSE_RESYNC
 from blog.services import post_create, post_delete, post_update
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
@@ -131,10 +131,10 @@ async def test_since_up_to_date_replays_nothing(connect, liveblog):
 
 async def test_a_lost_broadcast_is_filled_in_from_the_database(connect, liveblog, monkeypatch):
     socket, _ = await connect("/ws/liveblog/launch/")
-    real_send = services.group_send_on_commit
-    monkeypatch.setattr(services, "group_send_on_commit", lambda **kwargs: None)
+    real_send = streams.group_send_on_commit
+    monkeypatch.setattr(streams, "group_send_on_commit", lambda **kwargs: None)
     await create(liveblog=liveblog, body="lost on the way")
-    monkeypatch.setattr(services, "group_send_on_commit", real_send)
+    monkeypatch.setattr(streams, "group_send_on_commit", real_send)
     await create(liveblog=liveblog, body="arrives")
 
     frames = [await socket.receive_json_from() for _ in range(2)]
@@ -144,9 +144,9 @@ async def test_a_lost_broadcast_is_filled_in_from_the_database(connect, liveblog
     ]
 
 
-@pytest.mark.parametrize("since", ["0", "99", "abc", "-1"])
+@pytest.mark.parametrize("since", ["0", "99", "abc", "-1", "%C2%B2", "9" * 5000, "1" * 19])
 async def test_since_that_cannot_be_replayed_asks_for_a_resync(connect, liveblog, monkeypatch, since):
-    monkeypatch.setattr(services, "EVENT_RETENTION", 2)
+    monkeypatch.setattr(Post, "live_retention", 2)
     for body in ["one", "two", "three", "four"]:
         await create(liveblog=liveblog, body=body)
 

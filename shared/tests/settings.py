@@ -1,7 +1,7 @@
 """The least a Django project needs for realtime_common's own tests."""
 
 SECRET_KEY = "realtime-common-tests-only"
-INSTALLED_APPS = ["django.contrib.auth", "django.contrib.contenttypes", "channels"]
+INSTALLED_APPS = ["django.contrib.auth", "django.contrib.contenttypes", "channels", "realtime_common", "tests.liveapp"]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 USE_TZ = True

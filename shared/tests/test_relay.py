@@ -16,6 +16,9 @@ from realtime_common.consumers import AsyncSafeJsonWebsocketConsumer, SafeJsonWe
 from realtime_common.layers import channel_layers
 from realtime_common.testing.servers import redis_server  # noqa: F401 - registers the fixture
 
+# Sync handlers run through database_sync_to_async, which tidies the database connection.
+pytestmark = pytest.mark.django_db
+
 GROUP = "board"
 FRAME = {"type": "draw", "points": [[0.5, 0.25]]}
 

@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class RealtimeCommonConfig(AppConfig):
+    name = "realtime_common"
+    label = "realtime_common"
+    verbose_name = "Real-time streams"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from . import streams
+
+        streams.receivers_connect()

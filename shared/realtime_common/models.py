@@ -1,0 +1,28 @@
+from django.db import models
+
+
+class Stream(models.Model):
+    """A numbered sequence of changes that pages follow live, e.g. one liveblog's posts."""
+
+    name = models.CharField(max_length=100, unique=True)
+    # The seq of the newest event. Raised in the transaction that records the
+    # event, so its row lock numbers a stream's events in commit order.
+    last_seq = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.name} (#{self.last_seq})"
+
+
+class StreamEvent(models.Model):
+    """A change, exactly as pages receive it, kept so that a page that reconnects gets what it missed."""
+
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    frame = models.JSONField()
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["stream", "seq"], name="realtime_event_unique_seq")]
+
+    def __str__(self):
+        return f"{self.stream_id}#{self.seq} {self.frame.get('type')}"
