@@ -50,6 +50,8 @@ test: install system-deps
 	  echo "==> $$site: unit and consumer tests, in-memory and Redis layers"; \
 	  (cd $$site && $(BIN)/pytest) || exit 1; \
 	done
+	@echo "==> conformance: WebSocket protocol (Autobahn cases 1-7) against daphne"
+	cd conformance && $(BIN)/pytest
 	@echo "==> frontend: Node tests"
 	node --test frontend/tests/
 	@echo "==> e2e: browser tests (Chromium, daphne, Redis)"

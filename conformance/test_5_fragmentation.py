@@ -1,0 +1,163 @@
+"""Autobahn 5.x, fragmentation: fragmented messages reassembled, control frames
+between fragments answered, and every broken sequence (fragmented control frames,
+continuation without a start, a new message inside a fragmented one) failing the
+connection (1002)."""
+
+import pytest
+
+from cases import Cases
+from wsclient import CONTINUATION, PING, PONG, TEXT, Message, Pong, frame
+
+CASES = Cases()
+
+
+def write(ws, frames: list[bytes], how: str) -> None:
+    if how == "one write":
+        ws.send(*frames)
+    elif how == "frame by frame":
+        ws.send_each(*frames)
+    else:
+        ws.send(*frames, chop=1)
+
+
+HOW = {"one write": "", "frame by frame": ", frame by frame", "octet by octet": ", octet by octet"}
+
+
+@CASES.add("5.1", "Send ping fragmented into 2 fragments.")
+def case_5_1(ws):
+    ws.send(frame(PING, "fragment1", fin=False), frame(CONTINUATION, "fragment2"))
+    ws.expect_failure(1002)
+
+
+@CASES.add("5.2", "Send pong fragmented into 2 fragments.")
+def case_5_2(ws):
+    ws.send(frame(PONG, "fragment1", fin=False), frame(CONTINUATION, "fragment2"))
+    ws.expect_failure(1002)
+
+
+def two_fragments(how: str):
+    def scenario(ws):
+        write(ws, [frame(TEXT, "fragment1", fin=False), frame(CONTINUATION, "fragment2")], how)
+        ws.expect(Message("fragment1fragment2"))
+        ws.close_handshake()
+
+    return scenario
+
+
+def ping_between_fragments(how: str):
+    def scenario(ws):
+        frames = [frame(TEXT, "fragment1", fin=False), frame(PING, "ping payload"), frame(CONTINUATION, "fragment2")]
+        write(ws, frames, how)
+        ws.expect(Pong(b"ping payload"), Message("fragment1fragment2"))
+        ws.close_handshake()
+
+    return scenario
+
+
+def continuation_first(fin: bool, how: str):
+    """A continuation with nothing to continue, then a whole message that must not be echoed."""
+
+    def scenario(ws):
+        write(ws, [frame(CONTINUATION, "non-continuation payload", fin=fin), frame(TEXT, "Hello, world!")], how)
+        ws.expect_failure(1002)
+
+    return scenario
+
+
+for number, how in enumerate(HOW, start=3):
+    CASES.register(f"5.{number}", f"Send text message fragmented into 2 fragments{HOW[how]}.", two_fragments(how))
+for number, how in enumerate(HOW, start=6):
+    CASES.register(
+        f"5.{number}",
+        f"Send text message fragmented into 2 fragments, one ping with payload in-between{HOW[how]}.",
+        ping_between_fragments(how),
+    )
+for number, how in enumerate(HOW, start=9):
+    CASES.register(
+        f"5.{number}",
+        f"Send unfragmented text message after continuation frame with FIN = true, where there is nothing to continue{HOW[how]}.",
+        continuation_first(True, how),
+    )
+for number, how in enumerate(HOW, start=12):
+    CASES.register(
+        f"5.{number}",
+        f"Send unfragmented text message after continuation frame with FIN = false, where there is nothing to continue{HOW[how]}.",
+        continuation_first(False, how),
+    )
+
+
+@CASES.add(
+    "5.15",
+    "Send text message fragmented into 2 fragments, then continuation frame with FIN = false where there is "
+    "nothing to continue, then unfragmented text message.",
+)
+def case_5_15(ws):
+    ws.send(
+        frame(TEXT, "fragment1", fin=False),
+        frame(CONTINUATION, "fragment2"),
+        frame(CONTINUATION, "fragment3", fin=False),
+        frame(TEXT, "fragment4"),
+    )
+    ws.expect_failure(1002, may_first=[Message("fragment1fragment2")])
+
+
+def continuation_then_fragmented(fin: bool):
+    def scenario(ws):
+        once = [frame(CONTINUATION, "fragment1", fin=fin), frame(TEXT, "fragment2", fin=False), frame(CONTINUATION, "fragment3")]
+        ws.send(*once, *once)
+        ws.expect_failure(1002)
+
+    return scenario
+
+
+CASES.register(
+    "5.16",
+    "Twice: continuation frame with FIN = false (nothing to continue), then text message fragmented into 2 fragments.",
+    continuation_then_fragmented(False),
+)
+CASES.register(
+    "5.17",
+    "Twice: continuation frame with FIN = true (nothing to continue), then text message fragmented into 2 fragments.",
+    continuation_then_fragmented(True),
+)
+
+
+@CASES.add("5.18", "Send text message fragmented into 2 fragments, with both frame opcodes set to text.")
+def case_5_18(ws):
+    ws.send(frame(TEXT, "fragment1", fin=False), frame(TEXT, "fragment2"))
+    ws.expect_failure(1002)
+
+
+def pings_while_fragmented(how: str):
+    """Autobahn waits 1 s after the first ping; here the first pong is awaited instead."""
+
+    def scenario(ws):
+        write(ws, [frame(TEXT, "fragment1", fin=False), frame(CONTINUATION, "fragment2", fin=False), frame(PING, "pongme 1!")], how)
+        ws.expect(Pong(b"pongme 1!"))
+        write(
+            ws,
+            [
+                frame(CONTINUATION, "fragment3", fin=False),
+                frame(CONTINUATION, "fragment4", fin=False),
+                frame(PING, "pongme 2!"),
+                frame(CONTINUATION, "fragment5"),
+            ],
+            how,
+        )
+        ws.expect(Pong(b"pongme 2!"), Message("fragment1fragment2fragment3fragment4fragment5"))
+        ws.close_handshake()
+
+    return scenario
+
+
+CASES.register(
+    "5.19",
+    "Send text message in 5 fragments, with a ping after the 2nd (answered before the rest is sent) and one before the 5th.",
+    pings_while_fragmented("one write"),
+)
+CASES.register("5.20", "Same as 5.19, frame by frame.", pings_while_fragmented("frame by frame"))
+
+
+@pytest.mark.parametrize("scenario", CASES.params())
+def test_fragmentation(ws, scenario):
+    scenario(ws)
