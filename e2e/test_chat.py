@@ -4,12 +4,12 @@ import uuid
 import pytest
 from playwright.sync_api import Page, expect
 
-from pages import expect_live, log_in
+from pages import expect_live, log_in, log_in_as_staff
 
 PASSWORD = "e2e-chat-password"
 USERS = ["alice", "bob", "carol"]
 # A room of its own for each test, so no test sees another's members or messages.
-ROOMS = ["replicas", "together", "elsewhere", "logout", "reload-a", "reload-b", "offline", "markup", "presence", "crash"]
+ROOMS = ["replicas", "together", "elsewhere", "logout", "reload-a", "reload-b", "offline", "markup", "presence", "crash", "sites"]
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +250,31 @@ def test_presence_drops_a_user_whose_server_process_died(new_page, chat, doomed_
     expect(bob.locator("#connection-state")).to_have_attribute("data-socket-state", "reconnecting")
     # Within CHAT_PRESENCE_TTL + CHAT_PRESENCE_HEARTBEAT (6 + 2 seconds).
     expect(members(alice, "crash")).to_have_text(["alice"], timeout=20_000)
+
+
+def test_the_chat_the_sketchpad_and_the_liveblog_keep_their_logins_side_by_side(
+    new_page, chat, sketchpad_site, liveblog_site
+):
+    """One browser, the three sites on one host: cookies ignore ports, so each site's
+    session cookie must have a name of its own or opening one site logs you out of another."""
+    chat_url, sketchpad_url, liveblog_url = chat.urls[0], sketchpad_site.urls[0], liveblog_site.urls[0]
+    page = open_chat(new_page(chat_url), chat_url, "alice", "sites")
+    text = unique("Before the other sites")
+    say(page, "sites", text)
+    expect(message(page, "sites", text)).to_be_visible()
+
+    # The board puts an author id in the sketchpad's session: it starts one of its own.
+    page.goto(f"{sketchpad_url}/sandbox/")
+    expect_live(page)
+    log_in_as_staff(page, liveblog_url, "/djangocon/")
+    expect(page.get_by_label("New post")).to_be_visible()
+
+    page.goto(f"{chat_url}/chat/")
+    expect_live(page)
+    text = unique("After the other sites")
+    say(page, "sites", text)
+    expect(message(page, "sites", text)).to_be_visible()
+
+    page.goto(f"{liveblog_url}/djangocon/")
+    expect_live(page)
+    expect(page.get_by_label("New post")).to_be_visible()

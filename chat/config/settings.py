@@ -5,9 +5,18 @@ from pathlib import Path
 from realtime_common.cache import caches
 from realtime_common.layers import channel_layers
 from realtime_common.settings import *  # noqa: F403
-from realtime_common.settings import DJANGO_APPS, REDIS_CHANNEL_LAYER, REDIS_URLS, sqlite_database, static_root
+from realtime_common.settings import (
+    DJANGO_APPS,
+    REDIS_CHANNEL_LAYER,
+    REDIS_URLS,
+    cookie_names,
+    sqlite_database,
+    static_root,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Names its cookies, channel layer and cache keys, apart from the other sites'.
+SITE_NAME = "chat"
 
 INSTALLED_APPS = [*DJANGO_APPS, "rooms"]
 ROOT_URLCONF = "config.urls"
@@ -15,10 +24,11 @@ ASGI_APPLICATION = "config.asgi.application"
 
 DATABASES = sqlite_database(BASE_DIR / "db.sqlite3")
 STATIC_ROOT = static_root(BASE_DIR)
-CHANNEL_LAYERS = channel_layers(prefix="chat", redis_urls=REDIS_URLS, kind=REDIS_CHANNEL_LAYER)
+SESSION_COOKIE_NAME, CSRF_COOKIE_NAME = cookie_names(site=SITE_NAME)
+CHANNEL_LAYERS = channel_layers(prefix=SITE_NAME, redis_urls=REDIS_URLS, kind=REDIS_CHANNEL_LAYER)
 # Rate limits count in the cache, and presence lives beside it in REDIS_URLS[0]:
 # with Redis, every process of the site sees the same counts and members.
-CACHES = caches(prefix="chat", redis_urls=REDIS_URLS)
+CACHES = caches(prefix=SITE_NAME, redis_urls=REDIS_URLS)
 
 # The sockets keep the rooms a browser joined in its session, so sessions must
 # be stored on the server (the default database backend), not in signed cookies.
@@ -28,11 +38,15 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "rooms:index"
 LOGOUT_REDIRECT_URL = "login"
 
-# Every open socket refreshes its presence entries this often (seconds); an
-# entry not refreshed for CHAT_PRESENCE_TTL seconds (its process died) expires.
-# A member whose process died is dropped within TTL + HEARTBEAT seconds.
+# Each process refreshes the presence entries of its users this often (seconds),
+# in one pipeline for all its rooms; an entry not refreshed for CHAT_PRESENCE_TTL
+# seconds (its process died) expires. A member whose process died is dropped
+# within TTL + HEARTBEAT seconds.
 CHAT_PRESENCE_HEARTBEAT = 2.0
 CHAT_PRESENCE_TTL = 6.0
+# A room's presence changes reach the store at most once per this many seconds
+# and process (the first at once): a reconnect storm coalesces into few writes.
+CHAT_PRESENCE_BATCH = 0.05
 # Each user may send this many messages per window of this many seconds, over all their tabs.
 CHAT_RATE_LIMIT_MESSAGES = 10
 CHAT_RATE_LIMIT_SECONDS = 10

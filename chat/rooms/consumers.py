@@ -1,13 +1,10 @@
-import asyncio
-
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from django.conf import settings
 
 from realtime_common.consumers import AsyncSafeJsonWebsocketConsumer, error_frame
 
 from .models import Room
-from .presence import apresence_remove, apresence_touch
+from .presence import PresenceMixin
 from .selectors import message_history, room_get, room_may_join, session_rooms
 from .services import message_create, message_rate_allow, session_rooms_update
 from .wire import (
@@ -15,7 +12,6 @@ from .wire import (
     command_parse,
     joined_frame,
     left_frame,
-    presence_frame,
     room_group,
     since_parse,
     user_group,
@@ -25,7 +21,7 @@ from .wire import (
 CLOSE_LOGGED_OUT = 4401
 
 
-class ChatConsumer(AsyncSafeJsonWebsocketConsumer):
+class ChatConsumer(PresenceMixin, AsyncSafeJsonWebsocketConsumer):
     """One tab's socket: the rooms it joined, their messages, and who is in them."""
 
     async def connect(self):
@@ -33,13 +29,10 @@ class ChatConsumer(AsyncSafeJsonWebsocketConsumer):
         if not self.user.is_authenticated:
             await self.close()  # before accept(), this refuses the handshake
             return
-        self.username = self.user.get_username()
         self.session_key = self.scope["session"].session_key
         self.rooms: dict[str, Room] = {}  # joined on this socket, by slug
-        self.members: dict[str, list[str]] = {}  # the members this page was last sent, by slug
         await self.channel_layer.group_add(user_group(user_id=self.user.pk), self.channel_name)
         await self.accept()
-        self.heartbeat_task = asyncio.create_task(self.heartbeat())
         # Back into the rooms of the session, unasked: a reload or a new tab carries on.
         since = since_parse(self.scope["query_string"])
         for room in await database_sync_to_async(session_rooms)(session=self.scope["session"], user=self.user):
@@ -48,7 +41,6 @@ class ChatConsumer(AsyncSafeJsonWebsocketConsumer):
     async def disconnect(self, code):
         if not hasattr(self, "rooms"):
             return
-        self.heartbeat_task.cancel()
         for room in list(self.rooms.values()):
             await self.exit(room)  # the session keeps them, for the next socket
         await self.channel_layer.group_discard(user_group(user_id=self.user.pk), self.channel_name)
@@ -94,52 +86,21 @@ class ChatConsumer(AsyncSafeJsonWebsocketConsumer):
     async def enter(self, room: Room, *, since: int | None):
         # Join the group before reading history: a message committed in between
         # then arrives twice (pages drop the second by id) instead of not at all.
+        # Likewise, a presence change made after the members are read reaches this socket.
         await self.channel_layer.group_add(room_group(room_id=room.pk), self.channel_name)
         self.rooms[room.slug] = room
-        self.members[room.slug] = await self.touch_presence(room)
+        members = await self.presence_enter(room=room)
         history = await database_sync_to_async(message_history)(room=room, since=since)
-        await self.send_json(joined_frame(room=room, history=history, members=self.members[room.slug]))
-        await self.announce_presence(room)
+        await self.send_json(joined_frame(room=room, history=history, members=members))
 
     async def exit(self, room: Room):
-        del self.rooms[room.slug], self.members[room.slug]
+        del self.rooms[room.slug]
+        await self.presence_exit(room=room)
         await self.channel_layer.group_discard(room_group(room_id=room.pk), self.channel_name)
-        await apresence_remove(room_id=room.pk, connection=self.channel_name, username=self.username)
-        await self.announce_presence(room)
-
-    async def heartbeat(self):
-        # Sent as a message to itself, so the refresh runs between this consumer's handlers, never during one.
-        while True:
-            await asyncio.sleep(settings.CHAT_PRESENCE_HEARTBEAT)
-            await self.channel_layer.send(self.channel_name, {"type": "presence.refresh"})
 
     async def chat_message(self, message):
         if message["room"] in self.rooms:  # not if left since the message was sent
             await self.send(text_data=message["text"])  # encoded once for every page, by the sender
 
-    async def presence_changed(self, message):
-        if room := self.rooms.get(message["room"]):
-            await self.update_presence(room)
-
-    async def presence_refresh(self, message):
-        for room in list(self.rooms.values()):
-            await self.update_presence(room)
-
     async def user_logged_out(self, message):
         await self.close(code=CLOSE_LOGGED_OUT)
-
-    async def touch_presence(self, room: Room) -> list[str]:
-        """Add or refresh this socket's entry in the room's presence; the room's members."""
-        return await apresence_touch(room_id=room.pk, connection=self.channel_name, username=self.username)
-
-    async def announce_presence(self, room: Room):
-        """Every socket in the room updates its page's members."""
-        group = room_group(room_id=room.pk)
-        await self.channel_layer.group_send(group, {"type": "presence.changed", "room": room.slug})
-
-    async def update_presence(self, room: Room):
-        # Only changes go out: a second tab opening, or one of two closing, changes nothing for the others.
-        members = await self.touch_presence(room)
-        if members != self.members[room.slug]:
-            self.members[room.slug] = members
-            await self.send_json(presence_frame(room=room, members=members))

@@ -78,8 +78,14 @@ def left_frame(*, room: Room) -> dict:
     return {"type": "left", "room": room.slug}
 
 
-def presence_frame(*, room: Room, members: list[str]) -> dict:
-    return {"type": "presence", "room": room.slug, "members": members}
+def presence_change_frame(*, slug: str, joined: list[str], left: list[str]) -> dict:
+    """Who came and who went: the page adds and removes them."""
+    return {"type": "presence", "room": slug, "joined": joined, "left": left}
+
+
+def presence_members_frame(*, slug: str, members: list[str]) -> dict:
+    """Everyone, after the page may have missed a change: the page replaces its list."""
+    return {"type": "presence", "room": slug, "members": members}
 
 
 def room_group(*, room_id: int) -> str:

@@ -25,7 +25,7 @@ def channel_layer(channel_layer, request, settings):
 def _fresh_process_state(monkeypatch):
     # The Redis side is emptied by the channel_layer fixture.
     cache.clear()
-    monkeypatch.setattr(presence, "MEMORY", presence.MemoryPresence())
+    monkeypatch.setattr(presence, "MEMORY", presence.MemoryStore())
 
 
 @pytest.fixture

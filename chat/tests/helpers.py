@@ -19,9 +19,13 @@ class Browser:
     def session_key(self) -> str:
         return self.client.cookies[settings.SESSION_COOKIE_NAME].value
 
+    @property
+    def cookie(self) -> tuple[bytes, bytes]:
+        """The Cookie header the browser sends with its sockets."""
+        return b"cookie", f"{settings.SESSION_COOKIE_NAME}={self.session_key}".encode()
+
     async def open_tab(self, query: str = "") -> WebsocketCommunicator:
-        cookie = f"{settings.SESSION_COOKIE_NAME}={self.session_key}".encode()
-        socket, connected = await self.connect(f"/ws/chat/{query}", headers=[(b"cookie", cookie)])
+        socket, connected = await self.connect(f"/ws/chat/{query}", headers=[self.cookie])
         assert connected
         return socket
 

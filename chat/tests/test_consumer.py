@@ -1,14 +1,15 @@
 """The chat socket, against the in-memory and the Redis channel layer (and with it,
-rate limits and presence in process memory and in Redis)."""
+rate limits and presence in process memory and in Redis). Presence has its own
+tests in test_presence_consumer.py."""
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import transaction
 
 from rooms.consumers import CLOSE_LOGGED_OUT
 from rooms.models import Message
-from rooms.presence import apresence_touch
 from rooms.services import message_create
 from tests.helpers import join, say
 
@@ -29,13 +30,20 @@ def texts(frame: dict) -> list[str]:
 async def test_anonymous_socket_is_refused_at_the_handshake(connect, chat_rooms):
     _, connected = await connect("/ws/chat/")
     assert not connected
-    _, connected = await connect("/ws/chat/", headers=[(b"cookie", b"sessionid=not-a-session")])
+    cookie = f"{settings.SESSION_COOKIE_NAME}=not-a-session".encode()
+    _, connected = await connect("/ws/chat/", headers=[(b"cookie", cookie)])
     assert not connected
 
 
-async def test_foreign_origin_is_refused(logged_in, users, chat_rooms):
+async def test_the_site_s_own_origin_connects(logged_in, users, chat_rooms):
     alice = await logged_in(users["alice"])
-    _, connected = await alice.connect("/ws/chat/", origin=b"http://evil.example")
+    _, connected = await alice.connect("/ws/chat/", headers=[alice.cookie])
+    assert connected
+
+
+async def test_any_other_origin_is_refused(logged_in, users, chat_rooms, hostile_origin):
+    alice = await logged_in(users["alice"])
+    _, connected = await alice.connect("/ws/chat/", origin=hostile_origin, headers=[alice.cookie])
     assert not connected
 
 
@@ -71,7 +79,7 @@ async def test_a_message_reaches_every_member_of_the_room_once_committed(logged_
     carol = await (await logged_in(users["carol"])).open_tab()
     await join(alice, "lobby")
     await join(bob, "lobby")
-    assert (await alice.receive_json_from())["members"] == ["alice", "bob"]
+    assert (await alice.receive_json_from())["joined"] == ["bob"]
     await join(carol, "random")
 
     await say(alice, "lobby", "  Hello <b>bob</b>  ")
@@ -208,11 +216,11 @@ async def test_leave_stops_the_room_s_messages(logged_in, users, chat_rooms):
     await join(alice, "lobby")
     await join(alice, "random")
     await join(bob, "lobby")
-    assert (await alice.receive_json_from())["members"] == ["alice", "bob"]
+    assert (await alice.receive_json_from())["joined"] == ["bob"]
 
     await alice.send_json_to({"command": "leave", "room": "lobby"})
     assert await alice.receive_json_from() == {"type": "left", "room": "lobby"}
-    assert await bob.receive_json_from() == {"type": "presence", "room": "lobby", "members": ["bob"]}
+    assert await bob.receive_json_from() == {"type": "presence", "room": "lobby", "joined": [], "left": ["alice"]}
     await say(bob, "lobby", "alice is gone")
     await say(alice, "random", "still here")
     assert (await alice.receive_json_from())["text"] == "still here"
@@ -282,36 +290,3 @@ async def test_a_socket_whose_session_ended_closes_when_it_next_joins(logged_in,
     await sync_to_async(Session.objects.filter(session_key=alice.session_key).delete)()
     await socket.send_json_to({"command": "join", "room": "lobby"})
     assert await socket.receive_output() == {"type": "websocket.close", "code": CLOSE_LOGGED_OUT}
-
-
-async def test_presence_lists_each_user_once_until_their_last_tab_closes(logged_in, users, chat_rooms):
-    alice = await (await logged_in(users["alice"])).open_tab()
-    assert (await join(alice, "lobby"))["members"] == ["alice"]
-    bob = await logged_in(users["bob"])
-    bob_first = await bob.open_tab()
-    assert (await join(bob_first, "lobby"))["members"] == ["alice", "bob"]
-    assert await alice.receive_json_from() == {"type": "presence", "room": "lobby", "members": ["alice", "bob"]}
-
-    bob_second = await bob.open_tab()  # back in lobby from the session
-    assert (await bob_second.receive_json_from())["members"] == ["alice", "bob"]
-    await bob_first.disconnect()
-    # Neither the second tab nor closing the first changed the members: alice hears of carol next.
-    carol = await (await logged_in(users["carol"])).open_tab()
-    await join(carol, "lobby")
-    assert (await alice.receive_json_from())["members"] == ["alice", "bob", "carol"]
-
-    await bob_second.disconnect()
-    assert (await alice.receive_json_from())["members"] == ["alice", "carol"]
-
-
-async def test_presence_drops_a_socket_whose_process_died(logged_in, users, chat_rooms, settings):
-    settings.CHAT_PRESENCE_HEARTBEAT = 0.1
-    settings.CHAT_PRESENCE_TTL = 1.0
-    alice = await (await logged_in(users["alice"])).open_tab()
-    await join(alice, "lobby")
-    # What a process that died leaves behind: bob's entry, which nobody refreshes any more.
-    await apresence_touch(room_id=chat_rooms["lobby"].pk, connection="specific.dead!1", username="bob")
-
-    # alice's heartbeats keep her own entry, notice bob's, and then notice it expire.
-    for members in [["alice", "bob"], ["alice"]]:
-        assert await alice.receive_json_from(timeout=5) == {"type": "presence", "room": "lobby", "members": members}

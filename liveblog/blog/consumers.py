@@ -1,6 +1,5 @@
 from channels.db import database_sync_to_async
 
-from realtime_common.consumers import error_frame
 from realtime_common.streams import StreamConsumer, stream_since_parse
 
 from .selectors import liveblog_get
@@ -9,6 +8,8 @@ from .wire import liveblog_stream
 
 class LiveblogConsumer(StreamConsumer):
     """Sends one liveblog's post events to one page: in seq order, none missed, none twice."""
+
+    read_only_detail = "This socket only sends. Publish posts over HTTP."
 
     async def connect(self):
         liveblog = await database_sync_to_async(liveblog_get)(slug=self.scope["url_route"]["kwargs"]["slug"])
@@ -23,6 +24,3 @@ class LiveblogConsumer(StreamConsumer):
             await self.stream_resync(stream)
             return
         await self.stream_follow(stream=stream, since=since)
-
-    async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        await self.send_json(error_frame(code="read_only", detail="This socket only sends. Publish posts over HTTP."))

@@ -20,8 +20,13 @@ async def test_unknown_liveblog_is_refused(connect, liveblog):
     assert not connected
 
 
-async def test_foreign_origin_is_refused(connect, liveblog):
-    _, connected = await connect("/ws/liveblog/launch/", origin=b"http://evil.example")
+async def test_the_site_s_own_origin_connects(connect, liveblog):
+    _, connected = await connect("/ws/liveblog/launch/")
+    assert connected
+
+
+async def test_any_other_origin_is_refused(connect, liveblog, hostile_origin):
+    _, connected = await connect("/ws/liveblog/launch/", origin=hostile_origin)
     assert not connected
 
 
@@ -176,3 +181,20 @@ async def test_deleting_the_liveblog_does_not_break_its_open_pages(connect, live
     assert await sync_to_async(Post.objects.count)() == 0
     await socket.send_to(text_data="ping")
     assert (await socket.receive_json_from())["code"] == "read_only"
+
+
+async def test_a_page_flooding_its_socket_is_refused_then_closed(connect, liveblog, monkeypatch):
+    from blog.consumers import LiveblogConsumer
+    from realtime_common import consumers
+
+    # No refill, so the test does not depend on how fast it runs.
+    monkeypatch.setattr(LiveblogConsumer, "frame_rate", 0)
+    monkeypatch.setattr(LiveblogConsumer, "frame_burst", 1)
+    monkeypatch.setattr(consumers, "REFUSALS_PER_SECOND", 0)
+    monkeypatch.setattr(consumers, "REFUSAL_BURST", 2)
+    socket, _ = await connect("/ws/liveblog/launch/")
+    for _ in range(6):
+        await socket.send_to(text_data="{}")
+    codes = [(await socket.receive_json_from())["code"] for _ in range(3)]
+    assert codes == ["read_only", "rate_limited", "rate_limited"]
+    assert await socket.receive_output() == {"type": "websocket.close", "code": consumers.CLOSE_FLOODING}

@@ -8,6 +8,6 @@ class RealtimeCommonConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import streams
+        from . import checks, streams  # noqa: F401 - importing checks registers them
 
         streams.receivers_connect()

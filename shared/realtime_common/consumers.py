@@ -6,6 +6,11 @@ connection dies and the client learns nothing. These send
 ``{"type": "error", "code": ..., "detail": ...}`` and keep the connection open;
 ``receive_json`` only ever sees a JSON object.
 
+**Limits.** Every socket has a frame rate (``frame_rate``, ``frame_burst``):
+over it a frame is refused with ``rate_limited``; a page that keeps going is
+closed with 4429. A consumer whose socket only sends sets ``read_only_detail``.
+Anything under ``receive_json`` refuses a frame by raising ``ClientError``.
+
 **Relayed frames.** A group message made by ``relay_message`` carries its frame
 already encoded. Every consumer in the group sends that text to its page from
 the event loop: the frame is encoded once for the whole group, not once per
@@ -17,7 +22,13 @@ import json
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
 
+from .throttle import TokenBucket
+
 RELAY = "frame.relay"
+# In 4400-4499, which pages treat as final: a flooding page does not reconnect.
+CLOSE_FLOODING = 4429
+# After a page's frames went over its rate: this many refusals, one more allowed each second, then the close.
+REFUSALS_PER_SECOND, REFUSAL_BURST = 1, 20
 
 
 def error_frame(*, code: str, detail: str) -> dict:
@@ -38,20 +49,79 @@ async def relay_send(*, message: dict, channel_name: str, send) -> None:
         await send({"type": "websocket.send", "text": message["text"]})
 
 
-def parse_frame(text_data: str | None, bytes_data: bytes | None) -> tuple[dict | None, dict | None]:
-    """(content, None) for a JSON object, else (None, error frame)."""
+class ClientError(Exception):
+    """Refuses the frame being handled: raised anywhere under receive_json (a
+    wire.py parser, a check in the consumer), it becomes one error frame, and
+    the socket stays open."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+    def frame(self) -> dict:
+        return error_frame(code=self.code, detail=self.detail)
+
+
+class Flooding(Exception):
+    """The socket keeps sending past its frame rate: close it (once) with CLOSE_FLOODING."""
+
+    def __init__(self, *, first: bool):
+        super().__init__("flooding")
+        self.first = first
+
+
+class FrameGuard:
+    """Every socket's limit on what its page sends: ``rate`` frames a second on
+    average, in bursts of up to ``burst``. A frame over it is refused with
+    rate_limited; after REFUSAL_BURST refusals (one more allowed each second)
+    the socket is closed with CLOSE_FLOODING, and what still arrives is ignored."""
+
+    def __init__(self, *, rate: float, burst: int):
+        self.frames = TokenBucket(rate=rate, burst=burst)
+        self.refusals = TokenBucket(rate=REFUSALS_PER_SECOND, burst=REFUSAL_BURST)
+        self.flooded = False
+
+    def admit(self) -> None:
+        if self.flooded:
+            raise Flooding(first=False)
+        if self.frames.take():
+            return
+        if self.refusals.take():
+            raise ClientError("rate_limited", "Too many frames: slow down.")
+        self.flooded = True
+        raise Flooding(first=True)
+
+
+def frame_receive(*, guard: FrameGuard, read_only_detail: str | None, text_data: str | None, bytes_data: bytes | None) -> dict:
+    """The frame as a JSON object, once it passed the socket's limits; ClientError or Flooding otherwise."""
+    guard.admit()
+    if read_only_detail is not None:
+        raise ClientError("read_only", read_only_detail)
     if text_data is None:
-        return None, error_frame(code="binary_frame", detail="Send JSON in text frames, not binary ones.")
+        raise ClientError("binary_frame", "Send JSON in text frames, not binary ones.")
     try:
         content = json.loads(text_data)
     except ValueError:
-        return None, error_frame(code="bad_json", detail="The frame is not valid JSON.")
+        raise ClientError("bad_json", "The frame is not valid JSON.") from None
     if not isinstance(content, dict):
-        return None, error_frame(code="bad_frame", detail="The frame must be a JSON object.")
-    return content, None
+        raise ClientError("bad_frame", "The frame must be a JSON object.")
+    return content
 
 
-class SafeJsonWebsocketConsumer(JsonWebsocketConsumer):
+class FrameLimits:
+    """What the two consumer bases share: the limits on what a page sends."""
+
+    # Frames a page may send, a second on average and in a burst; sites raise them per socket.
+    frame_rate, frame_burst = 20, 40
+    # The detail of the read_only error every frame gets, on a socket that only sends.
+    read_only_detail: str | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.frame_guard = FrameGuard(rate=self.frame_rate, burst=self.frame_burst)
+
+
+class SafeJsonWebsocketConsumer(FrameLimits, JsonWebsocketConsumer):
     """The sync consumer: handlers run in the one thread Django's ORM uses (one
     at a time for all sync consumers of a process), except relayed frames,
     which go out from the event loop and never queue behind that thread."""
@@ -68,18 +138,23 @@ class SafeJsonWebsocketConsumer(JsonWebsocketConsumer):
         await super().dispatch(message)
 
     def receive(self, text_data=None, bytes_data=None, **kwargs):
-        content, error = parse_frame(text_data, bytes_data)
-        if error:
-            self.send_json(error)
-        else:
+        try:
+            content = frame_receive(
+                guard=self.frame_guard, read_only_detail=self.read_only_detail, text_data=text_data, bytes_data=bytes_data
+            )
             self.receive_json(content, **kwargs)
+        except ClientError as error:
+            self.send_json(error.frame())
+        except Flooding as flooding:
+            if flooding.first:
+                self.close(code=CLOSE_FLOODING)
 
     @classmethod
     def encode_json(cls, content):
         return frame_encode(frame=content)
 
 
-class AsyncSafeJsonWebsocketConsumer(AsyncJsonWebsocketConsumer):
+class AsyncSafeJsonWebsocketConsumer(FrameLimits, AsyncJsonWebsocketConsumer):
     """The async consumer. Reach the database only through
     ``channels.db.database_sync_to_async``, which closes stale connections
     around each call, as Django does around each request."""
@@ -99,11 +174,16 @@ class AsyncSafeJsonWebsocketConsumer(AsyncJsonWebsocketConsumer):
         await handler(message)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        content, error = parse_frame(text_data, bytes_data)
-        if error:
-            await self.send_json(error)
-        else:
+        try:
+            content = frame_receive(
+                guard=self.frame_guard, read_only_detail=self.read_only_detail, text_data=text_data, bytes_data=bytes_data
+            )
             await self.receive_json(content, **kwargs)
+        except ClientError as error:
+            await self.send_json(error.frame())
+        except Flooding as flooding:
+            if flooding.first:
+                await self.close(code=CLOSE_FLOODING)
 
     @classmethod
     async def encode_json(cls, content):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from realtime_common.origins import websocket_origins
+
 
 def env_bool(name: str, *, default: bool = False) -> bool:
     value = os.environ.get(name)
@@ -35,8 +37,7 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "insecure-development-key-only-used-when-DEBUG-is-on"
 
-# The Origin check of every WebSocket handshake uses this list too
-# (channels.security.websocket.AllowedHostsOriginValidator).
+# Unless DJANGO_WEBSOCKET_ORIGINS lists them, the WebSocket origins follow from these hosts (below).
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default="localhost,127.0.0.1" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
@@ -54,9 +55,14 @@ DJANGO_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "channels",
+    # Before channels: its runworker (realtime_common.worker) replaces Channels' own.
     "realtime_common",
+    "channels",
 ]
+
+# A worker run by `manage.py runworker` ticks its consumers this often (seconds),
+# so they catch up on jobs whose messages were lost (realtime_common.worker).
+WORKER_TICK_SECONDS = 30
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -146,6 +152,17 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
+def cookie_names(*, site: str) -> tuple[str, str]:
+    """The session and CSRF cookie names of a site: ``(SESSION_COOKIE_NAME, CSRF_COOKIE_NAME)``.
+
+    Browsers keep cookies per host, not per port: with Django's names, the sites
+    served side by side on one host (127.0.0.1:8001, :8002, :8003) would overwrite
+    each other's session, and logging into one would log you out of the others.
+    """
+    return f"{site}_sessionid", f"{site}_csrftoken"
+
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
@@ -154,8 +171,19 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # Behind a TLS-terminating proxy (nginx), trust its X-Forwarded-Proto header.
-if env_bool("DJANGO_BEHIND_TLS_PROXY"):
+BEHIND_TLS_PROXY = env_bool("DJANGO_BEHIND_TLS_PROXY")
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# The only pages that may open the site's WebSockets (realtime_common.asgi), compared
+# exactly: the allowed hosts on the ports browsers use, over https when cookies are
+# Secure (they would not reach a plain http page), unless listed in full.
+WEBSOCKET_ORIGINS = websocket_origins(
+    listed=env_list("DJANGO_WEBSOCKET_ORIGINS"),
+    hosts=ALLOWED_HOSTS,
+    ports=env_list("DJANGO_PUBLIC_PORTS"),
+    secure=SESSION_COOKIE_SECURE or BEHIND_TLS_PROXY,
+)
 
 LOGGING = {
     "version": 1,

@@ -4,4 +4,5 @@ SECRET_KEY = "realtime-common-tests-only"
 INSTALLED_APPS = ["django.contrib.auth", "django.contrib.contenttypes", "channels", "realtime_common", "tests.liveapp"]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+WEBSOCKET_ORIGINS = ["https://example.com"]
 USE_TZ = True

@@ -1,21 +1,54 @@
 import pytest
 
-from realtime_common.consumers import parse_frame
+from realtime_common.consumers import ClientError, Flooding, FrameGuard, frame_receive
 from realtime_common.throttle import TokenBucket
+
+
+def receive(text=None, data=None, *, guard=None, read_only_detail=None) -> dict:
+    return frame_receive(
+        guard=guard or FrameGuard(rate=10, burst=10), read_only_detail=read_only_detail, text_data=text, bytes_data=data
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "data", "code"),
     [(None, b"\x00", "binary_frame"), ("{nope", None, "bad_json"), ("[1, 2]", None, "bad_frame"), ('"x"', None, "bad_frame")],
 )
-def test_bad_frames_become_error_frames(text, data, code):
-    content, error = parse_frame(text, data)
-    assert content is None
-    assert error["type"] == "error" and error["code"] == code and error["detail"]
+def test_bad_frames_are_refused_with_their_code(text, data, code):
+    with pytest.raises(ClientError) as refused:
+        receive(text, data)
+    assert refused.value.code == code
+    assert refused.value.frame() == {"type": "error", "code": code, "detail": refused.value.detail}
+    assert refused.value.detail
 
 
 def test_a_json_object_passes():
-    assert parse_frame('{"type": "x"}', None) == ({"type": "x"}, None)
+    assert receive('{"type": "x"}') == {"type": "x"}
+
+
+def test_a_socket_that_only_sends_refuses_every_frame_even_valid_ones():
+    for text, data in [('{"type": "x"}', None), ("nope", None), (None, b"\x00")]:
+        with pytest.raises(ClientError) as refused:
+            receive(text, data, read_only_detail="Only sends.")
+        assert (refused.value.code, refused.value.detail) == ("read_only", "Only sends.")
+
+
+def test_frames_over_the_rate_are_refused_then_the_flood_is_closed_once_and_ignored(monkeypatch):
+    from realtime_common import consumers
+
+    monkeypatch.setattr(consumers, "REFUSAL_BURST", 2)
+    monkeypatch.setattr(consumers, "REFUSALS_PER_SECOND", 0)
+    guard = FrameGuard(rate=0, burst=3)
+    outcomes = []
+    for _ in range(8):
+        try:
+            receive("{}", guard=guard)
+            outcomes.append("ok")
+        except ClientError as refused:
+            outcomes.append(refused.code)
+        except Flooding as flooding:
+            outcomes.append("close" if flooding.first else "ignored")
+    assert outcomes == ["ok", "ok", "ok", "rate_limited", "rate_limited", "close", "ignored", "ignored"]
 
 
 def test_token_bucket_allows_a_burst_then_the_rate():

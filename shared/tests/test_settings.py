@@ -1,5 +1,6 @@
 """The settings base, loaded in a fresh interpreter each time: it reads the environment on import."""
 
+import ast
 import os
 import subprocess
 import sys
@@ -10,17 +11,28 @@ import pytest
 from realtime_common.layers import channel_layer_description, channel_layers, redact_url
 
 SHARED = Path(__file__).resolve().parents[1]
+REPO = SHARED.parent
 
 
-def load_settings(**env: str) -> subprocess.CompletedProcess:
+def load_settings(
+    *, show: str = "s.DEBUG, s.ALLOWED_HOSTS, s.SECRET_KEY[:8]", cwd: Path = SHARED, module: str = "realtime_common.settings", **env: str
+) -> subprocess.CompletedProcess:
+    """Import ``module`` in a fresh interpreter with only ``env`` (no DJANGO_ or REDIS_ variables
+    of ours) and print ``show``, an expression of the settings ``s``."""
     clean = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "REDIS_"))}
     return subprocess.run(
-        [sys.executable, "-c", "import realtime_common.settings as s; print(s.DEBUG, s.ALLOWED_HOSTS, s.SECRET_KEY[:8])"],
+        [sys.executable, "-c", f"import {module} as s; print({show})"],
         env={**clean, **env},
         capture_output=True,
         text=True,
-        cwd=SHARED,
+        cwd=cwd,
     )
+
+
+def websocket_origins_loaded(**env: str) -> list[str]:
+    result = load_settings(show="s.WEBSOCKET_ORIGINS", **env)
+    assert result.returncode == 0, result.stderr
+    return ast.literal_eval(result.stdout)
 
 
 def test_a_missing_secret_key_is_an_error_when_debug_is_off():
@@ -45,6 +57,73 @@ def test_a_missing_frontend_is_an_error(tmp_path):
     result = load_settings(DJANGO_DEBUG="1", FRONTEND_DIR=str(tmp_path))
     assert result.returncode != 0
     assert "The shared browser code is not at" in result.stderr
+
+
+def test_make_run_accepts_the_loopback_names_on_the_site_s_port():
+    # The Procfile gives each site its port; DEBUG serves plain http.
+    assert websocket_origins_loaded(DJANGO_DEBUG="1", DJANGO_PUBLIC_PORTS="8002") == [
+        "http://localhost:8002",
+        "http://127.0.0.1:8002",
+    ]
+
+
+def test_production_accepts_its_hosts_over_https_on_the_default_port():
+    origins = websocket_origins_loaded(DJANGO_SECRET_KEY="k", DJANGO_ALLOWED_HOSTS="example.com,WWW.example.com")
+    assert origins == ["https://example.com", "https://www.example.com"]
+
+
+@pytest.mark.parametrize(
+    ("env", "origins"),
+    [
+        # Behind a TLS proxy, even with cookies that are not Secure; 443 is https's default.
+        ({"DJANGO_SECURE_COOKIES": "0", "DJANGO_BEHIND_TLS_PROXY": "1", "DJANGO_PUBLIC_PORTS": "443,8443"},
+         ["https://example.com", "https://example.com:8443"]),
+        # Plain http (cookies not Secure, no proxy), on port 80 and another.
+        ({"DJANGO_SECURE_COOKIES": "0", "DJANGO_PUBLIC_PORTS": "80, 8001"}, ["http://example.com", "http://example.com:8001"]),
+    ],
+)
+def test_the_scheme_follows_tls_and_the_ports_follow_the_public_ports(env, origins):
+    assert websocket_origins_loaded(DJANGO_SECRET_KEY="k", DJANGO_ALLOWED_HOSTS="example.com", **env) == origins
+
+
+def test_listed_origins_replace_the_derived_ones_normalised():
+    origins = websocket_origins_loaded(
+        DJANGO_SECRET_KEY="k",
+        DJANGO_ALLOWED_HOSTS="localhost,liveblog.localhost",
+        DJANGO_PUBLIC_PORTS="8001",
+        DJANGO_WEBSOCKET_ORIGINS="http://localhost:8001, HTTP://Liveblog.Localhost:8000,https://blog.example.com:443",
+    )
+    assert origins == ["http://localhost:8001", "http://liveblog.localhost:8000", "https://blog.example.com"]
+
+
+def test_a_wildcard_host_allows_any_origin_which_only_debug_accepts():
+    # Loading is fine; `manage.py check` and the ASGI builder refuse it without DEBUG (test_origins.py).
+    assert websocket_origins_loaded(DJANGO_DEBUG="1", DJANGO_ALLOWED_HOSTS="*") == ["*"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DJANGO_ALLOWED_HOSTS": ".example.com"}, "DJANGO_ALLOWED_HOSTS has the pattern '.example.com'"),
+        ({"DJANGO_ALLOWED_HOSTS": "example.com", "DJANGO_PUBLIC_PORTS": "80a"}, "DJANGO_ALLOWED_HOSTS / DJANGO_PUBLIC_PORTS"),
+        ({"DJANGO_WEBSOCKET_ORIGINS": "https://example.com/"}, "DJANGO_WEBSOCKET_ORIGINS: 'https://example.com/' is not an origin"),
+        ({"DJANGO_WEBSOCKET_ORIGINS": "null"}, "DJANGO_WEBSOCKET_ORIGINS: 'null' is not an origin"),
+    ],
+)
+def test_origins_that_cannot_be_exact_stop_the_site_from_loading(env, message):
+    result = load_settings(DJANGO_SECRET_KEY="k", **env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and message in result.stderr
+
+
+@pytest.mark.parametrize("site", ["liveblog", "chat", "sketchpad"])
+def test_each_site_names_its_cookies_after_itself(site):
+    # Cookies ignore ports: the three demos on one host must not overwrite each other's session.
+    result = load_settings(
+        show="s.SESSION_COOKIE_NAME, s.CSRF_COOKIE_NAME", cwd=REPO / site, module="config.settings", DJANGO_SECRET_KEY="k"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [f"{site}_sessionid", f"{site}_csrftoken"]
 
 
 def test_no_redis_url_means_the_in_memory_layer():

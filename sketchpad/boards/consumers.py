@@ -1,19 +1,16 @@
 from asgiref.sync import async_to_sync
-from channels.consumer import SyncConsumer
 
-from realtime_common.layers import WORKER_LAYER
-from realtime_common.consumers import SafeJsonWebsocketConsumer, error_frame, relay_message
-from realtime_common.throttle import TokenBucket
+from realtime_common.consumers import ClientError, SafeJsonWebsocketConsumer, relay_message
+from realtime_common.worker import WorkerConsumer
 
 from .drawing import Drawing
 from .selectors import author_get, board_get, stroke_exists, stroke_list, thumbnail_urls
-from .services import author_new, board_clear, stroke_delete, stroke_store, thumbnail_refresh
+from .services import author_new, board_clear, stroke_delete, stroke_store, thumbnail_refresh, thumbnails_catch_up
 from .wire import (
     CLEAR_FRAME,
     GALLERY_GROUP,
     Clear,
     Draw,
-    FrameError,
     Undo,
     board_group,
     draw_frame,
@@ -23,17 +20,11 @@ from .wire import (
     thumbnails_frame,
 )
 
-# A page sends a draw batch every 30 ms per finger or pen; this leaves room for several.
-FRAMES_PER_SECOND, FRAME_BURST = 100, 200
-# Frames over that rate are refused with "rate_limited"; this many refusals (one
-# more allowed each second) and the socket is closed with CLOSE_FLOODING.
-REFUSALS_PER_SECOND, REFUSAL_BURST = 1, 20
-# In 4400-4499, which pages treat as final: a flooding page does not reconnect.
-CLOSE_FLOODING = 4429
-
-
 class BoardConsumer(SafeJsonWebsocketConsumer):
     """One page's connection to one board: its strokes in, everyone else's out, live."""
+
+    # A page sends a draw batch every 30 ms per finger or pen; this leaves room for several.
+    frame_rate, frame_burst = 100, 200
 
     def connect(self):
         board = board_get(slug=self.scope["url_route"]["kwargs"]["slug"])
@@ -45,9 +36,6 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
         # A socket without the board page's session (a script) draws under a name of its own.
         self.author = author_get(session=self.scope.get("session")) or author_new()
         self.drawing = Drawing()
-        self.frames = TokenBucket(rate=FRAMES_PER_SECOND, burst=FRAME_BURST)
-        self.refusals = TokenBucket(rate=REFUSALS_PER_SECOND, burst=REFUSAL_BURST)
-        self.flooded = False
         async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)
         self.accept()
         # Group messages wait until connect() returns, so nothing arrives before the snapshot.
@@ -61,35 +49,21 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
         for stroke_id in self.drawing.abandon():
             self.broadcast(erase_frame(stroke_id=stroke_id, author=self.author))
 
-    def receive(self, text_data=None, bytes_data=None, **kwargs):
-        if self.flooded:
-            return
-        if self.frames.take():
-            super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
-        elif self.refusals.take():
-            self.send_json(error_frame(code="rate_limited", detail="Too many frames: slow down."))
-        else:
-            self.flooded = True
-            self.close(code=CLOSE_FLOODING)
-
     def receive_json(self, content, **kwargs):
-        try:
-            match frame_parse(content):
-                case Draw() as draw:
-                    self.on_draw(draw)
-                case Undo(stroke=stroke_id):
-                    self.on_undo(stroke_id)
-                case Clear():
-                    board_clear(board_id=self.board_id)
-                    self.broadcast(CLEAR_FRAME)
-        except FrameError as error:
-            self.send_json(error_frame(code=error.code, detail=error.detail))
+        match frame_parse(content):
+            case Draw() as draw:
+                self.on_draw(draw)
+            case Undo(stroke=stroke_id):
+                self.on_undo(stroke_id)
+            case Clear():
+                board_clear(board_id=self.board_id)
+                self.broadcast(CLEAR_FRAME)
 
     def on_draw(self, draw: Draw):
         if draw.stroke not in self.drawing and stroke_exists(
             board_id=self.board_id, author=self.author, stroke_id=draw.stroke
         ):
-            raise FrameError("duplicate_stroke", "You have a stroke with this id already: use a new one.")
+            raise ClientError("duplicate_stroke", "You have a stroke with this id already: use a new one.")
         stroke = self.drawing.add(draw)
         if draw.done:
             self.drawing.finish(draw.stroke)
@@ -103,12 +77,12 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
             )
             if stored is None:
                 self.broadcast(erase_frame(stroke_id=draw.stroke, author=self.author))
-                raise FrameError("not_stored", "The stroke could not be stored, so it was erased.")
+                raise ClientError("not_stored", "The stroke could not be stored, so it was erased.")
         self.broadcast(draw_frame(draw=draw, author=self.author), skip=self.channel_name)
 
     def on_undo(self, stroke_id: str):
         if not stroke_delete(board_id=self.board_id, author=self.author, stroke_id=stroke_id):
-            raise FrameError("not_your_stroke", "You can only undo your own finished strokes.")
+            raise ClientError("not_your_stroke", "You can only undo your own finished strokes.")
         self.broadcast(erase_frame(stroke_id=stroke_id, author=self.author))
 
     def broadcast(self, frame: dict, *, skip: str | None = None):
@@ -119,23 +93,20 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
 class GalleryConsumer(SafeJsonWebsocketConsumer):
     """The gallery page's socket: each board's latest thumbnail, as the worker renders it."""
 
+    groups = [GALLERY_GROUP]
+    read_only_detail = "This socket only sends."
+
     def connect(self):
-        async_to_sync(self.channel_layer.group_add)(GALLERY_GROUP, self.channel_name)
         self.accept()
         # Everything, so a page that reconnects has not missed a rendering.
         self.send_json(thumbnails_frame(boards=thumbnail_urls()))
 
-    def disconnect(self, code):
-        async_to_sync(self.channel_layer.group_discard)(GALLERY_GROUP, self.channel_name)
 
-    def receive_json(self, content, **kwargs):
-        self.send_json(error_frame(code="read_only", detail="This socket only sends."))
-
-
-class ThumbnailConsumer(SyncConsumer):
+class ThumbnailConsumer(WorkerConsumer):
     """Runs in `manage.py runworker --layer worker thumbnails`: renders boards for the gallery."""
-
-    channel_layer_alias = WORKER_LAYER
 
     def thumbnail_render(self, message):
         thumbnail_refresh(board_id=message["board"])
+
+    def worker_tick(self, message):
+        thumbnails_catch_up()

@@ -3,7 +3,9 @@ says the stroke is done, and only then stored."""
 
 from dataclasses import dataclass, field
 
-from .wire import Draw, FrameError
+from realtime_common.consumers import ClientError
+
+from .wire import Draw
 
 # Enough for several fingers at once; each unfinished stroke holds memory until done.
 MAX_STROKES_IN_PROGRESS = 10
@@ -26,18 +28,18 @@ class Drawing:
         return stroke_id in self.strokes
 
     def add(self, draw: Draw) -> StrokeInProgress:
-        """Add a batch to its stroke, beginning the stroke if it is new; FrameError if the batch breaks a rule."""
+        """Add a batch to its stroke, beginning the stroke if it is new; ClientError if the batch breaks a rule."""
         stroke = self.strokes.get(draw.stroke)
         if stroke is None:
             if len(self.strokes) >= MAX_STROKES_IN_PROGRESS:
-                raise FrameError("too_many_strokes", f"Finish a stroke first: at most {MAX_STROKES_IN_PROGRESS} at once.")
+                raise ClientError("too_many_strokes", f"Finish a stroke first: at most {MAX_STROKES_IN_PROGRESS} at once.")
             if not draw.points:
-                raise FrameError("invalid_frame", "A stroke begins with at least one point.")
+                raise ClientError("invalid_frame", "A stroke begins with at least one point.")
             stroke = StrokeInProgress(color=draw.color, width=draw.width)
         elif (stroke.color, stroke.width) != (draw.color, draw.width):
-            raise FrameError("invalid_frame", "A stroke keeps the colour and width it began with.")
+            raise ClientError("invalid_frame", "A stroke keeps the colour and width it began with.")
         if len(stroke.points) + len(draw.points) > MAX_STROKE_POINTS:
-            raise FrameError("stroke_too_long", f"A stroke has at most {MAX_STROKE_POINTS} points: begin another.")
+            raise ClientError("stroke_too_long", f"A stroke has at most {MAX_STROKE_POINTS} points: begin another.")
         self.strokes[draw.stroke] = stroke
         stroke.points.extend(draw.points)
         return stroke

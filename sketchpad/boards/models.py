@@ -11,6 +11,12 @@ class Board(models.Model):
     # the version is in its URL, so browsers cache each rendering for good.
     thumbnail = models.BinaryField(default=b"", editable=False)
     thumbnail_version = models.PositiveIntegerField(default=0, editable=False)
+    # Raised with every change to the board's strokes, in its transaction; the
+    # thumbnail shows strokes_version thumbnail_of. A board whose thumbnail is
+    # behind is rendered again by the worker's sweep, even if the request for
+    # it was lost with a dead worker or Redis.
+    strokes_version = models.PositiveBigIntegerField(default=0, editable=False)
+    thumbnail_of = models.PositiveBigIntegerField(default=0, editable=False)
 
     def __str__(self):
         return self.title

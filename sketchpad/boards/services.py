@@ -27,6 +27,8 @@ THUMBNAIL_SIZE = (320, 240)
 # As long as the channel layer keeps an unreceived message: a request lost with
 # a stopped worker holds the board's next one back no longer than this.
 THUMBNAIL_PENDING_TIMEOUT = 60
+# Boards rendered per sweep of the worker, so one sweep never holds it for long.
+THUMBNAIL_CATCH_UP_BATCH = 20
 
 
 def author_new() -> str:
@@ -53,22 +55,30 @@ def stroke_store(*, board_id: int, author: str, stroke_id: str, color: str, widt
             stroke = Stroke.objects.create(
                 board_id=board_id, author=author, client_id=stroke_id, color=color, width=width, points=points
             )
+            board_changed(board_id=board_id)
     except IntegrityError:
         return None
-    thumbnail_request_on_commit(board_id=board_id)
     return stroke
 
 
+@transaction.atomic
 def stroke_delete(*, board_id: int, author: str, stroke_id: str) -> bool:
     """Delete one of the author's strokes; False if the author has none with this id."""
     deleted, _ = Stroke.objects.filter(board_id=board_id, author=author, client_id=stroke_id).delete()
     if deleted:
-        thumbnail_request_on_commit(board_id=board_id)
+        board_changed(board_id=board_id)
     return bool(deleted)
 
 
+@transaction.atomic
 def board_clear(*, board_id: int) -> None:
     Stroke.objects.filter(board_id=board_id).delete()
+    board_changed(board_id=board_id)
+
+
+def board_changed(*, board_id: int) -> None:
+    """Count a change to the board's strokes, and ask for a rendering once it is committed."""
+    Board.objects.filter(pk=board_id).update(strokes_version=F("strokes_version") + 1)
     thumbnail_request_on_commit(board_id=board_id)
 
 
@@ -97,10 +107,27 @@ def thumbnail_request(*, board_id: int) -> None:
 
 def thumbnail_render(*, board_id: int) -> Board | None:
     """Draw the board as it is now and store the PNG; None if the board is gone."""
+    # The version first: a stroke stored between the two reads is drawn but not
+    # counted, which costs one more rendering, never a stale thumbnail.
+    strokes_version = Board.objects.filter(pk=board_id).values_list("strokes_version", flat=True).first()
+    if strokes_version is None:
+        return None
     png = strokes_png(strokes=stroke_list(board_id=board_id), size=THUMBNAIL_SIZE)
     with transaction.atomic():
-        updated = Board.objects.filter(pk=board_id).update(thumbnail=png, thumbnail_version=F("thumbnail_version") + 1)
+        updated = Board.objects.filter(pk=board_id).update(
+            thumbnail=png, thumbnail_version=F("thumbnail_version") + 1, thumbnail_of=strokes_version
+        )
         return Board.objects.defer("thumbnail").get(pk=board_id) if updated else None
+
+
+def thumbnails_catch_up() -> int:
+    """Render every board whose thumbnail is behind its strokes (its request was
+    lost: a dead worker, a Redis outage, an expired message); how many were."""
+    stale = Board.objects.filter(thumbnail_of__lt=F("strokes_version")).order_by("pk").values_list("pk", flat=True)
+    board_ids = list(stale[:THUMBNAIL_CATCH_UP_BATCH])
+    for board_id in board_ids:
+        thumbnail_refresh(board_id=board_id)
+    return len(board_ids)
 
 
 def thumbnail_refresh(*, board_id: int) -> None:

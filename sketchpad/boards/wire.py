@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from django.urls import reverse
 
+from realtime_common.consumers import ClientError
+
 MAX_BATCH_POINTS = 256
 MIN_WIDTH, MAX_WIDTH = 1, 64
 # Four decimals place a point within a tenth of a pixel on a 1000-pixel canvas.
@@ -15,15 +17,6 @@ STROKE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
 GALLERY_GROUP = "gallery"
-
-
-class FrameError(Exception):
-    """A frame the server refuses: answered with an error frame, nothing else happens."""
-
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -46,7 +39,7 @@ class Clear:
 
 
 def frame_parse(content: dict) -> Draw | Undo | Clear:
-    """A page's frame, checked and normalised, or FrameError."""
+    """A page's frame, checked and normalised, or ClientError."""
     match content.get("type"):
         case "draw":
             return Draw(
@@ -61,45 +54,45 @@ def frame_parse(content: dict) -> Draw | Undo | Clear:
         case "clear":
             return Clear()
         case _:
-            raise FrameError("unknown_type", 'The "type" must be "draw", "undo" or "clear".')
+            raise ClientError("unknown_type", 'The "type" must be "draw", "undo" or "clear".')
 
 
 def stroke_id_parse(value) -> str:
     if not isinstance(value, str) or not STROKE_ID.fullmatch(value):
-        raise FrameError("invalid_frame", '"stroke" must be 1 to 64 letters, digits, "-" or "_".')
+        raise ClientError("invalid_frame", '"stroke" must be 1 to 64 letters, digits, "-" or "_".')
     return value
 
 
 def color_parse(value) -> str:
     if not isinstance(value, str) or not COLOR.fullmatch(value):
-        raise FrameError("invalid_frame", '"color" must be "#rrggbb".')
+        raise ClientError("invalid_frame", '"color" must be "#rrggbb".')
     return value.lower()
 
 
 def width_parse(value) -> int:
     # bool is an int in Python, but true is not a width.
     if type(value) is not int or not MIN_WIDTH <= value <= MAX_WIDTH:
-        raise FrameError("invalid_frame", f'"width" must be a whole number from {MIN_WIDTH} to {MAX_WIDTH}.')
+        raise ClientError("invalid_frame", f'"width" must be a whole number from {MIN_WIDTH} to {MAX_WIDTH}.')
     return value
 
 
 def done_parse(value) -> bool:
     if not isinstance(value, bool):
-        raise FrameError("invalid_frame", '"done" must be true or false.')
+        raise ClientError("invalid_frame", '"done" must be true or false.')
     return value
 
 
 def points_parse(value) -> list[list[float]]:
     if not isinstance(value, list):
-        raise FrameError("invalid_frame", '"points" must be a list of [x, y] pairs.')
+        raise ClientError("invalid_frame", '"points" must be a list of [x, y] pairs.')
     if len(value) > MAX_BATCH_POINTS:
-        raise FrameError("too_many_points", f"Send at most {MAX_BATCH_POINTS} points a frame.")
+        raise ClientError("too_many_points", f"Send at most {MAX_BATCH_POINTS} points a frame.")
     points = []
     for point in value:
         if not (isinstance(point, list) and len(point) == 2 and all(map(is_number, point))):
-            raise FrameError("invalid_frame", '"points" must be a list of [x, y] pairs of numbers.')
+            raise ClientError("invalid_frame", '"points" must be a list of [x, y] pairs of numbers.')
         if not all(0 <= coordinate <= 1 for coordinate in point):
-            raise FrameError("out_of_bounds", "Coordinates go from 0 to 1 across the board.")
+            raise ClientError("out_of_bounds", "Coordinates go from 0 to 1 across the board.")
         points.append([round(coordinate, COORDINATE_DECIMALS) for coordinate in point])
     return points
 

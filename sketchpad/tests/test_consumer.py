@@ -7,7 +7,8 @@ from django.core.cache import cache
 from django.contrib.sessions.backends.db import SessionStore
 
 from boards import consumers, drawing
-from boards.consumers import CLOSE_FLOODING
+from realtime_common import consumers as shared_consumers
+from realtime_common.consumers import CLOSE_FLOODING
 from boards.models import Board, Stroke
 from boards.selectors import AUTHOR_SESSION_KEY
 from boards.services import thumbnail_pending_key, thumbnail_render
@@ -17,6 +18,7 @@ from tests.conftest import draw
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
 
 BOARD = "/ws/sketchpad/friday/"
+GALLERY = "/ws/sketchpad/"
 
 
 @sync_to_async
@@ -38,8 +40,15 @@ async def test_unknown_board_is_refused(connect, board):
     assert not connected
 
 
-async def test_foreign_origin_is_refused(connect, board):
-    _, connected = await connect(BOARD, origin=b"http://evil.example")
+@pytest.mark.parametrize("path", [BOARD, GALLERY])
+async def test_the_site_s_own_origin_connects(connect, board, path):
+    _, connected = await connect(path)
+    assert connected
+
+
+@pytest.mark.parametrize("path", [BOARD, GALLERY])
+async def test_any_other_origin_is_refused(connect, board, path, hostile_origin):
+    _, connected = await connect(path, origin=hostile_origin)
     assert not connected
 
 
@@ -257,10 +266,10 @@ async def test_a_stroke_left_unfinished_is_erased_for_the_others_and_not_stored(
 
 async def test_a_flooding_page_is_refused_then_closed(connect, board, monkeypatch):
     # No refill, so the test does not depend on how fast it runs.
-    monkeypatch.setattr(consumers, "FRAMES_PER_SECOND", 0)
-    monkeypatch.setattr(consumers, "FRAME_BURST", 2)
-    monkeypatch.setattr(consumers, "REFUSALS_PER_SECOND", 0)
-    monkeypatch.setattr(consumers, "REFUSAL_BURST", 3)
+    monkeypatch.setattr(consumers.BoardConsumer, "frame_rate", 0)
+    monkeypatch.setattr(consumers.BoardConsumer, "frame_burst", 2)
+    monkeypatch.setattr(shared_consumers, "REFUSALS_PER_SECOND", 0)
+    monkeypatch.setattr(shared_consumers, "REFUSAL_BURST", 3)
     alice, _ = await join(connect)
     bob, _ = await join(connect)
     for number in range(10):
@@ -315,7 +324,7 @@ async def test_finished_strokes_undo_and_clear_ask_for_a_thumbnail(connect, boar
 async def test_the_gallery_gets_every_thumbnail_on_connect_then_each_new_one(connect, board, channel_layer):
     await sync_to_async(Board.objects.create)(slug="empty", title="Empty")
     rendered = await sync_to_async(thumbnail_render)(board_id=board.pk)
-    gallery, connected = await connect("/ws/sketchpad/")
+    gallery, connected = await connect(GALLERY)
     assert connected
     assert await gallery.receive_json_from() == {
         "type": "thumbnails",
@@ -328,3 +337,17 @@ async def test_the_gallery_gets_every_thumbnail_on_connect_then_each_new_one(con
 
     await gallery.send_json_to({"type": "draw"})
     assert (await gallery.receive_json_from())["code"] == "read_only"
+
+
+async def test_a_gallery_page_flooding_its_socket_is_refused_then_closed(connect, board, monkeypatch):
+    # No refill, so the test does not depend on how fast it runs.
+    monkeypatch.setattr(consumers.GalleryConsumer, "frame_rate", 0)
+    monkeypatch.setattr(consumers.GalleryConsumer, "frame_burst", 1)
+    monkeypatch.setattr(shared_consumers, "REFUSALS_PER_SECOND", 0)
+    monkeypatch.setattr(shared_consumers, "REFUSAL_BURST", 1)
+    gallery, connected = await connect("/ws/sketchpad/")
+    assert connected and (await gallery.receive_json_from())["type"] == "thumbnails"
+    for frame in [b"\x00", b"\x01", b"\x02", b"\x03"]:
+        await gallery.send_to(bytes_data=frame)
+    assert [(await gallery.receive_json_from())["code"] for _ in range(2)] == ["read_only", "rate_limited"]
+    assert await gallery.receive_output() == {"type": "websocket.close", "code": CLOSE_FLOODING}

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from boards.models import Board
@@ -31,7 +32,7 @@ def test_the_gallery_shows_each_board_with_its_thumbnail_or_a_placeholder(client
 def test_creating_a_board_needs_the_csrf_token_and_opens_it():
     client = Client(enforce_csrf_checks=True)
     assert client.post("/", {"title": "Retro"}).status_code == 403
-    token = client.get("/").cookies["csrftoken"].value
+    token = client.get("/").cookies[settings.CSRF_COOKIE_NAME].value
     response = client.post("/", {"title": "Retro: what went well?", "csrfmiddlewaretoken": token})
     board = Board.objects.get()
     assert board.title == "Retro: what went well?"

@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from boards.wire import MAX_BATCH_POINTS, Clear, Draw, FrameError, Undo, frame_parse
+from boards.wire import MAX_BATCH_POINTS, Clear, Draw, Undo, frame_parse
+from realtime_common.consumers import ClientError
 from tests.conftest import draw
 
 
@@ -57,7 +58,7 @@ def test_a_batch_may_have_256_points_or_none():
     ],
 )
 def test_bad_frames_are_refused_with_a_code(changes, code):
-    with pytest.raises(FrameError) as refused:
+    with pytest.raises(ClientError) as refused:
         frame_parse({**draw(), **changes})
     assert refused.value.code == code
     assert refused.value.detail
@@ -67,5 +68,5 @@ def test_bad_frames_are_refused_with_a_code(changes, code):
 def test_every_draw_field_is_required(missing):
     frame = draw()
     del frame[missing]
-    with pytest.raises(FrameError, match=missing):
+    with pytest.raises(ClientError, match=missing):
         frame_parse(frame)

@@ -17,6 +17,8 @@ from realtime_common.layers import WORKER_LAYER
 from boards.selectors import thumbnail_get
 from boards.services import (
     THUMBNAIL_SIZE,
+    board_clear,
+    stroke_delete,
     stroke_store,
     thumbnail_pending_key,
     thumbnail_refresh,
@@ -132,3 +134,62 @@ def test_without_a_worker_requests_pile_up_to_a_warning_not_an_error(settings, c
     # The lost request does not hold back the next one.
     assert cache.get(thumbnail_pending_key(board_id=first.pk)) is True
     assert cache.get(thumbnail_pending_key(board_id=second.pk)) is None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_lost_request_is_rendered_at_the_workers_next_tick(board, channel_layer, worker_layer):
+    from config.asgi import application
+
+    await sync_to_async(stroke_store)(board_id=board.pk, author="a", stroke_id="s1", color="#ff0000", width=8, points=[[0.5, 0.5]])
+    # The request is lost: taken off the channel by a worker that died before rendering.
+    assert await worker_layer.receive(settings.THUMBNAIL_CHANNEL) == {"type": "thumbnail.render", "board": board.pk}
+    gallery = await channel_layer.new_channel()
+    await channel_layer.group_add("gallery", gallery)
+
+    worker = ApplicationCommunicator(application, {"type": "channel", "channel": settings.THUMBNAIL_CHANNEL})
+    await worker.send_input({"type": "worker.tick"})
+    shown = await channel_layer.receive(gallery)
+    worker.stop()
+    assert json.loads(shown["text"]) == {"type": "thumbnails", "boards": {"friday": "/friday/thumbnail.png?v=1"}}
+    board = await sync_to_async(Board.objects.get)(pk=board.pk)
+    assert (board.thumbnail_of, board.strokes_version) == (1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("channel_layer")
+def test_catching_up_renders_only_boards_behind_their_strokes_a_batch_at_a_time(monkeypatch):
+    from boards import services
+
+    monkeypatch.setattr(services, "THUMBNAIL_CATCH_UP_BATCH", 2)
+    boards = [Board.objects.create(slug=f"b{number}", title=f"B{number}") for number in range(4)]
+    for board in boards[:3]:
+        stroke_store(board_id=board.pk, author="a", stroke_id="s", color="#0000ff", width=8, points=[[0.5, 0.5]])
+    thumbnail_render(board_id=boards[0].pk)  # up to date already
+    assert services.thumbnails_catch_up() == 2
+    assert services.thumbnails_catch_up() == 0
+    rendered = dict(Board.objects.values_list("slug", "thumbnail_version"))
+    assert rendered == {"b0": 1, "b1": 1, "b2": 1, "b3": 0}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("channel_layer")
+def test_every_change_of_the_strokes_moves_the_board_ahead_of_its_thumbnail(board):
+    stroke_store(board_id=board.pk, author="a", stroke_id="s1", color="#0000ff", width=8, points=[[0.5, 0.5]])
+    thumbnail_render(board_id=board.pk)
+    for change in [
+        lambda: stroke_store(board_id=board.pk, author="a", stroke_id="s2", color="#0000ff", width=8, points=[[0.1, 0.1]]),
+        lambda: stroke_delete(board_id=board.pk, author="a", stroke_id="s2"),
+        lambda: board_clear(board_id=board.pk),
+    ]:
+        before = Board.objects.get(pk=board.pk).strokes_version
+        change()
+        board.refresh_from_db()
+        assert board.strokes_version == before + 1 > board.thumbnail_of
+
+
+def test_runworker_is_the_worker_that_outlives_the_channel_layer():
+    from django.core.management import get_commands, load_command_class
+
+    from realtime_common.worker import ResilientWorker
+
+    assert load_command_class(get_commands()["runworker"], "runworker").worker_class is ResilientWorker

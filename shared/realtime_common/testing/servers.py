@@ -124,6 +124,8 @@ class LiveSite:
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("REDIS_URL", None)
+        # Each daphne process accepts its own origins (serve), whatever the caller's shell says.
+        env.pop("DJANGO_WEBSOCKET_ORIGINS", None)
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url
         return env
@@ -143,7 +145,9 @@ class LiveSite:
             process = subprocess.Popen(
                 [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
                 cwd=self.directory,
-                env=self.env,
+                # Its pages are at http://127.0.0.1:<port> (or localhost): the only
+                # origins its sockets accept, as a browser tab on it sends.
+                env={**self.env, "DJANGO_PUBLIC_PORTS": str(port)},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -214,10 +218,12 @@ class ComposeSite:
     def serve(self) -> str:
         """Start one more container of the service, on its own port, and return its URL once healthy."""
         port = free_port()
-        command = [*self.compose, "run", "-d", "--no-deps", "-p", f"127.0.0.1:{port}:8000", self.service]
+        url = f"http://127.0.0.1:{port}"
+        # Its pages are reached on this port, not the stack's: the origin its sockets accept.
+        origins = ["-e", f"DJANGO_WEBSOCKET_ORIGINS={url}"]
+        command = [*self.compose, "run", "-d", "--no-deps", *origins, "-p", f"127.0.0.1:{port}:8000", self.service]
         container = Container(run(command, timeout=120).stdout.strip())
         self.servers.append(container)
-        url = f"http://127.0.0.1:{port}"
         wait_until(lambda: healthy(url), timeout=STARTUP_TIMEOUT * 2, what=f"another {self.service} container", process=container)
         return url
 

@@ -50,6 +50,21 @@ function showMembers(slug, members) {
   roomSection(slug)?.querySelector('.members').replaceChildren(...items);
 }
 
+// A presence frame holds either who joined and who left since the last one, or the
+// whole list, which the server sends instead when this page may have missed a change.
+function onPresence(frame) {
+  const list = roomSection(frame.room)?.querySelector('.members');
+  if (!list) return;
+  if (frame.members) {
+    showMembers(frame.room, frame.members);
+    return;
+  }
+  const names = new Set([...list.children].map((item) => item.textContent));
+  frame.left.forEach((name) => names.delete(name));
+  frame.joined.forEach((name) => names.add(name));
+  showMembers(frame.room, [...names].sort());
+}
+
 function markJoined(slug, isJoined) {
   const button = [...chat.querySelectorAll('[data-join]')].find((candidate) => candidate.dataset.join === slug);
   if (button) {
@@ -89,7 +104,7 @@ const apply = {
   joined: onJoined,
   left: onLeft,
   message: (frame) => addMessages(frame.room, [frame]),
-  presence: (frame) => showMembers(frame.room, frame.members),
+  presence: onPresence,
   error: showError,
 };
 
