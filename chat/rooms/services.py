@@ -2,18 +2,17 @@
 kept in a session, and the end of a session."""
 
 import logging
-import time
 from importlib import import_module
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.cache import cache
 from django.db import transaction
 
 from realtime_common.broadcast import group_send_on_commit
 from realtime_common.consumers import frame_encode
+from realtime_common.throttle import window_allow
 
 from .models import Message, Room
 from .selectors import SESSION_ROOMS
@@ -33,16 +32,10 @@ def message_create(*, room: Room, user: AbstractBaseUser, text: str) -> Message:
 
 
 def message_rate_allow(*, user_id: int) -> bool:
-    """Count one message of the user; False once they are over the limit of the current window.
-
-    The count lives in the cache, which is Redis when REDIS_URL is set, so it
-    covers every tab and every process. The key outlives its window, so that
-    incr() never finds it expired just after add().
-    """
-    window = settings.CHAT_RATE_LIMIT_SECONDS
-    key = f"rooms:rate:{user_id}:{int(time.time() // window)}"
-    cache.add(key, 0, timeout=window * 2)
-    return cache.incr(key) <= settings.CHAT_RATE_LIMIT_MESSAGES
+    """Count one message of the user, over all their tabs and every process; False once over the limit."""
+    return window_allow(
+        key=f"rooms:messages:{user_id}", limit=settings.CHAT_RATE_LIMIT_MESSAGES, seconds=settings.CHAT_RATE_LIMIT_SECONDS
+    )
 
 
 @transaction.atomic

@@ -1,7 +1,11 @@
-"""A token bucket: allows bursts up to ``burst``, then ``rate`` actions a second."""
+"""Limits on how often something may happen: a token bucket in one process's
+memory (per socket), and a counter per time window in the cache (per user or
+address, across every process of the site)."""
 
 import time
 from collections.abc import Callable
+
+from django.core.cache import cache
 
 
 class TokenBucket:
@@ -21,3 +25,16 @@ class TokenBucket:
             return False
         self.tokens -= 1
         return True
+
+
+def window_allow(*, key: str, limit: int, seconds: int) -> bool:
+    """Count one action under ``key``; False once there were more than ``limit`` in
+    the current window of ``seconds``.
+
+    The count lives in the cache, which is Redis when REDIS_URL is set, so it
+    covers every tab and every process. The key outlives its window, so that
+    incr() never finds it expired just after add().
+    """
+    window_key = f"rate:{key}:{int(time.time() // seconds)}"
+    cache.add(window_key, 0, timeout=seconds * 2)
+    return cache.incr(window_key) <= limit

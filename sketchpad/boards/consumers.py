@@ -4,9 +4,19 @@ from realtime_common.consumers import ClientError, SafeJsonWebsocketConsumer, re
 from realtime_common.worker import WorkerConsumer
 
 from .drawing import Drawing
-from .selectors import author_get, board_get, stroke_exists, stroke_list, thumbnail_urls
-from .services import author_new, board_clear, stroke_delete, stroke_store, thumbnail_refresh, thumbnails_catch_up
+from .selectors import author_get, board_get, board_has_room, stroke_exists, stroke_list, thumbnail_urls
+from .services import (
+    BoardFull,
+    author_new,
+    board_clear,
+    stroke_delete,
+    stroke_store,
+    thumbnail_refresh,
+    thumbnails_catch_up,
+)
 from .wire import (
+    BOARD_MAX_POINTS,
+    BOARD_MAX_STROKES,
     CLEAR_FRAME,
     GALLERY_GROUP,
     Clear,
@@ -19,6 +29,9 @@ from .wire import (
     snapshot_frame,
     thumbnails_frame,
 )
+
+BOARD_FULL = f"The board is full: at most {BOARD_MAX_STROKES} strokes and {BOARD_MAX_POINTS} points."
+
 
 class BoardConsumer(SafeJsonWebsocketConsumer):
     """One page's connection to one board: its strokes in, everyone else's out, live."""
@@ -35,6 +48,8 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
         self.group = board_group(board_id=board.pk)
         # A socket without the board page's session (a script) draws under a name of its own.
         self.author = author_get(session=self.scope.get("session")) or author_new()
+        user = self.scope.get("user")
+        self.may_clear = self.author == board.creator or bool(user and user.is_staff)
         self.drawing = Drawing()
         async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)
         self.accept()
@@ -56,29 +71,39 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
             case Undo(stroke=stroke_id):
                 self.on_undo(stroke_id)
             case Clear():
-                board_clear(board_id=self.board_id)
-                self.broadcast(CLEAR_FRAME)
+                self.on_clear()
 
     def on_draw(self, draw: Draw):
-        if draw.stroke not in self.drawing and stroke_exists(
-            board_id=self.board_id, author=self.author, stroke_id=draw.stroke
-        ):
-            raise ClientError("duplicate_stroke", "You have a stroke with this id already: use a new one.")
+        if draw.stroke not in self.drawing:
+            if stroke_exists(board_id=self.board_id, author=self.author, stroke_id=draw.stroke):
+                raise ClientError("duplicate_stroke", "You have a stroke with this id already: use a new one.")
+            if not board_has_room(board_id=self.board_id):
+                raise ClientError("board_full", BOARD_FULL)
         stroke = self.drawing.add(draw)
         if draw.done:
             self.drawing.finish(draw.stroke)
-            stored = stroke_store(
-                board_id=self.board_id,
-                author=self.author,
-                stroke_id=draw.stroke,
-                color=stroke.color,
-                width=stroke.width,
-                points=stroke.points,
-            )
+            try:
+                stored = stroke_store(
+                    board_id=self.board_id,
+                    author=self.author,
+                    stroke_id=draw.stroke,
+                    color=stroke.color,
+                    width=stroke.width,
+                    points=stroke.points,
+                )
+            except BoardFull:
+                self.broadcast(erase_frame(stroke_id=draw.stroke, author=self.author))
+                raise ClientError("board_full", f"{BOARD_FULL} The stroke was erased.") from None
             if stored is None:
                 self.broadcast(erase_frame(stroke_id=draw.stroke, author=self.author))
                 raise ClientError("not_stored", "The stroke could not be stored, so it was erased.")
         self.broadcast(draw_frame(draw=draw, author=self.author), skip=self.channel_name)
+
+    def on_clear(self):
+        if not self.may_clear:
+            raise ClientError("not_your_board", "Only the board's creator and staff may clear it.")
+        board_clear(board_id=self.board_id)
+        self.broadcast(CLEAR_FRAME)
 
     def on_undo(self, stroke_id: str):
         if not stroke_delete(board_id=self.board_id, author=self.author, stroke_id=stroke_id):

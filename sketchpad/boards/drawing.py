@@ -11,6 +11,8 @@ from .wire import Draw
 MAX_STROKES_IN_PROGRESS = 10
 # About a minute of continuous drawing; the page starts a new stroke when one is this long.
 MAX_STROKE_POINTS = 10_000
+# All the strokes one socket has in progress, which live in this process's memory until done.
+MAX_POINTS_IN_PROGRESS = 20_000
 
 
 @dataclass
@@ -40,9 +42,15 @@ class Drawing:
             raise ClientError("invalid_frame", "A stroke keeps the colour and width it began with.")
         if len(stroke.points) + len(draw.points) > MAX_STROKE_POINTS:
             raise ClientError("stroke_too_long", f"A stroke has at most {MAX_STROKE_POINTS} points: begin another.")
+        if self.points_in_progress() + len(draw.points) > MAX_POINTS_IN_PROGRESS:
+            detail = f"At most {MAX_POINTS_IN_PROGRESS} points in strokes not yet finished: finish some first."
+            raise ClientError("too_much_in_progress", detail)
         self.strokes[draw.stroke] = stroke
         stroke.points.extend(draw.points)
         return stroke
+
+    def points_in_progress(self) -> int:
+        return sum(len(stroke.points) for stroke in self.strokes.values())
 
     def finish(self, stroke_id: str) -> StrokeInProgress:
         return self.strokes.pop(stroke_id)

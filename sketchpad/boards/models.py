@@ -6,6 +6,11 @@ class Board(models.Model):
     slug = models.SlugField(unique=True)
     title = models.CharField(max_length=100)
     created = models.DateTimeField(auto_now_add=True)
+    # The author id (services.author_ensure) of the browser that created it: it may clear it.
+    creator = models.CharField(max_length=32, blank=True, editable=False)
+    # What the board holds, kept with every change so that its caps cost no count.
+    strokes_count = models.PositiveIntegerField(default=0, editable=False)
+    points_count = models.PositiveIntegerField(default=0, editable=False)
     # The gallery's PNG, rendered by the thumbnail worker. Kept in the database
     # rather than as a media file so every process and replica serves the same one;
     # the version is in its URL, so browsers cache each rendering for good.

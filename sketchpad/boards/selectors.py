@@ -3,7 +3,7 @@
 from django.db.models import QuerySet
 
 from .models import Board, Stroke
-from .wire import stroke_data, thumbnail_url
+from .wire import BOARD_MAX_POINTS, BOARD_MAX_STROKES, stroke_data, thumbnail_url
 
 # Boards on the gallery page and in its socket's first frame, newest first.
 GALLERY_SIZE = 60
@@ -36,6 +36,13 @@ def stroke_list(*, board_id: int) -> list[dict]:
         stroke_data(stroke_id=stroke_id, author=author, color=color, width=width, points=points)
         for stroke_id, author, color, width, points in strokes
     ]
+
+
+def board_has_room(*, board_id: int) -> bool:
+    """Can the board take another stroke? (stroke_store checks again, exactly, when it ends.)"""
+    return Board.objects.filter(
+        pk=board_id, strokes_count__lt=BOARD_MAX_STROKES, points_count__lt=BOARD_MAX_POINTS
+    ).exists()
 
 
 def stroke_exists(*, board_id: int, author: str, stroke_id: str) -> bool:

@@ -15,11 +15,12 @@ from django.utils.text import slugify
 
 from realtime_common.consumers import relay_message
 from realtime_common.layers import WORKER_LAYER
+from realtime_common.throttle import window_allow
 
 from .models import Board, Stroke
 from .render import strokes_png
 from .selectors import AUTHOR_SESSION_KEY, stroke_list
-from .wire import GALLERY_GROUP, thumbnail_url, thumbnails_frame
+from .wire import BOARD_CREATE_LIMIT, BOARD_MAX_POINTS, BOARD_MAX_STROKES, GALLERY_GROUP, thumbnail_url, thumbnails_frame
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +43,35 @@ def author_ensure(*, session) -> str:
     return session.setdefault(AUTHOR_SESSION_KEY, author_new())
 
 
-def board_create(*, title: str) -> Board:
+class BoardFull(Exception):
+    """The board holds BOARD_MAX_STROKES strokes or BOARD_MAX_POINTS points already."""
+
+
+def board_create_allow(*, client: str) -> bool:
+    """Count one new board from this address; False once over BOARD_CREATE_LIMIT an hour."""
+    return window_allow(key=f"boards:create:{client}", limit=BOARD_CREATE_LIMIT, seconds=3600)
+
+
+def board_create(*, title: str, creator: str) -> Board:
     # The random suffix keeps slugs apart, and away from the site's own paths (admin/, health/).
     slug = f"{slugify(title)[:40].strip('-') or 'board'}-{secrets.token_hex(3)}"
-    return Board.objects.create(slug=slug, title=title)
+    return Board.objects.create(slug=slug, title=title, creator=creator)
 
 
 def stroke_store(*, board_id: int, author: str, stroke_id: str, color: str, width: int, points: list) -> Stroke | None:
-    """None when it cannot be stored: the board was deleted meanwhile, or the id was taken."""
+    """None when it cannot be stored: the board was deleted meanwhile, or the id was taken;
+    BoardFull when it would take the board over its caps."""
     try:
         with transaction.atomic():
+            # The caps are checked by the UPDATE that counts the stroke in, so two
+            # strokes ending at once cannot both take the last room.
+            counted = Board.objects.filter(
+                pk=board_id, strokes_count__lt=BOARD_MAX_STROKES, points_count__lte=BOARD_MAX_POINTS - len(points)
+            ).update(strokes_count=F("strokes_count") + 1, points_count=F("points_count") + len(points))
+            if not counted:
+                if Board.objects.filter(pk=board_id).exists():
+                    raise BoardFull
+                return None
             stroke = Stroke.objects.create(
                 board_id=board_id, author=author, client_id=stroke_id, color=color, width=width, points=points
             )
@@ -64,15 +84,21 @@ def stroke_store(*, board_id: int, author: str, stroke_id: str, color: str, widt
 @transaction.atomic
 def stroke_delete(*, board_id: int, author: str, stroke_id: str) -> bool:
     """Delete one of the author's strokes; False if the author has none with this id."""
-    deleted, _ = Stroke.objects.filter(board_id=board_id, author=author, client_id=stroke_id).delete()
-    if deleted:
-        board_changed(board_id=board_id)
-    return bool(deleted)
+    stroke = Stroke.objects.filter(board_id=board_id, author=author, client_id=stroke_id).first()
+    if stroke is None:
+        return False
+    stroke.delete()
+    Board.objects.filter(pk=board_id).update(
+        strokes_count=F("strokes_count") - 1, points_count=F("points_count") - len(stroke.points)
+    )
+    board_changed(board_id=board_id)
+    return True
 
 
 @transaction.atomic
 def board_clear(*, board_id: int) -> None:
     Stroke.objects.filter(board_id=board_id).delete()
+    Board.objects.filter(pk=board_id).update(strokes_count=0, points_count=0)
     board_changed(board_id=board_id)
 
 

@@ -4,7 +4,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from .forms import BoardForm
 from .selectors import board_get, board_list, thumbnail_get
-from .services import author_ensure, board_create
+from .services import author_ensure, board_create, board_create_allow
 from .wire import thumbnail_url
 
 
@@ -12,12 +12,19 @@ from .wire import thumbnail_url
 def gallery(request):
     form = BoardForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
-        return redirect(board_create(title=form.cleaned_data["title"]))
+        if board_create_allow(client=request.META["REMOTE_ADDR"]):
+            return redirect(board_create(title=form.cleaned_data["title"], creator=author_ensure(session=request.session)))
+        form.add_error(None, "Too many new boards from your address: try again in an hour.")
+        return gallery_render(request, form=form, status=429)
+    return gallery_render(request, form=form, status=400 if form.errors else 200)
+
+
+def gallery_render(request, *, form: BoardForm, status: int):
     boards = [
         {"board": board, "thumbnail_url": thumbnail_url(slug=board.slug, version=board.thumbnail_version)}
         for board in board_list()
     ]
-    return render(request, "boards/gallery.html", {"boards": boards, "form": form}, status=400 if form.errors else 200)
+    return render(request, "boards/gallery.html", {"boards": boards, "form": form}, status=status)
 
 
 @require_GET
@@ -26,8 +33,9 @@ def board_detail(request, slug):
     if board is None:
         raise Http404("No such board")
     # Before the page opens its socket, so the socket knows whose strokes it may undo.
-    author_ensure(session=request.session)
-    return render(request, "boards/board.html", {"board": board})
+    author = author_ensure(session=request.session)
+    may_clear = author == board.creator or request.user.is_staff
+    return render(request, "boards/board.html", {"board": board, "may_clear": may_clear})
 
 
 @require_GET

@@ -10,6 +10,13 @@ from django.urls import reverse
 from realtime_common.consumers import ClientError
 
 MAX_BATCH_POINTS = 256
+# What one board may hold. A point takes at most 16 bytes on the wire and a
+# stroke's other fields about 100, so a full board's snapshot stays under 1 MiB,
+# the largest frame the site sends.
+BOARD_MAX_STROKES = 2_000
+BOARD_MAX_POINTS = 40_000
+# New boards per client address and hour.
+BOARD_CREATE_LIMIT = 20
 MIN_WIDTH, MAX_WIDTH = 1, 64
 # Four decimals place a point within a tenth of a pixel on a 1000-pixel canvas.
 COORDINATE_DECIMALS = 4

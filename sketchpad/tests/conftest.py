@@ -4,7 +4,10 @@ from django.core.cache import cache
 
 from realtime_common.layers import WORKER_LAYER
 
+from django.contrib.sessions.backends.db import SessionStore
+
 from boards.models import Board
+from boards.selectors import AUTHOR_SESSION_KEY
 
 
 @pytest.fixture(autouse=True)
@@ -21,9 +24,22 @@ def worker_layer(channel_layer):
     return get_channel_layer(WORKER_LAYER)
 
 
+# The author id of the browser that created the board of the ``board`` fixture.
+CREATOR = "creator-1"
+
+
 @pytest.fixture
 def board(transactional_db):
-    return Board.objects.create(slug="friday", title="Ideas for Friday")
+    return Board.objects.create(slug="friday", title="Ideas for Friday", creator=CREATOR)
+
+
+@pytest.fixture
+def creator_cookie(transactional_db, settings) -> tuple[bytes, bytes]:
+    """The Cookie header of the browser that created the board: it may clear it."""
+    session = SessionStore()
+    session[AUTHOR_SESSION_KEY] = CREATOR
+    session.create()
+    return b"cookie", f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
 
 
 def draw(stroke="s1", points=((0.25, 0.5),), *, done=False, color="#ff0000", width=4) -> dict:

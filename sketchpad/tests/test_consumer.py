@@ -6,7 +6,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.contrib.sessions.backends.db import SessionStore
 
-from boards import consumers, drawing
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from boards import consumers, drawing, selectors, services
 from realtime_common import consumers as shared_consumers
 from realtime_common.consumers import CLOSE_FLOODING
 from boards.models import Board, Stroke
@@ -186,8 +189,8 @@ async def test_a_stroke_id_is_used_once_per_author(connect, board):
     assert len(await stored()) == 2
 
 
-async def test_clear_empties_the_board_for_everyone_but_spares_strokes_in_progress(connect, board):
-    alice, _ = await join(connect)
+async def test_clear_empties_the_board_for_everyone_but_spares_strokes_in_progress(connect, board, creator_cookie):
+    alice, _ = await join(connect, headers=[creator_cookie])
     bob, snapshot = await join(connect)
     bob_id = snapshot["you"]
     await alice.send_json_to(draw("old", done=True))
@@ -282,8 +285,8 @@ async def test_a_flooding_page_is_refused_then_closed(connect, board, monkeypatc
     assert [row[1] for row in await stored()] == ["flood-0", "flood-1"]
 
 
-async def test_a_stroke_finished_after_its_board_was_deleted_is_erased(connect, board):
-    alice, snapshot = await join(connect)
+async def test_a_stroke_finished_after_its_board_was_deleted_is_erased(connect, board, creator_cookie):
+    alice, snapshot = await join(connect, headers=[creator_cookie])
     alice_id = snapshot["you"]
     bob, _ = await join(connect)
     await alice.send_json_to(draw("orphan"))
@@ -311,8 +314,8 @@ async def test_other_boards_hear_nothing(connect, board):
     assert (await other.receive_json_from())["stroke"] == "for-other"
 
 
-async def test_finished_strokes_undo_and_clear_ask_for_a_thumbnail(connect, board, worker_layer):
-    alice, _ = await join(connect)
+async def test_finished_strokes_undo_and_clear_ask_for_a_thumbnail(connect, board, worker_layer, creator_cookie):
+    alice, _ = await join(connect, headers=[creator_cookie])
     request = {"type": "thumbnail.render", "board": board.pk}
     for frame in [draw("s1", done=True), {"type": "undo", "stroke": "s1"}, {"type": "clear"}]:
         await alice.send_json_to(frame)
@@ -351,3 +354,63 @@ async def test_a_gallery_page_flooding_its_socket_is_refused_then_closed(connect
         await gallery.send_to(bytes_data=frame)
     assert [(await gallery.receive_json_from())["code"] for _ in range(2)] == ["read_only", "rate_limited"]
     assert await gallery.receive_output() == {"type": "websocket.close", "code": CLOSE_FLOODING}
+
+
+async def test_only_the_boards_creator_and_staff_may_clear_it(connect, board, settings):
+    stranger, _ = await join(connect)
+    await stranger.send_json_to(draw("kept", done=True))
+    await stranger.send_json_to({"type": "clear"})
+    assert (await stranger.receive_json_from())["code"] == "not_your_board"
+    assert [row[1] for row in await stored()] == ["kept"]
+
+    @sync_to_async
+    def staff_cookie():
+        staff = get_user_model().objects.create_user("staff", password="pw", is_staff=True)
+        client = Client()
+        client.force_login(staff)
+        return b"cookie", f"{settings.SESSION_COOKIE_NAME}={client.session.session_key}".encode()
+
+    staff, _ = await join(connect, headers=[await staff_cookie()])
+    await staff.send_json_to({"type": "clear"})
+    assert await staff.receive_json_from() == {"type": "clear"}
+    assert await stored() == []
+
+
+async def test_a_full_board_refuses_new_strokes_at_their_start_and_at_their_end(connect, board, monkeypatch):
+    for module in (selectors, services):
+        monkeypatch.setattr(module, "BOARD_MAX_STROKES", 2)
+    alice, snapshot = await join(connect)
+    bob, _ = await join(connect)
+    await alice.send_json_to(draw("one", done=True))
+    await alice.send_json_to(draw("two"))  # begun while there is room
+    await alice.send_json_to(draw("three", done=True))  # takes the last place
+    assert [(await bob.receive_json_from())["stroke"] for _ in range(3)] == ["one", "two", "three"]
+
+    await alice.send_json_to(draw("two", points=[(0.7, 0.7)], done=True))
+    erase = {"type": "erase", "stroke": "two", "author": snapshot["you"]}
+    assert await bob.receive_json_from() == erase
+    assert (await alice.receive_json_from())["code"] == "board_full"
+    assert await alice.receive_json_from() == erase
+    await alice.send_json_to(draw("four"))
+    assert (await alice.receive_json_from())["code"] == "board_full"
+    assert await bob.receive_nothing(timeout=0.1)
+    assert [row[1] for row in await stored()] == ["one", "three"]
+
+    # Undo makes room again.
+    await alice.send_json_to({"type": "undo", "stroke": "one"})
+    assert (await alice.receive_json_from())["type"] == "erase"
+    await alice.send_json_to(draw("five", done=True))
+    assert (await bob.receive_json_from())["type"] == "erase"
+    assert (await bob.receive_json_from())["stroke"] == "five"
+
+
+async def test_a_connection_holds_a_bounded_number_of_points_in_progress(connect, board, monkeypatch):
+    monkeypatch.setattr(drawing, "MAX_POINTS_IN_PROGRESS", 3)
+    alice, _ = await join(connect)
+    bob, _ = await join(connect)
+    await alice.send_json_to(draw("a", points=[(0.1, 0.1), (0.2, 0.2)]))
+    await alice.send_json_to(draw("b", points=[(0.3, 0.3), (0.4, 0.4)]))
+    assert (await alice.receive_json_from())["code"] == "too_much_in_progress"
+    await alice.send_json_to(draw("a", points=[(0.5, 0.5)], done=True))  # finishing frees its points
+    await alice.send_json_to(draw("b", points=[(0.3, 0.3), (0.4, 0.4)]))
+    assert [(await bob.receive_json_from())["stroke"] for _ in range(3)] == ["a", "a", "b"]

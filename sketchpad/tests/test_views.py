@@ -79,3 +79,36 @@ def test_the_thumbnail_is_a_png_cached_for_good_under_its_versioned_url(client, 
     assert response.content.startswith(b"\x89PNG")
     assert "immutable" in response["Cache-Control"]
     assert client.get("/friday/thumbnail.png?v=0")["Cache-Control"] == "no-cache"
+
+
+def test_creating_boards_is_limited_per_address_and_remembers_the_creator(settings, monkeypatch):
+    from boards import services
+
+    monkeypatch.setattr(services, "BOARD_CREATE_LIMIT", 2)
+    client = Client()
+    for title in ["one", "two"]:
+        assert client.post("/", {"title": title}).status_code == 302
+    refused = client.post("/", {"title": "three"})
+    assert refused.status_code == 429
+    assert "Too many new boards" in refused.content.decode()
+    assert Board.objects.count() == 2
+    # Another address may still create one.
+    assert Client(REMOTE_ADDR="127.0.0.2").post("/", {"title": "elsewhere"}).status_code == 302
+    creator = client.session[AUTHOR_SESSION_KEY]
+    assert set(Board.objects.filter(title__in=["one", "two"]).values_list("creator", flat=True)) == {creator}
+    page = client.get(Board.objects.get(title="one").get_absolute_url()).content.decode()
+    assert 'id="clear"' in page
+    assert 'id="clear"' not in Client().get(Board.objects.get(title="one").get_absolute_url()).content.decode()
+
+
+def test_a_full_boards_snapshot_stays_under_a_mebibyte():
+    from boards.wire import BOARD_MAX_POINTS, BOARD_MAX_STROKES, snapshot_frame
+    from realtime_common.consumers import frame_encode
+
+    points_each = BOARD_MAX_POINTS // BOARD_MAX_STROKES
+    widest = [[0.1234, 0.5678]] * points_each
+    strokes = [
+        {"stroke": "s" * 64, "author": "a" * 16, "color": "#abcdef", "width": 64, "points": widest}
+        for _ in range(BOARD_MAX_STROKES)
+    ]
+    assert len(frame_encode(frame=snapshot_frame(strokes=strokes, you="a" * 16))) < 1024 * 1024

@@ -243,7 +243,8 @@ document.addEventListener('keydown', (event) => {
     undo();
   }
 });
-document.getElementById('clear').addEventListener('click', () => socket.send({ type: 'clear' }));
+// Only the board's creator and staff are shown the button (the server checks too).
+document.getElementById('clear')?.addEventListener('click', () => socket.send({ type: 'clear' }));
 
 new ResizeObserver(resize).observe(canvas);
 watchPixelRatio();
