@@ -1,6 +1,7 @@
 # make run   - serve the demos on http://127.0.0.1:8001, :8002, :8003 (set REDIS_URL to use Redis)
 # make test  - every test: unit, consumer (in-memory and Redis layers), Node, browser
-# make bench - measurements: the sketchpad's drawing delay between two browsers
+# make bench - load measurements of the three demos against their floors (bench/), about 10 minutes
+# make bench-smoke - the same at small sizes, under a minute (CI runs it)
 # make compose-test - the docker compose stack, built, started and tested with the e2e suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -10,7 +11,7 @@ SITES := liveblog chat sketchpad
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 
-.PHONY: run test bench compose-test install system-deps migrate clean
+.PHONY: run test bench bench-smoke compose-test install system-deps migrate clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt shared/pyproject.toml
@@ -58,8 +59,12 @@ test: install system-deps
 	cd e2e && $(BIN)/pytest
 
 bench: install system-deps
+	$(BIN)/python -m bench
 	@echo "==> bench: sketchpad drawing delay between two browsers (two daphne processes, Redis)"
 	cd e2e && $(BIN)/pytest -m bench -s -q test_sketchpad.py
+
+bench-smoke: install system-deps
+	$(BIN)/python -m bench --smoke
 
 compose-test: install system-deps
 	e2e/compose-test

@@ -1,0 +1,374 @@
+"""The client's sockets and what they receive: expectations (frames waited for, with their
+latencies), presence watches, and the sent draw batches that relayed ones are matched with."""
+
+import asyncio
+import contextlib
+import json
+import logging
+import resource
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from bench import wire
+from bench.stats import summary
+
+# Frames up to this size: a chat presence frame lists every member of a big room.
+MAX_FRAME = 16 * 1024 * 1024
+
+logger = logging.getLogger("bench.client")
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def url_check(*, url: str) -> None:
+    """Loopback only: the harness never loads anything but this machine."""
+    host = urlsplit(url).hostname or ""
+    if not host.startswith("127."):
+        raise ValueError(f"refusing to connect outside 127.0.0.0/8: {url}")
+
+
+@dataclass(eq=False)
+class Conn:
+    """One WebSocket of the client, and what it is for."""
+
+    index: int
+    group: str
+    url: str
+    origin: str | None = None
+    cookie: str | None = None  # the whole Cookie header, e.g. "sessionid=..."
+    user: str | None = None
+    room: str | None = None  # the chat room it joins, or the baseline room it is in
+    ws: ClientConnection | None = None
+    reader: asyncio.Task | None = None
+    ready: asyncio.Future | None = None  # set by the first joined / snapshot frame
+    close_code: int | None = None
+    frames: int = 0
+    errors: Counter = field(default_factory=Counter)
+    window_sends: dict[int, int] = field(default_factory=dict)  # chat rate limit window → messages sent
+
+
+@dataclass
+class Expectation:
+    """Frames the client waits for: ``done`` is set once ``delivered`` reaches ``expected``
+    and no more are coming (``sealed``). Latencies are kept per bucket (a post, a step, a board)."""
+
+    expected: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    outsiders: int = 0  # frames that reached a socket not expected to get them (not counted as delivered)
+    sealed: bool = False
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    seen: set = field(default_factory=set)
+    members: set | None = None  # the connections expected to receive, None: any
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    first_at: float | None = None
+    last_at: float | None = None
+
+    def record(self, *, conn: Conn, key, bucket: str, latency: float, now: float) -> None:
+        if self.members is not None and conn not in self.members:
+            self.outsiders += 1
+            return
+        if (conn.index, conn.group, key) in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add((conn.index, conn.group, key))
+        self.delivered += 1
+        self.latencies.setdefault(bucket, []).append(latency)
+        self.first_at = self.first_at or now
+        self.last_at = now
+        self.check()
+
+    def seal(self) -> None:
+        self.sealed = True
+        self.check()
+
+    def check(self) -> None:
+        if self.sealed and self.delivered >= self.expected:
+            self.done.set()
+
+    async def wait(self, *, timeout: float) -> bool:
+        self.check()
+        try:
+            await asyncio.wait_for(self.done.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def report(self) -> dict:
+        every = [value for values in self.latencies.values() for value in values]
+        return {
+            "expected": self.expected,
+            "delivered": self.delivered,
+            "delivery_pct": round(100.0 * self.delivered / self.expected, 3) if self.expected else None,
+            "duplicates": self.duplicates,
+            "outsiders": self.outsiders,
+            "latency_ms": summary(values=every),
+        }
+
+
+@dataclass
+class PresenceWatch:
+    """Waits until every connection in ``pending`` has been told ``username`` is (or is not) in the room."""
+
+    username: str
+    present: bool
+    room: str
+    pending: set
+    watched: int
+    started: float
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    last_at: float | None = None
+    frames: int = 0
+
+    def offer(self, *, conn: Conn, text: str, now: float) -> None:
+        if conn not in self.pending or f'"{self.room}"' not in text:
+            return
+        self.frames += 1
+        if presence_includes(text=text, username=self.username) is self.present:
+            self.pending.discard(conn)
+            self.last_at = now
+            if not self.pending:
+                self.done.set()
+
+
+def presence_includes(*, text: str, username: str) -> bool | None:
+    """Does a presence frame say the user is in the room? Accepts the full ``members`` list and
+    ``joined``/``left`` diffs; None if the frame says nothing about the user."""
+    quoted = f'"{username}"'
+    if '"members"' in text:
+        # Usernames are unique, quoted strings: a substring test is exact and avoids
+        # parsing a frame of thousands of names on each of thousands of sockets.
+        return quoted in text
+    if quoted not in text:
+        return None
+    frame = json.loads(text)
+    if username in (frame.get("joined") or []):
+        return True
+    if username in (frame.get("left") or []):
+        return False
+    return None
+
+
+@dataclass
+class SentDraw:
+    sent_at: float  # perf_counter, compared with the receivers' perf_counter in this process
+    sender: Conn
+    board: str
+
+
+class ClientState:
+    def __init__(self) -> None:
+        self.groups: dict[str, list[Conn]] = {}
+        self.expect: Expectation | None = None
+        self.presence: PresenceWatch | None = None
+        self.draws: dict[tuple[str, int], SentDraw] = {}
+        self.frame_types: Counter = Counter()
+        self.error_codes: Counter = Counter()
+        self.unmatched: Counter = Counter()  # frames with a bench mark but no expectation waiting for them
+        self.echoes = 0  # draw frames a drawer got back from itself (the protocol says: never)
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def on_frame(self, *, conn: Conn, text: str) -> None:
+        now = time.time()
+        conn.frames += 1
+        kind = wire.frame_type(text=text)
+        self.frame_types[kind] += 1
+        if kind == "post.created":
+            self.on_post(conn=conn, text=text, now=now)
+        elif kind == "message":
+            self.on_message(conn=conn, text=text, now=now)
+        elif kind == "draw":
+            self.on_draw(conn=conn, text=text, now=now)
+        elif kind == "presence":
+            if self.presence is not None:
+                self.presence.offer(conn=conn, text=text, now=now)
+        elif kind in ("joined", "snapshot"):
+            if conn.ready is not None and not conn.ready.done():
+                conn.ready.set_result(now)
+        elif kind == "error":
+            match = wire.ERROR_CODE.search(text)
+            code = match[1] if match else "?"
+            conn.errors[code] += 1
+            self.error_codes[code] += 1
+
+    def on_post(self, *, conn: Conn, text: str, now: float) -> None:
+        match = wire.POST_MARK.search(text)
+        if match is None:
+            self.unmatched["post-without-mark"] += 1
+        elif self.expect is None:
+            self.unmatched["post"] += 1
+        else:
+            index = int(match[1])
+            self.expect.record(conn=conn, key=index, bucket=str(index), latency=now - float(match[2]), now=now)
+
+    def on_message(self, *, conn: Conn, text: str, now: float) -> None:
+        match = wire.CHAT_MARK.search(text)
+        if match is None:
+            self.unmatched["message-without-mark"] += 1
+        elif self.expect is None:
+            self.unmatched["message"] += 1
+        elif conn.room is not None and (room := wire.ROOM.search(text)) and room[1] != conn.room:
+            self.expect.outsiders += 1  # a message of another room: misrouted, never a delivery
+        else:
+            step, number = match[1], int(match[2])
+            self.expect.record(conn=conn, key=(step, number), bucket=step, latency=now - float(match[3]), now=now)
+
+    def on_draw(self, *, conn: Conn, text: str, now: float) -> None:
+        received = time.perf_counter()
+        key = wire.draw_key(text=text)
+        sent = self.draws.get(key) if key else None
+        if sent is None or self.expect is None:
+            self.unmatched["draw"] += 1
+            return
+        if sent.sender is conn:
+            self.echoes += 1
+            return
+        if conn.room is not None and conn.room != sent.board:
+            self.expect.outsiders += 1  # a frame of another board: misrouted, never a delivery
+            return
+        self.expect.record(conn=conn, key=key, bucket=sent.board, latency=received - sent.sent_at, now=now)
+
+    def on_close(self, *, conn: Conn) -> None:
+        if conn.ready is not None and not conn.ready.done():
+            conn.ready.set_exception(ConnectionError(f"closed before it was ready (code {conn.close_code})"))
+            conn.ready.exception()  # retrieved here, so an unawaited failure logs nothing
+
+    # -- connections ------------------------------------------------------------------------
+
+    async def conn_read(self, *, conn: Conn) -> None:
+        try:
+            async for text in conn.ws:
+                if isinstance(text, str):
+                    self.on_frame(conn=conn, text=text)
+        except ConnectionClosed:
+            pass
+        except Exception:  # noqa: BLE001 - one broken socket must not take the client down
+            logger.exception("reader of %s #%d failed", conn.group, conn.index)
+        finally:
+            conn.close_code = conn.ws.close_code
+            self.on_close(conn=conn)
+
+    async def conn_open(
+        self, *, conn: Conn, ready: str, send_join: bool, open_timeout: float, ready_timeout: float
+    ) -> None:
+        """Open the socket; with ``ready`` ("joined", "snapshot") wait for that first frame.
+        Raises on failure; the caller counts the reason."""
+        url_check(url=conn.url)
+        headers = {"Cookie": conn.cookie} if conn.cookie else None
+        conn.ready = asyncio.get_running_loop().create_future() if ready != "open" else None
+        conn.close_code = None
+        conn.ws = await connect(
+            conn.url,
+            origin=conn.origin,
+            additional_headers=headers,
+            compression=None,  # the browsers' sockets to daphne are uncompressed too
+            proxy=None,  # never through a proxy from the environment: loopback only
+            open_timeout=open_timeout,
+            ping_interval=None,  # the servers ping; the client only answers
+            close_timeout=5,
+            max_size=MAX_FRAME,
+            max_queue=64,
+        )
+        conn.reader = asyncio.create_task(self.conn_read(conn=conn))
+        if send_join and conn.room:
+            await conn.ws.send(json.dumps({"command": "join", "room": conn.room}))
+        if conn.ready is not None:
+            await asyncio.wait_for(asyncio.shield(conn.ready), ready_timeout)
+
+    async def conns_open(
+        self,
+        *,
+        conns: list[Conn],
+        ready: str,
+        send_join: bool,
+        concurrency: int,
+        open_timeout: float,
+        ready_timeout: float,
+        deadline: float,
+    ) -> dict:
+        """Open many sockets, at most ``concurrency`` handshakes at once; the ones that fail are
+        closed, counted by reason and left out of their group."""
+        gate = asyncio.Semaphore(concurrency)
+        failures: Counter = Counter()
+        started = time.monotonic()
+        stop_at = started + deadline
+
+        async def one(*, conn: Conn) -> bool:
+            async with gate:
+                remaining = stop_at - time.monotonic()
+                if remaining <= 0:
+                    failures["deadline"] += 1
+                    return False
+                try:
+                    await asyncio.wait_for(
+                        self.conn_open(
+                            conn=conn,
+                            ready=ready,
+                            send_join=send_join,
+                            open_timeout=open_timeout,
+                            ready_timeout=ready_timeout,
+                        ),
+                        min(remaining, open_timeout + ready_timeout),
+                    )
+                    return True
+                except Exception as error:  # noqa: BLE001 - every failure is counted and reported
+                    failures[failure_reason(error=error, conn=conn)] += 1
+                    await conn_abort(conn=conn)
+                    return False
+
+        outcomes = await asyncio.gather(*(one(conn=conn) for conn in conns))
+        opened = [conn for conn, ok in zip(conns, outcomes, strict=True) if ok]
+        elapsed = time.monotonic() - started
+        return {
+            "requested": len(conns),
+            "connected": len(opened),
+            "failed": len(conns) - len(opened),
+            "failures": dict(failures.most_common(8)),
+            "elapsed_s": round(elapsed, 3),
+            "per_second": round(len(opened) / elapsed, 1) if elapsed else None,
+            "_opened": opened,
+        }
+
+
+def errors_sum(*, conns: list[Conn]) -> Counter:
+    """The error codes the sockets were sent, added up."""
+    total: Counter = Counter()
+    for conn in conns:
+        total.update(conn.errors)
+    return total
+
+
+def failure_reason(*, error: BaseException, conn: Conn) -> str:
+    if isinstance(error, InvalidStatus):
+        return f"HTTP {error.response.status_code}"
+    if isinstance(error, TimeoutError):
+        return "timeout (ready frame)" if conn.ws is not None else "timeout (handshake)"
+    return f"{type(error).__name__}: {str(error)[:80]}"
+
+
+async def conn_abort(*, conn: Conn) -> None:
+    if conn.ws is not None:
+        conn.ws.transport.abort()
+    if conn.reader is not None:
+        conn.reader.cancel()
+
+
+async def conn_close(*, conn: Conn) -> None:
+    if conn.ws is None:
+        return
+    try:
+        await conn.ws.close()
+    except Exception:  # noqa: BLE001 - closing is best effort; the transport goes anyway
+        conn.ws.transport.abort()
+    if conn.reader is not None:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(conn.reader, 5)

@@ -1,0 +1,185 @@
+"""What every scenario gets: the sizes of this run, the chosen layers, one Redis, the sites
+(migrated once per run), the pinning record, and the list of delivery checks."""
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.procs import BenchSite, Pinning, Redis, site_prepare
+
+LAYERS = ("core", "pubsub")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each scenario is. ``SIZES_FULL`` is the issue's; ``SIZES_SMOKE`` runs the same code in seconds."""
+
+    liveblog_sockets: tuple[int, ...]
+    liveblog_posts: int
+    liveblog_rate: float
+    liveblog_drain: float
+    redis_benchmark_requests: int
+    chat_big_room: int
+    chat_connect_deadline: float
+    chat_idle_seconds: float
+    chat_action_wait: float
+    chat_settle_timeout: float
+    chat_storm_timeout: float
+    chat_rooms: int
+    chat_room_users: int
+    chat_rates: tuple[int, ...]
+    chat_bare_extra_rates: tuple[int, ...]
+    chat_step_seconds: float
+    sketch_drawers: tuple[int, ...]
+    sketch_watchers: int
+    sketch_step_seconds: float
+    sketch_multi: tuple[int, int, int]  # boards, drawers each, watchers each
+    idle_counts: tuple[int, ...]
+    idle_seconds: float
+    flood_seconds: float
+    profile_seconds: float
+
+
+SIZES_FULL = Sizes(
+    liveblog_sockets=(500, 1000, 3000),
+    liveblog_posts=20,
+    liveblog_rate=4.0,
+    liveblog_drain=10.0,
+    redis_benchmark_requests=100_000,
+    chat_big_room=2000,
+    chat_connect_deadline=90.0,
+    chat_idle_seconds=10.0,
+    chat_action_wait=10.0,
+    chat_settle_timeout=6.0,
+    chat_storm_timeout=30.0,
+    chat_rooms=100,
+    chat_room_users=10,
+    chat_rates=(50, 100, 200, 400, 800),
+    chat_bare_extra_rates=(1600, 3200),
+    chat_step_seconds=3.0,
+    sketch_drawers=(1, 2, 5, 10, 20),
+    sketch_watchers=20,
+    sketch_step_seconds=8.0,
+    sketch_multi=(5, 5, 20),
+    idle_counts=(2000, 10000),
+    idle_seconds=5.0,
+    flood_seconds=10.0,
+    profile_seconds=8.0,
+)
+
+SIZES_SMOKE = Sizes(
+    liveblog_sockets=(40,),
+    liveblog_posts=5,
+    liveblog_rate=10.0,
+    liveblog_drain=8.0,
+    redis_benchmark_requests=5_000,
+    chat_big_room=30,
+    chat_connect_deadline=20.0,
+    chat_idle_seconds=1.0,
+    chat_action_wait=8.0,
+    chat_settle_timeout=2.0,
+    chat_storm_timeout=10.0,
+    chat_rooms=4,
+    chat_room_users=4,
+    chat_rates=(8, 16),
+    chat_bare_extra_rates=(32,),
+    chat_step_seconds=1.0,
+    sketch_drawers=(1, 3),
+    sketch_watchers=3,
+    sketch_step_seconds=1.0,
+    sketch_multi=(2, 2, 2),
+    idle_counts=(30, 90),
+    idle_seconds=0.5,
+    flood_seconds=0.4,
+    profile_seconds=3.0,
+)
+
+
+@dataclass
+class Bench:
+    smoke: bool
+    sizes: Sizes
+    layers: tuple[str, ...]  # the liveblog runs on each
+    layer_other: str  # the other scenarios run on this one
+    profile: bool
+    workdir: Path
+    out_dir: Path
+    stamp: str
+    redis: Redis | None = None
+    pinning: Pinning = field(default_factory=Pinning)
+    checks: list[dict] = field(default_factory=list)
+    sites: dict[str, BenchSite] = field(default_factory=dict)
+
+    def check(self, *, scenario: str, name: str, ok: bool, detail: str = "") -> bool:
+        """A 100 % expectation (every socket connected, every frame delivered, nothing dropped unannounced)."""
+        self.checks.append({"scenario": scenario, "name": name, "ok": bool(ok), "detail": detail})
+        return ok
+
+    def site(self, *, name: str) -> BenchSite:
+        """The site, migrated on first use, on this run's Redis."""
+        if name not in self.sites:
+            self.sites[name] = site_prepare(name=name, workdir=self.workdir, redis_url=self.redis.url)
+        return self.sites[name]
+
+    def artefact(self, *, name: str) -> Path:
+        """Where a file next to the results goes (``<date>-<name>``)."""
+        return self.out_dir / f"{self.stamp}-{name}"
+
+
+@dataclass
+class Profile:
+    path: Path | None
+    process: subprocess.Popen | None
+    error: str | None = None
+
+
+@contextmanager
+def profiler_running(*, bench: Bench, pid: int, name: str | None, seconds: float) -> Iterator[Profile]:
+    """With ``--profile`` and a ``name``: py-spy records a flamegraph of ``pid`` for ``seconds``
+    (without pausing it); otherwise nothing. The outcome is in the Profile (the SVG's path, or the error)."""
+    if not bench.profile or not name:
+        yield Profile(path=None, process=None)
+        return
+    binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out = bench.artefact(name=f"{name}.svg")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log = bench.workdir / f"py-spy-{name}.log"
+    command = [
+        binary,
+        "record",
+        "-o",
+        str(out),
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, round(seconds))),
+        "--nonblocking",
+    ]
+    with log.open("w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    profile = Profile(path=out, process=process)
+    started = time.monotonic()
+    try:
+        yield profile
+    finally:
+        try:
+            process.wait(timeout=max(5.0, seconds - (time.monotonic() - started) + 30))
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            process.wait(timeout=10)
+        if process.returncode != 0 or not out.exists():
+            profile.error = f"py-spy exited {process.returncode}: {log.read_text()[-500:]}"
+            profile.path = None
+
+
+def profile_record(*, profile: Profile, bench: Bench) -> dict | None:
+    if profile.process is None and profile.error is None:
+        return None  # not profiled
+    if profile.path is None:
+        return {"error": profile.error}
+    return {"svg": profile.path.name}

@@ -1,0 +1,129 @@
+"""PNG plots of a run's results (matplotlib, Agg backend: no display needed)."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+
+STYLES = {"core": "tab:blue", "pubsub": "tab:orange", "bare": "tab:green", "raw_asgi": "tab:red"}
+
+
+def liveblog_configs(*, liveblog: dict) -> dict[str, list[dict]]:
+    """Rows by configuration: each layer's, then the baselines'."""
+    configs = {name: layer["rows"] for name, layer in liveblog.get("layers", {}).items()}
+    configs.update({name: baseline["rows"] for name, baseline in liveblog.get("baselines", {}).items()})
+    return configs
+
+
+def liveblog_latency_plot(*, liveblog: dict, path: Path) -> Path:
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name, rows in liveblog_configs(liveblog=liveblog).items():
+        sockets = [row["sockets"] for row in rows]
+        colour = STYLES.get(name)
+        axes.plot(sockets, [row["latency_ms"]["p50"] for row in rows], "o-", color=colour, label=f"{name} p50")
+        axes.plot(sockets, [row["latency_ms"]["p99"] for row in rows], "s--", color=colour, label=f"{name} p99")
+    axes.set_xlabel("sockets")
+    axes.set_ylabel("post → socket latency (ms)")
+    axes.set_yscale("log")
+    axes.set_title(f"Liveblog fan-out: {liveblog['posts']} posts at {liveblog['rate']:g}/s")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize="small", ncol=2)
+    return figure_save(figure=figure, path=path)
+
+
+def liveblog_cpu_plot(*, liveblog: dict, path: Path) -> Path:
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name, rows in liveblog_configs(liveblog=liveblog).items():
+        sockets = [row["sockets"] for row in rows]
+        colour = STYLES.get(name)
+        axes.plot(
+            sockets, [row["server_cpu_per_frame_us"] for row in rows], "o-", color=colour, label=f"{name} (server)"
+        )
+        if any(row.get("redis_cpu_per_frame_us") is not None for row in rows):
+            with_redis = [
+                (row["server_cpu_per_frame_us"] or 0) + (row["redis_cpu_per_frame_us"] or 0)
+                if row["server_cpu_per_frame_us"] is not None
+                else None
+                for row in rows
+            ]
+            axes.plot(sockets, with_redis, "s:", color=colour, label=f"{name} (server + Redis)")
+    axes.set_xlabel("sockets")
+    axes.set_ylabel("server CPU per delivered frame (µs)")
+    axes.set_yscale("log")
+    axes.set_title("Liveblog fan-out: server CPU per delivered frame")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize="small")
+    return figure_save(figure=figure, path=path)
+
+
+def chat_steps_plot(*, chat: dict, path: Path) -> Path:
+    figure, (latency, throughput) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for name, key in (("site", "rooms"), ("bare", "rooms_bare")):
+        steps = chat.get(key, {}).get("steps", [])
+        rates = [step["rate"] for step in steps]
+        colour = STYLES["pubsub" if name == "site" else "bare"]
+        latency.plot(rates, [step["latency_ms"]["p99"] for step in steps], "o-", color=colour, label=f"{name} p99")
+        throughput.plot(rates, [step["deliveries_per_s"] for step in steps], "o-", color=colour, label=name)
+    latency.axhline(100, color="grey", linestyle=":", label="100 ms")
+    latency.set_xscale("log")
+    latency.set_yscale("log")
+    latency.set_xlabel("messages/s offered")
+    latency.set_ylabel("p99 latency (ms)")
+    latency.legend(fontsize="small")
+    throughput.set_xscale("log")
+    throughput.set_yscale("log")
+    throughput.set_xlabel("messages/s offered")
+    throughput.set_ylabel("deliveries/s")
+    throughput.legend(fontsize="small")
+    figure.suptitle("Chat: rooms at stepped send rates")
+    for axes in (latency, throughput):
+        axes.grid(True, which="both", alpha=0.3)
+    return figure_save(figure=figure, path=path)
+
+
+def sketchpad_plot(*, sketchpad: dict, path: Path) -> Path:
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    steps = sketchpad.get("steps", [])
+    drawers = [step["drawers"] for step in steps]
+    axes.plot(drawers, [step["latency_ms"]["p50"] for step in steps], "o-", label="p50")
+    axes.plot(drawers, [step["latency_ms"]["p99"] for step in steps], "s--", label="p99")
+    axes.axhline(100, color="grey", linestyle=":", label="100 ms")
+    axes.set_xlabel("drawers on one board")
+    axes.set_ylabel("relay latency (ms)")
+    axes.set_yscale("log")
+    axes.set_title("Sketchpad: relay latency against drawers")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize="small")
+    return figure_save(figure=figure, path=path)
+
+
+def figure_save(*, figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plots_write(*, results: dict, out_dir: Path, stamp: str) -> dict[str, Path]:
+    """Every plot the results have data for; a plot that fails is skipped, not fatal."""
+    scenarios = results.get("scenarios", {})
+    wanted = []
+    if "liveblog" in scenarios:
+        wanted += [
+            ("liveblog-latency", liveblog_latency_plot, {"liveblog": scenarios["liveblog"]}),
+            ("liveblog-cpu-per-frame", liveblog_cpu_plot, {"liveblog": scenarios["liveblog"]}),
+        ]
+    if "chat" in scenarios:
+        wanted.append(("chat-steps", chat_steps_plot, {"chat": scenarios["chat"]}))
+    if "sketchpad" in scenarios:
+        wanted.append(("sketchpad-drawers", sketchpad_plot, {"sketchpad": scenarios["sketchpad"]}))
+    written = {}
+    for name, plot, data in wanted:
+        try:
+            written[name] = plot(**data, path=out_dir / f"{stamp}-{name}.png")
+        except Exception as error:  # noqa: BLE001 - a plot is an extra; the report says what failed
+            results.setdefault("plot_errors", {})[name] = repr(error)
+            plt.close("all")
+    return written

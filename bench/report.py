@@ -1,0 +1,580 @@
+"""The results of a run as ``<date>.json`` (everything) and ``<date>.md`` (tables, targets, plots).
+
+A partial run (``--only``, or one ``--layer``) is merged into the day's results instead of
+replacing them, so one part can be rerun."""
+
+import json
+from pathlib import Path
+
+from bench.context import Bench
+from bench.plots import plots_write
+from bench.targets import targets_evaluate
+from bench.text import DASH, fmt, requested, table
+
+
+def report_write(*, results: dict, bench: Bench, merge: bool) -> dict[str, Path]:
+    json_path = bench.out_dir / f"{bench.stamp}.json"
+    markdown_path = bench.out_dir / f"{bench.stamp}.md"
+    if merge and json_path.exists():
+        results = results_merge(old=json.loads(json_path.read_text()), new=results)
+    plots = plots_write(results=results, out_dir=bench.out_dir, stamp=bench.stamp)
+    results["plots"] = {name: path.name for name, path in plots.items()}
+    results["targets"] = targets_evaluate(results=results)
+    json_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    markdown_path.write_text(markdown_render(results=results))
+    return {"markdown": markdown_path, "json": json_path, **plots}
+
+
+def results_merge(*, old: dict, new: dict) -> dict:
+    """Today's results with the rerun parts replaced: whole scenarios, or single liveblog layers."""
+    merged = {**old, **{key: new[key] for key in ("machine", "pinning", "smoke")}}
+    rerun = set(new["scenarios"]) | set(new["crashes"])
+    kept_layers: set[str] = set()
+    scenarios = dict(old.get("scenarios", {}))
+    for name, result in new["scenarios"].items():
+        if name == "liveblog" and "liveblog" in scenarios:
+            kept_layers = set(scenarios["liveblog"].get("layers", {})) - set(result["layers"])
+            scenarios[name] = {**result, "layers": {**scenarios["liveblog"]["layers"], **result["layers"]}}
+        else:
+            scenarios[name] = result
+    merged["scenarios"] = scenarios
+    merged["crashes"] = {
+        **{key: value for key, value in old.get("crashes", {}).items() if key not in rerun},
+        **new["crashes"],
+    }
+    merged["checks"] = [
+        check
+        for check in old.get("checks", [])
+        if check["scenario"] not in rerun
+        or (check["scenario"] == "liveblog" and check["name"].split()[0] in kept_layers)
+    ] + new["checks"]
+    merged["durations_s"] = {**old.get("durations_s", {}), **new["durations_s"]}
+    merged["runs"] = [
+        *old.get("runs", [{"command": old.get("command"), "started": old.get("started")}]),
+        {"command": new["command"], "started": new["started"]},
+    ]
+    merged["interrupted"] = new["interrupted"]
+    return merged
+
+
+# -- markdown -------------------------------------------------------------------------------------
+
+
+def markdown_render(*, results: dict) -> str:
+    machine = results["machine"]
+    packages = machine["packages"]
+    pinning = results.get("pinning", {})
+    title = "Benchmark (smoke)" if results.get("smoke") else "Benchmark"
+    parts = [
+        f"# {title}, {results['started'][:10]}\n\n",
+        f"`{results.get('command')}`, started {results['started']}, {fmt(results.get('duration_s'))} s"
+        + (" — **interrupted**" if results.get("interrupted") else "")
+        + ".\n",
+    ]
+    if results.get("runs"):
+        parts.append(
+            "Merged from: " + "; ".join(f"`{run['command']}` ({run['started']})" for run in results["runs"]) + ".\n"
+        )
+    parts.append("\n## Machine\n\n")
+    parts.append(
+        table(
+            header=["", ""],
+            rows=[
+                ["CPUs (nproc)", f"{machine['nproc']} (allowed: {machine['cpus_allowed']})"],
+                ["CPU model", machine["cpu_model"]],
+                ["kernel", machine["kernel"]],
+                ["memory", f"{machine['memory_mb']:,} MB"],
+                ["Python", machine["python"]],
+                [
+                    "Django / channels / daphne / channels-redis",
+                    " / ".join(packages[name] for name in ("Django", "channels", "daphne", "channels-redis")),
+                ],
+                [
+                    "redis-py / Twisted / websockets",
+                    f"{packages['redis']} / {packages['Twisted']} / {packages['websockets']}",
+                ],
+                ["Redis", machine["redis_server"]],
+                [
+                    "load average (start → end)",
+                    f"{' '.join(machine['loadavg_start'])} → {' '.join(machine.get('loadavg_end', []))}",
+                ],
+                [
+                    "pinning (servers + Redis on CPU 1, clients on CPU 0)",
+                    ("**worked**" if pinning.get("worked") else "**did not work**")
+                    + f": {pinning.get('pinned', 0)} processes pinned"
+                    + (f"; failures: {pinning['failed']}" if pinning.get("failed") else ""),
+                ],
+            ],
+        )
+    )
+    parts.append(
+        "\nChannel layers: liveblog on "
+        + ", ".join(results.get("layers", []))
+        + f"; the other scenarios on {results.get('layer_other')}.\n"
+    )
+    parts.append(targets_section(results=results))
+    parts.append(checks_section(results=results))
+    scenarios = results.get("scenarios", {})
+    for name, render in (
+        ("liveblog", liveblog_section),
+        ("chat", chat_section),
+        ("sketchpad", sketchpad_section),
+        ("idle", idle_section),
+        ("flood", flood_section),
+    ):
+        if name in scenarios:
+            try:
+                parts.append(render(data=scenarios[name], results=results))
+            except Exception as error:  # noqa: BLE001 - one broken table must not lose the report
+                parts.append(f"\n## {name}\n\nThe table could not be rendered ({error!r}); the JSON has the data.\n")
+        if name in results.get("crashes", {}):
+            parts.append(f"\n## {name}: CRASHED\n\n```\n{results['crashes'][name][-4000:]}\n```\n")
+    parts.append(limits_section())
+    return "".join(parts)
+
+
+def targets_section(*, results: dict) -> str:
+    targets = results.get("targets", [])
+    rows = [
+        [target["scenario"], target["target"], target["measured"], f"**{target['verdict']}**", target["note"]]
+        for target in targets
+    ]
+    return "\n## Targets\n\n" + (
+        table(header=["scenario", "target", "measured", "verdict", "note"], rows=rows)
+        if rows
+        else "No scenario with targets ran.\n"
+    )
+
+
+def checks_section(*, results: dict) -> str:
+    checks = results.get("checks", [])
+    failed = [check for check in checks if not check["ok"]]
+    text = (
+        f"\n## Delivery checks\n\n{len(checks) - len(failed)} of {len(checks)} passed "
+        "(every socket connected, every frame delivered, nothing dropped unannounced).\n"
+    )
+    if failed:
+        text += "\n" + table(
+            header=["scenario", "failed check", "detail"],
+            rows=[
+                [check["scenario"], check["name"], check["detail"][:300].replace("\n", " ").replace("|", "\\|")]
+                for check in failed
+            ],
+        )
+    crashes = results.get("crashes", {})
+    if crashes:
+        text += "\n**Crashed scenarios:** " + ", ".join(crashes) + " (tracebacks below).\n"
+    return text
+
+
+def liveblog_section(*, data: dict, results: dict) -> str:
+    text = (
+        f"\n## 1. Liveblog fan-out\n\n{data['posts']} posts at {data['rate']:g}/s, saved by another process; "
+        "the site on "
+        f"{next(iter(data['layers'].values()), {}).get('processes', 2)} daphne processes (sockets split evenly), "
+        "the baselines on one process. "
+        "Latency: from the `time.time()` in the post's body, taken just before the save, to the frame's arrival. "
+        "CPU: utime+stime from /proc between the first post and the last frame; per delivered frame.\n\n"
+    )
+    bare = {requested(row=row): row for row in data.get("baselines", {}).get("bare", {}).get("rows", [])}
+    rows = []
+    configs = [
+        (f"site, {name} ({layer['backend'].rsplit('.', 1)[-1]})", layer["rows"])
+        for name, layer in data["layers"].items()
+    ]
+    configs += [(f"baseline: {name}", baseline["rows"]) for name, baseline in data.get("baselines", {}).items()]
+    for label, config_rows in configs:
+        for row in config_rows:
+            base = bare.get(requested(row=row))
+            ratio = (
+                row["server_cpu_per_frame_us"] / base["server_cpu_per_frame_us"]
+                if base and base["server_cpu_per_frame_us"] and row["server_cpu_per_frame_us"] is not None
+                else None
+            )
+            backlog = row["backlog"]
+            rows.append(
+                [
+                    label,
+                    f"{requested(row=row):,}",
+                    f"{row['connect']['connected']:,}"
+                    + (f" ({row['connect']['failed']} failed)" if row["connect"]["failed"] else ""),
+                    fmt(row["delivery_pct"], 2),
+                    fmt(row["latency_ms"]["p50"]),
+                    fmt(row["latency_ms"]["p99"]),
+                    fmt(row["time_to_last_ms_max"]),
+                    (
+                        f"{'**yes**: ' + backlog['reason'] if backlog['backlog'] else 'no'} "
+                        f"({fmt(backlog['slope_ms_per_post'], 2)} ms/post; "
+                        f"{fmt(backlog['first5_p50_ms'])}→{fmt(backlog['last5_p50_ms'])})"
+                    ),
+                    fmt(row["server_cpu_s"], 2),
+                    fmt(row["server_cpu_per_frame_us"]),
+                    fmt(ratio, 1, "×"),
+                    fmt(row["redis_cpu_per_frame_us"]),
+                    fmt(row["client_cpu_pct"], 0, " %"),
+                ]
+            )
+    text += table(
+        header=[
+            "config",
+            "N",
+            "connected",
+            "delivered %",
+            "p50 ms",
+            "p99 ms",
+            "slowest post to its last socket, ms",
+            "backlog (p50 slope; first 5 → last 5 p50)",
+            "server CPU s",
+            "µs CPU / frame",
+            "÷ bare",
+            "Redis µs / frame",
+            "client CPU",
+        ],
+        rows=rows,
+    )
+    benchmark = data.get("redis_benchmark") or {}
+    text += (
+        f"\nBaseline (c), Redis alone: {fmt(benchmark.get('requests_per_s'), 0)} PUBLISH/s "
+        f"(`{benchmark.get('command', '')}`)"
+        if "requests_per_s" in benchmark
+        else f"\nBaseline (c), Redis alone: {benchmark.get('error', 'not run')}"
+    ) + ".\n"
+    for name, layer in data["layers"].items():
+        if layer.get("server_errors"):
+            text += f"\n**{name}: the servers logged tracebacks**:\n\n```\n{layer['server_errors'][:2000]}\n```\n"
+    profiles = [
+        (row["label"], row["profile"])
+        for layer in data["layers"].values()
+        for row in layer["rows"]
+        if row.get("profile")
+    ]
+    for label, profile in profiles:
+        text += (
+            f"\nProfile of {label}: "
+            + (f"[{profile['svg']}]({profile['svg']})" if "svg" in profile else f"failed: {profile.get('error')}")
+            + "\n"
+        )
+    per_post = per_post_table(data=data)
+    if per_post:
+        text += per_post
+    plots = results.get("plots", {})
+    for name in ("liveblog-latency", "liveblog-cpu-per-frame"):
+        if name in plots:
+            text += f"\n![{name}]({plots[name]})\n"
+    return text
+
+
+def per_post_table(*, data: dict) -> str:
+    """Per post, at the largest N of each layer: the backlog in detail."""
+    rows = []
+    for name, layer in data["layers"].items():
+        if not layer["rows"]:
+            continue
+        row = layer["rows"][-1]
+        rows.append([f"{name}, N={requested(row=row):,} p50"] + [fmt(post["p50"], 0) for post in row["per_post"]])
+        rows.append([f"{name}, N={requested(row=row):,} last"] + [fmt(post["last"], 0) for post in row["per_post"]])
+    if not rows:
+        return ""
+    posts = len(rows[0]) - 1
+    return "\nPer post (ms), largest N: p50, and the time to the last socket:\n\n" + table(
+        header=["", *[str(i) for i in range(posts)]], rows=rows
+    )
+
+
+def chat_section(*, data: dict, results: dict) -> str:
+    text = (
+        f"\n## 2. Chat\n\nLayer {data['layer']} (`{data['backend']}`); rate limit {data['rate_limit'][0]} messages "
+        f"per {data['rate_limit'][1]} s per user.\n"
+    )
+    big = data.get("big_room")
+    if big:
+        idle = big.get("idle", {})
+        connect = big["connect"]
+        text += (
+            f"\n### One room of {big['sockets_requested']:,} users, one daphne process\n\n"
+            f"Joined: {connect['connected']:,}/{connect['requested']:,} in {fmt(connect['elapsed_s'], 1)} s"
+            + (f" (failures: {connect['failures']})" if connect["failures"] else "")
+            + f"; the process settled after {fmt(big.get('settle_after_joins_s'), 1)} s.\n\n"
+        )
+        rows = [
+            [
+                "idle, daphne",
+                f"{fmt(idle.get('daphne_core_pct'), 2)} % of a core over {fmt(idle.get('seconds'))} s",
+                DASH,
+                DASH,
+            ],
+            [
+                "idle, Redis",
+                f"{fmt(idle.get('redis_core_pct'), 2)} % of a core",
+                f"{fmt(idle.get('redis_commands_per_s'))} commands/s",
+                DASH,
+            ],
+        ]
+        for label, action in big.get("actions", {}).items():
+            rows.append(
+                [
+                    f"{label} ({action['told']:,}/{action['watched']:,} told)",
+                    (
+                        f"{fmt(action['daphne_cpu_ms'])} ms CPU ({fmt(action['daphne_cpu_ms_raw'])} raw), "
+                        f"Redis {fmt(action['redis_cpu_ms'])} ms"
+                    ),
+                    f"{fmt(action['redis_commands'])} Redis commands ({fmt(action.get('redis_commands_raw'))} raw)",
+                    f"last told after {fmt(action['time_to_last_ms'])} ms"
+                    + ("" if action["settled"] else " (CPU did not settle)"),
+                ]
+            )
+        broadcast = big.get("broadcast", {})
+        latency = broadcast.get("latency_ms", {})
+        rows.append(
+            [
+                "one message to everyone",
+                (
+                    f"{fmt(broadcast.get('delivery_pct'), 2)} % delivered "
+                    f"({broadcast.get('delivered', 0):,}/{broadcast.get('expected', 0):,})"
+                ),
+                f"p50 {fmt(latency.get('p50'))} ms, p95 {fmt(latency.get('p95'))} ms",
+                f"max {fmt(latency.get('max'))} ms",
+            ]
+        )
+        storm = big.get("reconnect", {})
+        if storm:
+            rows.append(
+                [
+                    "everyone reconnects at once",
+                    f"{storm['rejoined']:,}/{storm['sockets']:,} rejoined after {fmt(storm['rejoined_after_s'], 2)} s",
+                    (
+                        f"< 10 % of a core after {fmt(storm['settled_below_10pct_after_s'], 2)} s; "
+                        f"idle level after {fmt(storm['back_to_idle_level_after_s'], 2)} s"
+                    ),
+                    f"peak {fmt(storm['peak_core_pct'])} % of a core",
+                ]
+            )
+        text += table(header=["what", "server cost, or result", "Redis, or latency", "timing"], rows=rows)
+        text += (
+            "\nCosts run from the action until every other socket was told and the process was back at its "
+            "idle level, idle use subtracted.\n"
+        )
+        if big.get("profile"):
+            profile = big["profile"]
+            text += (
+                "\nProfile: "
+                + (f"[{profile['svg']}]({profile['svg']})" if "svg" in profile else f"failed: {profile.get('error')}")
+                + "\n"
+            )
+    for key, label in (("rooms", "site, 2 daphne processes"), ("rooms_bare", "bare websockets server")):
+        rooms = data.get(key)
+        if not rooms:
+            continue
+        text += f"\n### Rooms at stepped send rates: {label} ({rooms['sockets']:,} sockets)\n\n"
+        rows = [
+            [
+                step["rate"],
+                fmt(step["achieved_rate"]),
+                step["skipped_rate_limit"],
+                fmt(step["delivery_pct"], 2),
+                fmt(step["latency_ms"]["p50"]),
+                fmt(step["latency_ms"]["p99"]),
+                fmt(step["deliveries_per_s"], 0),
+                "yes" if step["held"] else "**no**",
+                ", ".join(f"{name} {pct}" for name, pct in step["server_core_pct"].items()),
+                fmt(step["client_cpu_pct_sending"], 0, " %"),
+                ", ".join(f"{code}: {count}" for code, count in step["error_codes"].items()) or DASH,
+            ]
+            for step in rooms["steps"]
+        ]
+        text += table(
+            header=[
+                "msg/s",
+                "achieved",
+                "skipped (rate limit)",
+                "delivered %",
+                "p50 ms",
+                "p99 ms",
+                "deliveries/s",
+                "held",
+                "server % of a core",
+                "client CPU",
+                "errors",
+            ],
+            rows=rows,
+        )
+        best = rooms.get("best")
+        text += (
+            f"\nHighest step held (100 % delivered, p99 ≤ 100 ms): {fmt(best and best['rate'])} msg/s, "
+            f"{fmt(best and best['deliveries_per_s'], 0)} deliveries/s."
+        )
+        if rooms.get("client_saturated"):
+            text += " **The client was saturated (≥ 90 % CPU) on some step: those numbers are the client's limit.**"
+        text += "\n"
+    if data.get("server_errors"):
+        text += f"\n**The servers logged tracebacks**:\n\n```\n{data['server_errors'][:2000]}\n```\n"
+    if "chat-steps" in results.get("plots", {}):
+        text += f"\n![chat-steps]({results['plots']['chat-steps']})\n"
+    return text
+
+
+def sketchpad_section(*, data: dict, results: dict) -> str:
+    text = (
+        f"\n## 3. Sketchpad\n\nLayer {data['layer']}; one daphne process; each drawer sends a batch of 4 points every "
+        f"{data['interval_ms']:g} ms. Latency: from the send to each other socket's receipt, "
+        "on one clock in the client process.\n\n"
+    )
+    steps = list(data.get("steps", []))
+    rows = [
+        [
+            step["label"],
+            fmt(step["batches_per_s_per_drawer"]),
+            f"{step['delivered']:,}/{step['expected']:,}",
+            fmt(step["loss_pct"], 3),
+            fmt(step["latency_ms"]["p50"]),
+            fmt(step["latency_ms"]["p99"]),
+            fmt(step["latency_ms"]["max"]),
+            ", ".join(f"{name} {pct}" for name, pct in step["server_core_pct"].items()),
+            fmt(step["server_cpu_per_frame_us"]),
+            fmt(step["client_cpu_pct"], 0, " %"),
+            ", ".join(f"{code}: {count}" for code, count in step["error_codes"].items()) or DASH,
+        ]
+        for step in steps + ([data["boards"]] if data.get("boards") else [])
+    ]
+    text += table(
+        header=[
+            "load",
+            "batches/s per drawer",
+            "relayed",
+            "loss %",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "server % of a core",
+            "µs CPU / frame",
+            "client CPU",
+            "errors",
+        ],
+        rows=rows,
+    )
+    text += f"\nMost drawers on one board with p99 ≤ 100 ms: {data.get('max_drawers_p99_within_100ms')}.\n"
+    if data.get("server_errors"):
+        text += f"\n**The server logged tracebacks**:\n\n```\n{data['server_errors'][:2000]}\n```\n"
+    if "sketchpad-drawers" in results.get("plots", {}):
+        text += f"\n![sketchpad-drawers]({results['plots']['sketchpad-drawers']})\n"
+    return text
+
+
+def idle_section(*, data: dict, results: dict) -> str:
+    text = (
+        f"\n## 4. Idle sockets\n\nLiveblog sockets on one daphne process (layer {data['layer']}) against the bare "
+        "websockets server, opened in batches (100 handshakes at a time); memory is the server's RSS growth over "
+        "its RSS after a warm-up, per socket.\n\n"
+    )
+    rows = []
+    for label in ("site", "bare"):
+        for row in data.get(label, {}).get("rows", []):
+            broadcast = row["broadcast"]
+            rows.append(
+                [
+                    label,
+                    f"{row['count']:,}",
+                    f"{row['open']:,}" + (f" ({row['connect']['failed']} failed)" if row["connect"]["failed"] else ""),
+                    fmt(row["rss_mb"]),
+                    fmt(row["rss_per_socket_kb"], 2),
+                    fmt(row.get("memory_ratio_to_bare"), 2, "×"),
+                    fmt(row["idle_core_pct"], 2),
+                    fmt(broadcast["delivery_pct"], 2),
+                    fmt(broadcast["latency_ms"]["p50"]),
+                    fmt(broadcast["time_to_last_ms"]),
+                ]
+            )
+    text += table(
+        header=[
+            "server",
+            "sockets",
+            "open",
+            "RSS MB",
+            "KB per socket",
+            "÷ bare",
+            "idle % of a core",
+            "one post: delivered %",
+            "p50 ms",
+            "to the last socket, ms",
+        ],
+        rows=rows,
+    )
+    if data.get("server_errors"):
+        text += f"\n**The server logged tracebacks**:\n\n```\n{data['server_errors'][:2000]}\n```\n"
+    return text
+
+
+def flood_section(*, data: dict, results: dict) -> str:
+    text = (
+        f"\n## 5. Flood\n\nOne client sends valid frames as fast as its socket takes them for {fmt(data['seconds'])} s "
+        f"(layer {data['layer']}); "
+        "the flooder reconnects after each 4429. RSS of the server sampled every 0.25 s.\n\n"
+    )
+    rows = []
+    for kind in ("sketchpad", "liveblog"):
+        row = data.get(kind)
+        if not row:
+            continue
+        rows.append(
+            [
+                kind,
+                row["connections"],
+                f"{row['sent']:,}",
+                fmt(row["sent_per_s"], 0),
+                f"{row['receiver_got']:,}",
+                ", ".join(f"{code}: {count:,}" for code, count in row["errors"].items()) or DASH,
+                ", ".join(f"{code}: {count}" for code, count in row["close_codes"].items()),
+                f"**{row['silently_dropped']:,}**" if row["silently_dropped"] else "0",
+                f"{row['still_pending_at_wait_limit']:,}" if row.get("still_pending_at_wait_limit") else "0",
+                fmt(row["answers_trailed_s"], 1),
+                fmt(row["rss_max_mb"]),
+                (
+                    f"{fmt(row['rss_first_half_mb'])} → {fmt(row['rss_second_half_mb'])} "
+                    f"({'bounded' if row['rss_bounded'] else '**grew**'})"
+                ),
+                fmt(row["client_cpu_pct"], 0, " %"),
+            ]
+        )
+    text += table(
+        header=[
+            "socket",
+            "connections",
+            "sent",
+            "sent/s",
+            "receiver got",
+            "sender told",
+            "close codes",
+            "dropped silently",
+            "unanswered at the wait limit",
+            "answers trailed the flood by, s",
+            "max RSS MB",
+            "RSS first → second half",
+            "client CPU",
+        ],
+        rows=rows,
+    )
+    text += (
+        "\nSketchpad: every frame up to the last one relayed is either relayed or refused with an error; "
+        "frames after it are refused "
+        "or follow the 4429 close. Liveblog: every frame gets `read_only` (or `rate_limited`), "
+        "or follows a 4429 close.\n"
+    )
+    return text
+
+
+def limits_section() -> str:
+    return """
+## How to read this
+
+- CPU comes from /proc/<pid>/stat (utime + stime, all threads), in 10 ms ticks: costs under ~50 ms,
+  and every number of a smoke run, are coarse.
+- Server processes and Redis share CPU 1; the load client, the liveblog publisher, redis-benchmark and
+  this harness share CPU 0. A client near 100 % CPU means the client, not the server, set the pace.
+- Latencies are wall-clock (`time.time()`) between processes on one machine, except the sketchpad's
+  (one clock in the client process).
+- The baselines run one process; the site's liveblog runs two, and its CPU is their sum.
+- The chat rooms' highest step is bounded by the step ladder: the site's by the chat's per-user rate
+  limit (users × limit), the bare server's by the extra steps; a server that holds every step has not
+  shown its limit.
+- The machine may be shared: the load average at the start and end is in the table above.
+"""

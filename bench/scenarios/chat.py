@@ -1,0 +1,404 @@
+"""Scenario 2, chat.
+
+One room of N users (each a logged-in session of its own) on one daphne process: idle cost,
+the cost of one user joining, leaving and closing, one message to everyone, and everyone
+reconnecting at once. Then 100 rooms of 10 users over two processes at a stepped send rate,
+against the bare websockets server relaying by room.
+"""
+
+import time
+from contextlib import ExitStack
+
+from bench.context import Bench, profile_record, profiler_running
+from bench.procs import (
+    LineProcess,
+    Sampler,
+    bare_running,
+    client_running,
+    cpu_delta,
+    cpu_settle,
+    cpu_snapshot,
+    site_script,
+    site_serving,
+)
+from bench.scenarios import connect_check, delivery_check, ws_of
+
+SCENARIO = "chat"
+BIG_ROOM = "bench-big"
+# Reconnected sockets count as settled once the process uses less than this share of a core over a second.
+SETTLED_BELOW = 0.10
+# The steps' pass mark: every message to every member, p99 within this.
+STEP_P99_MS = 100.0
+
+
+def chat_run(*, bench: Bench) -> dict:
+    sizes = bench.sizes
+    site = bench.site(name="chat")
+    site.layer = bench.layer_other
+    room_slugs = [f"bench-r{number}" for number in range(sizes.chat_rooms)]
+    big_users = sizes.chat_big_room + 1  # the room, and one more who joins, leaves and closes
+    users_needed = big_users + sizes.chat_rooms * sizes.chat_room_users
+    setup = site_script(
+        site=site,
+        module="chat_setup",
+        args=["--users", str(users_needed), "--rooms", BIG_ROOM, *room_slugs],
+        timeout=600,
+    )[0]
+    users = setup["users"]
+    limit_messages, limit_seconds = setup["rate_limit"]
+    result: dict = {"layer": bench.layer_other, "backend": setup["backend"], "rate_limit": setup["rate_limit"]}
+    with ExitStack() as stack:
+        client = stack.enter_context(client_running(name="chat-client", workdir=bench.workdir, pinning=bench.pinning))
+        urls = stack.enter_context(site_serving(site=site, count=1, layer=bench.layer_other, pinning=bench.pinning))
+        result["big_room"] = big_room_run(
+            bench=bench, client=client, url=urls[0], pid=site.pids[0], users=users[:big_users]
+        )
+        # A second process for the rooms: sockets alternate between the two.
+        urls.append(site.serve())
+        bench.pinning.pid_pin(name="daphne chat", pid=site.pids[-1], cpu=1)
+        rooms_users = users[big_users:]
+        site_pids = {f"daphne-{number}": pid for number, pid in enumerate(site.pids)}
+        result["rooms"] = rooms_run(
+            bench=bench,
+            client=client,
+            conns=[
+                {
+                    "url": f"{ws_of(url=urls[number % 2])}/ws/chat/",
+                    "origin": urls[number % 2],
+                    "cookie": user["cookie"],
+                    "user": user["username"],
+                    "room": room_slugs[number // sizes.chat_room_users],
+                }
+                for number, user in enumerate(rooms_users)
+            ],
+            pids={**site_pids, "redis": bench.redis.pid},
+            mode="site",
+            rates=sizes.chat_rates,
+            window=(limit_messages, limit_seconds),
+        )
+        errors = site.tracebacks()
+        result["server_errors"] = errors[:3000]
+        if errors:
+            bench.check(scenario=SCENARIO, name="no server tracebacks", ok=False, detail=errors[:1500])
+        with bare_running(workdir=bench.workdir, pinning=bench.pinning) as bare:
+            result["rooms_bare"] = rooms_run(
+                bench=bench,
+                client=client,
+                conns=[
+                    {
+                        "url": f"{ws_of(url=bare.url)}/ws/{room_slugs[number // sizes.chat_room_users]}/",
+                        "user": user["username"],
+                        "room": room_slugs[number // sizes.chat_room_users],
+                    }
+                    for number, user in enumerate(rooms_users)
+                ],
+                pids={"bare": bare.pid},
+                mode="bare",
+                rates=sizes.chat_rates + sizes.chat_bare_extra_rates,
+                window=None,
+            )
+        result["client_cpu_log"] = client.cpu_log[-40:]
+    site_best = result["rooms"]["best"]
+    bare_best = result["rooms_bare"]["best"]
+    result["rooms_ratio"] = (
+        round(site_best["deliveries_per_s"] / bare_best["deliveries_per_s"], 3)
+        if site_best and bare_best and bare_best["deliveries_per_s"]
+        else None
+    )
+    return result
+
+
+def big_room_run(*, bench: Bench, client: LineProcess, url: str, pid: int, users: list[dict]) -> dict:
+    sizes = bench.sizes
+    redis = bench.redis
+    members, extra = users[:-1], users[-1]
+    chat_url = f"{ws_of(url=url)}/ws/chat/"
+
+    def conn_spec(*, user: dict) -> dict:
+        return {"url": chat_url, "origin": url, "cookie": user["cookie"], "user": user["username"], "room": BIG_ROOM}
+
+    daphne = {"daphne": pid}
+    both = {"daphne": pid, "redis": redis.pid}
+    result: dict = {"sockets_requested": len(members)}
+    # Joins are spread out a little (50 handshakes at a time), as real arrivals are.
+    connect = client.call(
+        "connect",
+        timeout=sizes.chat_connect_deadline + 120,
+        group="big",
+        conns=[conn_spec(user=user) for user in members],
+        ready="joined",
+        send_join=True,
+        concurrency=50,
+        deadline=sizes.chat_connect_deadline,
+    )
+    result["connect"] = connect
+    connect_check(bench=bench, scenario=SCENARIO, what=f"room of {len(members)}: join", result=connect)
+    result["sockets"] = connect["connected"]
+    # Let the joins' presence updates finish before measuring idle (bounded: report if they never do).
+    result["settle_after_joins_s"] = cpu_settle(
+        pids=daphne, below=0.5, window=1.0, timeout=sizes.chat_settle_timeout * 3
+    )
+    with profiler_running(
+        bench=bench, pid=pid, name="chat", seconds=sizes.chat_idle_seconds + sizes.chat_settle_timeout * 2 + 10
+    ) as profile:
+        commands_before, before, started = redis.commands_processed(), cpu_snapshot(pids=both), time.monotonic()
+        time.sleep(sizes.chat_idle_seconds)  # measuring idle: nothing to wait for but time
+        used, elapsed = cpu_delta(before=before, after=cpu_snapshot(pids=both)), time.monotonic() - started
+        commands = redis.commands_processed() - commands_before
+        idle_rate = used["daphne"] / elapsed
+        result["idle"] = {
+            "seconds": round(elapsed, 2),
+            "daphne_core_pct": round(100 * idle_rate, 2),
+            "redis_core_pct": round(100 * used["redis"] / elapsed, 2),
+            "redis_commands_per_s": round(commands / elapsed, 1),
+        }
+        idle_commands_rate = commands / elapsed
+        extra_connect = client.call(
+            "connect", timeout=60, group="extra", conns=[conn_spec(user=extra)], ready="open", deadline=30
+        )
+        connect_check(bench=bench, scenario=SCENARIO, what="the extra user's socket", result=extra_connect)
+        cpu_settle(pids=daphne, below=idle_rate + 0.05, window=0.5, timeout=sizes.chat_settle_timeout)
+        actions = {}
+        if extra_connect["connected"]:
+            for label, action in (("join", "join"), ("leave", "leave"), ("rejoin", "join"), ("close", "close")):
+                actions[label] = presence_action_measure(
+                    bench=bench,
+                    client=client,
+                    action=action,
+                    label=label,
+                    pids=both,
+                    idle_rate=idle_rate,
+                    idle_commands_rate=idle_commands_rate,
+                )
+        result["actions"] = actions
+    result["profile"] = profile_record(profile=profile, bench=bench)
+    join, close = actions.get("join"), actions.get("close")
+    result["join_plus_close_cpu_ms"] = (
+        round(join["daphne_cpu_ms"] + close["daphne_cpu_ms"], 1)
+        if join and close and join["complete"] and close["complete"]
+        else None
+    )
+    broadcast = client.call("chat_broadcast", timeout=120, group="big", room=BIG_ROOM, wait=30)
+    delivery_check(
+        bench=bench,
+        scenario=SCENARIO,
+        what="message to the whole room",
+        delivered=broadcast["delivered"],
+        expected=broadcast["expected"],
+    )
+    result["broadcast"] = {
+        key: broadcast[key]
+        for key in ("expected", "delivered", "delivery_pct", "latency_ms", "duplicates", "sender_errors")
+    }
+    result["reconnect"] = storm_measure(bench=bench, client=client, pid=pid, idle_rate=idle_rate)
+    client.call("close", timeout=120, group="big")
+    return result
+
+
+def presence_action_measure(
+    *,
+    bench: Bench,
+    client: LineProcess,
+    action: str,
+    label: str,
+    pids: dict[str, int],
+    idle_rate: float,
+    idle_commands_rate: float,
+) -> dict:
+    """The server CPU and Redis commands of one join / leave / close, from the action until every
+    other socket was told and the process is back to its idle level; idle use subtracted."""
+    sizes = bench.sizes
+    redis = bench.redis
+    commands_before, before, started = redis.commands_processed(), cpu_snapshot(pids=pids), time.monotonic()
+    answer = client.call(
+        "chat_presence",
+        timeout=sizes.chat_action_wait + 60,
+        actor_group="extra",
+        action=action,
+        room=BIG_ROOM,
+        watch_group="big",
+        wait=sizes.chat_action_wait,
+    )
+    settled = cpu_settle(
+        pids={"daphne": pids["daphne"]}, below=idle_rate + 0.05, window=0.5, timeout=sizes.chat_settle_timeout
+    )
+    used, elapsed = cpu_delta(before=before, after=cpu_snapshot(pids=pids)), time.monotonic() - started
+    commands = redis.commands_processed() - commands_before
+    bench.check(
+        scenario=SCENARIO,
+        name=f"{label}: {answer['told']}/{answer['watched']} sockets told by presence",
+        ok=answer["complete"],
+        detail=f"{answer['presence_frames']} presence frames seen",
+    )
+    return {
+        "complete": answer["complete"],
+        "told": answer["told"],
+        "watched": answer["watched"],
+        "time_to_last_ms": answer["time_to_last_ms"],
+        "actor_answer_ms": answer["actor_answer_ms"],
+        "elapsed_s": round(elapsed, 3),
+        "settled": settled is not None,
+        "daphne_cpu_ms_raw": round(used["daphne"] * 1000, 1),
+        "daphne_cpu_ms": round(max(0.0, used["daphne"] - idle_rate * elapsed) * 1000, 1),
+        "redis_cpu_ms": round(used["redis"] * 1000, 1),
+        # Idle commands come in bursts (heartbeats): the subtraction is rough, so the raw count is kept too.
+        "redis_commands_raw": commands,
+        "redis_commands": max(0, round(commands - idle_commands_rate * elapsed)),
+    }
+
+
+def storm_measure(*, bench: Bench, client: LineProcess, pid: int, idle_rate: float) -> dict:
+    """Every socket of the room closed and reconnected at once (a deploy); the time until the
+    process is back under 10 % of a core over a second, counted from the close."""
+    sizes = bench.sizes
+    with Sampler(pids={"daphne": pid}, interval=0.25) as sampler:
+        answer = client.call(
+            "reconnect",
+            timeout=sizes.chat_storm_timeout + 120,
+            group="big",
+            ready="joined",
+            concurrency=200,
+            deadline=sizes.chat_storm_timeout,
+        )
+        connect_check(bench=bench, scenario=SCENARIO, what="reconnect storm: rejoined", result=answer)
+        deadline = answer["closing_at"] + sizes.chat_storm_timeout
+        settled_at = idle_at = None
+        while time.time() < deadline and (settled_at is None or idle_at is None):
+            settled_at = settled_at or window_below(
+                samples=sampler.samples, after=answer["ready_at"], below=SETTLED_BELOW
+            )
+            idle_at = idle_at or window_below(
+                samples=sampler.samples, after=answer["ready_at"], below=idle_rate * 1.25 + 0.02
+            )
+            time.sleep(0.25)
+    return {
+        "sockets": answer["closed"],
+        "rejoined": answer["connected"],
+        "failures": answer["failures"],
+        "rejoined_after_s": round(answer["ready_at"] - answer["closing_at"], 3),
+        "settled_below_10pct_after_s": round(settled_at - answer["closing_at"], 3) if settled_at else None,
+        "back_to_idle_level_after_s": round(idle_at - answer["closing_at"], 3) if idle_at else None,
+        "timeout_s": sizes.chat_storm_timeout,
+        "peak_core_pct": peak_rate(samples=sampler.samples),
+    }
+
+
+def window_below(*, samples: list, after: float, below: float, window: float = 1.0) -> float | None:
+    """The end of the first ``window``-second window ending after ``after`` in which the process
+    used less than ``below`` of a core; None if there is none yet."""
+    for end_index, (end_time, end_cpu, _) in enumerate(samples):
+        if end_time < after:
+            continue
+        starts = [(t, cpu) for t, cpu, _ in samples[:end_index] if t <= end_time - window]
+        if starts:
+            start_time, start_cpu = starts[-1]
+            if (end_cpu["daphne"] - start_cpu["daphne"]) / (end_time - start_time) < below:
+                return end_time
+    return None
+
+
+def peak_rate(*, samples: list) -> float | None:
+    rates = [
+        (later[1]["daphne"] - earlier[1]["daphne"]) / (later[0] - earlier[0])
+        for earlier, later in zip(samples[::4], samples[4::4], strict=False)
+        if later[0] > earlier[0]
+    ]
+    return round(100 * max(rates), 1) if rates else None
+
+
+def rooms_run(
+    *,
+    bench: Bench,
+    client: LineProcess,
+    conns: list[dict],
+    pids: dict[str, int],
+    mode: str,
+    rates: tuple[int, ...],
+    window: tuple[int, int] | None,
+) -> dict:
+    """Rooms of a few users each, at stepped total send rates; the highest step that held
+    (every message to every member, p99 within 100 ms)."""
+    sizes = bench.sizes
+    label = "site" if mode == "site" else "bare"
+    connect = client.call(
+        "connect",
+        timeout=sizes.chat_connect_deadline + 120,
+        group="rooms",
+        conns=conns,
+        ready="joined" if mode == "site" else "open",
+        send_join=mode == "site",
+        concurrency=50,
+        deadline=sizes.chat_connect_deadline,
+    )
+    connect_check(bench=bench, scenario=SCENARIO, what=f"{len(conns)} users in rooms ({label})", result=connect)
+    if mode == "site":
+        cpu_settle(
+            pids={name: pid for name, pid in pids.items() if name != "redis"},
+            below=0.3,
+            window=1.0,
+            timeout=sizes.chat_settle_timeout,
+        )
+    steps = []
+    best = None
+    for number, rate in enumerate(rates, start=1):
+        before, started = cpu_snapshot(pids=pids), time.monotonic()
+        answer = client.call(
+            "chat_step",
+            timeout=sizes.chat_step_seconds + 120,
+            groups=["rooms"],
+            step=number,
+            rate=rate,
+            seconds=sizes.chat_step_seconds,
+            drain=5.0,
+            mode=mode,
+            window_seconds=window[1] if window else 10,
+            # A margin of 2 under the limit: a message sent at a window's very end may be counted in the next.
+            window_cap=max(1, window[0] - 2) if window else 1 << 30,
+        )
+        used, elapsed = cpu_delta(before=before, after=cpu_snapshot(pids=pids)), time.monotonic() - started
+        held = (
+            answer["delivery_pct"] == 100.0
+            and answer["latency_ms"]["p99"] is not None
+            and answer["latency_ms"]["p99"] <= STEP_P99_MS
+        )
+        step = {
+            "rate": rate,
+            "sent": answer["sent"],
+            "achieved_rate": answer["achieved_rate"],
+            "skipped_rate_limit": answer["skipped_rate_limit"],
+            "expected": answer["expected"],
+            "delivered": answer["delivered"],
+            "delivery_pct": answer["delivery_pct"],
+            "latency_ms": answer["latency_ms"],
+            "deliveries_per_s": answer["deliveries_per_s"],
+            "error_codes": answer["error_codes"],
+            "held": held,
+            "server_core_pct": {name: round(100 * seconds / elapsed, 1) for name, seconds in used.items()},
+            "client_cpu_pct": answer["client_cpu"]["pct"],
+            "client_cpu_pct_sending": answer["client_cpu_pct_sending"],
+        }
+        steps.append(step)
+        if held:
+            best = step
+        if number == 1:
+            # The lowest step is expected to deliver everything; higher ones may be overload.
+            delivery_check(
+                bench=bench,
+                scenario=SCENARIO,
+                what=f"rooms ({label}) at {rate} msg/s",
+                delivered=answer["delivered"],
+                expected=answer["expected"],
+                extra=f"errors {answer['error_codes']}" if answer["error_codes"] else "",
+            )
+        if not held and number > len(sizes.chat_rates):
+            break  # the extra steps (bare only) go on only while the server holds
+    client.call("close", timeout=120, group="rooms")
+    return {
+        "sockets": connect["connected"],
+        "connect": {key: connect[key] for key in ("requested", "connected", "failed", "failures", "elapsed_s")},
+        "steps": steps,
+        "best": {"rate": best["rate"], "deliveries_per_s": best["deliveries_per_s"], "p99": best["latency_ms"]["p99"]}
+        if best
+        else None,
+        "client_saturated": any((step["client_cpu_pct_sending"] or 0) >= 90 for step in steps),
+    }

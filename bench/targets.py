@@ -1,0 +1,192 @@
+"""The issue's targets, judged from a run's results: PASS, FAIL, or n/a where the run had not the
+sizes a target names (a smoke run). Targets never decide the exit code."""
+
+from bench.text import DASH, fmt, requested
+
+# The issue's targets.
+LIVEBLOG_CPU_RATIO_MAX = 6.0
+LIVEBLOG_P99_MS = 150.0
+CHAT_IDLE_PCT = 10.0
+CHAT_JOIN_CLOSE_MS = 200.0
+CHAT_SETTLE_S = 10.0
+CHAT_BROADCAST_P95_MS = 500.0
+CHAT_BROADCAST_CLIENTS = 2000
+CHAT_ROOMS_RATIO_MIN = 1 / 3
+SKETCH_P99_MS = 50.0
+IDLE_MEMORY_RATIO_MAX = 2.0
+
+
+def verdict(*, ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def targets_evaluate(*, results: dict) -> list[dict]:
+    scenarios = results.get("scenarios", {})
+    smoke = results.get("smoke")
+    targets: list[dict] = []
+
+    def add(*, scenario: str, target: str, measured: str, ok: bool | None, note: str = "") -> None:
+        targets.append(
+            {"scenario": scenario, "target": target, "measured": measured, "verdict": verdict(ok=ok), "note": note}
+        )
+
+    liveblog = scenarios.get("liveblog")
+    if liveblog:
+        bare = {requested(row=row): row for row in liveblog.get("baselines", {}).get("bare", {}).get("rows", [])}
+        for layer, data in liveblog.get("layers", {}).items():
+            ratios = []
+            for row in data["rows"]:
+                base = bare.get(requested(row=row))
+                if base and base["server_cpu_per_frame_us"] and row["server_cpu_per_frame_us"] is not None:
+                    ratios.append(
+                        (requested(row=row), row["server_cpu_per_frame_us"] / base["server_cpu_per_frame_us"])
+                    )
+            add(
+                scenario="liveblog",
+                target=f"[{layer}] server CPU per delivered frame ≤ {LIVEBLOG_CPU_RATIO_MAX:g}× bare websockets",
+                measured=", ".join(f"N={n:,}: {ratio:.1f}×" for n, ratio in ratios)
+                or "no ratio (baseline CPU below /proc's 10 ms resolution?)",
+                ok=all(ratio <= LIVEBLOG_CPU_RATIO_MAX for _, ratio in ratios) if ratios else None,
+                note="smoke sizes: indicative only" if smoke else "",
+            )
+            row = next((row for row in data["rows"] if requested(row=row) == 1000), None)
+            add(
+                scenario="liveblog",
+                target=f"[{layer}] p99 ≤ {LIVEBLOG_P99_MS:g} ms at 1,000 sockets, 4 posts/s, no backlog, all delivered",
+                measured=(
+                    f"p99 {fmt(row['latency_ms']['p99'])} ms, backlog {'yes' if row['backlog']['backlog'] else 'no'}, "
+                    f"{fmt(row['delivery_pct'], 2)} % delivered"
+                )
+                if row
+                else "not run at 1,000",
+                ok=(
+                    row["latency_ms"]["p99"] is not None
+                    and row["latency_ms"]["p99"] <= LIVEBLOG_P99_MS
+                    and not row["backlog"]["backlog"]
+                    and row["delivery_pct"] == 100.0
+                )
+                if row
+                else None,
+            )
+            row = next((row for row in data["rows"] if requested(row=row) == 3000), None)
+            add(
+                scenario="liveblog",
+                target=f"[{layer}] 3,000 sockets: 100 % delivered",
+                measured=f"{fmt(row['delivery_pct'], 3)} % ({row['delivered']:,}/{row['expected']:,}), "
+                f"{row['connect']['failed']} failed to connect"
+                if row
+                else "not run at 3,000",
+                ok=(row["delivery_pct"] == 100.0 and row["connect"]["failed"] == 0) if row else None,
+            )
+
+    chat = scenarios.get("chat")
+    if chat and "big_room" in chat:
+        big = chat["big_room"]
+        full_size = big["sockets_requested"] >= CHAT_BROADCAST_CLIENTS
+        size_note = "" if full_size else f"room of {big['sockets_requested']} (smoke sizes)"
+        idle = big.get("idle", {})
+        add(
+            scenario="chat",
+            target=f"{big['sockets_requested']:,} idle sockets in one room: "
+            f"< {CHAT_IDLE_PCT:g} % of a core per process",
+            measured=f"{fmt(idle.get('daphne_core_pct'), 2)} % (Redis {fmt(idle.get('redis_core_pct'), 2)} %, "
+            f"{fmt(idle.get('redis_commands_per_s'))} commands/s)",
+            ok=(idle["daphne_core_pct"] < CHAT_IDLE_PCT) if idle and full_size else None,
+            note=size_note,
+        )
+        actions = big.get("actions", {})
+        join_close = big.get("join_plus_close_cpu_ms")
+        add(
+            scenario="chat",
+            target=f"join + close in the room cost < {CHAT_JOIN_CLOSE_MS:g} ms of server CPU",
+            measured=(
+                f"{fmt(join_close)} ms (join {fmt(actions.get('join', {}).get('daphne_cpu_ms'))}, "
+                f"close {fmt(actions.get('close', {}).get('daphne_cpu_ms'))}; idle subtracted)"
+            ),
+            ok=(join_close < CHAT_JOIN_CLOSE_MS) if join_close is not None and full_size else None,
+            note=size_note,
+        )
+        storm = big.get("reconnect", {})
+        settled = storm.get("settled_below_10pct_after_s")
+        add(
+            scenario="chat",
+            target=f"all sockets reconnecting at once settle under 10 % of a core within {CHAT_SETTLE_S:g} s",
+            measured=f"{fmt(settled, 2)} s after the close ({storm.get('rejoined', 0):,}/{storm.get('sockets', 0):,} "
+            f"rejoined in {fmt(storm.get('rejoined_after_s'), 2)} s)"
+            if storm
+            else DASH,
+            ok=(settled is not None and settled <= CHAT_SETTLE_S and storm["rejoined"] == storm["sockets"])
+            if storm and full_size
+            else None,
+            note=size_note,
+        )
+        broadcast = big.get("broadcast", {})
+        p95 = broadcast.get("latency_ms", {}).get("p95")
+        add(
+            scenario="chat",
+            target=f"≥ {CHAT_BROADCAST_CLIENTS:,} clients: one message to all with p95 ≤ {CHAT_BROADCAST_P95_MS:g} ms",
+            measured=f"{big.get('sockets', 0):,} clients, p95 {fmt(p95)} ms, "
+            f"{fmt(broadcast.get('delivery_pct'), 2)} % delivered",
+            ok=(
+                big.get("sockets", 0) >= CHAT_BROADCAST_CLIENTS
+                and p95 is not None
+                and p95 <= CHAT_BROADCAST_P95_MS
+                and broadcast.get("delivery_pct") == 100.0
+            )
+            if full_size
+            else None,
+            note=size_note,
+        )
+        ratio = chat.get("rooms_ratio")
+        site_best, bare_best = chat.get("rooms", {}).get("best"), chat.get("rooms_bare", {}).get("best")
+        add(
+            scenario="chat",
+            target="rooms: deliveries/s held ≥ 1/3 of the bare server's",
+            measured=f"{fmt(ratio, 2)} (site {fmt(site_best and site_best['deliveries_per_s'])}/s "
+            f"at {fmt(site_best and site_best['rate'])} msg/s; "
+            f"bare {fmt(bare_best and bare_best['deliveries_per_s'])}/s "
+            f"at {fmt(bare_best and bare_best['rate'])} msg/s)",
+            ok=(ratio >= CHAT_ROOMS_RATIO_MIN) if ratio is not None else None,
+            note=("smoke sizes: indicative only; " if smoke else "")
+            + "bounded by the step ladder: see the steps table",
+        )
+
+    sketchpad = scenarios.get("sketchpad")
+    if sketchpad:
+        step = next((step for step in sketchpad.get("steps", []) if step["drawers"] == 5), None)
+        add(
+            scenario="sketchpad",
+            target=f"5 drawers × 33 batches/s, {step['watchers'] if step else 20} watchers: "
+            f"relay p99 ≤ {SKETCH_P99_MS:g} ms, nothing lost",
+            measured=f"p99 {fmt(step['latency_ms']['p99'])} ms, loss {fmt(step['loss_pct'], 3)} %, "
+            f"{fmt(step['batches_per_s_per_drawer'])} batches/s each"
+            if step
+            else "not run with 5 drawers",
+            ok=(
+                step["latency_ms"]["p99"] is not None
+                and step["latency_ms"]["p99"] <= SKETCH_P99_MS
+                and step["loss_pct"] == 0
+            )
+            if step
+            else None,
+        )
+        add(
+            scenario="sketchpad",
+            target="report: the most drawers on one board with p99 ≤ 100 ms",
+            measured=f"{sketchpad.get('max_drawers_p99_within_100ms')} drawers "
+            f"(of {', '.join(str(step['drawers']) for step in sketchpad.get('steps', []))} tried)",
+            ok=None,
+            note="reported, no target",
+        )
+
+    idle = scenarios.get("idle")
+    if idle and "site" in idle and "bare" in idle:
+        ratios = [(row["count"], row.get("memory_ratio_to_bare")) for row in idle["site"]["rows"]]
+        add(
+            scenario="idle",
+            target=f"memory per connection ≤ {IDLE_MEMORY_RATIO_MAX:g}× the bare server's",
+            measured=", ".join(f"{count:,} sockets: {fmt(ratio, 2)}×" for count, ratio in ratios),
+            ok=all(ratio is not None and ratio <= IDLE_MEMORY_RATIO_MAX for _, ratio in ratios) if ratios else None,
+            note="smoke sizes: indicative only" if smoke else "",
+        )
+    return targets
