@@ -1,4 +1,6 @@
-"""Boards for the sketchpad load test. Prints {"backend", "boards": [slug, ...]}."""
+"""Boards for the sketchpad load test, empty: a board holds at most BOARD_MAX_STROKES
+strokes and BOARD_MAX_POINTS points, which a step of 20 drawers fills in seconds, so
+every step starts on cleared boards. Prints {"backend", "boards": [slug, ...]}."""
 
 import argparse
 
@@ -11,9 +13,11 @@ def main() -> None:
     options = parser.parse_args()
     backend = django_start()
     from boards.models import Board
+    from boards.services import board_clear
 
     for slug in options.boards:
-        Board.objects.get_or_create(slug=slug, defaults={"title": slug})
+        board, _ = Board.objects.get_or_create(slug=slug, defaults={"title": slug})
+        board_clear(board_id=board.pk)
     line_print(data={"backend": backend, "boards": options.boards})
 
 

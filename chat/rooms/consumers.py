@@ -1,11 +1,12 @@
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 
-from realtime_common.consumers import AsyncSafeJsonWebsocketConsumer, error_frame
+from realtime_common.consumers import error_frame
+from realtime_common.streams import StreamConsumer
 
 from .models import Room
 from .presence import PresenceMixin
-from .selectors import message_history, room_get, room_may_join, session_rooms
+from .selectors import room_get, room_history, room_may_join, session_rooms
 from .services import message_create, message_rate_allow, session_rooms_update
 from .wire import (
     Command,
@@ -21,8 +22,9 @@ from .wire import (
 CLOSE_LOGGED_OUT = 4401
 
 
-class ChatConsumer(PresenceMixin, AsyncSafeJsonWebsocketConsumer):
-    """One tab's socket: the rooms it joined, their messages, and who is in them."""
+class ChatConsumer(PresenceMixin, StreamConsumer):
+    """One tab's socket: the rooms it joined, their messages (each room a stream:
+    in seq order, none missed, none twice), and who is in them."""
 
     async def connect(self):
         self.user = self.scope["user"]
@@ -84,23 +86,29 @@ class ChatConsumer(PresenceMixin, AsyncSafeJsonWebsocketConsumer):
         await database_sync_to_async(message_create)(room=room, user=self.user, text=text)
 
     async def enter(self, room: Room, *, since: int | None):
-        # Join the group before reading history: a message committed in between
-        # then arrives twice (pages drop the second by id) instead of not at all.
-        # Likewise, a presence change made after the members are read reaches this socket.
-        await self.channel_layer.group_add(room_group(room_id=room.pk), self.channel_name)
+        # Join the room's group (its stream's) before reading the history: an
+        # event committed in between then arrives twice and its seq drops the
+        # copy, instead of not at all. Likewise, a presence change made after
+        # the members are read reaches this socket.
+        stream = room_group(room_id=room.pk)
+        await self.channel_layer.group_add(stream, self.channel_name)
         self.rooms[room.slug] = room
         members = await self.presence_enter(room=room)
-        history = await database_sync_to_async(message_history)(room=room, since=since)
-        await self.send_json(joined_frame(room=room, history=history, members=members))
+        history = await database_sync_to_async(room_history)(room=room, since=since)
+        self.stream_seqs[stream] = history.seq
+        await self.send_json(joined_frame(room=room, history=history.frames, members=members, more=history.more))
 
     async def exit(self, room: Room):
         del self.rooms[room.slug]
+        self.stream_seqs.pop(room_group(room_id=room.pk), None)
         await self.presence_exit(room=room)
         await self.channel_layer.group_discard(room_group(room_id=room.pk), self.channel_name)
 
-    async def chat_message(self, message):
-        if message["room"] in self.rooms:  # not if left since the message was sent
-            await self.send(text_data=message["text"])  # encoded once for every page, by the sender
+    async def stream_resync(self, stream: str) -> None:
+        # More was missed than the room keeps: the room's newest messages again,
+        # as a joined frame whose "more" tells the page to replace what it shows.
+        room = next(room for room in self.rooms.values() if room_group(room_id=room.pk) == stream)
+        await self.enter(room, since=None)
 
     async def user_logged_out(self, message):
         await self.close(code=CLOSE_LOGGED_OUT)

@@ -1,12 +1,13 @@
 from django.conf import settings
 from django.db import models
 
-# Longer texts are refused with an error frame, before they reach the database.
-TEXT_MAX_LENGTH = 2000
+from realtime_common.streams import LiveModel
+
+from .wire import SLUG_MAX_LENGTH, TEXT_MAX_LENGTH, message_deleted_frame, message_frame, room_group
 
 
 class Room(models.Model):
-    slug = models.SlugField(unique=True)
+    slug = models.SlugField(unique=True, max_length=SLUG_MAX_LENGTH)
     title = models.CharField(max_length=100)
     staff_only = models.BooleanField(default=False, help_text="Only staff users may join.")
 
@@ -17,7 +18,10 @@ class Room(models.Model):
         return self.title
 
 
-class Message(models.Model):
+class Message(LiveModel):
+    """Every save and delete is an event of its room's stream (realtime_common.streams):
+    numbered per room in commit order, broadcast after commit, replayed on reconnect."""
+
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages")
     text = models.TextField(max_length=TEXT_MAX_LENGTH)
@@ -25,8 +29,15 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["id"]
-        # History is "the newest 50" or "everything after this id", per room.
         indexes = [models.Index(fields=["room", "id"])]
 
     def __str__(self):
         return f"{self.user} in {self.room}: {self.text[:60]}"
+
+    def live_stream(self) -> str:
+        return room_group(room_id=self.room_id)
+
+    def live_frame(self, *, event: str, seq: int) -> dict:
+        if event == "deleted":
+            return message_deleted_frame(message=self, seq=seq)
+        return message_frame(message=self, seq=seq)

@@ -1,10 +1,16 @@
 """Reads."""
 
+from typing import NamedTuple
+
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
 from django.db.models import QuerySet
 
-from .models import Message, Room
+from realtime_common.models import StreamEvent
+from realtime_common.streams import stream_frames_since, stream_seq
+
+from .models import Room
+from .wire import room_group
 
 HISTORY_LENGTH = 50
 # Where the session keeps the slugs of the rooms its sockets joined.
@@ -23,12 +29,26 @@ def room_may_join(*, room: Room, user: AbstractBaseUser) -> bool:
     return user.is_staff or not room.staff_only
 
 
-def message_history(*, room: Room, since: int | None = None) -> list[Message]:
-    """Oldest first: the newest HISTORY_LENGTH messages, or with ``since`` every one after that id."""
-    messages = room.messages.select_related("room", "user")
+class History(NamedTuple):
+    frames: list[dict]  # oldest first
+    seq: int  # where the page is once it has them
+    more: bool  # the room had events before these that the page may not have: it must start again from these
+
+
+def room_history(*, room: Room, since: int | None = None) -> History:
+    """What a page joining the room is sent: with ``since``, every event after it;
+    without, or when those cannot all be sent (pruned, ``since`` ahead of the
+    room's, more than HISTORY_LENGTH), the newest HISTORY_LENGTH events."""
+    stream = room_group(room_id=room.pk)
     if since is not None:
-        return list(messages.filter(id__gt=since).order_by("id"))
-    return list(reversed(messages.order_by("-id")[:HISTORY_LENGTH]))
+        frames = stream_frames_since(stream=stream, seq=since)
+        if frames is not None and len(frames) <= HISTORY_LENGTH:
+            return History(frames=frames, seq=frames[-1]["seq"] if frames else since, more=False)
+    events = StreamEvent.objects.filter(stream__name=stream).order_by("-seq").values_list("frame", flat=True)
+    frames = list(events[:HISTORY_LENGTH])[::-1]
+    if not frames:
+        return History(frames=[], seq=stream_seq(stream=stream), more=False)
+    return History(frames=frames, seq=frames[-1]["seq"], more=frames[0]["seq"] > 1)
 
 
 def session_rooms(*, session: SessionBase, user: AbstractBaseUser) -> list[Room]:

@@ -1,5 +1,5 @@
-"""Writes: messages (stored, then broadcast after commit), rate limits, the rooms
-kept in a session, and the end of a session."""
+"""Writes: messages (each an event of its room's stream, broadcast after commit),
+rate limits, the rooms kept in a session, and the end of a session."""
 
 import logging
 from importlib import import_module
@@ -10,25 +10,19 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
-from realtime_common.broadcast import group_send_on_commit
-from realtime_common.consumers import frame_encode
 from realtime_common.throttle import window_allow
 
 from .models import Message, Room
 from .selectors import SESSION_ROOMS
-from .wire import message_frame, room_group, user_group
+from .wire import user_group
 
 logger = logging.getLogger(__name__)
 
 
-@transaction.atomic
 def message_create(*, room: Room, user: AbstractBaseUser, text: str) -> Message:
-    message = Message.objects.create(room=room, user=user, text=text)
-    frame = message_frame(message=message)
-    # Pages that miss it (a channel layer outage) get it with their next join's history.
-    group_message = {"type": "chat.message", "room": room.slug, "text": frame_encode(frame=frame)}
-    group_send_on_commit(group=room_group(room_id=room.pk), message=group_message)
-    return message
+    # Message is a LiveModel: stored with its event and seq in one transaction,
+    # sent to the room once committed; pages that miss it catch up by seq.
+    return Message.objects.create(room=room, user=user, text=text)
 
 
 def message_rate_allow(*, user_id: int) -> bool:

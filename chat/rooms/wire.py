@@ -9,11 +9,15 @@ from django.core.validators import slug_re
 
 from realtime_common.consumers import error_frame
 
-from .models import TEXT_MAX_LENGTH, Message, Room
-
 COMMANDS = ("join", "leave", "send")
-SLUG_MAX_LENGTH = Room._meta.get_field("slug").max_length
-SINCE_ITEM = re.compile(r"^(?P<room>[-a-zA-Z0-9_]+):(?P<id>\d+)\Z")
+SLUG_MAX_LENGTH = 50
+# Longer texts are refused with an error frame, before they reach the database.
+TEXT_MAX_LENGTH = 2000
+# A seq fits a PositiveBigIntegerField: at most 18 ASCII digits, never int() of more.
+# A page is in a few rooms; the rest of a longer list is ignored.
+SINCE_ITEMS_MAX = 50
+SEQ_LIMIT = 10**18
+SINCE_ITEM = re.compile(r"(?P<room>[-a-zA-Z0-9_]{1,50}):(?P<seq>[0-9]{1,18})")
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,9 @@ def command_parse(content: dict) -> tuple[Command | None, dict | None]:
     if not isinstance(room, str) or len(room) > SLUG_MAX_LENGTH or not slug_re.match(room):
         return None, error_frame(code="invalid_room", detail="room must be a room's slug: letters, digits, - and _.")
     since = content.get("since") if name == "join" else None
-    # bool is an int in Python, but true is no message id.
-    if since is not None and (type(since) is not int or since < 0):
-        return None, error_frame(code="invalid_since", detail="since must be a message id (an integer, 0 or more).")
+    # bool is an int in Python, but true is no seq.
+    if since is not None and (type(since) is not int or not 0 <= since < SEQ_LIMIT):
+        return None, error_frame(code="invalid_since", detail="since must be a seq (an integer, 0 or more).")
     text = ""
     if name == "send":
         text = content.get("text")
@@ -49,14 +53,15 @@ def command_parse(content: dict) -> tuple[Command | None, dict | None]:
 def since_parse(query_string: bytes) -> dict[str, int]:
     """``?since=lobby:12,random:40`` → {"lobby": 12, "random": 40}; malformed items are skipped."""
     values = parse_qs(query_string.decode("latin-1")).get("since", [])
-    items = (SINCE_ITEM.match(item) for value in values for item in value.split(","))
-    return {match["room"]: int(match["id"]) for match in items if match}
+    items = (SINCE_ITEM.fullmatch(item) for value in values for item in value.split(",")[:SINCE_ITEMS_MAX])
+    return {match["room"]: int(match["seq"]) for match in items if match}
 
 
-def message_frame(*, message: Message) -> dict:
+def message_frame(*, message, seq: int) -> dict:
     return {
         "type": "message",
         "room": message.room.slug,
+        "seq": seq,
         "id": message.pk,
         "user": message.user.get_username(),
         "text": message.text,
@@ -64,17 +69,22 @@ def message_frame(*, message: Message) -> dict:
     }
 
 
-def joined_frame(*, room: Room, history: list[Message], members: list[str]) -> dict:
+def message_deleted_frame(*, message, seq: int) -> dict:
+    return {"type": "message.deleted", "room": message.room.slug, "seq": seq, "id": message.pk}
+
+
+def joined_frame(*, room, history: list[dict], members: list[str], more: bool) -> dict:
     return {
         "type": "joined",
         "room": room.slug,
         "title": room.title,
-        "history": [message_frame(message=message) for message in history],
+        "history": history,
+        "more": more,
         "members": members,
     }
 
 
-def left_frame(*, room: Room) -> dict:
+def left_frame(*, room) -> dict:
     return {"type": "left", "room": room.slug}
 
 

@@ -54,10 +54,12 @@ async def test_join_sends_title_history_and_members(logged_in, users, chat_rooms
     joined = await join(socket, "random")
     assert (joined["title"], joined["members"]) == ("Random <talk>", ["alice"])
     assert texts(joined) == [f"message {number}" for number in range(5, 55)]
+    assert joined["more"] is True  # messages 0 to 4 were left out
     first = joined["history"][0]
     assert first == {
         "type": "message",
         "room": "random",
+        "seq": 6,
         "id": first["id"],
         "user": "bob",
         "text": "message 5",
@@ -65,12 +67,18 @@ async def test_join_sends_title_history_and_members(logged_in, users, chat_rooms
     }
 
 
-async def test_join_with_since_sends_every_message_after_it(logged_in, users, chat_rooms):
-    messages = await create_messages(chat_rooms["lobby"], users["bob"], 60)
+async def test_join_with_since_sends_every_message_after_it_up_to_the_history_length(logged_in, users, chat_rooms):
+    await create_messages(chat_rooms["lobby"], users["bob"], 60)  # seq 1 to 60
     socket = await (await logged_in(users["alice"])).open_tab()
 
-    assert texts(await join(socket, "lobby", since=messages[2].pk)) == [f"message {n}" for n in range(3, 60)]
-    assert texts(await join(socket, "lobby", since=messages[-1].pk)) == []
+    joined = await join(socket, "lobby", since=53)
+    assert (texts(joined), joined["more"]) == ([f"message {n}" for n in range(53, 60)], False)
+    joined = await join(socket, "lobby", since=60)
+    assert (joined["history"], joined["more"]) == ([], False)
+    # More than one join sends, or ahead of the room: the newest, and "more" says the page must start again.
+    for since in [3, 61]:
+        joined = await join(socket, "lobby", since=since)
+        assert (texts(joined), joined["more"]) == ([f"message {n}" for n in range(10, 60)], True)
 
 
 async def test_a_message_reaches_every_member_of_the_room_once_committed(logged_in, users, chat_rooms):
@@ -89,6 +97,7 @@ async def test_a_message_reaches_every_member_of_the_room_once_committed(logged_
         assert frame == {
             "type": "message",
             "room": "lobby",
+            "seq": 1,
             "id": stored.pk,
             "user": "alice",
             "text": "Hello <b>bob</b>",
@@ -244,7 +253,7 @@ async def test_a_new_socket_of_the_session_is_put_back_in_its_rooms(logged_in, u
 
     # With since, the history of that room is only what came after it.
     await say(first_tab, "lobby", "after")
-    third_tab = await alice.open_tab(f"?since=lobby:{said['id']},nonsense")
+    third_tab = await alice.open_tab(f"?since=lobby:{said['seq']},nonsense")
     restored = {frame["room"]: frame for frame in [await third_tab.receive_json_from() for _ in range(2)]}
     assert texts(restored["lobby"]) == ["after"]
     assert texts(restored["random"]) == []
@@ -290,3 +299,48 @@ async def test_a_socket_whose_session_ended_closes_when_it_next_joins(logged_in,
     await sync_to_async(Session.objects.filter(session_key=alice.session_key).delete)()
     await socket.send_json_to({"command": "join", "room": "lobby"})
     assert await socket.receive_output() == {"type": "websocket.close", "code": CLOSE_LOGGED_OUT}
+
+
+async def test_a_lost_message_is_filled_in_from_the_rooms_stream(logged_in, users, chat_rooms, monkeypatch):
+    from realtime_common import streams
+
+    alice = await (await logged_in(users["alice"])).open_tab()
+    await join(alice, "lobby")
+    monkeypatch.setattr(streams, "group_send_on_commit", lambda **kwargs: None)
+    await create_messages(chat_rooms["lobby"], users["bob"], 1)  # never broadcast
+    monkeypatch.undo()
+    await create_messages(chat_rooms["lobby"], users["bob"], 1)
+    frames = [await alice.receive_json_from() for _ in range(2)]
+    assert [(frame["seq"], frame["text"]) for frame in frames] == [(1, "message 0"), (2, "message 0")]
+
+
+async def test_a_socket_that_missed_more_than_the_room_keeps_gets_the_room_again(
+    logged_in, users, chat_rooms, monkeypatch
+):
+    from realtime_common import streams
+
+    monkeypatch.setattr(Message, "live_retention", 3)
+    alice = await (await logged_in(users["alice"])).open_tab()
+    await join(alice, "lobby")
+    real_send = streams.group_send_on_commit
+    monkeypatch.setattr(streams, "group_send_on_commit", lambda **kwargs: None)
+    await create_messages(chat_rooms["lobby"], users["bob"], 5)  # all lost, and 1 and 2 pruned
+    monkeypatch.setattr(streams, "group_send_on_commit", real_send)
+    await create_messages(chat_rooms["lobby"], users["bob"], 1)
+    again = await alice.receive_json_from()
+    assert (again["type"], again["room"], [frame["seq"] for frame in again["history"]], again["more"]) == (
+        "joined",
+        "lobby",
+        [4, 5, 6],
+        True,  # the page must replace what it shows: 1 to 3 are gone
+    )
+
+
+async def test_deleting_a_message_is_an_event_of_its_room(logged_in, users, chat_rooms):
+    alice = await (await logged_in(users["alice"])).open_tab()
+    await join(alice, "lobby")
+    (message,) = await create_messages(chat_rooms["lobby"], users["bob"], 1)
+    message_id = message.pk
+    assert (await alice.receive_json_from())["seq"] == 1
+    await sync_to_async(message.delete)()
+    assert await alice.receive_json_from() == {"type": "message.deleted", "room": "lobby", "seq": 2, "id": message_id}

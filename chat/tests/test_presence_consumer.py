@@ -299,7 +299,7 @@ async def test_a_consumer_that_crashed_in_a_room_leaves_its_presence(
     def history_fails(**kwargs):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr("rooms.consumers.message_history", history_fails)
+    monkeypatch.setattr("rooms.consumers.room_history", history_fails)
     await crashing.send_json_to({"command": "join", "room": "lobby"})
     with pytest.raises(RuntimeError, match="the database went away"):
         await crashing.wait()

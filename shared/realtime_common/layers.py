@@ -1,6 +1,25 @@
 """The channel layer a site uses, from its Redis URLs."""
 
+from channels_redis.core import RedisChannelLayer
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio import BlockingConnectionPool
+
+# Redis connections one process's core layer opens per Redis, and how long a
+# command waits for one of them to be free before it fails.
+POOL_SIZE, POOL_WAIT = 200, 10.0
+
+
+class RedisCoreLayer(RedisChannelLayer):
+    """channels-redis's core layer, whose commands wait for a free connection.
+
+    redis-py 8 pools hold at most 100 connections and fail at once beyond
+    (MaxConnectionsError): 3,000 sockets leaving together, each with a
+    group_discard, crashed consumers by the thousand. A blocking pool queues them.
+    """
+
+    def create_pool(self, index):
+        host = dict(self.hosts[index])
+        return BlockingConnectionPool.from_url(host.pop("address"), max_connections=POOL_SIZE, timeout=POOL_WAIT, **host)
 
 
 # The two Redis layers of channels-redis, chosen per site by REDIS_CHANNEL_LAYER.
@@ -11,7 +30,7 @@ from django.core.exceptions import ImproperlyConfigured
 #   it once and fans it out in memory. At most once: a message published while a
 #   process is disconnected is lost to it, so a site on it must heal gaps itself.
 LAYER_BACKENDS = {
-    "core": "channels_redis.core.RedisChannelLayer",
+    "core": "realtime_common.layers.RedisCoreLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
 

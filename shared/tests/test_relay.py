@@ -107,3 +107,17 @@ def test_a_relayed_frame_is_encoded_once_compactly():
         "text": '{"type":"draw","points":[[0.5,0.25]]}',
         "skip": "x",
     }
+
+
+async def test_thousands_of_group_changes_at_once_wait_for_a_connection_on_the_core_layer(redis_server, settings, monkeypatch):
+    from realtime_common import layers
+
+    monkeypatch.setattr(layers, "POOL_SIZE", 5)
+    settings.CHANNEL_LAYERS = channel_layers(prefix="pool-test", redis_urls=[redis_server], kind="core")
+    layer = get_channel_layer()
+    channels = [f"{await layer.new_channel()}" for _ in range(300)]
+    await asyncio.gather(*(layer.group_add("crowd", channel) for channel in channels))
+    await layer.group_send("crowd", {"type": "hello"})
+    assert await layer.receive(channels[-1]) == {"type": "hello"}
+    await asyncio.gather(*(layer.group_discard("crowd", channel) for channel in channels))
+    await layer.flush()

@@ -134,7 +134,7 @@ def test_no_redis_url_means_the_in_memory_layer():
 
 def test_redis_urls_become_sharded_hosts_with_the_site_prefix():
     config = channel_layers(prefix="chat", redis_urls=["redis://a:6379/0", "redis://b:6379/0"])["default"]
-    assert config["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert config["BACKEND"] == "realtime_common.layers.RedisCoreLayer"
     assert [host["address"] for host in config["CONFIG"]["hosts"]] == ["redis://a:6379/0", "redis://b:6379/0"]
     assert all(host["health_check_interval"] and host["socket_keepalive"] for host in config["CONFIG"]["hosts"])
     # No read timeout (redis-py 8 defaults to 5 s, as long as channels-redis blocks on a receive).
@@ -182,6 +182,6 @@ def test_an_unknown_layer_kind_is_a_configuration_error():
 def test_worker_jobs_get_a_core_layer_of_their_own_beside_pubsub():
     layers = channel_layers(prefix="pad", redis_urls=["redis://a:6379/0"], kind="pubsub", workers=True)
     assert layers["default"]["BACKEND"].endswith("RedisPubSubChannelLayer")
-    assert layers["worker"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layers["worker"]["BACKEND"] == "realtime_common.layers.RedisCoreLayer"
     assert layers["worker"]["CONFIG"]["prefix"] == "pad:"
     assert set(channel_layers(prefix="pad", redis_urls=[], workers=True)) == {"default", "worker"}

@@ -10,8 +10,8 @@ const roomTemplate = document.getElementById('room-template');
 const messageTemplate = document.getElementById('message-template');
 const timeFormat = new Intl.DateTimeFormat([], { timeStyle: 'short' });
 
-// The newest message id shown per room: a reconnect asks only for what came after.
-const lastIds = new Map();
+// The seq of the last event applied per room: a reconnect asks only for what came after.
+const lastSeqs = new Map();
 // ?join=<slug>, from the room list. Sent once, then taken out of the URL: the
 // session remembers the room, and a reload after leaving it must not join again.
 let joinFromUrl = new URLSearchParams(window.location.search).get('join');
@@ -31,16 +31,18 @@ function renderMessage(message) {
   return item;
 }
 
-// In id order, each message once: around a join, history and live messages may overlap.
-function addMessages(slug, messages) {
+// A room's events in seq order, each once: around a join, history and live
+// events may overlap, and the seq tells which this page has applied already.
+function applyEvents(slug, events) {
   const list = roomSection(slug)?.querySelector('.messages');
   if (!list) return;
-  for (const message of messages) {
-    const ids = [...list.children].map((item) => Number(item.dataset.messageId));
-    if (ids.includes(message.id)) continue;
-    const later = ids.findIndex((id) => id > message.id);
-    list.insertBefore(renderMessage(message), later === -1 ? null : list.children[later]);
-    lastIds.set(slug, Math.max(lastIds.get(slug) ?? 0, message.id));
+  for (const event of events) {
+    if (event.seq <= (lastSeqs.get(slug) ?? 0)) continue;
+    lastSeqs.set(slug, event.seq);
+    const shown = [...list.children].find((item) => item.dataset.messageId === String(event.id));
+    if (event.type === 'message.deleted') shown?.remove();
+    else if (shown) shown.replaceWith(renderMessage(event));
+    else list.append(renderMessage(event));
   }
   list.scrollTop = list.scrollHeight;
 }
@@ -84,13 +86,18 @@ function onJoined(frame) {
   section.querySelector('.room-title').textContent = frame.title;
   section.setAttribute('aria-label', frame.title);
   showMembers(frame.room, frame.members);
-  addMessages(frame.room, frame.history);
+  if (frame.more) {
+    // Not everything since this page's last event: start again from the newest.
+    section.querySelector('.messages').replaceChildren();
+    lastSeqs.delete(frame.room);
+  }
+  applyEvents(frame.room, frame.history);
   markJoined(frame.room, true);
 }
 
 function onLeft(frame) {
   roomSection(frame.room)?.remove();
-  lastIds.delete(frame.room);
+  lastSeqs.delete(frame.room);
   markJoined(frame.room, false);
 }
 
@@ -103,15 +110,16 @@ function showError({ code, detail }) {
 const apply = {
   joined: onJoined,
   left: onLeft,
-  message: (frame) => addMessages(frame.room, [frame]),
+  message: (frame) => applyEvents(frame.room, [frame]),
+  'message.deleted': (frame) => applyEvents(frame.room, [frame]),
   presence: onPresence,
   error: showError,
 };
 
 const socket = new JsonSocket(chat.dataset.socketUrl, {
   // The server puts a new socket back into the session's rooms by itself;
-  // since=<room>:<id>,... tells it which messages this page has shown already.
-  resume: () => ({ since: [...lastIds].map(([slug, id]) => `${slug}:${id}`).join(',') || null }),
+  // since=<room>:<seq>,... tells it which events this page has applied already.
+  resume: () => ({ since: [...lastSeqs].map(([slug, seq]) => `${slug}:${seq}`).join(',') || null }),
   statusElement: document.getElementById('connection-state'),
   onMessage: (frame) => apply[frame.type]?.(frame),
 });
