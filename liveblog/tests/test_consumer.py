@@ -198,3 +198,11 @@ async def test_a_page_flooding_its_socket_is_refused_then_closed(connect, livebl
     codes = [(await socket.receive_json_from())["code"] for _ in range(3)]
     assert codes == ["read_only", "rate_limited", "rate_limited"]
     assert await socket.receive_output() == {"type": "websocket.close", "code": consumers.CLOSE_FLOODING}
+
+
+async def test_a_frame_over_64_kib_closes_the_socket_with_1009(connect, liveblog):
+    from realtime_common.consumers import CLOSE_TOO_BIG
+
+    socket, _ = await connect("/ws/liveblog/launch/")
+    await socket.send_to(text_data="x" * (64 * 1024 + 1))
+    assert await socket.receive_output() == {"type": "websocket.close", "code": CLOSE_TOO_BIG}

@@ -7,6 +7,7 @@ Import this only after ``django.core.asgi.get_asgi_application()`` has run:
 import logging
 
 from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
@@ -17,6 +18,9 @@ from realtime_common.layers import channel_layer_description
 from realtime_common.origins import ANY_ORIGIN, origin_normalise
 
 logger = logging.getLogger(__name__)
+
+# "Try again later": a standard code, so pages reconnect, with backoff.
+CLOSE_TOO_MANY_SOCKETS = 1013
 
 
 class OriginValidator:
@@ -48,6 +52,50 @@ class OriginValidator:
         return await self.denier(scope, receive, send)
 
 
+class ConnectionCaps:
+    """Caps the sockets one client address, and one logged-in user, may hold open
+    on this process (settings.WEBSOCKETS_PER_IP, WEBSOCKETS_PER_USER). One over the
+    cap is accepted and closed at once with 1013 (try again later), which a page
+    can read, where a refused handshake would only show it 1006.
+
+    Counted per process, in memory: nothing to clean up after a crash, and no
+    round trip per handshake; with N processes behind a balancer a client may
+    hold up to N times the cap."""
+
+    def __init__(self, application, *, per_ip: int, per_user: int):
+        self.application = application
+        self.limits = {"ip": per_ip, "user": per_user}
+        self.open: dict[str, int] = {}
+
+    @staticmethod
+    async def keys_of(scope) -> list[str]:
+        keys = [f"ip:{scope['client'][0]}"] if scope.get("client") else []
+        # The session is read only if the socket sent its cookie: pages of
+        # anonymous visitors cost no query and no thread hop here.
+        session = scope.get("session")
+        if scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME) and session is not None:
+            if user_id := await database_sync_to_async(session.get)("_auth_user_id"):
+                keys.append(f"user:{user_id}")
+        return keys
+
+    async def __call__(self, scope, receive, send):
+        keys = await self.keys_of(scope)
+        if any(self.open.get(key, 0) >= self.limits[key.partition(":")[0]] for key in keys):
+            await receive()  # websocket.connect
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": CLOSE_TOO_MANY_SOCKETS})
+            return
+        for key in keys:
+            self.open[key] = self.open.get(key, 0) + 1
+        try:
+            return await self.application(scope, receive, send)
+        finally:
+            for key in keys:
+                self.open[key] -= 1
+                if not self.open[key]:
+                    del self.open[key]
+
+
 def asgi_application(*, http, websocket_urlpatterns, channels: dict | None = None) -> ProtocolTypeRouter:
     """``channels`` maps channel names to the consumers ``manage.py runworker <name>`` runs."""
     # daphne runs no system checks: refuse here what `manage.py check` reports as an error.
@@ -60,7 +108,14 @@ def asgi_application(*, http, websocket_urlpatterns, channels: dict | None = Non
         # Outermost first: refuse foreign Origins (cross-site WebSocket
         # hijacking), then load the session and user from the cookie.
         "websocket": OriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), origins=settings.WEBSOCKET_ORIGINS
+            AuthMiddlewareStack(
+                ConnectionCaps(
+                    URLRouter(websocket_urlpatterns),
+                    per_ip=settings.WEBSOCKETS_PER_IP,
+                    per_user=settings.WEBSOCKETS_PER_USER,
+                )
+            ),
+            origins=settings.WEBSOCKET_ORIGINS,
         ),
     }
     if channels:

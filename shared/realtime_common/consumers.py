@@ -27,6 +27,12 @@ from .throttle import TokenBucket
 RELAY = "frame.relay"
 # In 4400-4499, which pages treat as final: a flooding page does not reconnect.
 CLOSE_FLOODING = 4429
+# The largest frame a page may send. daphne refuses bigger ones itself when run with
+# --websocket-max-message-size 65536 (Procfile, docker/start, the test servers);
+# this holds under any server, e.g. one started without the flag.
+FRAME_MAX_BYTES = 64 * 1024
+# Message too big: the standard close code.
+CLOSE_TOO_BIG = 1009
 # After a page's frames went over its rate: this many refusals, one more allowed each second, then the close.
 REFUSALS_PER_SECOND, REFUSAL_BURST = 1, 20
 
@@ -70,6 +76,17 @@ class Flooding(Exception):
         self.first = first
 
 
+class Oversized(Exception):
+    """A frame over FRAME_MAX_BYTES: close the socket with CLOSE_TOO_BIG."""
+
+
+def frame_size(*, text_data: str | None, bytes_data: bytes | None) -> int:
+    if text_data is None:
+        return len(bytes_data or b"")
+    # A character is 1 to 4 bytes in UTF-8: encode only when the count alone cannot tell.
+    return len(text_data) if len(text_data) * 4 <= FRAME_MAX_BYTES else len(text_data.encode())
+
+
 class FrameGuard:
     """Every socket's limit on what its page sends: ``rate`` frames a second on
     average, in bursts of up to ``burst``. A frame over it is refused with
@@ -93,7 +110,9 @@ class FrameGuard:
 
 
 def frame_receive(*, guard: FrameGuard, read_only_detail: str | None, text_data: str | None, bytes_data: bytes | None) -> dict:
-    """The frame as a JSON object, once it passed the socket's limits; ClientError or Flooding otherwise."""
+    """The frame as a JSON object, once it passed the socket's limits; ClientError, Flooding or Oversized otherwise."""
+    if frame_size(text_data=text_data, bytes_data=bytes_data) > FRAME_MAX_BYTES:
+        raise Oversized
     guard.admit()
     if read_only_detail is not None:
         raise ClientError("read_only", read_only_detail)
@@ -148,6 +167,8 @@ class SafeJsonWebsocketConsumer(FrameLimits, JsonWebsocketConsumer):
         except Flooding as flooding:
             if flooding.first:
                 self.close(code=CLOSE_FLOODING)
+        except Oversized:
+            self.close(code=CLOSE_TOO_BIG)
 
     @classmethod
     def encode_json(cls, content):
@@ -184,6 +205,8 @@ class AsyncSafeJsonWebsocketConsumer(FrameLimits, AsyncJsonWebsocketConsumer):
         except Flooding as flooding:
             if flooding.first:
                 await self.close(code=CLOSE_FLOODING)
+        except Oversized:
+            await self.close(code=CLOSE_TOO_BIG)
 
     @classmethod
     async def encode_json(cls, content):

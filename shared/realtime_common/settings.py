@@ -185,6 +185,11 @@ WEBSOCKET_ORIGINS = websocket_origins(
     secure=SESSION_COOKIE_SECURE or BEHIND_TLS_PROXY,
 )
 
+# Sockets one client address, and one logged-in user, may hold open per server
+# process (realtime_common.asgi.ConnectionCaps): over it, close 1013.
+WEBSOCKETS_PER_IP = int(os.environ.get("DJANGO_WEBSOCKETS_PER_IP", "256"))
+WEBSOCKETS_PER_USER = int(os.environ.get("DJANGO_WEBSOCKETS_PER_USER", "32"))
+
 LOGGING = {
     "version": 1,
     # Keep the loggers daphne, Twisted and channels made before settings were

@@ -59,3 +59,20 @@ def test_token_bucket_allows_a_burst_then_the_rate():
     assert [bucket.take() for _ in range(2)] == [True, False]
     now[0] += 100  # never more than the burst
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("text", "data", "too_big"),
+    [("x" * 65536, None, False), ("x" * 65537, None, True), ("€" * 21845, None, False), ("€" * 21846, None, True),
+     (None, b"\x00" * 65537, True)],
+)
+def test_frames_over_64_kib_are_refused_before_anything_else(text, data, too_big):
+    from realtime_common.consumers import Oversized
+
+    guard = FrameGuard(rate=0, burst=0)  # would refuse anything it sees
+    if too_big:
+        with pytest.raises(Oversized):
+            receive(text, data, guard=guard)
+    else:
+        with pytest.raises(ClientError):
+            receive(text, data, guard=guard)

@@ -122,6 +122,9 @@ class LiveSite:
             "DJANGO_DATABASE_PATH": str(self.workdir / "db.sqlite3"),
             "DJANGO_STATIC_ROOT": str(self.workdir / "static"),
             "PYTHONUNBUFFERED": "1",
+            # Every test client comes from 127.0.0.1: the per-address cap would stop
+            # load and fault tests, not protect anything (consumer tests cover the cap).
+            "DJANGO_WEBSOCKETS_PER_IP": os.environ.get("DJANGO_WEBSOCKETS_PER_IP", "100000"),
         }
         env.pop("REDIS_URL", None)
         # Each daphne process accepts its own origins (serve), whatever the caller's shell says.
@@ -143,7 +146,7 @@ class LiveSite:
         port = free_port()
         with (self.workdir / f"daphne-{port}.log").open("w") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+                [sys.executable, "-m", "daphne", "--websocket-max-message-size", "65536", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
                 cwd=self.directory,
                 # Its pages are at http://127.0.0.1:<port> (or localhost): the only
                 # origins its sockets accept, as a browser tab on it sends.
