@@ -116,3 +116,18 @@ def test_markup_in_a_post_is_shown_as_text_and_runs_nothing(new_page, liveblog_s
         expect(body.locator("img, script")).to_have_count(0)
         assert shown.evaluate("window.pwned") is None
     assert dialogs == []
+
+
+def test_publishing_after_the_session_expired_says_so_and_keeps_the_text(new_page, liveblog_site):
+    url = liveblog_site.urls[0]
+    staff = new_page(url)
+    log_in_as_staff(staff, url, "/djangocon/")
+    expect_live(staff)
+    liveblog_site.manage("shell", "-c", "from django.contrib.sessions.models import Session; Session.objects.all().delete()")
+
+    text = unique("Written while the session expired")
+    staff.get_by_label("New post").fill(text)
+    staff.get_by_role("button", name="Publish").click()
+    expect(staff.locator("#publish-error")).to_have_text("Your session expired: log in again, then publish.")
+    expect(staff.get_by_label("New post")).to_have_value(text)
+    expect(post_on(staff, text)).to_have_count(0)

@@ -64,6 +64,10 @@ def test_snapshot_is_the_list_and_its_seq(client, liveblog):
 def test_anonymous_cannot_publish(client, liveblog):
     response = client.post("/launch/publish/", {"body": "spam"})
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    # The page's fetch is told, rather than redirected to a login page it would take for success.
+    response = client.post("/launch/publish/", {"body": "spam"}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 401
+    assert response.json() == {"errors": {"session": ["Your session expired: log in again."]}}
     assert not Post.objects.exists()
 
 

@@ -87,13 +87,18 @@ form?.addEventListener('submit', async (event) => {
     method: 'POST',
     body: new FormData(form),
     headers: { Accept: 'application/json' },
+    // A redirect here is a login page, never a success: keep the text.
+    redirect: 'manual',
   });
-  if (response.ok) {
+  if (response.status === 201) {
     form.reset();
     error.hidden = true;
-  } else {
-    const { errors } = await response.json().catch(() => ({}));
-    error.textContent = errors?.body?.join(' ') ?? `Could not publish (HTTP ${response.status}).`;
-    error.hidden = false;
+    return;
   }
+  const { errors } = await response.json().catch(() => ({}));
+  const expired = response.status === 401 || response.type === 'opaqueredirect';
+  error.textContent = expired
+    ? 'Your session expired: log in again, then publish.'
+    : (errors?.body?.join(' ') ?? `Could not publish (HTTP ${response.status}).`);
+  error.hidden = false;
 });
