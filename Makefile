@@ -40,9 +40,25 @@ migrate: install
 	  (cd $$site && DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --no-input -v 0 && DJANGO_DEBUG=1 $(BIN)/python manage.py seed) || exit 1; \
 	done
 
+# Without REDIS_URL, a private redis-server (a free port, no persistence) runs among
+# the processes, so the worker renders and presence spans processes as in
+# production; Ctrl-C stops it with the rest. Without redis-server: in-memory.
+REDIS_SERVER ?= redis-server
 run: migrate
-	@echo "==> Serving liveblog http://127.0.0.1:8001, chat http://127.0.0.1:8002, sketchpad http://127.0.0.1:8003 (Ctrl-C stops everything)"
-	DJANGO_DEBUG=1 PATH="$(BIN):$$PATH" $(BIN)/honcho start
+	@processes="liveblog chat sketchpad thumbnails"; \
+	if [ -z "$$REDIS_URL" ]; then \
+	  if command -v "$(REDIS_SERVER)" >/dev/null; then \
+	    export REDIS_SERVER="$$(command -v "$(REDIS_SERVER)")"; \
+	    export REDIS_PORT=$$($(BIN)/python -c 'from realtime_common.testing.servers import free_port; print(free_port())'); \
+	    export REDIS_URL=redis://127.0.0.1:$$REDIS_PORT/0; \
+	    processes="redis $$processes"; \
+	    echo "==> A private Redis for this run at $$REDIS_URL (no persistence; Ctrl-C stops it)"; \
+	  else \
+	    echo "==> No redis-server found: the in-memory channel layer (each site one process, the thumbnail worker idle); make system-deps installs it"; \
+	  fi; \
+	fi; \
+	echo "==> Serving liveblog http://127.0.0.1:8001, chat http://127.0.0.1:8002, sketchpad http://127.0.0.1:8003 (Ctrl-C stops everything)"; \
+	DJANGO_DEBUG=1 PATH="$(BIN):$$PATH" exec $(BIN)/honcho start $$processes
 
 test: install system-deps
 	@echo "==> shared: unit tests"

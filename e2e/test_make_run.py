@@ -1,0 +1,52 @@
+"""`make run`, as a new user runs it: every site served, with a private Redis when
+redis-server exists (so the worker and presence work as in production) and the
+in-memory layer otherwise, each said in one line; Ctrl-C stops every process.
+
+It serves the fixed ports 8001-8003 of a local `make run`, so `make compose-test`
+(whose stack holds those ports) leaves this file out."""
+
+import json
+import os
+import signal
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from realtime_common.testing.servers import healthy, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+SITES = {"liveblog": 8001, "chat": 8002, "sketchpad": 8003}
+
+
+def health_of(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=5) as response:
+        return json.load(response)
+
+
+@pytest.mark.parametrize("redis_installed", [True, False], ids=["private-redis", "no-redis-server"])
+def test_make_run_serves_every_site_and_ctrl_c_stops_everything(tmp_path, redis_installed):
+    env = {key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "MAKEFLAGS", "MAKELEVEL"}}
+    if not redis_installed:
+        env["REDIS_SERVER"] = str(tmp_path / "no-redis-server-here")
+    log = (tmp_path / "make-run.log").open("w+")
+    run = subprocess.Popen(["make", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for port in SITES.values():
+            wait_until(lambda port=port: healthy(f"http://127.0.0.1:{port}"), timeout=120, what=f"make run :{port}", process=run)
+        output = Path(log.name).read_text()
+        if redis_installed:
+            assert "==> A private Redis for this run at redis://127.0.0.1:" in output
+            assert output.count("Using the Redis pubsub channel layer at redis://127.0.0.1:") >= len(SITES)
+        else:
+            assert "==> No redis-server found: the in-memory channel layer" in output
+            assert output.count("Using the in-memory channel layer") >= len(SITES)
+        assert all(health_of(port)["channel_layer"] == "ok" for port in SITES.values())
+    finally:
+        os.killpg(run.pid, signal.SIGINT)  # Ctrl-C in the terminal signals the whole group
+        run.wait(timeout=60)
+    # Nothing of the run is left: no process in its group, and the ports are free again.
+    with pytest.raises(ProcessLookupError):
+        os.killpg(run.pid, 0)
+    assert not any(healthy(f"http://127.0.0.1:{port}") for port in SITES.values())
