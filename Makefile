@@ -11,7 +11,7 @@ SITES := liveblog chat sketchpad
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 
-.PHONY: run test bench bench-smoke compose-test install system-deps migrate clean
+.PHONY: run test bench bench-smoke screenshots compose-test install system-deps migrate clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt shared/pyproject.toml
@@ -81,6 +81,9 @@ bench: install system-deps
 
 bench-smoke: install system-deps
 	$(BIN)/python -m bench --smoke
+
+screenshots: install system-deps
+	cd e2e && E2E_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q test_screenshots.py
 
 compose-test: install system-deps
 	e2e/compose-test
