@@ -6,3 +6,5 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 WEBSOCKET_ORIGINS = ["https://example.com"]
 USE_TZ = True
+ROOT_URLCONF = "realtime_common.urls"
+WEBSOCKETS_PER_IP, WEBSOCKETS_PER_USER = 256, 32

@@ -14,20 +14,12 @@ from channels.testing import WebsocketCommunicator
 
 from realtime_common.consumers import AsyncSafeJsonWebsocketConsumer, SafeJsonWebsocketConsumer, relay_message
 from realtime_common.layers import channel_layers
-from realtime_common.testing.servers import redis_server  # noqa: F401 - registers the fixture
 
 # Sync handlers run through database_sync_to_async, which tidies the database connection.
 pytestmark = pytest.mark.django_db
 
 GROUP = "board"
 FRAME = {"type": "draw", "points": [[0.5, 0.25]]}
-
-
-@pytest.fixture(params=["memory", "core", "pubsub"])
-def layer(request, settings):
-    urls = [request.getfixturevalue("redis_server")] if request.param != "memory" else []
-    settings.CHANNEL_LAYERS = channel_layers(prefix="relay-test", redis_urls=urls, kind=request.param)
-    return get_channel_layer()
 
 
 @contextlib.asynccontextmanager

@@ -14,20 +14,12 @@ from realtime_common import streams
 from realtime_common.layers import channel_layers
 from realtime_common.models import StreamEvent
 from realtime_common.streams import CLOSE_RESYNC, stream_frames_since, stream_seq
-from realtime_common.testing.servers import redis_server  # noqa: F401 - registers the fixture
 from tests.liveapp.consumers import NoteConsumer
 from tests.liveapp.models import Note
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 application = URLRouter([path("notes/<slug:board>/", NoteConsumer.as_asgi())])
-
-
-@pytest.fixture(params=["memory", "core", "pubsub"])
-def layer(request, settings):
-    urls = [request.getfixturevalue("redis_server")] if request.param != "memory" else []
-    settings.CHANNEL_LAYERS = channel_layers(prefix="streams-test", redis_urls=urls, kind=request.param)
-    return get_channel_layer()
 
 
 async def page(board: str = "a", since: int | str | None = None) -> WebsocketCommunicator:

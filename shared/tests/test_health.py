@@ -1,16 +1,17 @@
+"""GET /health/: a database query and a channel layer round trip, on every layer."""
+
 import asyncio
 
 import pytest
 from django.test import AsyncClient
 
 from realtime_common import health
-
 from realtime_common.layers import channel_layers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.mark.usefixtures("channel_layer")
+@pytest.mark.usefixtures("layer")
 async def test_health_checks_database_and_channel_layer():
     response = await AsyncClient().get("/health/")
     body = response.json()
@@ -43,12 +44,12 @@ async def test_a_check_that_hangs_fails_in_time_with_a_warning_not_a_traceback(m
     assert "Traceback" not in caplog.text
 
 
-async def test_repeated_checks_reuse_one_channel(channel_layer):
+async def test_repeated_checks_reuse_one_channel(layer):
     assert (await AsyncClient().get("/health/")).status_code == 200
-    probe = vars(channel_layer)["health_probe"]
+    probe = vars(layer)["health_probe"]
     for _ in range(3):
         assert (await AsyncClient().get("/health/")).status_code == 200
-    assert vars(channel_layer)["health_probe"] is probe
+    assert vars(layer)["health_probe"] is probe
     # The pub/sub layer keeps a subscription for every channel it ever received on.
-    if hasattr(channel_layer, "_get_layer"):
-        assert [name for name in channel_layer._get_layer().channels if "health." in name] == [probe.channel]
+    if hasattr(layer, "_get_layer"):
+        assert [name for name in layer._get_layer().channels if "health." in name] == [probe.channel]
