@@ -1,23 +1,17 @@
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, JsonResponse
-from django.shortcuts import redirect, render
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from .forms import PostForm
 from realtime_common.streams import stream_seq
 
-from .selectors import liveblog_get, liveblog_list, post_list
+from .models import Liveblog
+from .selectors import liveblog_list, post_list
 from .services import post_create
 from .wire import liveblog_stream, post_data
-
-
-def liveblog_or_404(slug: str):
-    liveblog = liveblog_get(slug=slug)
-    if liveblog is None:
-        raise Http404("No such liveblog")
-    return liveblog
 
 
 @require_safe
@@ -27,7 +21,7 @@ def index(request):
 
 @require_safe
 def liveblog_detail(request, slug):
-    liveblog = liveblog_or_404(slug)
+    liveblog = get_object_or_404(Liveblog, slug=slug)
     # The seq is read before the posts: an event in between is then replayed on
     # connect and applied again, which is harmless, instead of being skipped.
     seq = stream_seq(stream=liveblog_stream(liveblog_id=liveblog.pk))
@@ -45,7 +39,7 @@ def liveblog_detail(request, slug):
 @require_safe
 def liveblog_snapshot(request, slug):
     """The list again, for a page told to resync."""
-    liveblog = liveblog_or_404(slug)
+    liveblog = get_object_or_404(Liveblog, slug=slug)
     seq = stream_seq(stream=liveblog_stream(liveblog_id=liveblog.pk))
     return JsonResponse({"seq": seq, "posts": [post_data(post=post) for post in post_list(liveblog=liveblog)]})
 
@@ -58,7 +52,7 @@ def post_publish(request, slug):
         # The page's fetch would follow a redirect to the login page, get a 200,
         # and take the post as published: answer what happened instead.
         return JsonResponse({"errors": {"session": ["Your session expired: log in again."]}}, status=401)
-    liveblog = liveblog_or_404(slug)
+    liveblog = get_object_or_404(Liveblog, slug=slug)
     form = PostForm(request.POST)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)

@@ -1,9 +1,10 @@
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .forms import BoardForm
-from .selectors import board_get, board_list, thumbnail_get
+from .models import Board
+from .selectors import board_list, thumbnail_get
 from .services import author_ensure, board_create, board_create_allow
 from .wire import thumbnail_url
 
@@ -29,9 +30,7 @@ def gallery_render(request, *, form: BoardForm, status: int):
 
 @require_GET
 def board_detail(request, slug):
-    board = board_get(slug=slug)
-    if board is None:
-        raise Http404("No such board")
+    board = get_object_or_404(Board.objects.defer("thumbnail"), slug=slug)
     # Before the page opens its socket, so the socket knows whose strokes it may undo.
     author = author_ensure(session=request.session)
     may_clear = author == board.creator or request.user.is_staff
