@@ -9,6 +9,7 @@ and its channel layer prefix.
 import os
 from pathlib import Path
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from realtime_common.origins import websocket_origins
@@ -62,10 +63,12 @@ DJANGO_APPS = [
 
 # A worker run by `manage.py runworker` ticks its consumers this often (seconds),
 # so they catch up on jobs whose messages were lost (realtime_common.worker).
-WORKER_TICK_SECONDS = 30
+WORKER_TICK_SECONDS = float(os.environ.get("WORKER_TICK_SECONDS", "30"))
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise, so static files carry the policy too (an SVG opened on its own is a page).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -107,7 +110,9 @@ def sqlite_database(path: Path) -> dict:
                 # Take the write lock when a transaction starts, so two writers queue
                 # up instead of one failing with "database is locked" mid-transaction.
                 "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
+                # Seconds a writer waits for another's lock before "database is locked"
+                # (consumers answer that with the error "busy").
+                "timeout": float(os.environ.get("DJANGO_DATABASE_TIMEOUT", "20")),
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
         }
@@ -184,6 +189,33 @@ WEBSOCKET_ORIGINS = websocket_origins(
     ports=env_list("DJANGO_PUBLIC_PORTS"),
     secure=SESSION_COOKIE_SECURE or BEHIND_TLS_PROXY,
 )
+
+# The Content-Security-Policy of every response (django-csp's CSPMiddleware): what a page
+# may load, run and connect to. Scripts and styles come only from the site's own files: no
+# inline <script>, no on*= attributes, no style attributes, no eval, so markup that ever got
+# past the escaping still could not run. No exception, not even for the admin (Django's admin
+# runs under this policy: e2e/test_xss.py walks it). Sockets: CSP Level 2 browsers do
+# not count ws:/wss: as 'self', so each page origin in WEBSOCKET_ORIGINS is also named as
+# its socket origin (http -> ws, https -> wss): a page opens its own site's sockets only.
+SOCKET_SCHEMES = {"http": "ws", "https": "wss"}
+SOCKET_SOURCES = [
+    f"{SOCKET_SCHEMES[scheme]}:{rest}"
+    for scheme, _, rest in (origin.partition(":") for origin in WEBSOCKET_ORIGINS)
+    if scheme in SOCKET_SCHEMES  # not "*" (DEBUG only): 'self' then covers the page's own host
+]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "connect-src": [SELF, *SOCKET_SOURCES],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        # With X_FRAME_OPTIONS for browsers that predate frame-ancestors.
+        "frame-ancestors": [NONE],
+    },
+}
 
 # Sockets one client address, and one logged-in user, may hold open per server
 # process (realtime_common.asgi.ConnectionCaps): over it, close 1013.

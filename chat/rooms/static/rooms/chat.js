@@ -1,6 +1,7 @@
 // The chat page: one socket for every room this tab is in. The protocol is in the
 // repository README. Everything people wrote is set as text, never as HTML.
-import { JsonSocket } from 'frontend/socket.js';
+// The shared client, from its (hashed) URL in base.html: the CSP refuses an inline import map.
+const { JsonSocket } = await import(document.getElementById('frontend-socket').href);
 
 const chat = document.getElementById('chat');
 const joined = document.getElementById('joined-rooms');

@@ -1,7 +1,8 @@
 // Keeps the page's list of posts in step with the liveblog, over a JsonSocket.
 // Post HTML comes from the server already escaped (see blog/wire.py); every other
 // value is set as text.
-import { JsonSocket } from 'frontend/socket.js';
+// The shared client, from its (hashed) URL in base.html: the CSP refuses an inline import map.
+const { JsonSocket } = await import(document.getElementById('frontend-socket').href);
 
 const list = document.getElementById('posts');
 const emptyNote = document.getElementById('no-posts');

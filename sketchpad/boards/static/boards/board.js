@@ -2,7 +2,8 @@
 // in batches while it is being drawn, and draws everyone else's as they arrive.
 // Points go over the wire normalised to 0..1 and widths in thousandths of the
 // board's width, so a drawing looks the same on every screen.
-import { JsonSocket } from 'frontend/socket.js';
+// The shared client, from its (hashed) URL in base.html: the CSP refuses an inline import map.
+const { JsonSocket } = await import(document.getElementById('frontend-socket').href);
 
 const BATCH_MS = 30;
 // The server's limits (boards/wire.py and boards/drawing.py).

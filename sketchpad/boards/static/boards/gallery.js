@@ -1,5 +1,6 @@
 // The gallery: shows each board's thumbnail as the worker renders it, without a reload.
-import { JsonSocket } from 'frontend/socket.js';
+// The shared client, from its (hashed) URL in base.html: the CSP refuses an inline import map.
+const { JsonSocket } = await import(document.getElementById('frontend-socket').href);
 
 const gallery = document.getElementById('gallery');
 
