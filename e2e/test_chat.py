@@ -7,9 +7,11 @@ from playwright.sync_api import Page, expect
 from pages import expect_live, log_in, log_in_as_staff
 
 PASSWORD = "e2e-chat-password"
-USERS = ["alice", "bob", "carol"]
+# dave and erin lose their logins in the tests, so no other test uses them.
+USERS = ["alice", "bob", "carol", "dave", "erin"]
 # A room of its own for each test, so no test sees another's members or messages.
-ROOMS = ["replicas", "together", "elsewhere", "logout", "reload-a", "reload-b", "offline", "markup", "presence", "crash", "sites"]
+ROOMS = ["replicas", "together", "elsewhere", "logout", "devices", "password", "expired"]
+ROOMS += ["reload-a", "reload-b", "offline", "markup", "presence", "crash", "sites"]
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +153,69 @@ def test_logging_out_in_one_tab_closes_the_socket_in_the_other(new_page, chat):
     expect(first_tab.locator("#connection-state")).to_have_attribute("data-socket-state", "closed")
     expect(first_tab.locator("#logged-out")).to_be_visible()
     expect(room(first_tab, "logout").get_by_role("button", name="Send")).to_be_disabled()
+
+
+def test_logging_out_in_one_browser_leaves_the_same_user_s_other_browser_live(new_page, chat):
+    first, second = chat.urls
+    laptop = chat_as(new_page, first, "alice", "devices")
+    phone = chat_as(new_page, second, "alice", "devices")
+
+    laptop.get_by_role("button", name=re.compile("Log out")).click()
+    expect(laptop).to_have_url(re.compile(r"/accounts/login/$"))
+    text = unique("Still on the phone")
+    say(phone, "devices", text)
+    expect(message(phone, "devices", text)).to_be_visible()
+    expect_live(phone)
+
+
+def expect_logged_out(page: Page, slug: str) -> None:
+    """The page stopped for good (4401 is final) and says the login ended."""
+    expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "closed")
+    expect(page.locator("#logged-out")).to_be_visible()
+    expect(page.get_by_role("link", name="Log in again")).to_be_visible()
+    expect(room(page, slug).get_by_role("button", name="Send")).to_be_disabled()
+
+
+def test_a_password_change_closes_the_user_s_pages_in_every_browser(new_page, chat):
+    first, second = chat.urls
+    pages = [chat_as(new_page, first, "dave", "password"), chat_as(new_page, second, "dave", "password")]
+    bob = chat_as(new_page, first, "bob", "password")
+
+    # Elsewhere (another process, with a signal): every session of dave's is no login any more.
+    chat.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model\n"
+        "dave = get_user_model().objects.get(username='dave')\n"
+        "dave.set_password('a new password for dave')\n"
+        "dave.save()\n",
+    )
+    for page in pages:
+        expect_logged_out(page, "password")
+    expect(members(bob, "password")).to_have_text(["bob"])
+    pages[0].reload()
+    expect(pages[0]).to_have_url(re.compile(r"/accounts/login/\?next=/chat/$"))
+
+
+def test_a_page_whose_session_ended_while_it_was_offline_stops_and_says_so(new_page, chat):
+    page = chat_as(new_page, chat.urls[0], "erin", "expired")
+    page.context.set_offline(True)
+    expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "reconnecting")
+    # What an expiry does to the session, without a signal: gone from the database.
+    chat.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model\n"
+        "from django.contrib.sessions.models import Session\n"
+        "erin = str(get_user_model().objects.get(username='erin').pk)\n"
+        "for session in Session.objects.all():\n"
+        "    if session.get_decoded().get('_auth_user_id') == erin:\n"
+        "        session.delete()\n",
+    )
+    page.context.set_offline(False)
+    # The handshake without a login is accepted, then closed with 4401: not refused,
+    # which a browser cannot tell from a network error, and would retry for ever.
+    expect_logged_out(page, "expired")
 
 
 def test_a_reload_puts_the_user_back_in_their_rooms(new_page, chat):

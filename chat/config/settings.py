@@ -41,7 +41,9 @@ LOGOUT_REDIRECT_URL = "login"
 # Each process refreshes the presence entries of its users this often (seconds),
 # in one pipeline for all its rooms; an entry not refreshed for CHAT_PRESENCE_TTL
 # seconds (its process died) expires. A member whose process died is dropped
-# within TTL + HEARTBEAT seconds.
+# within TTL + HEARTBEAT seconds. Each process also re-checks the sessions of its
+# sockets this often, in two queries: a socket whose session is no login any more
+# (expired, deleted, password changed, user deactivated) is closed within HEARTBEAT.
 CHAT_PRESENCE_HEARTBEAT = 2.0
 CHAT_PRESENCE_TTL = 6.0
 # A room's presence changes reach the store at most once per this many seconds
@@ -50,3 +52,7 @@ CHAT_PRESENCE_BATCH = 0.05
 # Each user may send this many messages per window of this many seconds, over all their tabs.
 CHAT_RATE_LIMIT_MESSAGES = 10
 CHAT_RATE_LIMIT_SECONDS = 10
+# Each user may join or leave rooms (each a write of the session) this many times
+# per window of this many seconds, over all their tabs.
+CHAT_JOIN_LIMIT = 20
+CHAT_JOIN_SECONDS = 10

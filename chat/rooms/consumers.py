@@ -7,33 +7,21 @@ from realtime_common.streams import StreamConsumer
 from .models import Room
 from .presence import PresenceMixin
 from .selectors import room_get, room_history, room_may_join, session_rooms
-from .services import message_create, message_rate_allow, session_rooms_update
-from .wire import (
-    Command,
-    command_parse,
-    joined_frame,
-    left_frame,
-    room_group,
-    since_parse,
-    user_group,
-)
-
-# Logged out, in this tab or any other: final, the page must not reconnect.
-CLOSE_LOGGED_OUT = 4401
+from .services import membership_rate_allow, message_create, message_rate_allow, session_rooms_update
+from .sessions import SessionMixin
+from .wire import Command, command_parse, joined_frame, left_frame, room_group, since_parse
 
 
-class ChatConsumer(PresenceMixin, StreamConsumer):
+class ChatConsumer(SessionMixin, PresenceMixin, StreamConsumer):
     """One tab's socket: the rooms it joined, their messages (each room a stream:
-    in seq order, none missed, none twice), and who is in them."""
+    in seq order, none missed, none twice), and who is in them; closed (4401) once
+    its session is no login (rooms/sessions.py)."""
 
     async def connect(self):
-        self.user = self.scope["user"]
-        if not self.user.is_authenticated:
-            await self.close()  # before accept(), this refuses the handshake
+        if not await self.session_attach():
             return
-        self.session_key = self.scope["session"].session_key
+        self.user = self.scope["user"]
         self.rooms: dict[str, Room] = {}  # joined on this socket, by slug
-        await self.channel_layer.group_add(user_group(user_id=self.user.pk), self.channel_name)
         await self.accept()
         # Back into the rooms of the session, unasked: a reload or a new tab carries on.
         since = since_parse(self.scope["query_string"])
@@ -45,16 +33,19 @@ class ChatConsumer(PresenceMixin, StreamConsumer):
             return
         for room in list(self.rooms.values()):
             await self.exit(room)  # the session keeps them, for the next socket
-        await self.channel_layer.group_discard(user_group(user_id=self.user.pk), self.channel_name)
+        await self.session_detach()
 
     async def receive_json(self, content, **kwargs):
         command, error = command_parse(content)
         if error:
             await self.send_json(error)
+        elif command.name != "join" and command.room not in self.rooms:
+            await self.send_json(error_frame(code="not_joined", detail=f"Join {command.room!r} first."))
+        elif command.name in ("join", "leave") and not await sync_to_async(membership_rate_allow)(user_id=self.user.pk):
+            # Each join and leave writes the session: a page must not make that a flood of writes.
+            await self.send_json(error_frame(code="rate_limited", detail="Too many joins and leaves; wait a moment."))
         elif command.name == "join":
             await self.join(command)
-        elif command.room not in self.rooms:
-            await self.send_json(error_frame(code="not_joined", detail=f"Join {command.room!r} first."))
         elif command.name == "leave":
             await self.leave(self.rooms[command.room])
         else:
@@ -67,13 +58,13 @@ class ChatConsumer(PresenceMixin, StreamConsumer):
         elif not room_may_join(room=room, user=self.user):
             await self.send_json(error_frame(code="forbidden", detail="Only staff may join this room."))
         elif not await database_sync_to_async(session_rooms_update)(session_key=self.session_key, join=room.slug):
-            await self.close(code=CLOSE_LOGGED_OUT)
+            await self.session_close()
         else:
             await self.enter(room, since=command.since)
 
     async def leave(self, room: Room):
         if not await database_sync_to_async(session_rooms_update)(session_key=self.session_key, leave=room.slug):
-            await self.close(code=CLOSE_LOGGED_OUT)
+            await self.session_close()
             return
         await self.exit(room)
         await self.send_json(left_frame(room=room))
@@ -81,6 +72,8 @@ class ChatConsumer(PresenceMixin, StreamConsumer):
     async def say(self, room: Room, text: str):
         if not await sync_to_async(message_rate_allow)(user_id=self.user.pk):
             await self.send_json(error_frame(code="rate_limited", detail="Too many messages; wait a moment."))
+            return
+        if not await self.session_confirm():
             return
         # Reaches every socket in the room, this one too, once committed.
         await database_sync_to_async(message_create)(room=room, user=self.user, text=text)
@@ -109,6 +102,3 @@ class ChatConsumer(PresenceMixin, StreamConsumer):
         # as a joined frame whose "more" tells the page to replace what it shows.
         room = next(room for room in self.rooms.values() if room_group(room_id=room.pk) == stream)
         await self.enter(room, since=None)
-
-    async def user_logged_out(self, message):
-        await self.close(code=CLOSE_LOGGED_OUT)

@@ -1,10 +1,17 @@
 """Reads."""
 
-from typing import NamedTuple
+from collections.abc import Collection, Mapping
+from importlib import import_module
+from typing import Any, NamedTuple
 
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, load_backend
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from realtime_common.models import StreamEvent
 from realtime_common.streams import stream_frames_since, stream_seq
@@ -56,3 +63,57 @@ def session_rooms(*, session: SessionBase, user: AbstractBaseUser) -> list[Room]
     slugs = session.get(SESSION_ROOMS, [])
     rooms = {room.slug: room for room in Room.objects.filter(slug__in=slugs)}
     return [rooms[slug] for slug in slugs if slug in rooms and room_may_join(room=rooms[slug], user=user)]
+
+
+def session_user_pk(*, data: Mapping) -> Any:
+    """The pk of the user the session data is logged in as; None when it is no login."""
+    try:
+        return get_user_model()._meta.pk.to_python(data[SESSION_KEY])
+    except (KeyError, ValidationError):
+        return None
+
+
+def session_login_valid(*, data: Mapping, users: Mapping[Any, AbstractBaseUser]) -> bool:
+    """Whether Django would still log the session in (``django.contrib.auth.get_user``),
+    given its data and its user (in ``users``, by pk) already read: a backend still
+    configured, a user it lets in (ModelBackend: ``is_active``), and the auth hash of
+    the user's current password. So a password change or a deactivation ends it."""
+    backend_path = data.get(BACKEND_SESSION_KEY)
+    user = users.get(session_user_pk(data=data))
+    if user is None or backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    # What ModelBackend.get_user checks, without its query per user.
+    user_can_authenticate = getattr(load_backend(backend_path), "user_can_authenticate", None)
+    if user_can_authenticate is not None and not user_can_authenticate(user):
+        return False
+    session_hash = data.get(HASH_SESSION_KEY)
+    # The fallback hashes keep a login across a SECRET_KEY rotation, as over HTTP.
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    return bool(session_hash) and any(constant_time_compare(session_hash, known) for known in hashes)
+
+
+def session_data_logged_in(*, data: Mapping) -> bool:
+    """``session_login_valid`` for session data already loaded: one query, for its user."""
+    user_pk = session_user_pk(data=data)
+    if user_pk is None:
+        return False
+    return session_login_valid(data=data, users=get_user_model()._default_manager.in_bulk([user_pk]))
+
+
+def sessions_logged_in(*, keys: Collection[str]) -> set[str]:
+    """The keys, of ``keys``, whose session is still a login: stored, not expired, and
+    ``session_login_valid``. Two queries however many keys: one parameter per key,
+    far below SQLite's limit (32,766 by default since SQLite 3.32).
+
+    Sessions must be stored in the database (SESSION_ENGINE db or cached_db)."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    rows = store.get_model_class().objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
+    decoder = store()
+    sessions = {key: decoder.decode(data) for key, data in rows.values_list("session_key", "session_data")}
+    user_pks = {session_user_pk(data=data) for data in sessions.values()} - {None}
+    users = get_user_model()._default_manager.in_bulk(user_pks)
+    return {key for key, data in sessions.items() if session_login_valid(data=data, users=users)}
+
+
+def session_logged_in(*, session_key: str) -> bool:
+    return bool(sessions_logged_in(keys=[session_key]))

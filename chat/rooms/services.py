@@ -1,5 +1,5 @@
 """Writes: messages (each an event of its room's stream, broadcast after commit),
-rate limits, the rooms kept in a session, and the end of a session."""
+rate limits, the rooms kept in a session, and telling sockets their session ended."""
 
 import logging
 from importlib import import_module
@@ -10,11 +10,12 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
+from realtime_common.broadcast import group_send_on_commit
 from realtime_common.throttle import window_allow
 
 from .models import Message, Room
-from .selectors import SESSION_ROOMS
-from .wire import user_group
+from .selectors import SESSION_ROOMS, session_data_logged_in
+from .wire import session_group, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,18 @@ def message_rate_allow(*, user_id: int) -> bool:
     )
 
 
+def membership_rate_allow(*, user_id: int) -> bool:
+    """Count one join or leave of the user (each writes the session), over all their tabs and every process."""
+    return window_allow(
+        key=f"rooms:joins:{user_id}", limit=settings.CHAT_JOIN_LIMIT, seconds=settings.CHAT_JOIN_SECONDS
+    )
+
+
 @transaction.atomic
 def session_rooms_update(*, session_key: str, join: str | None = None, leave: str | None = None) -> bool:
     """Add a room's slug to, or remove it from, the rooms kept in the session.
-    False when the session is gone: logged out or expired.
+    False, and nothing changed, when the session is no longer a login: logged
+    out, expired, or its user's password changed or account deactivated.
 
     The session is read afresh, not taken from the socket's handshake: every tab
     of the browser shares it and changes it. SQLite's IMMEDIATE transactions
@@ -43,18 +52,26 @@ def session_rooms_update(*, session_key: str, join: str | None = None, leave: st
     """
     session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     slugs = session.get(SESSION_ROOMS, [])
-    if session.session_key is None:  # load() found no live session under this key
+    # load() found no live session under this key, or its user may no longer use it.
+    if session.session_key is None or not session_data_logged_in(data=session):
         return False
     session[SESSION_ROOMS] = [slug for slug in slugs if slug not in (join, leave)] + ([join] if join else [])
     session.save()
     return True
 
 
-def user_sockets_close(*, user_id: int) -> None:
-    """Close every open socket of this user."""
+def session_sockets_close(*, session_key: str) -> None:
+    """Close every open socket of this session (one browser's login), in every process."""
     try:
-        async_to_sync(get_channel_layer().group_send)(user_group(user_id=user_id), {"type": "user.logged_out"})
+        async_to_sync(get_channel_layer().group_send)(session_group(session_key=session_key), {"type": "session.ended"})
     except Exception:  # noqa: BLE001 - whatever failed, the logout goes on
-        # The logout itself must still succeed. Its sockets then live on until
-        # they next change the session (join, leave), which closes them.
+        # The logout itself must still succeed. Its sockets then close at the next
+        # re-check of their process's sessions, which finds this one gone.
         logger.exception("could not tell the sockets of an ended session to close")
+
+
+def user_sessions_recheck(*, user_id: int) -> None:
+    """Once committed, have every process holding sockets of this user re-check their
+    sessions now, rather than at their next heartbeat: a change of the user (a new
+    password, a deactivation, a deletion) may have ended them."""
+    group_send_on_commit(group=user_group(user_id=user_id), message={"type": "user.sessions_changed"})

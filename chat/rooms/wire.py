@@ -1,6 +1,7 @@
 """The JSON on the socket, both ways, in one place: the frames a page receives and
 the commands it may send. The protocol is documented in the README."""
 
+import hashlib
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs
@@ -105,3 +106,9 @@ def room_group(*, room_id: int) -> str:
 def user_group(*, user_id: int) -> str:
     """Every socket of one user, in every tab, browser and process."""
     return f"user-{user_id}"
+
+
+def session_group(*, session_key: str) -> str:
+    """Every socket of one browser's login. Named by a hash of the key, never the key
+    itself: the key is a credential, and group names reach Redis and its logs."""
+    return f"session-{hashlib.sha256(session_key.encode()).hexdigest()[:32]}"

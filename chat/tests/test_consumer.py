@@ -1,15 +1,14 @@
 """The chat socket, against the in-memory and the Redis channel layer (and with it,
 rate limits and presence in process memory and in Redis). Presence has its own
-tests in test_presence_consumer.py."""
+tests in test_presence_consumer.py, and sessions (logout, re-checks) in test_sessions.py."""
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.contrib.sessions.models import Session
+from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
 
-from rooms.consumers import CLOSE_LOGGED_OUT
 from rooms.models import Message
+from rooms.selectors import SESSION_ROOMS
 from rooms.services import message_create
 from tests.helpers import join, say
 
@@ -25,14 +24,6 @@ def create_messages(room, user, count: int) -> list[Message]:
 
 def texts(frame: dict) -> list[str]:
     return [message["text"] for message in frame["history"]]
-
-
-async def test_anonymous_socket_is_refused_at_the_handshake(connect, chat_rooms):
-    _, connected = await connect("/ws/chat/")
-    assert not connected
-    cookie = f"{settings.SESSION_COOKIE_NAME}=not-a-session".encode()
-    _, connected = await connect("/ws/chat/", headers=[(b"cookie", cookie)])
-    assert not connected
 
 
 async def test_the_site_s_own_origin_connects(logged_in, users, chat_rooms):
@@ -164,6 +155,36 @@ async def test_a_flood_is_rate_limited_per_user_across_tabs_and_nothing_stored(l
     assert (await bob.receive_json_from())["text"] == "bob is not limited by alice"
 
 
+async def test_joins_and_leaves_are_rate_limited_per_user_across_tabs_and_change_nothing(
+    logged_in, users, chat_rooms, settings
+):
+    settings.CHAT_JOIN_LIMIT = 4
+    settings.CHAT_JOIN_SECONDS = 10**6  # one window for the whole test
+    alice = await logged_in(users["alice"])
+    first_tab = await alice.open_tab()
+    await join(first_tab, "lobby")
+    await join(first_tab, "random")
+    await first_tab.send_json_to({"command": "leave", "room": "random"})
+    assert (await first_tab.receive_json_from())["type"] == "left"
+    second_tab = await alice.open_tab()
+    assert (await second_tab.receive_json_from())["room"] == "lobby"  # put back: no join, not counted
+    await join(second_tab, "random")
+
+    refused = [(second_tab, "join", "staff-room"), (first_tab, "join", "random"), (second_tab, "leave", "lobby")]
+    for tab, command, room in refused:
+        await tab.send_json_to({"command": command, "room": room})
+        error = await tab.receive_json_from()
+        assert (error["type"], error["code"]) == ("error", "rate_limited")
+    assert await sync_to_async(lambda: SessionStore(alice.session_key)[SESSION_ROOMS])() == ["lobby", "random"]
+    # Still open, and still in the rooms it was in: the refused leave left second_tab in lobby.
+    await say(first_tab, "lobby", "still in lobby")
+    for tab in [first_tab, second_tab]:
+        assert (await tab.receive_json_from())["text"] == "still in lobby"
+
+    bob = await (await logged_in(users["bob"])).open_tab()
+    await join(bob, "lobby")  # alice's joins are not bob's
+
+
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
@@ -274,31 +295,6 @@ async def test_a_left_room_is_not_restored_and_other_sessions_start_empty(logged
     await say(first_tab, "lobby", "next")
     assert (await second_tab.receive_json_from())["text"] == "next"
     await join(elsewhere, "random")
-
-
-async def test_logging_out_closes_every_socket_of_that_user_only(logged_in, users, chat_rooms):
-    alice = await logged_in(users["alice"])
-    tabs = [await alice.open_tab(), await alice.open_tab()]
-    # alice on another device too: a session of its own, closed all the same.
-    tabs.append(await (await logged_in(users["alice"])).open_tab())
-    for tab in tabs:
-        await join(tab, "lobby")
-    bob = await (await logged_in(users["bob"])).open_tab()
-    await join(bob, "random")  # away from alice, so no presence frames in between
-
-    await alice.log_out()
-    for tab in tabs:
-        assert await tab.receive_output() == {"type": "websocket.close", "code": CLOSE_LOGGED_OUT}
-    await say(bob, "random", "still here")
-    assert (await bob.receive_json_from())["text"] == "still here"
-
-
-async def test_a_socket_whose_session_ended_closes_when_it_next_joins(logged_in, users, chat_rooms):
-    alice = await logged_in(users["alice"])
-    socket = await alice.open_tab()
-    await sync_to_async(Session.objects.filter(session_key=alice.session_key).delete)()
-    await socket.send_json_to({"command": "join", "room": "lobby"})
-    assert await socket.receive_output() == {"type": "websocket.close", "code": CLOSE_LOGGED_OUT}
 
 
 async def test_a_lost_message_is_filled_in_from_the_rooms_stream(logged_in, users, chat_rooms, monkeypatch):

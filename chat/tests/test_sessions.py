@@ -1,0 +1,328 @@
+"""A socket lives only as long as its session is a login (rooms/sessions.py): closed
+with 4401 by a logout in its browser, by its process's re-check every heartbeat
+(an expired or deleted session, a changed password, a deactivated user), at once
+when the user is saved, and at its next write. Against both channel layers."""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from rooms import receivers, sessions
+from rooms.models import Message
+from rooms.selectors import SESSION_ROOMS, sessions_logged_in
+from rooms.sessions import CLOSE_LOGGED_OUT, session_watch_get
+from tests.helpers import Browser, join, say
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
+
+CLOSED = {"type": "websocket.close", "code": CLOSE_LOGGED_OUT}
+# Far longer than any test: only a logout, a saved user or a write can close a socket in time.
+NO_HEARTBEAT = 600
+
+
+@dataclass(frozen=True)
+class Recheck:
+    keys: frozenset[str]  # the session keys checked
+    alive: frozenset[str]  # those still a login
+    queries: int
+
+
+class Rechecks:
+    """This process's session re-checks, as they happen."""
+
+    def __init__(self):
+        self.done: asyncio.Queue[Recheck] = asyncio.Queue()
+
+    async def next(self, *, keys: set[str] | None = None) -> Recheck:
+        """The next re-check (of exactly ``keys``, if given)."""
+        async with asyncio.timeout(5):
+            while True:
+                recheck = await self.done.get()
+                if keys is None or recheck.keys == keys:
+                    return recheck
+
+
+@pytest.fixture
+async def rechecks(settings, monkeypatch):
+    """A heartbeat of 0.05 s, and every re-check with the queries it made. Request it
+    before the sockets (``logged_in``): its teardown then comes after theirs, and waits
+    for the re-check task to end, which it does with the process's last socket."""
+    settings.CHAT_PRESENCE_HEARTBEAT = 0.05
+    loop = asyncio.get_running_loop()
+    checks = Rechecks()
+
+    def counted(*, keys):
+        # In the thread of database_sync_to_async: the queries of that thread's connection.
+        with CaptureQueriesContext(connection) as queries:
+            alive = sessions_logged_in(keys=keys)
+        loop.call_soon_threadsafe(checks.done.put_nowait, Recheck(frozenset(keys), frozenset(alive), len(queries)))
+        return alive
+
+    monkeypatch.setattr(sessions, "sessions_logged_in", counted)
+    yield checks
+    if task := session_watch_get().task:
+        async with asyncio.timeout(5):
+            await task
+
+
+@pytest.fixture
+def fast_hasher(settings):
+    # The default hasher takes its time on purpose.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@sync_to_async
+def session_expire(browser: Browser) -> None:
+    Session.objects.filter(session_key=browser.session_key).update(expire_date=timezone.now() - timedelta(seconds=1))
+
+
+@sync_to_async
+def session_delete(browser: Browser) -> None:
+    Session.objects.filter(session_key=browser.session_key).delete()
+
+
+# Changes that send no signal (QuerySet.update): only a re-check can notice them.
+@sync_to_async
+def password_update(user) -> None:
+    get_user_model().objects.filter(pk=user.pk).update(password=make_password(None))
+
+
+@sync_to_async
+def deactivation_update(user) -> None:
+    get_user_model().objects.filter(pk=user.pk).update(is_active=False)
+
+
+@sync_to_async
+def session_rooms_read(browser: Browser) -> list[str]:
+    return SessionStore(browser.session_key).get(SESSION_ROOMS, [])
+
+
+count_messages = sync_to_async(Message.objects.count)
+
+
+async def assert_open(socket, room: str) -> None:
+    """The socket still works: a message it sends in ``room`` comes back."""
+    await say(socket, room, "still here")
+    assert (await socket.receive_json_from())["text"] == "still here"
+
+
+async def test_logging_out_closes_the_sockets_of_that_browser_only(logged_in, users, chat_rooms, settings):
+    settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
+    here = await logged_in(users["alice"])
+    here_tabs = [await here.open_tab(), await here.open_tab()]
+    elsewhere_tab = await (await logged_in(users["alice"])).open_tab()  # alice's phone: a session of its own
+    for tab in [*here_tabs, elsewhere_tab]:
+        await join(tab, "lobby")
+    bob_tab = await (await logged_in(users["bob"])).open_tab()
+    await join(bob_tab, "random")
+
+    await here.log_out()
+    for tab in here_tabs:
+        assert await tab.receive_output() == CLOSED
+    await assert_open(elsewhere_tab, "lobby")
+    await assert_open(bob_tab, "random")
+
+
+@pytest.mark.parametrize(
+    ("change", "whole_user"),
+    [
+        pytest.param(session_expire, False, id="session-expired"),
+        pytest.param(session_delete, False, id="session-deleted"),
+        pytest.param(password_update, True, id="password-changed"),
+        pytest.param(deactivation_update, True, id="user-deactivated"),
+    ],
+)
+async def test_a_re_check_closes_the_sockets_whose_session_is_no_login_within_a_heartbeat(
+    rechecks, logged_in, users, chat_rooms, change, whole_user
+):
+    here, elsewhere = await logged_in(users["alice"]), await logged_in(users["alice"])
+    here_tabs, elsewhere_tab = [await here.open_tab(), await here.open_tab()], await elsewhere.open_tab()
+    bob = await logged_in(users["bob"])
+    bob_tab = await bob.open_tab()
+    await join(bob_tab, "random")
+    everyone = {here.session_key, elsewhere.session_key, bob.session_key}
+    await rechecks.next(keys=everyone)
+
+    await change(users["alice"] if whole_user else here)
+    closed = [*here_tabs, elsewhere_tab] if whole_user else here_tabs
+    for tab in closed:
+        assert await tab.receive_output(timeout=5) == CLOSED
+    # The re-checks go on, with the sockets still open, and find their sessions alive.
+    alive = everyone - {here.session_key} - ({elsewhere.session_key} if whole_user else set())
+    assert (await rechecks.next(keys=alive)).alive == alive
+    if not whole_user:
+        await join(elsewhere_tab, "lobby")
+        await assert_open(elsewhere_tab, "lobby")
+    await assert_open(bob_tab, "random")
+
+
+@pytest.mark.parametrize("change", ["password", "deactivation", "deletion"])
+async def test_saving_or_deleting_the_user_closes_their_sockets_at_once(
+    logged_in, users, chat_rooms, settings, fast_hasher, change
+):
+    settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
+    alice = users["alice"]
+    tabs = [await (await logged_in(alice)).open_tab() for _ in range(2)]
+    bob_tab = await (await logged_in(users["bob"])).open_tab()
+    await join(bob_tab, "random")
+
+    @sync_to_async
+    def user_change():
+        if change == "password":
+            alice.set_password("a new password")
+            alice.save()
+        elif change == "deactivation":
+            alice.is_active = False
+            alice.save()
+        else:
+            alice.delete()
+
+    await user_change()
+    for tab in tabs:
+        assert await tab.receive_output(timeout=5) == CLOSED
+    await assert_open(bob_tab, "random")
+
+
+def test_only_changes_that_may_end_a_login_have_sessions_re_checked(users, monkeypatch):
+    rechecked = []
+    monkeypatch.setattr(receivers, "user_sessions_recheck", lambda *, user_id: rechecked.append(user_id))
+    dave = get_user_model().objects.create_user("dave")  # new: no sockets yet
+    Client().force_login(dave)  # saves last_login only
+    assert rechecked == []
+    dave.first_name = "Dave"
+    dave.save()
+    dave_pk = dave.pk
+    dave.delete()
+    assert rechecked == [dave_pk, dave_pk]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda browser, user: session_delete(browser), id="session-deleted"),
+        pytest.param(lambda browser, user: password_update(user), id="password-changed"),
+    ],
+)
+async def test_a_message_on_a_dead_session_is_refused_and_not_stored(logged_in, users, chat_rooms, settings, change):
+    settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
+    alice = await logged_in(users["alice"])
+    socket = await alice.open_tab()
+    await join(socket, "lobby")
+    await change(alice, users["alice"])
+
+    await say(socket, "lobby", "from beyond")
+    assert await socket.receive_output() == CLOSED
+    assert await count_messages() == 0
+
+
+@pytest.mark.parametrize("command", ["join", "leave"])
+@pytest.mark.parametrize(
+    ("change", "rooms_after"),
+    [
+        pytest.param(lambda browser, user: session_delete(browser), [], id="session-deleted"),
+        pytest.param(lambda browser, user: password_update(user), ["lobby"], id="password-changed"),
+    ],
+)
+async def test_joining_or_leaving_on_a_dead_session_closes_the_socket_and_changes_nothing(
+    logged_in, users, chat_rooms, settings, change, rooms_after, command
+):
+    settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
+    alice = await logged_in(users["alice"])
+    socket = await alice.open_tab()
+    await join(socket, "lobby")
+    await change(alice, users["alice"])
+
+    await socket.send_json_to({"command": command, "room": "random" if command == "join" else "lobby"})
+    assert await socket.receive_output() == CLOSED
+    assert await session_rooms_read(alice) == rooms_after
+
+
+async def test_a_socket_without_a_login_is_accepted_then_closed_with_4401(connect, logged_in, users, chat_rooms):
+    """Not refused at the handshake: a browser sees only 1006 for that, and retries for ever."""
+    expired = await logged_in(users["alice"])
+    await session_expire(expired)
+    changed = await logged_in(users["bob"])
+    await password_update(users["bob"])
+    cookies = {
+        "none": [],
+        "unknown": [(b"cookie", f"{settings.SESSION_COOKIE_NAME}=not-a-session".encode())],
+        "expired": [expired.cookie],
+        "password-changed": [changed.cookie],
+    }
+    for name, headers in cookies.items():
+        socket, connected = await connect("/ws/chat/", headers=headers)
+        assert connected, name
+        assert await socket.receive_output() == CLOSED, name
+        assert await socket.receive_nothing(), name
+
+
+async def test_re_checks_cost_two_queries_per_heartbeat_however_many_sockets(rechecks, logged_in, users, chat_rooms):
+    alice = await logged_in(users["alice"])
+    await alice.open_tab()
+    assert (await rechecks.next(keys={alice.session_key})).queries == 2
+
+    browsers = [alice] + [await logged_in(users[name]) for name in ["alice", "bob", "carol", "sam"] * 3]
+    for browser in browsers:
+        for _ in range(2):
+            await browser.open_tab()
+    keys = {browser.session_key for browser in browsers}
+    recheck = await rechecks.next(keys=keys)
+    assert (len(recheck.keys), len(recheck.alive), recheck.queries) == (13, 13, 2)
+
+
+async def test_the_re_check_task_ends_with_the_process_s_last_socket(rechecks, logged_in, users, chat_rooms):
+    tabs = [await (await logged_in(users[name])).open_tab() for name in ["alice", "bob"]]
+    task = session_watch_get().task
+    assert task is not None and not task.done()
+    await tabs[0].disconnect()
+    await rechecks.next()
+    assert not task.done()
+    await tabs[1].disconnect()
+    async with asyncio.timeout(5):
+        await task
+    assert session_watch_get().task is None
+    # And a new socket starts a new one.
+    carol = await logged_in(users["carol"])
+    await carol.open_tab()
+    assert (await rechecks.next(keys={carol.session_key})).queries == 2
+
+
+async def test_re_checks_survive_a_failing_database_and_log_the_outage_once(
+    rechecks, logged_in, users, chat_rooms, monkeypatch, caplog
+):
+    caplog.set_level(logging.INFO, logger="rooms.sessions")
+    alice = await logged_in(users["alice"])
+    tab = await alice.open_tab()
+    counted, failures = sessions.sessions_logged_in, 3
+
+    def failing(*, keys):
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionError("the database is down")
+        return counted(keys=keys)
+
+    monkeypatch.setattr(sessions, "sessions_logged_in", failing)
+    for _ in range(2):  # the first that works, after three that failed, and the next: the first is over
+        await rechecks.next(keys={alice.session_key})
+    logged = [(record.levelname, record.getMessage()) for record in caplog.records if record.name == "rooms.sessions"]
+    assert logged == [
+        ("WARNING", "sessions: a re-check failed (ConnectionError('the database is down')); retrying every heartbeat"),
+        ("INFO", "sessions: re-checks work again"),
+    ]
+    # Still at work.
+    await session_delete(alice)
+    assert await tab.receive_output(timeout=5) == CLOSED
