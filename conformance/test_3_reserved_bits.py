@@ -4,7 +4,7 @@ bit set fails the connection (1002), and nothing after it is acted on."""
 import pytest
 
 from cases import Cases
-from wsclient import BINARY, CLOSE, PING, TEXT, Message, frame, message, ping
+from wsclient import BINARY, CLOSE, PING, TEXT, Message, frame, frames_write, message, ping
 
 CASES = Cases()
 HELLO = "Hello, world!"
@@ -20,13 +20,7 @@ def after_a_message(rsv: int, how: str):
     """A valid message, the same with RSV set, then a Ping that must not be answered."""
 
     def scenario(ws):
-        frames = [message(HELLO), frame(TEXT, HELLO, rsv=rsv), ping()]
-        if how == "one write":
-            ws.send(*frames)
-        elif how == "frame by frame":
-            ws.send_each(*frames)
-        else:
-            ws.send(*frames, chop=1)
+        frames_write(ws=ws, frames=[message(HELLO), frame(TEXT, HELLO, rsv=rsv), ping()], how=how)
         ws.expect_failure(1002, may_first=[Message(HELLO)])
 
     return scenario

@@ -6,38 +6,31 @@ connection (1002)."""
 import pytest
 
 from cases import Cases
-from wsclient import CONTINUATION, PING, PONG, TEXT, Message, Pong, frame
+from wsclient import CONTINUATION, PING, PONG, TEXT, Message, Pong, frame, frames_write
 
 CASES = Cases()
-
-
-def write(ws, frames: list[bytes], how: str) -> None:
-    if how == "one write":
-        ws.send(*frames)
-    elif how == "frame by frame":
-        ws.send_each(*frames)
-    else:
-        ws.send(*frames, chop=1)
-
 
 HOW = {"one write": "", "frame by frame": ", frame by frame", "octet by octet": ", octet by octet"}
 
 
-@CASES.add("5.1", "Send ping fragmented into 2 fragments.")
-def case_5_1(ws):
-    ws.send(frame(PING, "fragment1", fin=False), frame(CONTINUATION, "fragment2"))
-    ws.expect_failure(1002)
+def fragments_refused(*, first: int, second: int):
+    """Two fragments, "fragment1" (opcode ``first``, FIN clear) then "fragment2" (opcode
+    ``second``): a sequence the server must refuse (1002), whichever frame breaks it."""
+
+    def scenario(ws):
+        ws.send(frame(first, "fragment1", fin=False), frame(second, "fragment2"))
+        ws.expect_failure(1002)
+
+    return scenario
 
 
-@CASES.add("5.2", "Send pong fragmented into 2 fragments.")
-def case_5_2(ws):
-    ws.send(frame(PONG, "fragment1", fin=False), frame(CONTINUATION, "fragment2"))
-    ws.expect_failure(1002)
+CASES.register("5.1", "Send ping fragmented into 2 fragments.", fragments_refused(first=PING, second=CONTINUATION))
+CASES.register("5.2", "Send pong fragmented into 2 fragments.", fragments_refused(first=PONG, second=CONTINUATION))
 
 
 def two_fragments(how: str):
     def scenario(ws):
-        write(ws, [frame(TEXT, "fragment1", fin=False), frame(CONTINUATION, "fragment2")], how)
+        frames_write(ws=ws, frames=[frame(TEXT, "fragment1", fin=False), frame(CONTINUATION, "fragment2")], how=how)
         ws.expect(Message("fragment1fragment2"))
         ws.close_handshake()
 
@@ -47,7 +40,7 @@ def two_fragments(how: str):
 def ping_between_fragments(how: str):
     def scenario(ws):
         frames = [frame(TEXT, "fragment1", fin=False), frame(PING, "ping payload"), frame(CONTINUATION, "fragment2")]
-        write(ws, frames, how)
+        frames_write(ws=ws, frames=frames, how=how)
         ws.expect(Pong(b"ping payload"), Message("fragment1fragment2"))
         ws.close_handshake()
 
@@ -58,7 +51,8 @@ def continuation_first(fin: bool, how: str):
     """A continuation with nothing to continue, then a whole message that must not be echoed."""
 
     def scenario(ws):
-        write(ws, [frame(CONTINUATION, "non-continuation payload", fin=fin), frame(TEXT, "Hello, world!")], how)
+        frames = [frame(CONTINUATION, "non-continuation payload", fin=fin), frame(TEXT, "Hello, world!")]
+        frames_write(ws=ws, frames=frames, how=how)
         ws.expect_failure(1002)
 
     return scenario
@@ -122,28 +116,27 @@ CASES.register(
 )
 
 
-@CASES.add("5.18", "Send text message fragmented into 2 fragments, with both frame opcodes set to text.")
-def case_5_18(ws):
-    ws.send(frame(TEXT, "fragment1", fin=False), frame(TEXT, "fragment2"))
-    ws.expect_failure(1002)
+CASES.register(
+    "5.18",
+    "Send text message fragmented into 2 fragments, with both frame opcodes set to text.",
+    fragments_refused(first=TEXT, second=TEXT),
+)
 
 
 def pings_while_fragmented(how: str):
     """Autobahn waits 1 s after the first ping; here the first pong is awaited instead."""
 
     def scenario(ws):
-        write(ws, [frame(TEXT, "fragment1", fin=False), frame(CONTINUATION, "fragment2", fin=False), frame(PING, "pongme 1!")], how)
+        frames = [frame(TEXT, "fragment1", fin=False), frame(CONTINUATION, "fragment2", fin=False), frame(PING, "pongme 1!")]
+        frames_write(ws=ws, frames=frames, how=how)
         ws.expect(Pong(b"pongme 1!"))
-        write(
-            ws,
-            [
-                frame(CONTINUATION, "fragment3", fin=False),
-                frame(CONTINUATION, "fragment4", fin=False),
-                frame(PING, "pongme 2!"),
-                frame(CONTINUATION, "fragment5"),
-            ],
-            how,
-        )
+        frames = [
+            frame(CONTINUATION, "fragment3", fin=False),
+            frame(CONTINUATION, "fragment4", fin=False),
+            frame(PING, "pongme 2!"),
+            frame(CONTINUATION, "fragment5"),
+        ]
+        frames_write(ws=ws, frames=frames, how=how)
         ws.expect(Pong(b"pongme 2!"), Message("fragment1fragment2fragment3fragment4fragment5"))
         ws.close_handshake()
 

@@ -329,6 +329,17 @@ class WireClient:
         self.sock.close()
 
 
+def frames_write(*, ws: WireClient, frames: list[bytes], how: str) -> None:
+    """Autobahn's three ways of writing a case's frames: ``how`` is "one write", "frame by
+    frame" or (anything else) "octet by octet", where a server must reassemble every frame."""
+    if how == "one write":
+        ws.send(*frames)
+    elif how == "frame by frame":
+        ws.send_each(*frames)
+    else:
+        ws.send(*frames, chop=1)
+
+
 def _frame_size(data: bytearray) -> int | None:
     """The size of the whole frame at the start of ``data``, once all of it is there."""
     if len(data) < 2:
