@@ -94,3 +94,20 @@ def test_publish_needs_csrf(liveblog):
     client = Client(enforce_csrf_checks=True)
     client.force_login(get_user_model().objects.create_user("ed", password="x", is_staff=True))
     assert client.post("/launch/publish/", {"body": "forged"}).status_code == 403
+
+
+def test_a_post_longer_than_10000_characters_is_refused(staff_client, liveblog):
+    response = staff_client.post("/launch/publish/", {"body": "x" * 10_001}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 400 and "body" in response.json()["errors"]
+    assert not Post.objects.exists()
+
+
+def test_the_largest_post_frame_stays_under_256_kib(liveblog):
+    from blog.services import post_create
+    from blog.wire import post_frame
+    from realtime_common.consumers import frame_encode
+
+    # Every character a link or an escaped one, the worst the rendering can do.
+    body = " ".join(["https://e.x/\\"] * 768) + "<" * (10_000 - 768 * 13)
+    post = post_create(liveblog=liveblog, body=body[:10_000])
+    assert len(frame_encode(frame=post_frame(post=post, event="created", seq=1)).encode()) < 256 * 1024
