@@ -2,6 +2,7 @@
 # make test  - every test: unit, consumer (in-memory and Redis layers), Node, browser
 # make bench - load measurements of the three demos against their floors (bench/), about 10 minutes
 # make bench-smoke - the same at small sizes, under a minute (CI runs it)
+# make faults - faults made for real (Redis restarts, daphne killed, slow readers, ...) against real processes, ~4 minutes
 # make compose-test - the docker compose stack, built, started and tested with the e2e suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -11,7 +12,7 @@ SITES := liveblog chat sketchpad
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 
-.PHONY: run test bench bench-smoke screenshots compose-test install system-deps migrate clean
+.PHONY: run test bench bench-smoke faults screenshots compose-test install system-deps migrate clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt shared/pyproject.toml
@@ -81,6 +82,9 @@ bench: install system-deps
 
 bench-smoke: install system-deps
 	$(BIN)/python -m bench --smoke
+
+faults: install system-deps
+	cd faults && $(BIN)/pytest -q
 
 screenshots: install system-deps
 	cd e2e && E2E_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q test_screenshots.py

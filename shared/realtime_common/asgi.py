@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from realtime_common.checks import wildcard_check
 from realtime_common.layers import channel_layer_description
 from realtime_common.origins import ANY_ORIGIN, origin_normalise
+from realtime_common.sockets import SocketGuard
 
 logger = logging.getLogger(__name__)
 
@@ -105,17 +106,21 @@ def asgi_application(*, http, websocket_urlpatterns, channels: dict | None = Non
     logger.info("WebSocket origins accepted: %s", ", ".join(settings.WEBSOCKET_ORIGINS) or "none")
     protocols = {
         "http": http,
-        # Outermost first: refuse foreign Origins (cross-site WebSocket
-        # hijacking), then load the session and user from the cookie.
-        "websocket": OriginValidator(
-            AuthMiddlewareStack(
-                ConnectionCaps(
-                    URLRouter(websocket_urlpatterns),
-                    per_ip=settings.WEBSOCKETS_PER_IP,
-                    per_user=settings.WEBSOCKETS_PER_USER,
-                )
-            ),
-            origins=settings.WEBSOCKET_ORIGINS,
+        # Outermost first: bound what each socket holds, close them all with 1012
+        # on shutdown, let consumers close with the RFC's codes (realtime_common.sockets);
+        # refuse foreign Origins (cross-site WebSocket hijacking), then load the
+        # session and user from the cookie.
+        "websocket": SocketGuard(
+            OriginValidator(
+                AuthMiddlewareStack(
+                    ConnectionCaps(
+                        URLRouter(websocket_urlpatterns),
+                        per_ip=settings.WEBSOCKETS_PER_IP,
+                        per_user=settings.WEBSOCKETS_PER_USER,
+                    )
+                ),
+                origins=settings.WEBSOCKET_ORIGINS,
+            )
         ),
     }
     if channels:

@@ -15,14 +15,27 @@ Anything under ``receive_json`` refuses a frame by raising ``ClientError``.
 already encoded. Every consumer in the group sends that text to its page from
 the event loop: the frame is encoded once for the whole group, not once per
 recipient, and no handler, thread hop or database work runs per recipient.
+
+**Faults.** A frame whose handling finds the database busy or locked past its
+timeout (``OperationalError``) is answered with the error ``busy``; one that
+needs Redis while it is away, with ``unavailable``. Either way the socket stays
+open, and the services' transactions saw to it that nothing was half written.
+After a Redis outage the pub/sub layer sends every consumer ``layer.reconnected``
+(``layer_reconnected``): group messages may have been lost meanwhile, so a
+consumer that can catches its page up (``StreamConsumer`` does).
 """
 
 import json
+import logging
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
+from django.db import OperationalError
 
+from .layers import REDIS_DOWN, error_text
 from .throttle import TokenBucket
+
+logger = logging.getLogger(__name__)
 
 RELAY = "frame.relay"
 # In 4400-4499, which pages treat as final: a flooding page does not reconnect.
@@ -68,6 +81,20 @@ class ClientError(Exception):
         return error_frame(code=self.code, detail=self.detail)
 
 
+def fault_frame(error: Exception) -> dict | None:
+    """The error frame for a fault of the database or of Redis met while handling
+    a page's frame; None for anything else (a bug: let it raise)."""
+    if isinstance(error, OperationalError):
+        # SQLite's "database is locked" once its busy timeout is over, or any other
+        # failure of the database itself: the transaction was rolled back.
+        logger.warning("refused a frame: the database failed (%s)", error)
+        return error_frame(code="busy", detail="The server is busy: nothing was saved. Try again in a moment.")
+    if isinstance(error, REDIS_DOWN):
+        logger.warning("refused a frame: Redis is unavailable (%s)", error_text(error))
+        return error_frame(code="unavailable", detail="The server cannot reach Redis right now. Try again in a moment.")
+    return None
+
+
 class Flooding(Exception):
     """The socket keeps sending past its frame rate: close it (once) with CLOSE_FLOODING."""
 
@@ -109,6 +136,21 @@ class FrameGuard:
         raise Flooding(first=True)
 
 
+def surrogates_in(content) -> bool:
+    pending = [content]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if any("\ud800" <= character <= "\udfff" for character in value):
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value)
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
 def frame_receive(*, guard: FrameGuard, read_only_detail: str | None, text_data: str | None, bytes_data: bytes | None) -> dict:
     """The frame as a JSON object, once it passed the socket's limits; ClientError, Flooding or Oversized otherwise."""
     if frame_size(text_data=text_data, bytes_data=bytes_data) > FRAME_MAX_BYTES:
@@ -122,6 +164,12 @@ def frame_receive(*, guard: FrameGuard, read_only_detail: str | None, text_data:
         content = json.loads(text_data)
     except ValueError:
         raise ClientError("bad_json", "The frame is not valid JSON.") from None
+    except RecursionError:  # thousands of nested brackets: the parser gives up, deep in the stack
+        raise ClientError("bad_json", "The frame is nested too deeply.") from None
+    # A text frame is valid UTF-8, but JSON's \u escapes can still spell a lone
+    # surrogate, which no database or encoder downstream accepts.
+    if "\\u" in text_data and surrogates_in(content):
+        raise ClientError("bad_json", "The frame holds text that is not valid Unicode (a lone surrogate).")
     if not isinstance(content, dict):
         raise ClientError("bad_frame", "The frame must be a JSON object.")
     return content
@@ -169,6 +217,13 @@ class SafeJsonWebsocketConsumer(FrameLimits, JsonWebsocketConsumer):
                 self.close(code=CLOSE_FLOODING)
         except Oversized:
             self.close(code=CLOSE_TOO_BIG)
+        except Exception as error:
+            if (frame := fault_frame(error)) is None:
+                raise
+            self.send_json(frame)
+
+    def layer_reconnected(self, message):
+        """Redis is back after an outage: group messages may have been lost. Override to catch the page up."""
 
     @classmethod
     def encode_json(cls, content):
@@ -207,6 +262,13 @@ class AsyncSafeJsonWebsocketConsumer(FrameLimits, AsyncJsonWebsocketConsumer):
                 await self.close(code=CLOSE_FLOODING)
         except Oversized:
             await self.close(code=CLOSE_TOO_BIG)
+        except Exception as error:
+            if (frame := fault_frame(error)) is None:
+                raise
+            await self.send_json(frame)
+
+    async def layer_reconnected(self, message):
+        """Redis is back after an outage: group messages may have been lost. Override to catch the page up."""
 
     @classmethod
     async def encode_json(cls, content):

@@ -1,25 +1,285 @@
 """The channel layer a site uses, from its Redis URLs."""
 
+import asyncio
+import logging
+import os
+import time
+
 from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
+from channels_redis.utils import _wrap_close, decode_hosts
 from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = logging.getLogger(__name__)
 
 # Redis connections one process's core layer opens per Redis, and how long a
 # command waits for one of them to be free before it fails.
 POOL_SIZE, POOL_WAIT = 200, 10.0
+# What a Redis that is down or restarting raises, whichever layer of redis-py or asyncio notices.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
+# How long the core layer keeps a group membership that nobody refreshed (seconds).
+# Every process refreshes its own sockets' memberships (RedisCoreLayer), so only
+# those of a process that died expire.
+GROUP_EXPIRY = int(os.environ.get("REDIS_GROUP_EXPIRY", "86400"))
+# The message every consumer of a process gets when its pub/sub subscriptions are
+# back after Redis was away: group messages sent meanwhile were lost to it.
+LAYER_RECONNECTED = "layer.reconnected"
+# Retries of a lost pub/sub connection: the first at once (a blip), then every second,
+# so that group messages flow again within about a second of Redis coming back.
+RESUBSCRIBE_DELAYS = (0.1, 0.25, 0.5, 1.0)
+
+
+def error_text(error: BaseException) -> str:
+    """An error for a log line: its class and message (redis-py's repr is neither)."""
+    return f"{type(error).__name__}: {error}"
 
 
 class RedisCoreLayer(RedisChannelLayer):
-    """channels-redis's core layer, whose commands wait for a free connection.
+    """channels-redis's core layer, whose commands wait for a free connection, and
+    whose group memberships last as long as their sockets.
 
     redis-py 8 pools hold at most 100 connections and fail at once beyond
     (MaxConnectionsError): 3,000 sockets leaving together, each with a
     group_discard, crashed consumers by the thousand. A blocking pool queues them.
+
+    channels-redis drops a membership group_expiry seconds after it was added: a
+    socket open longer than that stopped receiving its groups' messages. Each
+    process re-adds its own sockets' memberships three times per group_expiry, in
+    one task per event loop, so only those of a dead process (or of a consumer
+    that crashed) expire.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.memberships: dict[str, set[str]] = {}  # group -> this process's channels in it
+        self.refreshers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+        self.refresh_failing = False
 
     def create_pool(self, index):
         host = dict(self.hosts[index])
         return BlockingConnectionPool.from_url(host.pop("address"), max_connections=POOL_SIZE, timeout=POOL_WAIT, **host)
+
+    def channel_is_local(self, channel: str) -> bool:
+        return f"{self.client_prefix}!" in channel
+
+    async def group_add(self, group, channel):
+        await super().group_add(group, channel)
+        if self.channel_is_local(channel):
+            self.memberships.setdefault(group, set()).add(channel)
+            self.refresher_ensure()
+
+    async def group_discard(self, group, channel):
+        channels = self.memberships.get(group)
+        if channels is not None:
+            channels.discard(channel)
+            if not channels:
+                del self.memberships[group]
+        await super().group_discard(group, channel)
+
+    async def receive(self, channel):
+        try:
+            return await super().receive(channel)
+        except asyncio.CancelledError:
+            # Channels cancels a consumer's receive only when the consumer ends:
+            # stop refreshing what it never discarded (it crashed), so that expires.
+            if self.channel_is_local(channel):
+                self.channel_forget(channel)
+            raise
+
+    def channel_forget(self, channel: str) -> None:
+        for group in [group for group, channels in self.memberships.items() if channel in channels]:
+            self.memberships[group].discard(channel)
+            if not self.memberships[group]:
+                del self.memberships[group]
+
+    def refresher_ensure(self) -> None:
+        loop = asyncio.get_running_loop()
+        task = self.refreshers.get(loop)
+        if task is None or task.done():
+            for stale in [other for other in self.refreshers if other.is_closed()]:
+                del self.refreshers[stale]
+            self.refreshers[loop] = loop.create_task(self.memberships_refresh())
+
+    async def memberships_refresh(self) -> None:
+        interval = max(self.group_expiry / 3, 0.2)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.memberships_add_again()
+            except REDIS_DOWN as error:
+                if not self.refresh_failing:
+                    self.refresh_failing = True
+                    logger.warning("channel layer: cannot refresh group memberships (%s); retrying", error_text(error))
+                continue
+            if self.refresh_failing:
+                self.refresh_failing = False
+                logger.info("channel layer: group memberships refreshed again")
+
+    async def memberships_add_again(self, *, batch: int = 500) -> None:
+        """Re-add every membership of this process with the current time, one pipeline per batch of groups."""
+        groups = [(group, list(channels)) for group, channels in self.memberships.items() if channels]
+        for start in range(0, len(groups), batch):
+            by_shard: dict[int, list] = {}
+            for group, channels in groups[start : start + batch]:
+                by_shard.setdefault(self.consistent_hash(group), []).append((group, channels))
+            for index, members in by_shard.items():
+                now = time.time()
+                async with self.connection(index).pipeline(transaction=False) as pipeline:
+                    for group, channels in members:
+                        key = self._group_key(group)
+                        pipeline.zadd(key, dict.fromkeys(channels, now))
+                        pipeline.expire(key, self.group_expiry)
+                    await pipeline.execute()
+
+
+class ResilientShard(RedisSingleShardConnection):
+    """One Redis of the pub/sub layer, whose subscriptions outlive a Redis restart.
+
+    channels-redis's receive task logs a traceback every second while Redis is
+    away, and a subscribe or unsubscribe made meanwhile raises into the consumer
+    (its socket dies). Here an outage is logged once when it begins and once when
+    it ends; subscriptions made or dropped meanwhile are recorded and applied once
+    Redis is back; and then every consumer of the process gets LAYER_RECONNECTED,
+    because the group messages published in between were lost to it.
+    """
+
+    def __init__(self, host, channel_layer):
+        super().__init__(host, channel_layer)
+        self.outage_started: float | None = None
+        self.resync = False  # Redis's subscriptions may differ from _subscribed_to
+        self.reconnected = False  # the connection was made again: messages may have been lost
+        self.hooked = None  # the connection whose reconnects on_connect() hears of
+
+    async def subscribe(self, channel):
+        async with self._lock:
+            if channel in self._subscribed_to:
+                return
+            self._ensure_redis()
+            self._ensure_receiver()
+            self._subscribed_to.add(channel)
+            try:
+                await self._pubsub.subscribe(channel)
+            except REDIS_DOWN as error:
+                self.outage_begin(error)
+
+    async def unsubscribe(self, channel):
+        async with self._lock:
+            if channel not in self._subscribed_to:
+                return
+            self._subscribed_to.discard(channel)
+            self._ensure_redis()
+            self._ensure_receiver()
+            try:
+                await self._pubsub.unsubscribe(channel)
+            except REDIS_DOWN as error:
+                self.outage_begin(error)
+
+    async def _do_receiving(self):
+        failures = 0
+        while True:
+            try:
+                if self.resync:
+                    await self.subscriptions_sync()
+                if self._pubsub is not None and self._pubsub.subscribed:
+                    self.connection_hook()
+                    message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                else:
+                    message = None
+                    await asyncio.sleep(0.1)
+                if self.outage_started is not None or self.reconnected:
+                    self.outage_end()
+                failures = 0
+                self._receive_message(message)
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except REDIS_DOWN as error:
+                self.outage_begin(error)
+                await asyncio.sleep(RESUBSCRIBE_DELAYS[min(failures, len(RESUBSCRIBE_DELAYS) - 1)])
+                failures += 1
+            except Exception:
+                logger.exception("channel layer: unexpected error in the pub/sub receive task")
+                await asyncio.sleep(1)
+
+    async def subscriptions_sync(self) -> None:
+        """Make Redis's subscriptions this process's again; raises while Redis is away."""
+        async with self._lock:
+            self._ensure_redis()
+            current = {name.decode() if isinstance(name, bytes) else name for name in self._pubsub.channels}
+            if missing := self._subscribed_to - current:
+                await self._pubsub.subscribe(*missing)
+            if stale := current - self._subscribed_to:
+                await self._pubsub.unsubscribe(*stale)
+            self.resync = False
+
+    def connection_hook(self) -> None:
+        connection = self._pubsub.connection
+        if connection is not None and connection is not self.hooked:
+            connection.register_connect_callback(self.on_connect)
+            self.hooked = connection
+
+    async def on_connect(self, connection) -> None:
+        # redis-py reconnects by itself (and resubscribes) when it can: a restart
+        # quick enough never raises, but still loses what was published meanwhile.
+        self.reconnected = True
+
+    def outage_begin(self, error: BaseException) -> None:
+        self.resync = True
+        if self.outage_started is None:
+            self.outage_started = time.monotonic()
+            logger.warning(
+                "channel layer: lost Redis at %s (%s); group messages stop until it is back",
+                redact_url(self.host.get("address", "?")),
+                error_text(error),
+            )
+
+    def outage_end(self) -> None:
+        told = self.consumers_tell()
+        if self.outage_started is not None:
+            logger.info(
+                "channel layer: Redis at %s is back after %.1f s; %d subscriptions restored, %d consumers told to catch up",
+                redact_url(self.host.get("address", "?")),
+                time.monotonic() - self.outage_started,
+                len(self._subscribed_to),
+                told,
+            )
+        else:
+            logger.info("channel layer: reconnected to Redis; %d consumers told to catch up", told)
+        self.outage_started, self.reconnected = None, False
+
+    def consumers_tell(self) -> int:
+        """Put LAYER_RECONNECTED in the queue of every consumer of this process (their
+        channels are named by new_channel(): "<prefix>specific.<id>")."""
+        layer = self.channel_layer
+        prefix = f"{layer.prefix}specific."
+        message = layer.channel_layer.serialize({"type": LAYER_RECONNECTED})
+        told = 0
+        for name, queue in list(layer.channels.items()):
+            if name.startswith(prefix):
+                queue.put_nowait(message)
+                told += 1
+        return told
+
+
+class ResilientLoopLayer(RedisPubSubLoopLayer):
+    def __init__(self, hosts=None, *args, **kwargs):
+        super().__init__(hosts, *args, **kwargs)
+        self._shards = [ResilientShard(host, self) for host in decode_hosts(hosts)]
+
+
+class RedisPubSubLayer(RedisPubSubChannelLayer):
+    """channels-redis's pub/sub layer, made to come through a Redis restart (ResilientShard)."""
+
+    def _get_layer(self):
+        loop = asyncio.get_running_loop()
+        try:
+            return self._layers[loop]
+        except KeyError:
+            layer = self._layers[loop] = ResilientLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            _wrap_close(self, loop)
+            return layer
 
 
 # The two Redis layers of channels-redis, chosen per site by REDIS_CHANNEL_LAYER.
@@ -31,7 +291,7 @@ class RedisCoreLayer(RedisChannelLayer):
 #   process is disconnected is lost to it, so a site on it must heal gaps itself.
 LAYER_BACKENDS = {
     "core": "realtime_common.layers.RedisCoreLayer",
-    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "pubsub": "realtime_common.layers.RedisPubSubLayer",
 }
 
 
@@ -82,8 +342,9 @@ def channel_layer(*, prefix: str, redis_urls: list[str], kind: str) -> dict:
         config |= {
             # A message not received within a minute is dropped.
             "expiry": 60,
-            # Group memberships of crashed processes disappear after a day.
-            "group_expiry": 86400,
+            # Group memberships of crashed processes disappear after this
+            # (a day); live ones are refreshed (RedisCoreLayer).
+            "group_expiry": GROUP_EXPIRY,
             # Messages waiting per channel before sends to it fail.
             "capacity": 1000,
         }

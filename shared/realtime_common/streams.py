@@ -172,6 +172,12 @@ class StreamConsumer(AsyncSafeJsonWebsocketConsumer):
         await self.send(text_data=message["text"])  # encoded once for every page, by the writer
         self.stream_seqs[stream] = seq
 
+    async def layer_reconnected(self, message):
+        # Redis was away: the group messages of that time never came. The stored events have them.
+        for stream in list(self.stream_seqs):
+            if self.stream_seqs.get(stream) is not None:  # still followed, and not resyncing
+                await self.stream_catch_up(stream)
+
     async def stream_catch_up(self, stream: str) -> None:
         frames = await database_sync_to_async(stream_frames_since)(stream=stream, seq=self.stream_seqs[stream])
         if frames is None:

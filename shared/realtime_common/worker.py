@@ -15,9 +15,12 @@ import asyncio
 import logging
 import time
 
-from channels.consumer import SyncConsumer
+from channels.consumer import SyncConsumer, get_handler_name
+from channels.db import database_sync_to_async
 from channels.worker import Worker
 from django.conf import settings
+
+from .layers import REDIS_DOWN, error_text
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,20 @@ class WorkerConsumer(SyncConsumer):
     ``worker_tick``."""
 
     channel_layer_alias = None  # not a configured layer: Channels gives the consumer none
+
+    @database_sync_to_async
+    def dispatch(self, message):
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        try:
+            handler(message)
+        except REDIS_DOWN as error:
+            # A job that needs Redis while it is away (a cache flag, a group message):
+            # the consumer lives on, and the next tick catches up on what is behind.
+            logger.warning(
+                "worker: %s needs Redis, which is unavailable (%s); the next tick retries", message["type"], error_text(error)
+            )
 
     def worker_tick(self, message):
         pass

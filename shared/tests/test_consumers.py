@@ -76,3 +76,20 @@ def test_frames_over_64_kib_are_refused_before_anything_else(text, data, too_big
     else:
         with pytest.raises(ClientError):
             receive(text, data, guard=guard)
+
+
+def test_json_nested_past_the_parsers_depth_is_bad_json_not_a_crash():
+    with pytest.raises(ClientError) as refused:
+        receive("[" * 6000 + "]" * 6000)
+    assert refused.value.code == "bad_json"
+
+
+@pytest.mark.parametrize("text", ['{"text": "\\ud800"}', '{"\\udfff": 1}', '{"a": [["x\\udc00y"]]}'])
+def test_a_lone_surrogate_spelled_with_an_escape_is_bad_json(text):
+    with pytest.raises(ClientError) as refused:
+        receive(text)
+    assert refused.value.code == "bad_json"
+
+
+def test_an_escaped_surrogate_pair_is_a_character():
+    assert receive('{"text": "\\ud83d\\ude00"}') == {"text": "\U0001f600"}

@@ -1,5 +1,7 @@
 from asgiref.sync import async_to_sync
+from django.db import OperationalError
 
+from realtime_common.broadcast import group_send_logged
 from realtime_common.consumers import ClientError, SafeJsonWebsocketConsumer, relay_message
 from realtime_common.worker import WorkerConsumer
 
@@ -94,6 +96,11 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
             except BoardFull:
                 self.broadcast(erase_frame(stroke_id=draw.stroke, author=self.author))
                 raise ClientError("board_full", f"{BOARD_FULL} The stroke was erased.") from None
+            except OperationalError:
+                # The database is locked past its timeout: nothing was stored. Take the stroke
+                # off every screen; the sender gets "busy" (realtime_common.consumers).
+                self.broadcast(erase_frame(stroke_id=draw.stroke, author=self.author))
+                raise
             if stored is None:
                 self.broadcast(erase_frame(stroke_id=draw.stroke, author=self.author))
                 raise ClientError("not_stored", "The stroke could not be stored, so it was erased.")
@@ -111,8 +118,16 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
         self.broadcast(erase_frame(stroke_id=stroke_id, author=self.author))
 
     def broadcast(self, frame: dict, *, skip: str | None = None):
-        """Send the frame to every page on the board, except the channel ``skip``."""
-        async_to_sync(self.channel_layer.group_send)(self.group, relay_message(frame=frame, skip=skip))
+        """Send the frame to every page on the board, except the channel ``skip``.
+
+        What it tells is stored already (or, mid-stroke, need not be): while Redis
+        is away the failure is logged once, and the pages get a new snapshot when
+        it is back (layer_reconnected)."""
+        async_to_sync(group_send_logged)(group=self.group, message=relay_message(frame=frame, skip=skip))
+
+    def layer_reconnected(self, message):
+        # Strokes finished, undone or cleared while Redis was away never reached this page.
+        self.send_json(snapshot_frame(strokes=stroke_list(board_id=self.board_id), you=self.author))
 
 
 class GalleryConsumer(SafeJsonWebsocketConsumer):
@@ -124,6 +139,10 @@ class GalleryConsumer(SafeJsonWebsocketConsumer):
     def connect(self):
         self.accept()
         # Everything, so a page that reconnects has not missed a rendering.
+        self.send_json(thumbnails_frame(boards=thumbnail_urls()))
+
+    def layer_reconnected(self, message):
+        # Renderings announced while Redis was away never reached this page.
         self.send_json(thumbnails_frame(boards=thumbnail_urls()))
 
 

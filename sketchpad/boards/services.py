@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils.text import slugify
 
+from realtime_common.broadcast import group_send_logged
 from realtime_common.consumers import relay_message
 from realtime_common.layers import WORKER_LAYER
 from realtime_common.throttle import window_allow
@@ -164,4 +165,5 @@ def thumbnail_refresh(*, board_id: int) -> None:
     if board is None:
         return
     frame = thumbnails_frame(boards={board.slug: thumbnail_url(slug=board.slug, version=board.thumbnail_version)})
-    async_to_sync(get_channel_layer().group_send)(GALLERY_GROUP, relay_message(frame=frame))
+    # Stored already: while Redis is away galleries hear of it when it is back (GalleryConsumer.layer_reconnected).
+    async_to_sync(group_send_logged)(group=GALLERY_GROUP, message=relay_message(frame=frame))

@@ -97,6 +97,59 @@ def redis_server(tmp_path_factory) -> Iterator[str]:
         stop(process)
 
 
+def redis_answers(port: int) -> bool:
+    """Does a Redis on this loopback port answer PING?"""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@dataclass
+class RedisServer:
+    """A throwaway Redis that a test may stop and start again on the same port, as
+    an operator restarting it would: no persistence, so a restart loses every key,
+    subscription and connection. ``start()`` waits until it answers PING."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed: `apt-get install redis-server` (make test does it)")
+        self.starts += 1
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        with (self.directory / f"redis-{self.starts}.log").open("w") as log:
+            self.process = subprocess.Popen(
+                [*command, "--dir", str(self.directory)], stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_until(lambda: redis_answers(self.port), timeout=STARTUP_TIMEOUT, what="redis-server", process=self.process)
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop it (SIGTERM, or SIGKILL with ``kill``) and wait until it has exited."""
+        if self.process is None:
+            return
+        if kill:
+            self.process.kill()
+            self.process.wait()
+        else:
+            stop(self.process)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
 @dataclass
 class LiveSite:
     """One site, prepared like a deployment (migrated, static files collected),

@@ -1,0 +1,304 @@
+"""Fault tests: the three sites served by real daphne processes on a real Redis on
+loopback, with faults made for real: Redis stopped and started again, daphne and
+the worker killed, a page that stops reading, a storm of sockets, a database
+locked by another connection, an event write that fails.
+
+Each test starts what it needs (a Redis of its own, sites served from a database
+prepared once per run), waits on events with deadlines, records what it measured
+(``record``) and the run ends with the table of results.
+"""
+
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from realtime_common.testing.servers import LiveSite, RedisServer, free_port, healthy, stop, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+SITESCRIPT = Path(__file__).with_name("sitescript.py")
+SITES = ("liveblog", "chat", "sketchpad")
+
+# Sockets by the thousand in one test process, and as many in the servers.
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
+
+RESULTS: list[dict] = []
+
+
+def record(fault: str, result: str, **measures) -> None:
+    """One row of the run's table: the fault, what happened, and the measures (seconds unless named)."""
+    RESULTS.append({"fault": fault, "result": result, **measures})
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not RESULTS:
+        return
+    terminalreporter.section("faults: results")
+    for row in RESULTS:
+        measures = ", ".join(f"{key}={value}" for key, value in row.items() if key not in ("fault", "result"))
+        terminalreporter.write_line(f"{row['fault']}: {row['result']}" + (f" [{measures}]" if measures else ""))
+    path = os.environ.get("FAULTS_RESULTS")
+    if path:
+        Path(path).write_text(json.dumps(RESULTS, indent=2) + "\n")
+
+
+class ScriptError(Exception):
+    def __init__(self, reply: dict):
+        super().__init__(f"{reply['type']}: {reply['error']}")
+        self.reply = reply
+
+
+class Script:
+    """A writer process inside a site (faults/sitescript.py): one JSON request and reply a line."""
+
+    def __init__(self, site: "FaultSite", name: str = "script"):
+        self.log_path = site.workdir / f"{name}-{len(list(site.workdir.glob(f'{name}-*.log')))}.log"
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(SITESCRIPT)],
+                cwd=site.directory,
+                env=site.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        self.call("ping")
+
+    def call(self, op: str, **args):
+        self.process.stdin.write(json.dumps({"op": op, "args": args}) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"sitescript died:\n{self.log()}")
+        reply = json.loads(line)
+        if not reply["ok"]:
+            raise ScriptError(reply)
+        return reply["result"]
+
+    async def acall(self, op: str, **args):
+        import asyncio
+
+        return await asyncio.to_thread(self.call, op, **args)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                stop(self.process)
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def signal(self, signum: int) -> float:
+        """Send the signal; the time.monotonic() it was sent at."""
+        at = time.monotonic()
+        os.kill(self.process.pid, signum)
+        return at
+
+    def rss(self) -> int:
+        with open(f"/proc/{self.pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class FaultSite(LiveSite):
+    """A LiveSite started from a database prepared once per run, with settings of the test's (``extra``)."""
+
+    extra: dict[str, str] = field(default_factory=dict)
+    static: Path | None = None
+    daphnes: list[Server] = field(default_factory=list)
+    workers: list[Server] = field(default_factory=list)
+    scripts: list[Script] = field(default_factory=list)
+
+    __hash__ = object.__hash__  # a site is itself, whatever its fields say
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = super().env
+        if self.static is not None:
+            env["DJANGO_STATIC_ROOT"] = str(self.static)
+        return {**env, **self.extra}
+
+    def daphne_start(self, *, backlog: int | None = None) -> Server:
+        """One more daphne process, not waited for (see ``daphne_ready``). ``backlog``:
+        its listen queue (Twisted's default is 50)."""
+        port = free_port()
+        log = self.workdir / f"daphne-{port}.log"
+        where = ["-b", "127.0.0.1", "-p", str(port)]
+        if backlog:
+            where = ["-e", f"tcp:port={port}:interface=127.0.0.1:backlog={backlog}"]
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "daphne", *where, "config.asgi:application"],
+                cwd=self.directory,
+                env={**self.env, "DJANGO_PUBLIC_PORTS": str(port)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.servers.append(process)
+        server = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
+        self.daphnes.append(server)
+        return server
+
+    @staticmethod
+    def daphne_ready(server: Server, timeout: float = 30.0) -> None:
+        wait_until(lambda: healthy(server.url), timeout=timeout, what="daphne", process=server.process)
+
+    def worker(self) -> Server:
+        number = len(self.workers)
+        log = self.workdir / f"worker-{number}.log"
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "runworker", "--layer", "worker", "thumbnails"],
+                cwd=self.directory,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.servers.append(process)
+        server = Server(url="", process=process, log=log)
+        self.workers.append(server)
+        return server
+
+    def script(self) -> Script:
+        script = Script(self)
+        self.scripts.append(script)
+        return script
+
+    def stop(self) -> None:
+        for script in self.scripts:
+            script.close()
+        self.scripts.clear()
+        for process in self.servers:
+            if process.poll() is None:
+                stop(process)
+        self.servers.clear()
+
+
+def prepare(name: str, root: Path) -> Path:
+    """A site's folder, migrated, seeded and with its static files: copied by every test that serves it."""
+    workdir = root / name
+    workdir.mkdir()
+    site = LiveSite(directory=REPO / name, workdir=workdir)
+    site.prepare()
+    site.manage("seed")
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prepared")
+    done: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in done:
+            done[name] = prepare(name, root)
+        return done[name]
+
+    return get
+
+
+@pytest.fixture
+def redis(tmp_path):
+    """A Redis of the test's own, which it may stop and start again on the same port."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory=directory)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sites(prepared, redis, tmp_path):
+    """``sites(name, servers=2, env={...}, worker=False)``: a site served by that many
+    daphne processes (plus the thumbnail worker), on the test's Redis and a fresh
+    copy of the prepared database. Stopped after the test."""
+    started: list[FaultSite] = []
+
+    def start(
+        name: str, *, servers: int = 2, env: dict[str, str] | None = None, worker: bool = False, backlog: int | None = None
+    ) -> FaultSite:
+        template = prepared(name)
+        workdir = tmp_path / name
+        workdir.mkdir()
+        for path in template.glob("db.sqlite3*"):
+            shutil.copy(path, workdir / path.name)
+        site = FaultSite(
+            directory=REPO / name, workdir=workdir, redis_url=redis.url, extra=dict(env or {}), static=template / "static"
+        )
+        started.append(site)
+        # Started together, waited for together: each takes a second or two to load Django.
+        launched = [site.daphne_start(backlog=backlog) for _ in range(servers)]
+        for server in launched:
+            site.daphne_ready(server)
+        if worker:
+            site.worker()
+        return site
+
+    yield start
+    for site in started:
+        site.stop()
+
+
+RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+
+
+def tracebacks(text: str) -> list[str]:
+    """The log records (their first lines) that carry a traceback, once each."""
+    records, record = [], ""
+    for line in text.splitlines():
+        if RECORD.match(line):
+            record = line
+        elif line.startswith("Traceback") and (not records or records[-1] is not record):
+            records.append(record)
+    return records
+
+
+async def wait_for_log(server: "Server", needle: str, *, timeout: float) -> float:
+    """Poll the server's log until a line holds ``needle``; the seconds it took."""
+    import asyncio
+
+    started = time.monotonic()
+    while needle not in server.text():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{needle!r} not logged within {timeout} s:\n{server.text()[-3000:]}")
+        await asyncio.sleep(0.1)
+    return time.monotonic() - started
+
+
+def log_count(text: str, needle: str) -> int:
+    return sum(needle in line for line in text.splitlines())
+
+
+SIGTERM, SIGKILL, SIGSTOP, SIGCONT = signal.SIGTERM, signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT

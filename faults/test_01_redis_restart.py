@@ -1,0 +1,160 @@
+"""1. Redis restarts (no persistence: stopped, a new one started on the same port)
+while pages of all three demos are open, and events are saved meanwhile.
+
+Every process lives through it; the sockets stay open (or close and come back
+with ``since``); within 5 s of Redis coming back every page gets live broadcasts
+again, and everything saved meanwhile: the liveblog's posts through seq
+catch-up, the chat's messages through their room's seq, the sketchpad's strokes
+through a new snapshot. Each process logs the outage once, not once per retry.
+"""
+
+import asyncio
+import time
+
+from client import BoardPage, ChatPage, GalleryPage, LiveblogPage, all_until
+from conftest import log_count, record, tracebacks, wait_for_log
+
+OUTAGE = 3.0  # seconds Redis stays down
+BACK_WITHIN = 5.0  # seconds, after Redis is back, for every page to be live and caught up
+
+
+async def test_redis_restart_with_pages_of_every_demo_open(sites, redis):
+    liveblog = sites("liveblog", servers=2)
+    chat = sites("chat", servers=2)
+    sketchpad = sites("sketchpad", servers=2, worker=True)
+    blog_script, chat_script, pad_script = liveblog.script(), chat.script(), sketchpad.script()
+
+    cookies = await chat_script.acall("chat_users", names=["ann", "ben", "cat", "dan"])
+    await pad_script.acall("boards", slugs=["restart"])
+    urls = {site: [server.url for server in site.daphnes] for site in (liveblog, chat, sketchpad)}
+
+    def spread(site, number):  # pages alternate between the two servers, each able to use the other
+        own = urls[site]
+        return own[number % 2 :] + own[: number % 2]
+
+    blog_pages = [LiveblogPage(name=f"blog{n}", slug="djangocon", urls=spread(liveblog, n)) for n in range(4)]
+    chat_pages = [
+        ChatPage(name=f"chat-{user}", rooms=["lobby"], cookie=cookies[user], urls=spread(chat, n))
+        for n, user in enumerate(cookies)
+    ]
+    board_pages = [BoardPage(name=f"board{n}", slug="restart", urls=spread(sketchpad, n)) for n in range(4)]
+    galleries = [GalleryPage(name=f"gallery{n}", urls=spread(sketchpad, n)) for n in range(2)]
+    pages = [*blog_pages, *chat_pages, *board_pages, *galleries]
+    await asyncio.gather(*(page.start() for page in pages))
+    drawer = board_pages[0]
+    try:
+        # Before: everything flows.
+        await blog_script.acall("post", slug="djangocon", body="before the restart")
+        await chat_script.acall("message", room="lobby", username="ann", text="before the restart")
+        await drawer.draw("before", [[0.1, 0.1], [0.2, 0.2]], done=True)
+        await all_until(blog_pages, lambda p: p.has("before the restart"), timeout=5, what="post before")
+        await all_until(chat_pages, lambda p: p.has("lobby", "before the restart"), timeout=5, what="message before")
+        await all_until(board_pages, lambda p: "before" in p.strokes, timeout=5, what="stroke before")
+
+        # Redis goes away; writes go on meanwhile: a post, a message (the admin's), a finished stroke.
+        redis.stop()
+        down_at = time.monotonic()
+        during = await blog_script.acall("post", slug="djangocon", body="saved while Redis was down")
+        await chat_script.acall("message", room="lobby", username="ben", text="saved while Redis was down")
+        assert await drawer.draw("during", [[0.3, 0.3], [0.4, 0.4]], done=True)
+        while "during" not in await pad_script.acall("strokes", slug="restart"):  # stored by the server
+            assert time.monotonic() - down_at < OUTAGE, "the stroke was not stored while Redis was down"
+            await asyncio.sleep(0.02)
+        # Pages that open meanwhile: the liveblog and the board need only the database to
+        # connect; their group subscriptions are made once Redis is back.
+        late = [
+            LiveblogPage(name="blog-late", slug="djangocon", urls=spread(liveblog, 1)),
+            BoardPage(name="board-late", slug="restart", urls=spread(sketchpad, 1)),
+        ]
+        await asyncio.gather(*(page.start() for page in late))
+        pages += late
+        assert late[0].has("saved while Redis was down") and "during" in late[1].strokes
+        await asyncio.sleep(max(0.0, down_at + OUTAGE - time.monotonic()))  # the outage itself
+        assert [site for site in (liveblog, chat, sketchpad) for server in site.daphnes if not server.alive()] == []
+
+        redis.start()
+        up_at = time.monotonic()
+
+        # Everything saved meanwhile reaches every page, without any further event.
+        caught_up = await asyncio.gather(
+            all_until(blog_pages, lambda p: p.has("saved while Redis was down"), timeout=BACK_WITHIN, what="post during"),
+            all_until(
+                chat_pages, lambda p: p.has("lobby", "saved while Redis was down"), timeout=BACK_WITHIN, what="message during"
+            ),
+            all_until(board_pages[1:], lambda p: "during" in p.strokes, timeout=BACK_WITHIN, what="stroke during"),
+        )
+
+        # Live again: probes sent every 0.2 s from now on; the first to reach every page.
+        live = await live_again(
+            blog_script, chat_script, [*blog_pages, late[0]], chat_pages, [*board_pages, late[1]], started=up_at
+        )
+
+        # A job for the worker: its receive works again (it says so when the first job comes).
+        await drawer.draw("after", [[0.6, 0.6], [0.7, 0.7]], done=True)
+        worker = sketchpad.workers[0]
+        await wait_for_log(worker, "worker: receiving on", timeout=10)
+
+        closes = sum(len(page.closes) for page in pages)
+        for site in (liveblog, chat, sketchpad):
+            for server in site.daphnes:
+                assert server.alive(), f"{site.directory.name} daphne died"
+                text = server.text()
+                assert log_count(text, "channel layer: lost Redis") == 1, text
+                assert log_count(text, "channel layer: Redis at") == 1, text
+                # The sketchpad's stroke stored during the outage could not ask for its
+                # thumbnail: Django logs that failed on_commit, once, with its traceback.
+                assert [line for line in tracebacks(text) if "on_commit()" not in line] == [], text
+        assert worker.alive()
+        worker_log = worker.text()
+        assert log_count(worker_log, "worker: cannot receive on") == 1, worker_log
+        assert log_count(worker_log, "worker: receiving on") == 1, worker_log
+        # The post saved during the outage: stored, its broadcast logged once by its writer.
+        assert during["seq"] > 0
+        assert log_count(blog_script.log(), "in on_commit()") == 1, blog_script.log()
+        for page in blog_pages:
+            assert page.duplicates == 0 and page.seqs == sorted(page.seqs)
+
+        record(
+            "1. Redis restart (3 s outage), 4 liveblog + 4 chat + 4 board + 2 gallery pages on 2 daphne each "
+            "(+1 liveblog, +1 board page opened during the outage), worker",
+            f"every process up; {closes} socket closes; one warning + one recovery line per process",
+            caught_up_s=round(max(caught_up), 2),
+            live_again_s=round(live, 2),
+            outage_s=round(up_at - down_at, 2),
+        )
+    finally:
+        await asyncio.gather(*(page.stop() for page in pages))
+
+
+async def live_again(blog_script, chat_script, blog_pages, chat_pages, board_pages, *, started: float) -> float:
+    """Send a probe of each kind every 0.2 s until every page got one sent after ``started``;
+    the seconds from ``started`` to the moment the last page got its first."""
+    drawer, watchers = board_pages[0], board_pages[1:]
+    number = 0
+    probes = []
+
+    def got_one(page) -> bool:
+        if isinstance(page, LiveblogPage):
+            return any(page.has(f"probe {n}") for n in range(number + 1))
+        if isinstance(page, ChatPage):
+            return any(page.has("lobby", f"probe {n}") for n in range(number + 1))
+        return page.drawing.get("probe", 0) > 0
+
+    everyone = [*blog_pages, *chat_pages, *watchers]
+    deadline = started + BACK_WITHIN
+    while not all(got_one(page) for page in everyone):
+        assert time.monotonic() < deadline, f"not live again within {BACK_WITHIN} s of Redis coming back"
+        probes.append(
+            asyncio.gather(
+                blog_script.acall("post", slug="djangocon", body=f"probe {number}"),
+                chat_script.acall("message", room="lobby", username="cat", text=f"probe {number}"),
+                drawer.draw("probe", [[0.5, 0.5]], done=False),
+            )
+        )
+        number += 1
+        try:
+            await all_until(everyone, got_one, timeout=0.2, what="probe")
+        except TimeoutError:
+            pass
+    await asyncio.gather(*probes, return_exceptions=True)
+    return time.monotonic() - started
