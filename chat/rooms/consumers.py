@@ -1,7 +1,7 @@
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 
-from realtime_common.consumers import error_frame
+from realtime_common.consumers import ClientError
 from realtime_common.streams import StreamConsumer
 
 from .models import Room
@@ -36,15 +36,13 @@ class ChatConsumer(SessionMixin, PresenceMixin, StreamConsumer):
         await self.session_detach()
 
     async def receive_json(self, content, **kwargs):
-        command, error = command_parse(content)
-        if error:
-            await self.send_json(error)
-        elif command.name != "join" and command.room not in self.rooms:
-            await self.send_json(error_frame(code="not_joined", detail=f"Join {command.room!r} first."))
-        elif command.name in ("join", "leave") and not await sync_to_async(membership_rate_allow)(user_id=self.user.pk):
+        command = command_parse(content)
+        if command.name != "join" and command.room not in self.rooms:
+            raise ClientError("not_joined", f"Join {command.room!r} first.")
+        if command.name in ("join", "leave") and not await sync_to_async(membership_rate_allow)(user_id=self.user.pk):
             # Each join and leave writes the session: a page must not make that a flood of writes.
-            await self.send_json(error_frame(code="rate_limited", detail="Too many joins and leaves; wait a moment."))
-        elif command.name == "join":
+            raise ClientError("rate_limited", "Too many joins and leaves; wait a moment.")
+        if command.name == "join":
             await self.join(command)
         elif command.name == "leave":
             await self.leave(self.rooms[command.room])
@@ -54,10 +52,10 @@ class ChatConsumer(SessionMixin, PresenceMixin, StreamConsumer):
     async def join(self, command: Command):
         room = await database_sync_to_async(room_get)(slug=command.room)
         if room is None:
-            await self.send_json(error_frame(code="room_not_found", detail=f"There is no room {command.room!r}."))
-        elif not room_may_join(room=room, user=self.user):
-            await self.send_json(error_frame(code="forbidden", detail="Only staff may join this room."))
-        elif not await database_sync_to_async(session_rooms_update)(session_key=self.session_key, join=room.slug):
+            raise ClientError("room_not_found", f"There is no room {command.room!r}.")
+        if not room_may_join(room=room, user=self.user):
+            raise ClientError("forbidden", "Only staff may join this room.")
+        if not await database_sync_to_async(session_rooms_update)(session_key=self.session_key, join=room.slug):
             await self.session_close()
         else:
             await self.enter(room, since=command.since)
@@ -71,8 +69,7 @@ class ChatConsumer(SessionMixin, PresenceMixin, StreamConsumer):
 
     async def say(self, room: Room, text: str):
         if not await sync_to_async(message_rate_allow)(user_id=self.user.pk):
-            await self.send_json(error_frame(code="rate_limited", detail="Too many messages; wait a moment."))
-            return
+            raise ClientError("rate_limited", "Too many messages; wait a moment.")
         if not await self.session_confirm():
             return
         # Reaches every socket in the room, this one too, once committed.

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 
 from django.core.validators import slug_re
 
-from realtime_common.consumers import error_frame
+from realtime_common.consumers import ClientError
 
 COMMANDS = ("join", "leave", "send")
 SLUG_MAX_LENGTH = 50
@@ -29,26 +29,26 @@ class Command:
     text: str = ""
 
 
-def command_parse(content: dict) -> tuple[Command | None, dict | None]:
-    """(command, None) for a valid command, else (None, error frame)."""
+def command_parse(content: dict) -> Command:
+    """The page's command, checked; ClientError when it is not one."""
     name = content.get("command")
     if not isinstance(name, str) or name not in COMMANDS:
-        return None, error_frame(code="unknown_command", detail=f"command must be one of: {', '.join(COMMANDS)}.")
+        raise ClientError("unknown_command", f"command must be one of: {', '.join(COMMANDS)}.")
     room = content.get("room")
     if not isinstance(room, str) or len(room) > SLUG_MAX_LENGTH or not slug_re.match(room):
-        return None, error_frame(code="invalid_room", detail="room must be a room's slug: letters, digits, - and _.")
+        raise ClientError("invalid_room", "room must be a room's slug: letters, digits, - and _.")
     since = content.get("since") if name == "join" else None
     # bool is an int in Python, but true is no seq.
     if since is not None and (type(since) is not int or not 0 <= since < SEQ_LIMIT):
-        return None, error_frame(code="invalid_since", detail="since must be a seq (an integer, 0 or more).")
+        raise ClientError("invalid_since", "since must be a seq (an integer, 0 or more).")
     text = ""
     if name == "send":
         text = content.get("text")
         text = text.strip() if isinstance(text, str) else ""
         if not 1 <= len(text) <= TEXT_MAX_LENGTH:
             detail = f"text must be 1 to {TEXT_MAX_LENGTH} characters, not counting spaces around it."
-            return None, error_frame(code="invalid_text", detail=detail)
-    return Command(name=name, room=room, since=since, text=text), None
+            raise ClientError("invalid_text", detail)
+    return Command(name=name, room=room, since=since, text=text)
 
 
 def since_parse(query_string: bytes) -> dict[str, int]:
