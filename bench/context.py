@@ -45,59 +45,41 @@ class Sizes:
     profile_seconds: float
 
 
-SIZES_FULL = Sizes(
-    liveblog_sockets=(500, 1000, 3000),
-    liveblog_posts=20,
-    liveblog_rate=4.0,
-    liveblog_drain=10.0,
-    redis_benchmark_requests=100_000,
-    chat_big_room=2000,
-    chat_connect_deadline=90.0,
-    chat_idle_seconds=10.0,
-    chat_action_wait=10.0,
-    chat_settle_timeout=6.0,
-    chat_storm_timeout=30.0,
-    chat_rooms=100,
-    chat_room_users=10,
-    chat_rates=(50, 100, 200, 400, 800),
-    chat_bare_extra_rates=(1600, 3200),
-    chat_step_seconds=3.0,
-    sketch_drawers=(1, 2, 5, 10, 20),
-    sketch_watchers=20,
-    sketch_step_seconds=8.0,
-    sketch_multi=(5, 5, 20),
-    idle_counts=(2000, 10000),
-    idle_seconds=5.0,
-    flood_seconds=10.0,
-    profile_seconds=8.0,
-)
+# Each size as (full, smoke): one line a size, so that a size is added, renamed or dropped in both at once.
+SIZES_BOTH: dict[str, tuple] = {
+    "liveblog_sockets": ((500, 1000, 3000), (40,)),
+    "liveblog_posts": (20, 5),
+    "liveblog_rate": (4.0, 10.0),
+    "liveblog_drain": (10.0, 8.0),
+    "redis_benchmark_requests": (100_000, 5_000),
+    "chat_big_room": (2000, 30),
+    "chat_connect_deadline": (90.0, 20.0),
+    "chat_idle_seconds": (10.0, 1.0),
+    "chat_action_wait": (10.0, 8.0),
+    "chat_settle_timeout": (6.0, 2.0),
+    "chat_storm_timeout": (30.0, 10.0),
+    "chat_rooms": (100, 4),
+    "chat_room_users": (10, 4),
+    "chat_rates": ((50, 100, 200, 400, 800), (8, 16)),
+    "chat_bare_extra_rates": ((1600, 3200), (32,)),
+    "chat_step_seconds": (3.0, 1.0),
+    "sketch_drawers": ((1, 2, 5, 10, 20), (1, 3)),
+    "sketch_watchers": (20, 3),
+    "sketch_step_seconds": (8.0, 1.0),
+    "sketch_multi": ((5, 5, 20), (2, 2, 2)),
+    "idle_counts": ((2000, 10000), (30, 90)),
+    "idle_seconds": (5.0, 0.5),
+    "flood_seconds": (10.0, 0.4),
+    "profile_seconds": (8.0, 3.0),
+}
 
-SIZES_SMOKE = Sizes(
-    liveblog_sockets=(40,),
-    liveblog_posts=5,
-    liveblog_rate=10.0,
-    liveblog_drain=8.0,
-    redis_benchmark_requests=5_000,
-    chat_big_room=30,
-    chat_connect_deadline=20.0,
-    chat_idle_seconds=1.0,
-    chat_action_wait=8.0,
-    chat_settle_timeout=2.0,
-    chat_storm_timeout=10.0,
-    chat_rooms=4,
-    chat_room_users=4,
-    chat_rates=(8, 16),
-    chat_bare_extra_rates=(32,),
-    chat_step_seconds=1.0,
-    sketch_drawers=(1, 3),
-    sketch_watchers=3,
-    sketch_step_seconds=1.0,
-    sketch_multi=(2, 2, 2),
-    idle_counts=(30, 90),
-    idle_seconds=0.5,
-    flood_seconds=0.4,
-    profile_seconds=3.0,
-)
+
+def sizes_pick(*, smoke: bool) -> Sizes:
+    return Sizes(**{name: both[1] if smoke else both[0] for name, both in SIZES_BOTH.items()})
+
+
+SIZES_FULL = sizes_pick(smoke=False)
+SIZES_SMOKE = sizes_pick(smoke=True)
 
 
 @dataclass

@@ -26,10 +26,8 @@ def liveblog_latency_plot(*, liveblog: dict, path: Path) -> Path:
         axes.plot(sockets, [row["latency_ms"]["p99"] for row in rows], "s--", color=colour, label=f"{name} p99")
     axes.set_xlabel("sockets")
     axes.set_ylabel("post → socket latency (ms)")
-    axes.set_yscale("log")
     axes.set_title(f"Liveblog fan-out: {liveblog['posts']} posts at {liveblog['rate']:g}/s")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize="small", ncol=2)
+    axes_finish(axes=axes, legend_columns=2)
     return figure_save(figure=figure, path=path)
 
 
@@ -51,10 +49,8 @@ def liveblog_cpu_plot(*, liveblog: dict, path: Path) -> Path:
             axes.plot(sockets, with_redis, "s:", color=colour, label=f"{name} (server + Redis)")
     axes.set_xlabel("sockets")
     axes.set_ylabel("server CPU per delivered frame (µs)")
-    axes.set_yscale("log")
     axes.set_title("Liveblog fan-out: server CPU per delivered frame")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize="small")
+    axes_finish(axes=axes)
     return figure_save(figure=figure, path=path)
 
 
@@ -92,11 +88,17 @@ def sketchpad_plot(*, sketchpad: dict, path: Path) -> Path:
     axes.axhline(100, color="grey", linestyle=":", label="100 ms")
     axes.set_xlabel("drawers on one board")
     axes.set_ylabel("relay latency (ms)")
-    axes.set_yscale("log")
     axes.set_title("Sketchpad: relay latency against drawers")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize="small")
+    axes_finish(axes=axes)
     return figure_save(figure=figure, path=path)
+
+
+def axes_finish(*, axes, legend_columns: int = 1) -> None:
+    """The scale, grid and legend of a one-axes plot: y logarithmic, as latencies and costs span
+    orders of magnitude between the smallest and the largest load."""
+    axes.set_yscale("log")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize="small", ncol=legend_columns)
 
 
 def figure_save(*, figure, path: Path) -> Path:

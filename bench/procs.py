@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from realtime_common.testing.servers import LiveSite, free_port, healthy, stop, wait_until
+from realtime_common.testing.servers import LiveSite, free_port, healthy, redis_answers, stop, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_CPU = 1
@@ -153,17 +153,22 @@ def harness_pin() -> None:
 
 
 @dataclass
-class Redis:
+class Listener:
+    """A process started here that listens on a loopback port: Redis, or a baseline server."""
+
     process: subprocess.Popen
     port: int
 
     @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
     def pid(self) -> int:
         return self.process.pid
+
+
+@dataclass
+class Redis(Listener):
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
 
     def command(self, *words: str) -> bytes:
         """One command over a plain socket (RESP); the raw reply."""
@@ -224,20 +229,11 @@ def redis_running(*, workdir: Path, pinning: Pinning) -> Iterator[Redis]:
     STARTED.append(process)
     redis = Redis(process=process, port=port)
     try:
-        wait_until(lambda: redis_pong(port=port), timeout=STARTUP_TIMEOUT, what="redis-server", process=process)
+        wait_until(lambda: redis_answers(port), timeout=STARTUP_TIMEOUT, what="redis-server", process=process)
         pinning.pid_pin(name="redis-server", pid=process.pid, cpu=SERVER_CPU)
         yield redis
     finally:
         stop(process)
-
-
-def redis_pong(*, port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
-            connection.sendall(b"PING\r\n")
-            return connection.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 def redis_benchmark(*, port: int, requests: int) -> dict:
@@ -352,10 +348,8 @@ def site_script(*, site: BenchSite, module: str, args: list[str], timeout: float
 
 
 @dataclass
-class Server:
+class Server(Listener):
     name: str
-    process: subprocess.Popen
-    port: int
     log: Path
 
     @property
@@ -365,10 +359,6 @@ class Server:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
 
 @contextmanager

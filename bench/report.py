@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.context import Bench
 from bench.plots import plots_write
 from bench.targets import targets_evaluate
-from bench.text import DASH, fmt, requested, table
+from bench.text import DASH, bare_cpu_ratio, fmt, requested, table
 
 
 def report_write(*, results: dict, bench: Bench, merge: bool) -> dict[str, Path]:
@@ -176,44 +176,16 @@ def liveblog_section(*, data: dict, results: dict) -> str:
         "Latency: from the `time.time()` in the post's body, taken just before the save, to the frame's arrival. "
         "CPU: utime+stime from /proc between the first post and the last frame; per delivered frame.\n\n"
     )
-    bare = {requested(row=row): row for row in data.get("baselines", {}).get("bare", {}).get("rows", [])}
-    rows = []
     configs = [
         (f"site, {name} ({layer['backend'].rsplit('.', 1)[-1]})", layer["rows"])
         for name, layer in data["layers"].items()
     ]
     configs += [(f"baseline: {name}", baseline["rows"]) for name, baseline in data.get("baselines", {}).items()]
-    for label, config_rows in configs:
-        for row in config_rows:
-            base = bare.get(requested(row=row))
-            ratio = (
-                row["server_cpu_per_frame_us"] / base["server_cpu_per_frame_us"]
-                if base and base["server_cpu_per_frame_us"] and row["server_cpu_per_frame_us"] is not None
-                else None
-            )
-            backlog = row["backlog"]
-            rows.append(
-                [
-                    label,
-                    f"{requested(row=row):,}",
-                    f"{row['connect']['connected']:,}"
-                    + (f" ({row['connect']['failed']} failed)" if row["connect"]["failed"] else ""),
-                    fmt(row["delivery_pct"], 2),
-                    fmt(row["latency_ms"]["p50"]),
-                    fmt(row["latency_ms"]["p99"]),
-                    fmt(row["time_to_last_ms_max"]),
-                    (
-                        f"{'**yes**: ' + backlog['reason'] if backlog['backlog'] else 'no'} "
-                        f"({fmt(backlog['slope_ms_per_post'], 2)} ms/post; "
-                        f"{fmt(backlog['first5_p50_ms'])}→{fmt(backlog['last5_p50_ms'])})"
-                    ),
-                    fmt(row["server_cpu_s"], 2),
-                    fmt(row["server_cpu_per_frame_us"]),
-                    fmt(ratio, 1, "×"),
-                    fmt(row["redis_cpu_per_frame_us"]),
-                    fmt(row["client_cpu_pct"], 0, " %"),
-                ]
-            )
+    rows = [
+        [label, *fanout_cells(row=row, ratio=bare_cpu_ratio(liveblog=data, row=row))]
+        for label, config_rows in configs
+        for row in config_rows
+    ]
     text += table(
         header=[
             "config",
@@ -240,8 +212,7 @@ def liveblog_section(*, data: dict, results: dict) -> str:
         else f"\nBaseline (c), Redis alone: {benchmark.get('error', 'not run')}"
     ) + ".\n"
     for name, layer in data["layers"].items():
-        if layer.get("server_errors"):
-            text += f"\n**{name}: the servers logged tracebacks**:\n\n```\n{layer['server_errors'][:2000]}\n```\n"
+        text += tracebacks_markdown(errors=layer.get("server_errors"), who=f"{name}: the servers")
     profiles = [
         (row["label"], row["profile"])
         for layer in data["layers"].values()
@@ -249,19 +220,37 @@ def liveblog_section(*, data: dict, results: dict) -> str:
         if row.get("profile")
     ]
     for label, profile in profiles:
-        text += (
-            f"\nProfile of {label}: "
-            + (f"[{profile['svg']}]({profile['svg']})" if "svg" in profile else f"failed: {profile.get('error')}")
-            + "\n"
-        )
+        text += f"\nProfile of {label}: {profile_markdown(profile=profile)}\n"
     per_post = per_post_table(data=data)
     if per_post:
         text += per_post
-    plots = results.get("plots", {})
     for name in ("liveblog-latency", "liveblog-cpu-per-frame"):
-        if name in plots:
-            text += f"\n![{name}]({plots[name]})\n"
+        text += plot_markdown(results=results, name=name)
     return text
+
+
+def fanout_cells(*, row: dict, ratio: float | None) -> list[str]:
+    """A fan-out row's cells after its label; ``ratio``: its CPU per frame over the bare server's."""
+    backlog = row["backlog"]
+    return [
+        f"{requested(row=row):,}",
+        f"{row['connect']['connected']:,}"
+        + (f" ({row['connect']['failed']} failed)" if row["connect"]["failed"] else ""),
+        fmt(row["delivery_pct"], 2),
+        fmt(row["latency_ms"]["p50"]),
+        fmt(row["latency_ms"]["p99"]),
+        fmt(row["time_to_last_ms_max"]),
+        (
+            f"{'**yes**: ' + backlog['reason'] if backlog['backlog'] else 'no'} "
+            f"({fmt(backlog['slope_ms_per_post'], 2)} ms/post; "
+            f"{fmt(backlog['first5_p50_ms'])}→{fmt(backlog['last5_p50_ms'])})"
+        ),
+        fmt(row["server_cpu_s"], 2),
+        fmt(row["server_cpu_per_frame_us"]),
+        fmt(ratio, 1, "×"),
+        fmt(row["redis_cpu_per_frame_us"]),
+        fmt(row["client_cpu_pct"], 0, " %"),
+    ]
 
 
 def per_post_table(*, data: dict) -> str:
@@ -355,12 +344,7 @@ def chat_section(*, data: dict, results: dict) -> str:
             "idle level, idle use subtracted.\n"
         )
         if big.get("profile"):
-            profile = big["profile"]
-            text += (
-                "\nProfile: "
-                + (f"[{profile['svg']}]({profile['svg']})" if "svg" in profile else f"failed: {profile.get('error')}")
-                + "\n"
-            )
+            text += f"\nProfile: {profile_markdown(profile=big['profile'])}\n"
     for key, label in (("rooms", "site, 2 daphne processes"), ("rooms_bare", "bare websockets server")):
         rooms = data.get(key)
         if not rooms:
@@ -406,11 +390,8 @@ def chat_section(*, data: dict, results: dict) -> str:
         if rooms.get("client_saturated"):
             text += " **The client was saturated (≥ 90 % CPU) on some step: those numbers are the client's limit.**"
         text += "\n"
-    if data.get("server_errors"):
-        text += f"\n**The servers logged tracebacks**:\n\n```\n{data['server_errors'][:2000]}\n```\n"
-    if "chat-steps" in results.get("plots", {}):
-        text += f"\n![chat-steps]({results['plots']['chat-steps']})\n"
-    return text
+    text += tracebacks_markdown(errors=data.get("server_errors"), who="The servers")
+    return text + plot_markdown(results=results, name="chat-steps")
 
 
 def sketchpad_section(*, data: dict, results: dict) -> str:
@@ -453,11 +434,8 @@ def sketchpad_section(*, data: dict, results: dict) -> str:
         rows=rows,
     )
     text += f"\nMost drawers on one board with p99 ≤ 100 ms: {data.get('max_drawers_p99_within_100ms')}.\n"
-    if data.get("server_errors"):
-        text += f"\n**The server logged tracebacks**:\n\n```\n{data['server_errors'][:2000]}\n```\n"
-    if "sketchpad-drawers" in results.get("plots", {}):
-        text += f"\n![sketchpad-drawers]({results['plots']['sketchpad-drawers']})\n"
-    return text
+    text += tracebacks_markdown(errors=data.get("server_errors"), who="The server")
+    return text + plot_markdown(results=results, name="sketchpad-drawers")
 
 
 def idle_section(*, data: dict, results: dict) -> str:
@@ -499,9 +477,7 @@ def idle_section(*, data: dict, results: dict) -> str:
         ],
         rows=rows,
     )
-    if data.get("server_errors"):
-        text += f"\n**The server logged tracebacks**:\n\n```\n{data['server_errors'][:2000]}\n```\n"
-    return text
+    return text + tracebacks_markdown(errors=data.get("server_errors"), who="The server")
 
 
 def flood_section(*, data: dict, results: dict) -> str:
@@ -560,6 +536,22 @@ def flood_section(*, data: dict, results: dict) -> str:
         "or follows a 4429 close.\n"
     )
     return text
+
+
+def tracebacks_markdown(*, errors: str | None, who: str) -> str:
+    """The start of the tracebacks ``who`` logged, if any: the JSON has more."""
+    return f"\n**{who} logged tracebacks**:\n\n```\n{errors[:2000]}\n```\n" if errors else ""
+
+
+def plot_markdown(*, results: dict, name: str) -> str:
+    """The plot, if the run drew it (a plot without data, or that failed, is left out)."""
+    plots = results.get("plots", {})
+    return f"\n![{name}]({plots[name]})\n" if name in plots else ""
+
+
+def profile_markdown(*, profile: dict) -> str:
+    """A link to the profile's flamegraph, or why there is none."""
+    return f"[{profile['svg']}]({profile['svg']})" if "svg" in profile else f"failed: {profile.get('error')}"
 
 
 def limits_section() -> str:

@@ -81,3 +81,8 @@ def ratio(*, numerator: float | None, denominator: float | None) -> float | None
     if numerator is None or not denominator:
         return None
     return numerator / denominator
+
+
+def p99_within(*, latency: dict, limit_ms: float) -> bool:
+    """Is the p99 of a latency summary (see ``summary``) within the limit? Not with no values."""
+    return latency["p99"] is not None and latency["p99"] <= limit_ms

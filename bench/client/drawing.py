@@ -15,6 +15,7 @@ from bench.client.state import (
     ClientState,
     Conn,
     Expectation,
+    Opening,
     SentDraw,
     conn_abort,
     conn_close,
@@ -161,13 +162,8 @@ async def op_flood(
         }
         connections.append((conn, record))
         try:
-            await state.conn_open(
-                conn=conn,
-                ready="snapshot" if kind == "sketchpad" else "open",
-                send_join=False,
-                open_timeout=10,
-                ready_timeout=10,
-            )
+            opening = Opening(ready="snapshot" if kind == "sketchpad" else "open", open_timeout=10, ready_timeout=10)
+            await state.conn_open(conn=conn, opening=opening)
         except Exception as error:  # noqa: BLE001 - counted, and the flood goes on
             record["open_failed"] = failure_reason(error=error, conn=conn)
             await conn_abort(conn=conn)

@@ -4,39 +4,22 @@ baseline server, report the client's state."""
 import asyncio
 import os
 import time
+from typing import Any
 
 from websockets.asyncio.client import connect
 
 from bench import wire
-from bench.client.state import ClientState, Conn, Expectation, conn_close, cpu_seconds, url_check
+from bench.client.state import ClientState, Conn, Expectation, Opening, conn_close, conn_renew, cpu_seconds, url_check
 from bench.stats import summary
 
 
-async def op_connect(
-    *,
-    state: ClientState,
-    group: str,
-    conns: list[dict],
-    ready: str = "open",
-    send_join: bool = False,
-    concurrency: int = 100,
-    open_timeout: float = 30.0,
-    ready_timeout: float = 30.0,
-    deadline: float = 120.0,
-) -> dict:
-    """Open sockets described by ``conns`` (url, origin, cookie, user, room) into ``group``."""
+async def op_connect(*, state: ClientState, group: str, conns: list[dict], **opening: Any) -> dict:
+    """Open sockets described by ``conns`` (url, origin, cookie, user, room) into ``group``;
+    ``opening``: how, any fields of Opening."""
     members = state.groups.setdefault(group, [])
     base = len(members)
     new = [Conn(index=base + number, group=group, **spec) for number, spec in enumerate(conns)]
-    result = await state.conns_open(
-        conns=new,
-        ready=ready,
-        send_join=send_join,
-        concurrency=concurrency,
-        open_timeout=open_timeout,
-        ready_timeout=ready_timeout,
-        deadline=deadline,
-    )
+    result = await state.conns_open(conns=new, opening=Opening(**opening))
     members.extend(result.pop("_opened"))
     result["group_size"] = len(members)
     return result
@@ -49,42 +32,15 @@ async def op_close(*, state: ClientState, group: str) -> dict:
     return {"closed": len(conns), "elapsed_s": round(time.monotonic() - started, 3)}
 
 
-async def op_reconnect(
-    *,
-    state: ClientState,
-    group: str,
-    ready: str = "open",
-    concurrency: int = 200,
-    open_timeout: float = 30.0,
-    ready_timeout: float = 30.0,
-    deadline: float = 120.0,
-) -> dict:
-    """Close every socket of the group at once, then open them all again, as after a deploy."""
+async def op_reconnect(*, state: ClientState, group: str, concurrency: int = 200, **opening: Any) -> dict:
+    """Close every socket of the group at once, then open them all again, as after a deploy;
+    ``opening``: how, any fields of Opening but ``send_join`` (a reconnect never joins again)."""
     conns = state.groups.get(group, [])
     closing_at = time.time()
     await asyncio.gather(*(conn_close(conn=conn) for conn in conns))
     closed_at = time.time()
-    fresh = [
-        Conn(
-            index=conn.index,
-            group=group,
-            url=conn.url,
-            origin=conn.origin,
-            cookie=conn.cookie,
-            user=conn.user,
-            room=conn.room,
-        )
-        for conn in conns
-    ]
-    result = await state.conns_open(
-        conns=fresh,
-        ready=ready,
-        send_join=False,
-        concurrency=concurrency,
-        open_timeout=open_timeout,
-        ready_timeout=ready_timeout,
-        deadline=deadline,
-    )
+    fresh = [conn_renew(conn=conn) for conn in conns]
+    result = await state.conns_open(conns=fresh, opening=Opening(send_join=False, concurrency=concurrency, **opening))
     state.groups[group] = result.pop("_opened")
     result.update(closing_at=closing_at, closed_at=closed_at, ready_at=time.time(), closed=len(conns))
     return result

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import resource
 import time
 from collections import Counter
@@ -53,6 +54,32 @@ class Conn:
     frames: int = 0
     errors: Counter = field(default_factory=Counter)
     window_sends: dict[int, int] = field(default_factory=dict)  # chat rate limit window → messages sent
+
+
+# The fields of a Conn that describe the socket; the others are one connection's state, which a
+# reopened socket must start without.
+CONN_DESCRIPTION = ("index", "group", "url", "origin", "cookie", "user", "room")
+
+
+def conn_renew(*, conn: Conn) -> Conn:
+    """The same socket, to be opened again: its description, index included (part of the key its
+    frames are counted under), and none of the old connection's state."""
+    return Conn(**{name: getattr(conn, name) for name in CONN_DESCRIPTION})
+
+
+@dataclass(frozen=True)
+class Opening:
+    """How a batch of sockets is opened (the connect and reconnect ops' arguments): ``ready``
+    "open", or wait for the first "joined" / "snapshot" frame; ``send_join``: the chat's join
+    command first; at most ``concurrency`` handshakes at once; ``open_timeout`` per handshake,
+    ``ready_timeout`` per first frame, ``deadline`` for the whole batch."""
+
+    ready: str = "open"
+    send_join: bool = False
+    concurrency: int = 100
+    open_timeout: float = 30.0
+    ready_timeout: float = 30.0
+    deadline: float = 120.0
 
 
 @dataclass
@@ -200,23 +227,27 @@ class ClientState:
             conn.errors[code] += 1
             self.error_codes[code] += 1
 
-    def on_post(self, *, conn: Conn, text: str, now: float) -> None:
-        match = wire.POST_MARK.search(text)
+    def mark_match(self, *, text: str, mark: re.Pattern, kind: str) -> re.Match | None:
+        """The bench mark of a ``kind`` frame, when an expectation waits for it; otherwise None, and
+        the frame is counted as unmatched (with no mark, or with nothing expecting it)."""
+        match = mark.search(text)
         if match is None:
-            self.unmatched["post-without-mark"] += 1
+            self.unmatched[f"{kind}-without-mark"] += 1
         elif self.expect is None:
-            self.unmatched["post"] += 1
+            self.unmatched[kind] += 1
         else:
+            return match
+        return None
+
+    def on_post(self, *, conn: Conn, text: str, now: float) -> None:
+        if (match := self.mark_match(text=text, mark=wire.POST_MARK, kind="post")) is not None:
             index = int(match[1])
             self.expect.record(conn=conn, key=index, bucket=str(index), latency=now - float(match[2]), now=now)
 
     def on_message(self, *, conn: Conn, text: str, now: float) -> None:
-        match = wire.CHAT_MARK.search(text)
-        if match is None:
-            self.unmatched["message-without-mark"] += 1
-        elif self.expect is None:
-            self.unmatched["message"] += 1
-        elif conn.room is not None and (room := wire.ROOM.search(text)) and room[1] != conn.room:
+        if (match := self.mark_match(text=text, mark=wire.CHAT_MARK, kind="message")) is None:
+            return
+        if conn.room is not None and (room := wire.ROOM.search(text)) and room[1] != conn.room:
             self.expect.outsiders += 1  # a message of another room: misrouted, never a delivery
         else:
             step, number = match[1], int(match[2])
@@ -257,14 +288,12 @@ class ClientState:
             conn.close_code = conn.ws.close_code
             self.on_close(conn=conn)
 
-    async def conn_open(
-        self, *, conn: Conn, ready: str, send_join: bool, open_timeout: float, ready_timeout: float
-    ) -> None:
-        """Open the socket; with ``ready`` ("joined", "snapshot") wait for that first frame.
+    async def conn_open(self, *, conn: Conn, opening: Opening) -> None:
+        """Open the socket; with ``opening.ready`` "joined" or "snapshot" wait for that first frame.
         Raises on failure; the caller counts the reason."""
         url_check(url=conn.url)
         headers = {"Cookie": conn.cookie} if conn.cookie else None
-        conn.ready = asyncio.get_running_loop().create_future() if ready != "open" else None
+        conn.ready = asyncio.get_running_loop().create_future() if opening.ready != "open" else None
         conn.close_code = None
         conn.ws = await connect(
             conn.url,
@@ -272,35 +301,25 @@ class ClientState:
             additional_headers=headers,
             compression=None,  # the browsers' sockets to daphne are uncompressed too
             proxy=None,  # never through a proxy from the environment: loopback only
-            open_timeout=open_timeout,
+            open_timeout=opening.open_timeout,
             ping_interval=None,  # the servers ping; the client only answers
             close_timeout=5,
             max_size=MAX_FRAME,
             max_queue=64,
         )
         conn.reader = asyncio.create_task(self.conn_read(conn=conn))
-        if send_join and conn.room:
+        if opening.send_join and conn.room:
             await conn.ws.send(json.dumps({"command": "join", "room": conn.room}))
         if conn.ready is not None:
-            await asyncio.wait_for(asyncio.shield(conn.ready), ready_timeout)
+            await asyncio.wait_for(asyncio.shield(conn.ready), opening.ready_timeout)
 
-    async def conns_open(
-        self,
-        *,
-        conns: list[Conn],
-        ready: str,
-        send_join: bool,
-        concurrency: int,
-        open_timeout: float,
-        ready_timeout: float,
-        deadline: float,
-    ) -> dict:
-        """Open many sockets, at most ``concurrency`` handshakes at once; the ones that fail are
-        closed, counted by reason and left out of their group."""
-        gate = asyncio.Semaphore(concurrency)
+    async def conns_open(self, *, conns: list[Conn], opening: Opening) -> dict:
+        """Open many sockets, at most ``opening.concurrency`` handshakes at once; the ones that fail
+        are closed, counted by reason and left out of their group."""
+        gate = asyncio.Semaphore(opening.concurrency)
         failures: Counter = Counter()
         started = time.monotonic()
-        stop_at = started + deadline
+        stop_at = started + opening.deadline
 
         async def one(*, conn: Conn) -> bool:
             async with gate:
@@ -310,14 +329,8 @@ class ClientState:
                     return False
                 try:
                     await asyncio.wait_for(
-                        self.conn_open(
-                            conn=conn,
-                            ready=ready,
-                            send_join=send_join,
-                            open_timeout=open_timeout,
-                            ready_timeout=ready_timeout,
-                        ),
-                        min(remaining, open_timeout + ready_timeout),
+                        self.conn_open(conn=conn, opening=opening),
+                        min(remaining, opening.open_timeout + opening.ready_timeout),
                     )
                     return True
                 except Exception as error:  # noqa: BLE001 - every failure is counted and reported

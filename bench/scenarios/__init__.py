@@ -1,6 +1,7 @@
 """The scenarios: each a function ``<name>_run(*, bench) -> dict`` of results for the report."""
 
 from bench.context import Bench
+from bench.procs import BenchSite
 
 
 def ws_of(*, url: str) -> str:
@@ -19,14 +20,28 @@ def connect_check(*, bench: Bench, scenario: str, what: str, result: dict) -> bo
     )
 
 
-def delivery_check(*, bench: Bench, scenario: str, what: str, delivered: int, expected: int, extra: str = "") -> bool:
+def delivery_check(
+    *, bench: Bench, scenario: str, what: str, answer: dict, notes: dict[str, object] | None = None
+) -> bool:
+    """Every frame the client's ``answer`` expected was delivered; ``notes``: counts shown in the
+    detail where they are not zero or empty (duplicates, error codes)."""
+    delivered, expected = answer["delivered"], answer["expected"]
     pct = 100.0 * delivered / expected if expected else 100.0
     return bench.check(
         scenario=scenario,
         name=f"{what}: {delivered}/{expected} delivered ({pct:.2f} %)",
         ok=delivered == expected and expected > 0,
-        detail=extra,
+        detail=", ".join(f"{label} {value}" for label, value in (notes or {}).items() if value),
     )
+
+
+def tracebacks_check(*, bench: Bench, scenario: str, site: BenchSite, name: str = "no server tracebacks") -> str:
+    """The tracebacks the site's processes logged since the last look, as the results keep them;
+    any at all fail a check (its detail shorter: the report shows it in a table)."""
+    errors = site.tracebacks()
+    if errors:
+        bench.check(scenario=scenario, name=name, ok=False, detail=errors[:1500])
+    return errors[:3000]
 
 
 def per_frame_us(*, cpu_seconds: float, frames: int) -> float | None:

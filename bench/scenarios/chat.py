@@ -21,7 +21,8 @@ from bench.procs import (
     site_script,
     site_serving,
 )
-from bench.scenarios import connect_check, delivery_check, ws_of
+from bench.scenarios import connect_check, delivery_check, tracebacks_check, ws_of
+from bench.stats import p99_within
 
 SCENARIO = "chat"
 BIG_ROOM = "bench-big"
@@ -76,10 +77,7 @@ def chat_run(*, bench: Bench) -> dict:
             rates=sizes.chat_rates,
             window=(limit_messages, limit_seconds),
         )
-        errors = site.tracebacks()
-        result["server_errors"] = errors[:3000]
-        if errors:
-            bench.check(scenario=SCENARIO, name="no server tracebacks", ok=False, detail=errors[:1500])
+        result["server_errors"] = tracebacks_check(bench=bench, scenario=SCENARIO, site=site)
         with bare_running(workdir=bench.workdir, pinning=bench.pinning) as bare:
             result["rooms_bare"] = rooms_run(
                 bench=bench,
@@ -179,13 +177,7 @@ def big_room_run(*, bench: Bench, client: LineProcess, url: str, pid: int, users
         else None
     )
     broadcast = client.call("chat_broadcast", timeout=120, group="big", room=BIG_ROOM, wait=30)
-    delivery_check(
-        bench=bench,
-        scenario=SCENARIO,
-        what="message to the whole room",
-        delivered=broadcast["delivered"],
-        expected=broadcast["expected"],
-    )
+    delivery_check(bench=bench, scenario=SCENARIO, what="message to the whole room", answer=broadcast)
     result["broadcast"] = {
         key: broadcast[key]
         for key in ("expected", "delivered", "delivery_pct", "latency_ms", "duplicates", "sender_errors")
@@ -356,11 +348,7 @@ def rooms_run(
             window_cap=max(1, window[0] - 2) if window else 1 << 30,
         )
         used, elapsed = cpu_delta(before=before, after=cpu_snapshot(pids=pids)), time.monotonic() - started
-        held = (
-            answer["delivery_pct"] == 100.0
-            and answer["latency_ms"]["p99"] is not None
-            and answer["latency_ms"]["p99"] <= STEP_P99_MS
-        )
+        held = answer["delivery_pct"] == 100.0 and p99_within(latency=answer["latency_ms"], limit_ms=STEP_P99_MS)
         step = {
             "rate": rate,
             "sent": answer["sent"],
@@ -386,9 +374,8 @@ def rooms_run(
                 bench=bench,
                 scenario=SCENARIO,
                 what=f"rooms ({label}) at {rate} msg/s",
-                delivered=answer["delivered"],
-                expected=answer["expected"],
-                extra=f"errors {answer['error_codes']}" if answer["error_codes"] else "",
+                answer=answer,
+                notes={"errors": answer["error_codes"]},
             )
         if not held and number > len(sizes.chat_rates):
             break  # the extra steps (bare only) go on only while the server holds

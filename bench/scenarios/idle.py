@@ -16,7 +16,7 @@ from bench.procs import (
     publisher_running,
     site_serving,
 )
-from bench.scenarios import connect_check, delivery_check, ws_of
+from bench.scenarios import connect_check, delivery_check, tracebacks_check, ws_of
 from bench.scenarios.liveblog import SLUG, liveblog_conns
 
 SCENARIO = "idle"
@@ -49,10 +49,7 @@ def idle_run(*, bench: Bench) -> dict:
                 ),
                 publish=lambda: publisher.call("posts", timeout=60, count=1, rate=1),
             )
-            errors = site.tracebacks()
-            result["server_errors"] = errors[:3000]
-            if errors:
-                bench.check(scenario=SCENARIO, name="no server tracebacks", ok=False, detail=errors[:1500])
+            result["server_errors"] = tracebacks_check(bench=bench, scenario=SCENARIO, site=site)
         with bare_running(workdir=bench.workdir, pinning=bench.pinning) as bare:
             result["bare"] = counts_measure(
                 bench=bench,
@@ -109,13 +106,7 @@ def counts_measure(
         started = time.monotonic()
         published = publish()
         answer = client.call("expect_wait", timeout=120, wait=60)
-        delivery_check(
-            bench=bench,
-            scenario=SCENARIO,
-            what=f"{label}: one post to {open_now} sockets",
-            delivered=answer["delivered"],
-            expected=answer["expected"],
-        )
+        delivery_check(bench=bench, scenario=SCENARIO, what=f"{label}: one post to {open_now} sockets", answer=answer)
         rows.append(
             {
                 "count": count,

@@ -5,6 +5,7 @@ the bare websockets server and the raw ASGI app; and redis-benchmark's PUBLISH r
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 
 from bench.context import Bench, profile_record, profiler_running
 from bench.procs import (
@@ -19,7 +20,7 @@ from bench.procs import (
     redis_benchmark,
     site_serving,
 )
-from bench.scenarios import connect_check, delivery_check, per_frame_us, ws_of
+from bench.scenarios import connect_check, delivery_check, per_frame_us, tracebacks_check, ws_of
 from bench.stats import backlog_verdict
 
 SCENARIO = "liveblog"
@@ -45,17 +46,9 @@ def liveblog_run(*, bench: Bench) -> dict:
                 rows = []
                 for sockets in sizes.liveblog_sockets:
                     conns = [{"url": f"{ws_of(url=server.url)}/ws/all/"} for _ in range(sockets)]
-
-                    def publish(server=server) -> dict:
-                        return client.call(
-                            "publish",
-                            timeout=60 + sizes.liveblog_posts / sizes.liveblog_rate,
-                            url=f"{ws_of(url=server.url)}/pub/",
-                            room="all",
-                            count=sizes.liveblog_posts,
-                            rate=sizes.liveblog_rate,
-                        )
-
+                    # Through the server's publisher socket, to the room every socket is in.
+                    route = {"url": f"{ws_of(url=server.url)}/pub/", "room": "all"}
+                    publish = partial(posts_publish, bench=bench, process=client, op="publish", **route)
                     rows.append(
                         fanout_measure(
                             bench=bench,
@@ -85,15 +78,7 @@ def layer_run(*, bench: Bench, client: LineProcess, layer: str) -> dict:
         profile_at = 1000 if 1000 in sizes.liveblog_sockets else sizes.liveblog_sockets[0]
         for sockets in sizes.liveblog_sockets:
             conns = liveblog_conns(urls=urls, sockets=sockets, since=publisher.call("status", timeout=60)["last_seq"])
-
-            def publish() -> dict:
-                return publisher.call(
-                    "posts",
-                    timeout=60 + sizes.liveblog_posts / sizes.liveblog_rate,
-                    count=sizes.liveblog_posts,
-                    rate=sizes.liveblog_rate,
-                )
-
+            publish = partial(posts_publish, bench=bench, process=publisher, op="posts")
             rows.append(
                 fanout_measure(
                     bench=bench,
@@ -108,16 +93,23 @@ def layer_run(*, bench: Bench, client: LineProcess, layer: str) -> dict:
             )
         for number, pid in enumerate(site.pids):
             bench.pinning.pid_check(name=f"liveblog daphne-{number}", pid=pid, cpu=1)
-        errors = site.tracebacks()
-    if errors:
-        bench.check(scenario=SCENARIO, name=f"{layer}: no server tracebacks", ok=False, detail=errors[:1500])
+        errors = tracebacks_check(bench=bench, scenario=SCENARIO, site=site, name=f"{layer}: no server tracebacks")
     return {
         "layer": layer,
         "backend": status["backend"],
         "processes": SITE_PROCESSES,
         "rows": rows,
-        "server_errors": errors[:3000],
+        "server_errors": errors,
     }
+
+
+def posts_publish(*, bench: Bench, process: LineProcess, op: str, **route: str) -> dict:
+    """The run's posts at its rate: ``op`` "posts" of the site's publisher, or "publish" of the
+    load client through a baseline server (``route``: the url and room of its publisher socket)."""
+    sizes = bench.sizes
+    # Time for every post at the rate, and a minute more.
+    timeout = 60 + sizes.liveblog_posts / sizes.liveblog_rate
+    return process.call(op, timeout=timeout, count=sizes.liveblog_posts, rate=sizes.liveblog_rate, **route)
 
 
 def liveblog_conns(*, urls: list[str], sockets: int, since: int | None) -> list[dict]:
@@ -184,12 +176,7 @@ def fanout_measure(
             }
         )
     delivery_check(
-        bench=bench,
-        scenario=SCENARIO,
-        what=f"{label} posts",
-        delivered=wait["delivered"],
-        expected=wait["expected"],
-        extra=f"duplicates {wait['duplicates']}" if wait["duplicates"] else "",
+        bench=bench, scenario=SCENARIO, what=f"{label} posts", answer=wait, notes={"duplicates": wait["duplicates"]}
     )
     return {
         "label": label,

@@ -6,7 +6,8 @@ import time
 
 from bench.context import Bench
 from bench.procs import LineProcess, client_running, cpu_delta, cpu_snapshot, site_script, site_serving
-from bench.scenarios import connect_check, ws_of
+from bench.scenarios import connect_check, tracebacks_check, ws_of
+from bench.stats import p99_within
 
 SCENARIO = "sketchpad"
 # A page sends its points about every 30 ms while the pointer moves.
@@ -73,11 +74,7 @@ def sketchpad_run(*, bench: Bench) -> dict:
             client.call("close", timeout=60, group=group)
         client.call("close", timeout=60, group="watchers")
         result["steps"] = steps
-        held = [
-            step["drawers"]
-            for step in steps
-            if step["latency_ms"]["p99"] is not None and step["latency_ms"]["p99"] <= DRAWERS_P99_MS
-        ]
+        held = [step["drawers"] for step in steps if p99_within(latency=step["latency_ms"], limit_ms=DRAWERS_P99_MS)]
         result["max_drawers_p99_within_100ms"] = max(held, default=0)
         site_script(site=site, module="sketchpad_setup", args=["--boards", *slugs[:boards_count]], timeout=120)
         boards = []
@@ -104,10 +101,7 @@ def sketchpad_run(*, bench: Bench) -> dict:
         for board in boards:
             client.call("close", timeout=60, group=board["drawers"])
             client.call("close", timeout=60, group=board["watchers"])
-        errors = site.tracebacks()
-        result["server_errors"] = errors[:3000]
-        if errors:
-            bench.check(scenario=SCENARIO, name="no server tracebacks", ok=False, detail=errors[:1500])
+        result["server_errors"] = tracebacks_check(bench=bench, scenario=SCENARIO, site=site)
         bench.pinning.pid_check(name="sketchpad daphne", pid=site.pids[0], cpu=1)
     return result
 
