@@ -92,13 +92,15 @@ def fuzz_settings(*, max_examples: int) -> settings:
       failure found once is tried first on the next run.
     - Under CI the examples are derandomized: a red run is reproducible, and a
       green one does not turn red by chance; locally every run explores anew.
+      (Derandomized runs keep no example database: Hypothesis refuses both.)
     """
+    in_ci = os.environ.get("CI") == "true"
     return settings(
         max_examples=max_examples * FUZZ_SCALE,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-        database=DirectoryBasedExampleDatabase(Path.cwd() / ".pytest_cache" / "hypothesis"),
-        derandomize=os.environ.get("CI") == "true",
+        database=None if in_ci else DirectoryBasedExampleDatabase(Path.cwd() / ".pytest_cache" / "hypothesis"),
+        derandomize=in_ci,
         print_blob=True,
     )
 
