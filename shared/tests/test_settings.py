@@ -185,3 +185,19 @@ def test_worker_jobs_get_a_core_layer_of_their_own_beside_pubsub():
     assert layers["worker"]["BACKEND"] == "realtime_common.layers.RedisCoreLayer"
     assert layers["worker"]["CONFIG"]["prefix"] == "pad:"
     assert set(channel_layers(prefix="pad", redis_urls=[], workers=True)) == {"default", "worker"}
+
+
+def test_the_installed_package_ships_every_subpackage():
+    """The Docker image installs shared/ as a package: a subpackage the build leaves out
+    (migrations once) breaks the image, not the tests, which import the source folder."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    shared = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((shared / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    shipped = set(find_packages(where=shared, include=config["include"]))
+    subpackages = {
+        ".".join(path.parent.relative_to(shared).parts) for path in (shared / "realtime_common").rglob("__init__.py")
+    }
+    assert subpackages <= shipped
