@@ -60,6 +60,8 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.strategies import SearchStrategy
 
+from realtime_common.consumers import surrogates_in
+
 # daphne's --websocket-max-message-size (Procfile, docker/start): a bigger frame is
 # closed with 1009 before any consumer sees it, so fuzz frames stay at or under it.
 FRAME_BUDGET = 64 * 1024
@@ -435,26 +437,11 @@ def frame_expect(frame: Frame) -> Parsed:
     # refuse the frame as not JSON, or treat it as what Python made of it. Likewise
     # nesting a server need not follow, and escapes of lone surrogates, which are no
     # Unicode: nothing downstream could store or encode them.
-    refusable = strict is MISSING or nesting_depth(lenient) > PARSER_DEPTH_LIMIT or holds_surrogates(lenient)
+    refusable = strict is MISSING or nesting_depth(lenient) > PARSER_DEPTH_LIMIT or surrogates_in(lenient)
     not_json = {"bad_json"} if refusable else set()
     if not isinstance(lenient, dict):
         return Parsed(codes=frozenset({"bad_frame", *not_json}))
     return Parsed(content=lenient, codes=frozenset(not_json))
-
-
-def holds_surrogates(value: Any) -> bool:
-    """Is there a lone surrogate in any string of this JSON value, keys included?"""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str) and has_surrogates(item):
-            return True
-        if isinstance(item, dict):
-            pending.extend(item)
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
 
 
 def reject_constant(name: str) -> float:

@@ -82,16 +82,8 @@ def redis_server(tmp_path_factory) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
 
-    def answers_ping() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
-                connection.sendall(b"PING\r\n")
-                return connection.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
     try:
-        wait_until(answers_ping, timeout=STARTUP_TIMEOUT, what="redis-server", process=process)
+        wait_until(lambda: redis_answers(port), timeout=STARTUP_TIMEOUT, what="redis-server", process=process)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop(process)
