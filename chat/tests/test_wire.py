@@ -27,3 +27,25 @@ def test_fields_a_command_does_not_use_are_ignored():
 )
 def test_since_query_parameter(query, since):
     assert since_parse(query) == since
+
+
+def test_the_largest_joined_frame_is_50_messages_of_at_most_24_5_kb_plus_the_members():
+    """The README's bound: every character of a message escaped at its longest (a
+    character outside the BMP is two \\uXXXX escapes), the longest slug, username and title."""
+    from types import SimpleNamespace
+
+    from realtime_common.consumers import frame_encode
+    from rooms.selectors import HISTORY_LENGTH
+    from rooms.wire import SLUG_MAX_LENGTH, TEXT_MAX_LENGTH, joined_frame, message_frame
+
+    room = SimpleNamespace(slug="r" * SLUG_MAX_LENGTH, title="\U0001f600" * 100)
+    user = SimpleNamespace(get_username=lambda: "u" * 150)
+    message = SimpleNamespace(
+        room=room, pk=10**12, user=user, text="\U0001f600" * TEXT_MAX_LENGTH,
+        created=SimpleNamespace(isoformat=lambda: "2026-11-30T12:00:00.123456+00:00"),
+    )
+    one = len(frame_encode(frame=message_frame(message=message, seq=10**17)))
+    assert one <= 24.5 * 1024
+    members = ["u" * 150] * 100
+    frame = joined_frame(room=room, history=[message_frame(message=message, seq=10**17)] * HISTORY_LENGTH, members=members, more=True)
+    assert len(frame_encode(frame=frame)) <= HISTORY_LENGTH * 24.5 * 1024 + len(members) * 160 + 2048
