@@ -47,6 +47,7 @@ from django.conf import settings
 from redis.exceptions import NoScriptError
 
 from realtime_common.consumers import frame_encode
+from realtime_common.outages import OutageLog
 
 from .models import Room
 from .wire import presence_change_frame, presence_members_frame, room_group
@@ -277,7 +278,9 @@ class Registry:
         self.heartbeat: asyncio.Task | None = None
         self.flushes: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
         self.reads: dict[int, asyncio.Task] = {}  # member reads in flight, by room, shared by whoever needs one
-        self.failing = False
+        self.outages = OutageLog(
+            logger=logger, failing="presence: a flush failed (%s); retrying every heartbeat", working="presence: flushes work again"
+        )
 
     def store_get(self) -> RedisStore | MemoryStore:
         if self.store is None:
@@ -352,9 +355,9 @@ class Registry:
             for change, result in zip(changes, applied, strict=True):
                 if result.joined or result.left:
                     await self.change_announce(room_id=change.room_id, applied=result)
-            self.outage_end()
+            self.outages.worked()
         except Exception as error:  # noqa: BLE001 - whatever failed, the next heartbeat tries again
-            self.outage_report(error=error)
+            self.outages.failed(repr(error))
             for future in waiting:
                 if future is not None and not future.done():
                     future.set_exception(error)
@@ -391,16 +394,6 @@ class Registry:
             store, self.store, self.heartbeat = self.store, None, None
             if store is not None:
                 await store.close()
-
-    def outage_report(self, *, error: Exception) -> None:
-        if not self.failing:
-            self.failing = True
-            logger.warning("presence: a flush failed (%r); retrying every heartbeat", error)
-
-    def outage_end(self) -> None:
-        if self.failing:
-            self.failing = False
-            logger.info("presence: flushes work again")
 
     def entry(self, *, username: str) -> str:
         return f"{self.process} {username}"

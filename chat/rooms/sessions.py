@@ -27,6 +27,8 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from realtime_common.outages import OutageLog
+
 from .selectors import session_logged_in, sessions_logged_in
 from .wire import session_group, user_group
 
@@ -45,7 +47,9 @@ class SessionWatch:
         self.task: asyncio.Task | None = None
         self.wake: asyncio.Future | None = None  # the task's wait for the next heartbeat, cut short
         self.soon = False  # check again as soon as the check under way (if any) is done
-        self.failing = False
+        self.outages = OutageLog(
+            logger=logger, failing="sessions: a re-check failed (%s); retrying every heartbeat", working="sessions: re-checks work again"
+        )
 
     def socket_add(self, *, session_key: str, channel_name: str) -> None:
         self.channels.setdefault(session_key, set()).add(channel_name)
@@ -96,13 +100,9 @@ class SessionWatch:
                 for channel_name in list(self.channels.get(key, ())):
                     await get_channel_layer().send(channel_name, {"type": "session.ended"})
         except Exception as error:  # noqa: BLE001 - whatever failed, the next heartbeat tries again
-            if not self.failing:
-                self.failing = True
-                logger.warning("sessions: a re-check failed (%r); retrying every heartbeat", error)
+            self.outages.failed(repr(error))
         else:
-            if self.failing:
-                self.failing = False
-                logger.info("sessions: re-checks work again")
+            self.outages.worked()
 
 
 WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SessionWatch] = weakref.WeakKeyDictionary()

@@ -2,13 +2,13 @@
 and group messages sent at once, whose failure is logged rather than raised."""
 
 import logging
-import threading
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from .layers import REDIS_DOWN, error_text
+from .outages import OutageLog
 
 logger = logging.getLogger(__name__)
 
@@ -22,33 +22,11 @@ def group_send_on_commit(*, group: str, message: dict) -> None:
     transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, message), robust=True)
 
 
-class OutageLog:
-    """One warning when sends start failing, one line when they work again: not one per message."""
-
-    def __init__(self, *, what: str):
-        self.what = what
-        self.failures = 0
-        self.lock = threading.Lock()
-
-    def failed(self, error: BaseException) -> None:
-        with self.lock:
-            self.failures += 1
-            first = self.failures == 1
-        if first:
-            logger.warning(
-                "%s: the channel layer is unavailable (%s); pages catch up once it is back", self.what, error_text(error)
-            )
-
-    def worked(self) -> None:
-        if not self.failures:
-            return
-        with self.lock:
-            failures, self.failures = self.failures, 0
-        if failures:
-            logger.info("%s: the channel layer works again (%d messages were not sent)", self.what, failures)
-
-
-GROUP_SENDS = OutageLog(what="group_send")
+GROUP_SENDS = OutageLog(
+    logger=logger,
+    failing="group_send: the channel layer is unavailable (%s); pages catch up once it is back",
+    working="group_send: the channel layer works again ({failures} messages were not sent)",
+)
 
 
 async def group_send_logged(*, group: str, message: dict) -> bool:
@@ -57,7 +35,7 @@ async def group_send_logged(*, group: str, message: dict) -> bool:
     try:
         await get_channel_layer().group_send(group, message)
     except REDIS_DOWN as error:
-        GROUP_SENDS.failed(error)
+        GROUP_SENDS.failed(error_text(error))
         return False
     GROUP_SENDS.worked()
     return True
