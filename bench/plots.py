@@ -5,7 +5,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+import matplotlib.pyplot as plt  # after matplotlib.use: the backend must be chosen first
 
 STYLES = {"core": "tab:blue", "pubsub": "tab:orange", "bare": "tab:green", "raw_asgi": "tab:red"}
 

@@ -3,7 +3,6 @@
 from collections.abc import Callable
 
 import pytest
-
 from wsclient import WireClient
 
 # Cases daphne fails that nothing in this repository can fix. Strict: the day

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from wsclient import WireClient
 
 from realtime_common.testing.servers import STARTUP_TIMEOUT, free_port, healthy, stop, wait_until
-from wsclient import WireClient
 
 HERE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
@@ -64,7 +64,12 @@ def echo_server(tmp_path_factory) -> Iterator[EchoServer]:
         )
     try:
         try:
-            wait_until(lambda: healthy(f"http://{HOST}:{port}"), timeout=STARTUP_TIMEOUT, what="daphne serving echo_site", process=process)
+            wait_until(
+                lambda: healthy(f"http://{HOST}:{port}"),
+                timeout=STARTUP_TIMEOUT,
+                what="daphne serving echo_site",
+                process=process,
+            )
         except (RuntimeError, TimeoutError) as error:
             pytest.fail(f"{error}\n{log_path.read_text()}")
         yield EchoServer(host=HOST, port=port, log=log_path)

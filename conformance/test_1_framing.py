@@ -2,7 +2,6 @@
 (7-bit, 16-bit, 64-bit lengths and their edges), whole and written in chops."""
 
 import pytest
-
 from cases import Cases
 from wsclient import Message, message
 
@@ -29,7 +28,9 @@ for group, kind, payload in (("1.1", "text", lambda n: "*" * n), ("1.2", "binary
     for number, length in enumerate(LENGTHS, start=1):
         CASES.register(f"{group}.{number}", f"Send {kind} message with payload {length}.", echo(payload(length)))
     CASES.register(
-        f"{group}.8", f"Send {kind} message with payload 65536, written in chops of 997 octets.", echo(payload(65536), chop=997)
+        f"{group}.8",
+        f"Send {kind} message with payload 65536, written in chops of 997 octets.",
+        echo(payload(65536), chop=997),
     )
 
 

@@ -2,7 +2,6 @@
 control frame payloads of at most 125 octets, unsolicited Pongs ignored."""
 
 import pytest
-
 from cases import Cases
 from wsclient import PING, Pong, frame, ping, pong
 
@@ -30,7 +29,9 @@ def case_2_5(ws):
     ws.expect_failure(1002)
 
 
-CASES.register("2.6", "Send ping with binary payload of 125 octets, written octet by octet.", pong_for(b"\xfe" * 125, chop=1))
+CASES.register(
+    "2.6", "Send ping with binary payload of 125 octets, written octet by octet.", pong_for(b"\xfe" * 125, chop=1)
+)
 
 
 @CASES.add("2.7", "Send unsolicited pong without payload: nothing comes back.")

@@ -2,7 +2,6 @@
 bit set fails the connection (1002), and nothing after it is acted on."""
 
 import pytest
-
 from cases import Cases
 from wsclient import BINARY, CLOSE, PING, TEXT, Message, frame, frames_write, message, ping
 
@@ -28,10 +27,14 @@ def after_a_message(rsv: int, how: str):
 
 CASES.register("3.2", "Send small text message, then again with RSV = 2, then ping.", after_a_message(2, "one write"))
 CASES.register(
-    "3.3", "Send small text message, then again with RSV = 3, then ping, frame by frame.", after_a_message(3, "frame by frame")
+    "3.3",
+    "Send small text message, then again with RSV = 3, then ping, frame by frame.",
+    after_a_message(3, "frame by frame"),
 )
 CASES.register(
-    "3.4", "Send small text message, then again with RSV = 4, then ping, octet by octet.", after_a_message(4, "octet by octet")
+    "3.4",
+    "Send small text message, then again with RSV = 4, then ping, octet by octet.",
+    after_a_message(4, "octet by octet"),
 )
 
 

@@ -2,7 +2,6 @@
 fail the connection (1002), and nothing after them is acted on."""
 
 import pytest
-
 from cases import Cases
 from wsclient import Message, frame, message, ping
 

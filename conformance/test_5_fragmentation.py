@@ -4,7 +4,6 @@ continuation without a start, a new message inside a fragmented one) failing the
 connection (1002)."""
 
 import pytest
-
 from cases import Cases
 from wsclient import CONTINUATION, PING, PONG, TEXT, Message, Pong, frame, frames_write
 
@@ -97,7 +96,11 @@ def case_5_15(ws):
 
 def continuation_then_fragmented(fin: bool):
     def scenario(ws):
-        once = [frame(CONTINUATION, "fragment1", fin=fin), frame(TEXT, "fragment2", fin=False), frame(CONTINUATION, "fragment3")]
+        once = [
+            frame(CONTINUATION, "fragment1", fin=fin),
+            frame(TEXT, "fragment2", fin=False),
+            frame(CONTINUATION, "fragment3"),
+        ]
         ws.send(*once, *once)
         ws.expect_failure(1002)
 
@@ -127,7 +130,11 @@ def pings_while_fragmented(how: str):
     """Autobahn waits 1 s after the first ping; here the first pong is awaited instead."""
 
     def scenario(ws):
-        frames = [frame(TEXT, "fragment1", fin=False), frame(CONTINUATION, "fragment2", fin=False), frame(PING, "pongme 1!")]
+        frames = [
+            frame(TEXT, "fragment1", fin=False),
+            frame(CONTINUATION, "fragment2", fin=False),
+            frame(PING, "pongme 1!"),
+        ]
         frames_write(ws=ws, frames=frames, how=how)
         ws.expect(Pong(b"pongme 1!"))
         frames = [

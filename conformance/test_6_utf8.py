@@ -4,9 +4,8 @@ forms, surrogates, code points past U+10FFFF, truncated sequences) failing the
 connection with 1007 as soon as the invalid octet arrives."""
 
 import pytest
-
 from cases import Cases
-from wsclient import CONTINUATION, TEXT, Message, frame, fragments
+from wsclient import CONTINUATION, TEXT, Message, fragments, frame
 
 CASES = Cases()
 KOSME = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"  # κόσμε
@@ -19,7 +18,8 @@ def text_frames(payload: bytes, size: int | None) -> list[bytes]:
         return [frame(TEXT, payload)]
     parts = fragments(payload, size)
     return [
-        frame(TEXT if index == 0 else CONTINUATION, part, fin=index == len(parts) - 1) for index, part in enumerate(parts)
+        frame(TEXT if index == 0 else CONTINUATION, part, fin=index == len(parts) - 1)
+        for index, part in enumerate(parts)
     ]
 
 
@@ -62,7 +62,9 @@ def case_6_1_2(ws):
 
 @CASES.add("6.1.3", "Send fragmented text message, 3 fragments, first and last of length 0, middle non-empty.")
 def case_6_1_3(ws):
-    ws.send(frame(TEXT, b"", fin=False), frame(CONTINUATION, "middle frame payload", fin=False), frame(CONTINUATION, b""))
+    ws.send(
+        frame(TEXT, b"", fin=False), frame(CONTINUATION, "middle frame payload", fin=False), frame(CONTINUATION, b"")
+    )
     ws.expect(Message("middle frame payload"))
     ws.close_handshake()
 
@@ -82,7 +84,9 @@ def case_6_2_2(ws):
 
 
 CASES.register(
-    "6.2.3", "Send a valid UTF-8 text message in fragments of 1 octet, most ending inside a code point.", valid(HELLO, size=1)
+    "6.2.3",
+    "Send a valid UTF-8 text message in fragments of 1 octet, most ending inside a code point.",
+    valid(HELLO, size=1),
 )
 CASES.register("6.2.4", "Send the valid UTF-8 text message κόσμε in fragments of 1 octet.", valid(KOSME, size=1))
 
@@ -214,7 +218,9 @@ for group, (title, sequences) in enumerate(UTF8_SEQUENCES, start=5):
         if is_valid:
             CASES.register(f"6.{group}.{number}", f"{title}: valid, echoed: {payload.hex()}", valid(payload))
         else:
-            CASES.register(f"6.{group}.{number}", f"{title}: invalid, connection failed: {payload.hex()}", invalid(payload))
+            CASES.register(
+                f"6.{group}.{number}", f"{title}: invalid, connection failed: {payload.hex()}", invalid(payload)
+            )
 
 
 @pytest.mark.parametrize("scenario", CASES.params())

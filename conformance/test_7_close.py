@@ -5,7 +5,6 @@ reason of up to 123 octets); nothing after a Close acted on; and a Close with a
 failing the connection."""
 
 import pytest
-
 from cases import Cases
 from wsclient import CLOSE, CONTINUATION, TEXT, Close, Message, close, close_payload, frame, message, ping
 
@@ -67,8 +66,14 @@ def case_7_3_2(ws):
     ws.expect_failure(1002)
 
 
-CASES.register("7.3.3", "Send a close frame with payload length 2 (regular close with a code).", lambda ws: ws.close_handshake(1000))
-CASES.register("7.3.4", "Send a close frame with close code and close reason.", lambda ws: ws.close_handshake(1000, HELLO))
+CASES.register(
+    "7.3.3",
+    "Send a close frame with payload length 2 (regular close with a code).",
+    lambda ws: ws.close_handshake(1000),
+)
+CASES.register(
+    "7.3.4", "Send a close frame with close code and close reason.", lambda ws: ws.close_handshake(1000, HELLO)
+)
 CASES.register(
     "7.3.5",
     "Send a close frame with close code and close reason of maximum length (123).",

@@ -2,7 +2,6 @@
 handshake from another origin, or from none, is refused like on the sites."""
 
 import pytest
-
 from wsclient import HandshakeRejected, WireClient
 
 

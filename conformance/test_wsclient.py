@@ -9,7 +9,6 @@ import struct
 import threading
 
 import pytest
-
 from wsclient import NothingReceived, WireClient, message
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

@@ -130,7 +130,9 @@ class HandshakeRejected(Exception):
 class WireClient:
     """One WebSocket connection over a plain blocking socket."""
 
-    def __init__(self, host: str, port: int, *, path: str = "/ws/echo/", origin: str | None = None, timeout: float = TIMEOUT):
+    def __init__(
+        self, host: str, port: int, *, path: str = "/ws/echo/", origin: str | None = None, timeout: float = TIMEOUT
+    ):
         self.timeout = timeout
         self._parser = FrameProtocol(client=True, extensions=[])
         self._events: deque = deque()
@@ -209,7 +211,9 @@ class WireClient:
             try:
                 data = self._recv(deadline)
             except TimeoutError:
-                raise NothingReceived(f"the server sent nothing and kept the connection open for {timeout:.1f}s") from None
+                raise NothingReceived(
+                    f"the server sent nothing and kept the connection open for {timeout:.1f}s"
+                ) from None
             except ConnectionResetError:
                 self._ended = Dropped("reset")
                 continue
@@ -285,7 +289,9 @@ class WireClient:
             return
         raise AssertionError(f"expected nothing yet, got {got!r}")
 
-    def close_handshake(self, code: int | None = 1000, reason: str = "", *, replies=(1000,), frame_bytes: bytes | None = None) -> None:
+    def close_handshake(
+        self, code: int | None = 1000, reason: str = "", *, replies=(1000,), frame_bytes: bytes | None = None
+    ) -> None:
         """We start the closing handshake; the server must answer with a Close (§5.5.1)
         whose code is one of ``replies`` and then close the TCP connection (§7.1.1)."""
         self._closing = True

@@ -14,9 +14,9 @@ import shlex
 from pathlib import Path
 
 import pytest
+from pages import CHAT_PASSWORD, CHAT_ROOMS, CHAT_USERS, STAFF_PASSWORD, STAFF_USERNAME
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from pages import STAFF_PASSWORD, STAFF_USERNAME
 from realtime_common.testing.servers import ComposeSite, LiveSite
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,3 +100,21 @@ def new_page(browser: Browser):
     yield open_page
     for context in contexts:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def chat(chat_site):
+    """The chat site, with the users and rooms these tests use (DEBUG is off: no demo users)."""
+    chat_site.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model\n"
+        "from rooms.models import Room\n"
+        f"for name in {CHAT_USERS!r}:\n"
+        "    user, _ = get_user_model().objects.get_or_create(username=name)\n"
+        f"    user.set_password({CHAT_PASSWORD!r})\n"
+        "    user.save()\n"
+        f"for slug in {CHAT_ROOMS!r}:\n"
+        "    Room.objects.get_or_create(slug=slug, defaults={'title': slug.replace('-', ' ').title()})\n",
+    )
+    return chat_site

@@ -2,34 +2,9 @@ import re
 import uuid
 
 import pytest
-from playwright.sync_api import Page, expect
-
+from pages import CHAT_PASSWORD as PASSWORD
 from pages import expect_live, log_in, log_in_as_staff
-
-PASSWORD = "e2e-chat-password"
-# dave and erin lose their logins in the tests, so no other test uses them.
-USERS = ["alice", "bob", "carol", "dave", "erin"]
-# A room of its own for each test, so no test sees another's members or messages.
-ROOMS = ["replicas", "together", "elsewhere", "logout", "devices", "password", "expired"]
-ROOMS += ["reload-a", "reload-b", "offline", "markup", "presence", "crash", "sites"]
-
-
-@pytest.fixture(scope="module")
-def chat(chat_site):
-    """The chat site, with the users and rooms these tests use (DEBUG is off: no demo users)."""
-    chat_site.manage(
-        "shell",
-        "-c",
-        "from django.contrib.auth import get_user_model\n"
-        "from rooms.models import Room\n"
-        f"for name in {USERS!r}:\n"
-        "    user, _ = get_user_model().objects.get_or_create(username=name)\n"
-        f"    user.set_password({PASSWORD!r})\n"
-        "    user.save()\n"
-        f"for slug in {ROOMS!r}:\n"
-        "    Room.objects.get_or_create(slug=slug, defaults={'title': slug.replace('-', ' ').title()})\n",
-    )
-    return chat_site
+from playwright.sync_api import Page, expect
 
 
 def unique(text: str) -> str:

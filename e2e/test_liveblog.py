@@ -1,8 +1,7 @@
 import uuid
 
-from playwright.sync_api import expect
-
 from pages import expect_live, log_in_as_staff
+from playwright.sync_api import expect
 
 
 def unique(text: str) -> str:
@@ -123,7 +122,9 @@ def test_publishing_after_the_session_expired_says_so_and_keeps_the_text(new_pag
     staff = new_page(url)
     log_in_as_staff(staff, url, "/djangocon/")
     expect_live(staff)
-    liveblog_site.manage("shell", "-c", "from django.contrib.sessions.models import Session; Session.objects.all().delete()")
+    liveblog_site.manage(
+        "shell", "-c", "from django.contrib.sessions.models import Session; Session.objects.all().delete()"
+    )
 
     text = unique("Written while the session expired")
     staff.get_by_label("New post").fill(text)

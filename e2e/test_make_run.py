@@ -31,10 +31,17 @@ def test_make_run_serves_every_site_and_ctrl_c_stops_everything(tmp_path, redis_
     if not redis_installed:
         env["REDIS_SERVER"] = str(tmp_path / "no-redis-server-here")
     log = (tmp_path / "make-run.log").open("w+")
-    run = subprocess.Popen(["make", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    run = subprocess.Popen(
+        ["make", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         for port in SITES.values():
-            wait_until(lambda port=port: healthy(f"http://127.0.0.1:{port}"), timeout=120, what=f"make run :{port}", process=run)
+            wait_until(
+                lambda port=port: healthy(f"http://127.0.0.1:{port}"),
+                timeout=120,
+                what=f"make run :{port}",
+                process=run,
+            )
         output = Path(log.name).read_text()
         if redis_installed:
             assert "==> A private Redis for this run at redis://127.0.0.1:" in output

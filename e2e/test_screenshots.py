@@ -7,10 +7,9 @@ import struct
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
-
 from pages import expect_live, log_in_as_staff
-from test_chat import chat, chat_as, room, say  # noqa: F401 - chat is a fixture
+from playwright.sync_api import Page, expect
+from test_chat import chat_as, room, say
 from test_sketchpad import BLUE, CANVAS_PIXEL, RED, create_board, draw_line
 
 VIEWPORT = {"width": 1100, "height": 720}
@@ -45,7 +44,11 @@ def test_the_liveblog(new_page, liveblog_site, shots):
 
 def test_the_chat(new_page, chat, shots):
     url = chat.urls[0]
-    chat.manage("shell", "-c", "from rooms.models import Room; Room.objects.get_or_create(slug='tour', defaults={'title': 'Tour'})")
+    chat.manage(
+        "shell",
+        "-c",
+        "from rooms.models import Room; Room.objects.get_or_create(slug='tour', defaults={'title': 'Tour'})",
+    )
     alice = chat_as(new_page, url, "alice", "tour")
     bob = chat_as(new_page, chat.urls[-1], "bob", "tour")
     say(alice, "tour", "Hello from one server")

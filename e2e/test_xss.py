@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 from daphne.utils import parse_x_forwarded_for
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect
-
 from pages import expect_live, log_in, log_in_as_staff
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "e2e-xss-password"

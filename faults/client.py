@@ -47,7 +47,9 @@ def origin(base: str) -> str:
 
 
 def http_json(url: str, *, cookie: str | None = None, timeout: float = 5) -> dict:
-    request = urllib.request.Request(url, headers={"Accept": "application/json", **({"Cookie": cookie} if cookie else {})})
+    request = urllib.request.Request(
+        url, headers={"Accept": "application/json", **({"Cookie": cookie} if cookie else {})}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 
@@ -58,7 +60,9 @@ class Page:
 
     path = "/"
 
-    def __init__(self, *, name: str, urls: list[str], cookie: str | None = None, seed: int = 0, rcvbuf: int | None = None):
+    def __init__(
+        self, *, name: str, urls: list[str], cookie: str | None = None, seed: int = 0, rcvbuf: int | None = None
+    ):
         self.name = name
         self.urls = list(urls)
         self.server = 0  # index into urls of the server it talks to
@@ -226,7 +230,10 @@ async def all_until(pages, predicate: Callable[[Page], bool], *, timeout: float,
     """Wait until ``predicate(page)`` holds for every page; the seconds it took (bounded by ``timeout``)."""
     started = time.monotonic()
     await asyncio.gather(
-        *(page.until(lambda page=page: predicate(page), timeout=timeout, what=f"{what} ({page.name})") for page in pages)
+        *(
+            page.until(lambda page=page: predicate(page), timeout=timeout, what=f"{what} ({page.name})")
+            for page in pages
+        )
     )
     return time.monotonic() - started
 

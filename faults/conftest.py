@@ -247,7 +247,12 @@ def sites(prepared, redis, tmp_path):
     started: list[FaultSite] = []
 
     def start(
-        name: str, *, servers: int = 2, env: dict[str, str] | None = None, worker: bool = False, backlog: int | None = None
+        name: str,
+        *,
+        servers: int = 2,
+        env: dict[str, str] | None = None,
+        worker: bool = False,
+        backlog: int | None = None,
     ) -> FaultSite:
         template = prepared(name)
         workdir = tmp_path / name
@@ -255,7 +260,11 @@ def sites(prepared, redis, tmp_path):
         for path in template.glob("db.sqlite3*"):
             shutil.copy(path, workdir / path.name)
         site = FaultSite(
-            directory=REPO / name, workdir=workdir, redis_url=redis.url, extra=dict(env or {}), static=template / "static"
+            directory=REPO / name,
+            workdir=workdir,
+            redis_url=redis.url,
+            extra=dict(env or {}),
+            static=template / "static",
         )
         started.append(site)
         # Started together, waited for together: each takes a second or two to load Django.

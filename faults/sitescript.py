@@ -18,7 +18,7 @@ import traceback
 sys.path.insert(0, os.getcwd())
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -90,6 +90,7 @@ def op_chat_users(names, rooms=()):
 
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
+
     from rooms.models import Room
 
     for slug in rooms:
@@ -111,9 +112,10 @@ def op_chat_users(names, rooms=()):
 def op_message(room, username, text):
     """A message stored as the admin or a shell would: Message.objects.create."""
     from django.contrib.auth import get_user_model
+
+    from realtime_common.streams import stream_seq
     from rooms.models import Message, Room
     from rooms.wire import room_group
-    from realtime_common.streams import stream_seq
 
     room_row = Room.objects.get(slug=room)
     message = Message.objects.create(room=room_row, user=get_user_model().objects.get(username=username), text=text)
@@ -121,9 +123,9 @@ def op_message(room, username, text):
 
 
 def op_chat_state(room, marker=""):
+    from realtime_common.streams import stream_seq
     from rooms.models import Message, Room
     from rooms.wire import room_group
-    from realtime_common.streams import stream_seq
 
     room_row = Room.objects.get(slug=room)
     return {
@@ -141,9 +143,10 @@ def op_chat_state(room, marker=""):
 def op_boards(slugs, strokes=0, points=8):
     """Boards (made again if they exist), each with ``strokes`` stored strokes of ``points`` points,
     stored in one transaction (one change of the board, one thumbnail request)."""
+    from django.db import transaction
+
     from boards.models import Board, Stroke
     from boards.services import board_changed
-    from django.db import transaction
 
     made = {}
     for slug in slugs:
@@ -151,7 +154,10 @@ def op_boards(slugs, strokes=0, points=8):
         with transaction.atomic():
             board = Board.objects.create(slug=slug, title=slug, creator="faults")
             lines = [
-                [[round((index + 1) / (points + 1), 4), round(((number * 37) % 100) / 100, 4)] for index in range(points)]
+                [
+                    [round((index + 1) / (points + 1), 4), round(((number * 37) % 100) / 100, 4)]
+                    for index in range(points)
+                ]
                 for number in range(strokes)
             ]
             Stroke.objects.bulk_create(
@@ -168,9 +174,9 @@ def op_boards(slugs, strokes=0, points=8):
 def op_render_seconds(slug):
     """How long the worker's rendering of this board takes here."""
     from boards.models import Board
-    from boards.services import THUMBNAIL_SIZE
     from boards.render import strokes_png
     from boards.selectors import stroke_list
+    from boards.services import THUMBNAIL_SIZE
 
     board = Board.objects.get(slug=slug)
     started = time.monotonic()
@@ -218,6 +224,7 @@ def op_writers_without_events(slug, room, username, marker):
 
     from django.contrib.auth import get_user_model
     from django.db import transaction
+
     from realtime_common.models import StreamEvent
 
     live = room_row = existing_post = existing_message = None
@@ -242,8 +249,12 @@ def op_writers_without_events(slug, room, username, marker):
     writers = {}
     if live:
         writers |= {
-            "post_create (services, the page's form, manage.py post)": lambda: post_create(liveblog=live, body=f"{marker} service"),
-            "Post.objects.create (a shell)": lambda: Post.objects.create(liveblog=live, body=f"{marker} objects.create"),
+            "post_create (services, the page's form, manage.py post)": lambda: post_create(
+                liveblog=live, body=f"{marker} service"
+            ),
+            "Post.objects.create (a shell)": lambda: Post.objects.create(
+                liveblog=live, body=f"{marker} objects.create"
+            ),
             "Post(...).save() (a bare save)": lambda: Post(liveblog=live, body=f"{marker} bare save").save(),
             "post_update (the admin's change form)": lambda: post_update(post=existing_post, body=f"{marker} update"),
             "post_delete (the admin's delete)": lambda: post_delete(post=existing_post),
@@ -251,7 +262,9 @@ def op_writers_without_events(slug, room, username, marker):
         }
     if room_row:
         writers |= {
-            "message_create (the chat's socket)": lambda: message_create(room=room_row, user=user, text=f"{marker} socket"),
+            "message_create (the chat's socket)": lambda: message_create(
+                room=room_row, user=user, text=f"{marker} socket"
+            ),
             "Message.objects.create (the admin, a shell)": lambda: Message.objects.create(
                 room=room_row, user=user, text=f"{marker} shell"
             ),
@@ -288,7 +301,12 @@ def main() -> None:
             result = OPS[request["op"]](**request.get("args", {}))
             reply = {"ok": True, "result": result}
         except Exception as error:  # noqa: BLE001 - reported to the test
-            reply = {"ok": False, "type": type(error).__name__, "error": str(error), "traceback": traceback.format_exc()}
+            reply = {
+                "ok": False,
+                "type": type(error).__name__,
+                "error": str(error),
+                "traceback": traceback.format_exc(),
+            }
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
 

@@ -77,9 +77,14 @@ async def test_redis_restart_with_pages_of_every_demo_open(sites, redis):
 
         # Everything saved meanwhile reaches every page, without any further event.
         caught_up = await asyncio.gather(
-            all_until(blog_pages, lambda p: p.has("saved while Redis was down"), timeout=BACK_WITHIN, what="post during"),
             all_until(
-                chat_pages, lambda p: p.has("lobby", "saved while Redis was down"), timeout=BACK_WITHIN, what="message during"
+                blog_pages, lambda p: p.has("saved while Redis was down"), timeout=BACK_WITHIN, what="post during"
+            ),
+            all_until(
+                chat_pages,
+                lambda p: p.has("lobby", "saved while Redis was down"),
+                timeout=BACK_WITHIN,
+                what="message during",
             ),
             all_until(board_pages[1:], lambda p: "during" in p.strokes, timeout=BACK_WITHIN, what="stroke during"),
         )

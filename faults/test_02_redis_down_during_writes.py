@@ -30,13 +30,19 @@ async def test_writes_while_redis_dies(sites, redis):
     chat_urls = [server.url for server in chat.daphnes]
     pad_urls = [server.url for server in sketchpad.daphnes]
 
-    blog_pages = [LiveblogPage(name=f"blog{n}", slug="djangocon", urls=blog_urls[n % 2 :] + blog_urls[: n % 2]) for n in range(2)]
+    blog_pages = [
+        LiveblogPage(name=f"blog{n}", slug="djangocon", urls=blog_urls[n % 2 :] + blog_urls[: n % 2]) for n in range(2)
+    ]
     chat_pages = [
-        ChatPage(name=f"chat-{user}", rooms=["lobby"], cookie=cookies[user], urls=chat_urls[n % 2 :] + chat_urls[: n % 2])
+        ChatPage(
+            name=f"chat-{user}", rooms=["lobby"], cookie=cookies[user], urls=chat_urls[n % 2 :] + chat_urls[: n % 2]
+        )
         for n, user in enumerate([*senders, "viv"])
     ]
     drawer = BoardPage(name="drawer", slug="writes", urls=pad_urls)
-    watchers = [BoardPage(name=f"watcher{n}", slug="writes", urls=pad_urls[n % 2 :] + pad_urls[: n % 2]) for n in range(2)]
+    watchers = [
+        BoardPage(name=f"watcher{n}", slug="writes", urls=pad_urls[n % 2 :] + pad_urls[: n % 2]) for n in range(2)
+    ]
     pages = [*blog_pages, *chat_pages, drawer, *watchers]
     await asyncio.gather(*(page.start() for page in pages))
 
@@ -134,7 +140,9 @@ async def test_writes_while_redis_dies(sites, redis):
 
         # Every page gets every stored event, once caught up.
         await all_until(blog_pages, lambda p: all(p.has(text) for text in stored_texts), timeout=5, what="posts")
-        await all_until(chat_pages, lambda p: all(p.has("lobby", text) for text in chat_texts), timeout=5, what="messages")
+        await all_until(
+            chat_pages, lambda p: all(p.has("lobby", text) for text in chat_texts), timeout=5, what="messages"
+        )
         await all_until(watchers, lambda p: pad_stored <= p.strokes, timeout=5, what="strokes")
         # The posts saved while Redis was down reached the pages by catch-up: when, after it was back?
         caught_up = max(

@@ -51,8 +51,12 @@ async def test_daphne_stopped_by_sigterm_then_sigkill(sites):
     board_pages = [BoardPage(name=f"board{n}", slug="stopped", urls=urls(sketchpad, n % 2)) for n in range(4)]
     # Users who close their laptop as their server goes: they never come back.
     leaving = {
-        "gone-on-term": ChatPage(name="chat-gone-on-term", rooms=["lobby"], cookie=cookies["gone-on-term"], urls=urls(chat, 0)),
-        "gone-on-kill": ChatPage(name="chat-gone-on-kill", rooms=["lobby"], cookie=cookies["gone-on-kill"], urls=urls(chat, 1)),
+        "gone-on-term": ChatPage(
+            name="chat-gone-on-term", rooms=["lobby"], cookie=cookies["gone-on-term"], urls=urls(chat, 0)
+        ),
+        "gone-on-kill": ChatPage(
+            name="chat-gone-on-kill", rooms=["lobby"], cookie=cookies["gone-on-kill"], urls=urls(chat, 1)
+        ),
     }
     pages = [*blog_pages, *chat_pages, *board_pages]
     await asyncio.gather(*(page.start() for page in [*pages, *leaving.values()]))
@@ -70,16 +74,23 @@ async def test_daphne_stopped_by_sigterm_then_sigkill(sites):
         await chat_script.acall("message", room="lobby", username="amy", text="saved during the SIGTERM")
         on_first = [page for page in pages if page.urls[0] in first_urls(liveblog, chat, sketchpad)]
         await all_until(
-            on_first, lambda p: reconnected_after(p, term_at) is not None, timeout=RECONNECT_WITHIN + 3, what="back after SIGTERM"
+            on_first,
+            lambda p: reconnected_after(p, term_at) is not None,
+            timeout=RECONNECT_WITHIN + 3,
+            what="back after SIGTERM",
         )
         term_closes = [close_after(page, term_at) for page in on_first]
         term_back = [reconnected_after(page, term_at) for page in on_first]
         await all_until(blog_pages, lambda p: p.has("saved during the SIGTERM"), timeout=5, what="post after SIGTERM")
-        await all_until(chat_pages, lambda p: p.has("lobby", "saved during the SIGTERM"), timeout=5, what="message after SIGTERM")
+        await all_until(
+            chat_pages, lambda p: p.has("lobby", "saved during the SIGTERM"), timeout=5, what="message after SIGTERM"
+        )
         await board_pages[1].draw("after-term", [[0.2, 0.2], [0.3, 0.3]], done=True)
         await all_until(board_pages, lambda p: "after-term" in p.strokes, timeout=5, what="stroke after SIGTERM")
         await watcher.until(
-            lambda: "gone-on-term" not in watcher.members["lobby"], timeout=PRESENCE_WITHIN + 2, what="gone-on-term leaves"
+            lambda: "gone-on-term" not in watcher.members["lobby"],
+            timeout=PRESENCE_WITHIN + 2,
+            what="gone-on-term leaves",
         )
         term_left = time.monotonic() - term_at
         term_exit = [site.daphnes[0].process.wait(timeout=10) for site in (liveblog, chat, sketchpad)]
@@ -91,16 +102,22 @@ async def test_daphne_stopped_by_sigterm_then_sigkill(sites):
             site.daphnes[1].signal(SIGKILL)
         await blog_script.acall("post", slug="djangocon", body="saved during the SIGKILL")
         await chat_script.acall("message", room="lobby", username="bo", text="saved during the SIGKILL")
-        await all_until(pages, lambda p: reconnected_after(p, kill_at) is not None, timeout=10, what="back after SIGKILL")
+        await all_until(
+            pages, lambda p: reconnected_after(p, kill_at) is not None, timeout=10, what="back after SIGKILL"
+        )
         kill_closes = [close_after(page, kill_at) for page in pages]
         kill_back = [reconnected_after(page, kill_at) for page in pages]
         await all_until(blog_pages, lambda p: p.has("saved during the SIGKILL"), timeout=5, what="post after SIGKILL")
-        await all_until(chat_pages, lambda p: p.has("lobby", "saved during the SIGKILL"), timeout=5, what="message after SIGKILL")
+        await all_until(
+            chat_pages, lambda p: p.has("lobby", "saved during the SIGKILL"), timeout=5, what="message after SIGKILL"
+        )
         await board_pages[0].draw("after-kill", [[0.4, 0.4], [0.5, 0.5]], done=True)
         await all_until(board_pages, lambda p: "after-kill" in p.strokes, timeout=5, what="stroke after SIGKILL")
         watcher_now = chat_pages[0]
         await watcher_now.until(
-            lambda: "gone-on-kill" not in watcher_now.members["lobby"], timeout=PRESENCE_WITHIN + 2, what="gone-on-kill leaves"
+            lambda: "gone-on-kill" not in watcher_now.members["lobby"],
+            timeout=PRESENCE_WITHIN + 2,
+            what="gone-on-kill leaves",
         )
         kill_left_total = time.monotonic() - kill_at
 
@@ -108,7 +125,10 @@ async def test_daphne_stopped_by_sigterm_then_sigkill(sites):
         assert {code for _, code in term_closes} == {1012}, term_closes
         assert max(term_back) <= RECONNECT_WITHIN, term_back
         assert {code for _, code in kill_closes} == {1006}, kill_closes
-        assert term_left <= PRESENCE_WITHIN + 1.0 and kill_left_total <= PRESENCE_WITHIN + 1.0, (term_left, kill_left_total)
+        assert term_left <= PRESENCE_WITHIN + 1.0 and kill_left_total <= PRESENCE_WITHIN + 1.0, (
+            term_left,
+            kill_left_total,
+        )
         for page in blog_pages:
             assert page.duplicates == 0
         for site in (liveblog, chat, sketchpad):

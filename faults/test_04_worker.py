@@ -13,7 +13,6 @@ import asyncio
 import time
 
 import redis as redis_py
-
 from client import BoardPage, GalleryPage
 from conftest import SIGCONT, SIGKILL, SIGSTOP, record, tracebacks
 

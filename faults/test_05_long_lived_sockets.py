@@ -12,7 +12,6 @@ import asyncio
 import time
 
 import redis as redis_py
-
 from client import BoardPage, ChatPage, GalleryPage, LiveblogPage, all_until
 from conftest import record, tracebacks
 
@@ -38,9 +37,12 @@ async def test_sockets_outlive_the_group_expiry_on_the_core_layer(sites, redis):
 
     blog_pages = [LiveblogPage(name=f"blog{n}", slug="djangocon", urls=[liveblog.daphnes[0].url]) for n in range(3)]
     chat_pages = [
-        ChatPage(name=f"chat-{user}", rooms=["lobby"], cookie=cookies[user], urls=[chat.daphnes[0].url]) for user in cookies
+        ChatPage(name=f"chat-{user}", rooms=["lobby"], cookie=cookies[user], urls=[chat.daphnes[0].url])
+        for user in cookies
     ]
-    drawer, watcher = (BoardPage(name=name, slug="aging", urls=[sketchpad.daphnes[0].url]) for name in ("drawer", "watcher"))
+    drawer, watcher = (
+        BoardPage(name=name, slug="aging", urls=[sketchpad.daphnes[0].url]) for name in ("drawer", "watcher")
+    )
     gallery = GalleryPage(name="gallery", urls=[sketchpad.daphnes[0].url])
     pages = [*blog_pages, *chat_pages, drawer, watcher, gallery]
     await asyncio.gather(*(page.start() for page in pages))
@@ -77,7 +79,9 @@ async def test_sockets_outlive_the_group_expiry_on_the_core_layer(sites, redis):
         await all_until(chat_pages, lambda p: p.has("lobby", "after three expiries"), timeout=5, what="message")
         await watcher.until(lambda: "late" in watcher.strokes, timeout=5, what="stroke")
         version = await pad_script.acall("thumbnail_refresh", slug="aging")  # the worker's job, and its message
-        await gallery.until(lambda: f"v={version}" in (gallery.thumbnails.get("aging") or ""), timeout=5, what="gallery")
+        await gallery.until(
+            lambda: f"v={version}" in (gallery.thumbnails.get("aging") or ""), timeout=5, what="gallery"
+        )
         delivered = time.monotonic() - sent
         for page in pages:
             assert page.closes == [] or page is leaver, page.name

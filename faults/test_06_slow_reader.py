@@ -50,7 +50,10 @@ async def test_a_page_that_stops_reading(sites):
         bodies = [f"slow-reader {n} ts={{ts}} " + "x" * BODY for n in range(POSTS)]
         published = await script.acall("posts", slug="djangocon", bodies=bodies, rate=RATE)
         await all_until(
-            fast, lambda p: sum("slow-reader" in html for html in p.posts.values()) == POSTS, timeout=30, what="fast pages"
+            fast,
+            lambda p: sum("slow-reader" in html for html in p.posts.values()) == POSTS,
+            timeout=30,
+            what="fast pages",
         )
         await wait_for_log(server, "closed a slow reader", timeout=10)
         line = next(line for line in server.text().splitlines() if "closed a slow reader" in line)
@@ -73,7 +76,9 @@ async def test_a_page_that_stops_reading(sites):
         await asyncio.sleep(max(0.0, paused_at + PAUSE - time.monotonic()))
         slow.resume_reading()
         resumed = time.monotonic()
-        await slow.until(lambda: slow.seq == published["seq"] and len(slow.opens) > 1, timeout=20, what="slow page caught up")
+        await slow.until(
+            lambda: slow.seq == published["seq"] and len(slow.opens) > 1, timeout=20, what="slow page caught up"
+        )
         caught_up = time.monotonic() - resumed
         sampling = False
         await sampler

@@ -9,11 +9,10 @@ import json
 import time
 from collections import Counter
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
-
 from client import http_json, origin, ws_url
 from conftest import record, tracebacks
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 SOCKETS = 2000
 WITHIN = 2.0  # seconds over which the handshakes start
@@ -83,7 +82,9 @@ async def test_two_thousand_sockets_within_two_seconds(sites):
         for server in liveblog.daphnes:
             assert server.alive()
             assert tracebacks(server.text()) == [], server.text()[-3000:]
-            assert " 50" not in "".join(line for line in server.text().splitlines() if "WSREJECT" in line or '" 5' in line)
+            assert " 50" not in "".join(
+                line for line in server.text().splitlines() if "WSREJECT" in line or '" 5' in line
+            )
         record(
             f"7. connection storm: {SOCKETS} liveblog sockets started within {WITHIN:.0f} s on 2 daphne processes",
             f"all accepted, no refusal or 5xx ({open_by_2s} open after 2 s; {overflows} SYNs dropped by daphne's "

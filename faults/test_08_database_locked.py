@@ -36,9 +36,12 @@ async def test_database_locked_past_its_timeout(sites):
     cookies = await chat_script.acall("chat_users", names=["writer", "reader"])
     await pad_script.acall("boards", slugs=["locked"])
     writer, reader = (
-        ChatPage(name=f"chat-{user}", rooms=["lobby"], cookie=cookies[user], urls=[chat.daphnes[0].url]) for user in cookies
+        ChatPage(name=f"chat-{user}", rooms=["lobby"], cookie=cookies[user], urls=[chat.daphnes[0].url])
+        for user in cookies
     )
-    drawer, watcher = (BoardPage(name=name, slug="locked", urls=[sketchpad.daphnes[0].url]) for name in ("drawer", "watcher"))
+    drawer, watcher = (
+        BoardPage(name=name, slug="locked", urls=[sketchpad.daphnes[0].url]) for name in ("drawer", "watcher")
+    )
     pages = [writer, reader, drawer, watcher]
     await asyncio.gather(*(page.start() for page in pages))
     late = LiveblogPage(name="late", slug="djangocon", urls=[liveblog.daphnes[0].url])
@@ -93,7 +96,9 @@ async def test_database_locked_past_its_timeout(sites):
         for site in (chat, sketchpad, liveblog):
             server = site.daphnes[0]
             assert server.alive() and tracebacks(server.text()) == [], server.text()
-        refusals = log_count(chat.daphnes[0].text() + sketchpad.daphnes[0].text(), "refused a frame: the database failed")
+        refusals = log_count(
+            chat.daphnes[0].text() + sketchpad.daphnes[0].text(), "refused a frame: the database failed"
+        )
         assert refusals == 3
         record(
             f"8. database locked {HOLD:.0f} s by another connection (BEGIN IMMEDIATE), busy timeout {TIMEOUT} s",

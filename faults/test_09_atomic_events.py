@@ -42,7 +42,8 @@ async def test_a_failed_event_write_leaves_nothing(sites):
     cookies = await chat_script.acall("chat_users", names=["atom", "watch"])
     blog_page = LiveblogPage(name="blog", slug="djangocon", urls=[liveblog.daphnes[0].url])
     writer, watcher = (
-        ChatPage(name=f"chat-{user}", rooms=["lobby"], cookie=cookies[user], urls=[chat.daphnes[0].url]) for user in cookies
+        ChatPage(name=f"chat-{user}", rooms=["lobby"], cookie=cookies[user], urls=[chat.daphnes[0].url])
+        for user in cookies
     )
     pages = [blog_page, writer, watcher]
     await asyncio.gather(*(page.start() for page in pages))

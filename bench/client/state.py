@@ -282,7 +282,7 @@ class ClientState:
                     self.on_frame(conn=conn, text=text)
         except ConnectionClosed:
             pass
-        except Exception:  # noqa: BLE001 - one broken socket must not take the client down
+        except Exception:  # one broken socket must not take the client down
             logger.exception("reader of %s #%d failed", conn.group, conn.index)
         finally:
             conn.close_code = conn.ws.close_code

@@ -27,6 +27,7 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
     from django.db import transaction
+
     from rooms.models import Room
 
     store = import_module(settings.SESSION_ENGINE).SessionStore

@@ -279,7 +279,9 @@ class Registry:
         self.flushes: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
         self.reads: dict[int, asyncio.Task] = {}  # member reads in flight, by room, shared by whoever needs one
         self.outages = OutageLog(
-            logger=logger, failing="presence: a flush failed (%s); retrying every heartbeat", working="presence: flushes work again"
+            logger=logger,
+            failing="presence: a flush failed (%s); retrying every heartbeat",
+            working="presence: flushes work again",
         )
 
     def store_get(self) -> RedisStore | MemoryStore:

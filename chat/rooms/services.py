@@ -29,7 +29,9 @@ def message_create(*, room: Room, user: AbstractBaseUser, text: str) -> Message:
 def message_rate_allow(*, user_id: int) -> bool:
     """Count one message of the user, over all their tabs and every process; False once over the limit."""
     return window_allow(
-        key=f"rooms:messages:{user_id}", limit=settings.CHAT_RATE_LIMIT_MESSAGES, seconds=settings.CHAT_RATE_LIMIT_SECONDS
+        key=f"rooms:messages:{user_id}",
+        limit=settings.CHAT_RATE_LIMIT_MESSAGES,
+        seconds=settings.CHAT_RATE_LIMIT_SECONDS,
     )
 
 
@@ -64,7 +66,7 @@ def session_sockets_close(*, session_key: str) -> None:
     """Close every open socket of this session (one browser's login), in every process."""
     try:
         async_to_sync(get_channel_layer().group_send)(session_group(session_key=session_key), {"type": "session.ended"})
-    except Exception:  # noqa: BLE001 - whatever failed, the logout goes on
+    except Exception:  # whatever failed, the logout goes on
         # The logout itself must still succeed. Its sockets then close at the next
         # re-check of their process's sessions, which finds this one gone.
         logger.exception("could not tell the sockets of an ended session to close")

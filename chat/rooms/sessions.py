@@ -48,7 +48,9 @@ class SessionWatch:
         self.wake: asyncio.Future | None = None  # the task's wait for the next heartbeat, cut short
         self.soon = False  # check again as soon as the check under way (if any) is done
         self.outages = OutageLog(
-            logger=logger, failing="sessions: a re-check failed (%s); retrying every heartbeat", working="sessions: re-checks work again"
+            logger=logger,
+            failing="sessions: a re-check failed (%s); retrying every heartbeat",
+            working="sessions: re-checks work again",
         )
 
     def socket_add(self, *, session_key: str, channel_name: str) -> None:

@@ -25,9 +25,9 @@ from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
 from realtime_common.consumers import REFUSAL_BURST
-from realtime_common.testing.fuzz import (  # noqa: F401 - fuzz_sockets, fuzz_tally: fixtures
-    SHARED_ERROR_CODES,
+from realtime_common.testing.fuzz import (
     FUZZ_TIMEOUT,
+    SHARED_ERROR_CODES,
     Event,
     Frame,
     ReusedSocket,
@@ -43,8 +43,6 @@ from realtime_common.testing.fuzz import (  # noqa: F401 - fuzz_sockets, fuzz_ta
     frame_send,
     frames,
     fuzz_settings,
-    fuzz_sockets,
-    fuzz_tally,
     has_surrogates,
     huge_text,
     json_frames,
@@ -246,7 +244,9 @@ def chat_model(alice, probe_room) -> ChatModel:
 
 
 @pytest.fixture
-def chat_socket(fuzz_sockets: SocketFactory, alice: Browser, chat_model: ChatModel, fuzz_limits, monkeypatch) -> ReusedSocket:
+def chat_socket(
+    fuzz_sockets: SocketFactory, alice: Browser, chat_model: ChatModel, fuzz_limits, monkeypatch
+) -> ReusedSocket:
     """alice's tab, for all the examples of a test, with the frame rate lifted."""
     frame_rate_raise(monkeypatch, ChatConsumer)
 
@@ -268,17 +268,43 @@ chat_commands = near_valid(
         "command": st.sampled_from(["join", "leave", "send", "send"]),
         "room": st.sampled_from(["lobby", "random"]),
         "since": st.integers(min_value=0, max_value=60) | st.integers(min_value=0, max_value=SEQ_LIMIT - 1),
-        "text": unicode_text(min_size=1, max_size=50).filter(str.strip) | huge_text(budget=TEXT_MAX, unit=st.sampled_from("xé€😀")),
+        "text": unicode_text(min_size=1, max_size=50).filter(str.strip)
+        | huge_text(budget=TEXT_MAX, unit=st.sampled_from("xé€😀")),
     },
     edges={
         "command": st.sampled_from(["JOIN", "join ", "", "delete", "leave\n"]),
         "room": st.sampled_from(
-            ["staff-room", "no-such-room", "LOBBY", "lobby\n", " lobby", "a" * 50, "a" * 51, "", "lóbby", "lobby/x", "lobby%00"]
+            [
+                "staff-room",
+                "no-such-room",
+                "LOBBY",
+                "lobby\n",
+                " lobby",
+                "a" * 50,
+                "a" * 51,
+                "",
+                "lóbby",
+                "lobby/x",
+                "lobby%00",
+            ]
         )
         | st.from_regex(r"[-a-zA-Z0-9_]{1,60}", fullmatch=True),
         "since": st.sampled_from([SEQ_LIMIT - 1, SEQ_LIMIT, -1, True, False, 1.0, 0.5, "1", None, 10**30, -(10**30)]),
         "text": st.sampled_from(
-            ["", " ", "\n\t", " " * 3000, "x" * TEXT_MAX, "x" * (TEXT_MAX + 1), " " + "y" * TEXT_MAX + " ", "\u3000", "\x00", "\ud800", "a\udc00b", "\u200b"]
+            [
+                "",
+                " ",
+                "\n\t",
+                " " * 3000,
+                "x" * TEXT_MAX,
+                "x" * (TEXT_MAX + 1),
+                " " + "y" * TEXT_MAX + " ",
+                "\u3000",
+                "\x00",
+                "\ud800",
+                "a\udc00b",
+                "\u200b",
+            ]
         )
         | huge_text(budget=9000),
     },
@@ -301,7 +327,9 @@ async def rooms_restore(socket, model: ChatModel) -> None:
             model.apply(Command("join", room))
 
 
-async def frames_check(frames_sent: list[Frame], chat_socket: ReusedSocket, chat_model: ChatModel, alice: Browser, tally: Tally) -> None:
+async def frames_check(
+    frames_sent: list[Frame], chat_socket: ReusedSocket, chat_model: ChatModel, alice: Browser, tally: Tally
+) -> None:
     """Each frame gets what the model allows, the probe after it its joined frame, and
     what is stored (messages, the session's rooms) is what the model says."""
     tally.consumer = "chat"
@@ -381,7 +409,9 @@ unencodable_sends = json_frames(
 
 @fuzz_settings(max_examples=30)
 @given(frame=unencodable_sends)
-async def test_text_that_is_no_unicode_is_refused_and_changes_nothing(frame, chat_socket, chat_model, alice, fuzz_tally):
+async def test_text_that_is_no_unicode_is_refused_and_changes_nothing(
+    frame, chat_socket, chat_model, alice, fuzz_tally
+):
     await frames_check([frame], chat_socket, chat_model, alice, fuzz_tally)
 
 
@@ -445,7 +475,9 @@ def since_candidates(query: bytes) -> dict[str, set[int]]:
 # Items of ?since=: mostly of the session's rooms with seqs it has, else anything.
 since_items = st.lists(
     st.tuples(
-        st.sampled_from(START_ROOMS) | st.sampled_from(["staff-room", "nowhere", "LOBBY", "a" * 51]) | unicode_text(max_size=8),
+        st.sampled_from(START_ROOMS)
+        | st.sampled_from(["staff-room", "nowhere", "LOBBY", "a" * 51])
+        | unicode_text(max_size=8),
         st.integers(min_value=0, max_value=LOBBY_MESSAGES + 1).map(str) | query_values(),
     ),
     max_size=60,
@@ -469,7 +501,9 @@ async def test_any_query_string_puts_the_socket_back_in_its_rooms(query, fuzz_so
             allowed = allowed[:1]  # no seq for the room: its newest 50
         assert isinstance(answer, dict) and (answer.get("type"), answer.get("room")) == ("joined", room), answer
         history = [(event["seq"], event["user"], event["text"]) for event in answer["history"]]
-        assert (history, answer["more"]) in allowed, f"query {query!r}: {room} got {(history, answer['more'])}, allowed {allowed}"
+        assert (history, answer["more"]) in allowed, (
+            f"query {query!r}: {room} got {(history, answer['more'])}, allowed {allowed}"
+        )
         caught_up += len(history) < len(model.events.get(room, []))
     # Still alive: a join and a leave of the probe's room (which leave the session as it was).
     await frame_send(socket, PROBE)
@@ -488,7 +522,9 @@ async def test_any_query_string_puts_the_socket_back_in_its_rooms(query, fuzz_so
 
 @fuzz_settings(max_examples=4)
 @given(flood_frames=st.lists(frames(), min_size=1, max_size=4))
-async def test_a_flood_of_any_frames_is_refused_then_closed_with_4429(flood_frames, fuzz_sockets, alice, probe_room, fuzz_tally):
+async def test_a_flood_of_any_frames_is_refused_then_closed_with_4429(
+    flood_frames, fuzz_sockets, alice, probe_room, fuzz_tally
+):
     """With the real frame rate (20 a second, bursts of 40): what fuzzing lifts."""
     fuzz_tally.consumer = "chat"
     socket, accepted = await fuzz_sockets.open(CHAT, headers=[alice.cookie])

@@ -73,9 +73,7 @@ def test_logout_is_a_post(alice_client):
 
 
 def test_signup_creates_the_user_and_logs_them_in(client):
-    response = client.post(
-        "/accounts/signup/", {"username": "dave", "password1": PASSWORD, "password2": PASSWORD}
-    )
+    response = client.post("/accounts/signup/", {"username": "dave", "password1": PASSWORD, "password2": PASSWORD})
     assert (response.status_code, response["Location"]) == (302, "/")
     assert get_user_model().objects.filter(username="dave").exists()
     assert client.get("/chat/").status_code == 200

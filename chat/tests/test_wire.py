@@ -41,11 +41,16 @@ def test_the_largest_joined_frame_is_50_messages_of_at_most_24_5_kb_plus_the_mem
     room = SimpleNamespace(slug="r" * SLUG_MAX_LENGTH, title="\U0001f600" * 100)
     user = SimpleNamespace(get_username=lambda: "u" * 150)
     message = SimpleNamespace(
-        room=room, pk=10**12, user=user, text="\U0001f600" * TEXT_MAX_LENGTH,
+        room=room,
+        pk=10**12,
+        user=user,
+        text="\U0001f600" * TEXT_MAX_LENGTH,
         created=SimpleNamespace(isoformat=lambda: "2026-11-30T12:00:00.123456+00:00"),
     )
     one = len(frame_encode(frame=message_frame(message=message, seq=10**17)))
     assert one <= 24.5 * 1024
     members = ["u" * 150] * 100
-    frame = joined_frame(room=room, history=[message_frame(message=message, seq=10**17)] * HISTORY_LENGTH, members=members, more=True)
+    frame = joined_frame(
+        room=room, history=[message_frame(message=message, seq=10**17)] * HISTORY_LENGTH, members=members, more=True
+    )
     assert len(frame_encode(frame=frame)) <= HISTORY_LENGTH * 24.5 * 1024 + len(members) * 160 + 2048

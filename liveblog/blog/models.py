@@ -23,7 +23,9 @@ class Post(LiveModel):
 
     liveblog = models.ForeignKey(Liveblog, on_delete=models.CASCADE, related_name="posts")
     # Checked by the admin and the publish form: a post's frame stays well under 256 KiB.
-    body = models.TextField(max_length=10_000, help_text="Plain text. Blank lines make paragraphs; links become clickable.")
+    body = models.TextField(
+        max_length=10_000, help_text="Plain text. Blank lines make paragraphs; links become clickable."
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -17,4 +17,3 @@ def post_update(*, post: Post, body: str) -> Post:
 
 def post_delete(*, post: Post) -> None:
     post.delete()
-

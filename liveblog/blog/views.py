@@ -5,9 +5,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from .forms import PostForm
 from realtime_common.streams import stream_seq
 
+from .forms import PostForm
 from .models import Liveblog
 from .selectors import liveblog_list, post_list
 from .services import post_create

@@ -6,9 +6,9 @@ from django.core.management import call_command
 from django.db import transaction
 
 from blog.models import Post
+from blog.services import post_create, post_delete, post_update
 from realtime_common import streams
 from realtime_common.streams import CLOSE_RESYNC
-from blog.services import post_create, post_delete, post_update
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
 

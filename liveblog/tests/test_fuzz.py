@@ -20,10 +20,10 @@ from blog.models import Liveblog, Post
 from blog.services import post_create
 from realtime_common.consumers import REFUSAL_BURST
 from realtime_common.models import Stream, StreamEvent
-from realtime_common.testing.fuzz import (  # noqa: F401 - fuzz_sockets, fuzz_tally: fixtures
+from realtime_common.testing.fuzz import (
     CLOSE_RESYNC,
-    SHARED_ERROR_CODES,
     FUZZ_TIMEOUT,
+    SHARED_ERROR_CODES,
     Closed,
     Event,
     Frame,
@@ -39,8 +39,6 @@ from realtime_common.testing.fuzz import (  # noqa: F401 - fuzz_sockets, fuzz_ta
     frame_send,
     frames,
     fuzz_settings,
-    fuzz_sockets,
-    fuzz_tally,
     query_strings,
     query_values,
 )

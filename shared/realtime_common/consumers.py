@@ -151,7 +151,9 @@ def surrogates_in(content) -> bool:
     return False
 
 
-def frame_receive(*, guard: FrameGuard, read_only_detail: str | None, text_data: str | None, bytes_data: bytes | None) -> dict:
+def frame_receive(
+    *, guard: FrameGuard, read_only_detail: str | None, text_data: str | None, bytes_data: bytes | None
+) -> dict:
     """The frame as a JSON object, once it passed the socket's limits; ClientError, Flooding or Oversized otherwise."""
     if frame_size(text_data=text_data, bytes_data=bytes_data) > FRAME_MAX_BYTES:
         raise Oversized
@@ -207,7 +209,10 @@ class SafeJsonWebsocketConsumer(FrameLimits, JsonWebsocketConsumer):
     def receive(self, text_data=None, bytes_data=None, **kwargs):
         try:
             content = frame_receive(
-                guard=self.frame_guard, read_only_detail=self.read_only_detail, text_data=text_data, bytes_data=bytes_data
+                guard=self.frame_guard,
+                read_only_detail=self.read_only_detail,
+                text_data=text_data,
+                bytes_data=bytes_data,
             )
             self.receive_json(content, **kwargs)
         except ClientError as error:
@@ -252,7 +257,10 @@ class AsyncSafeJsonWebsocketConsumer(FrameLimits, AsyncJsonWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         try:
             content = frame_receive(
-                guard=self.frame_guard, read_only_detail=self.read_only_detail, text_data=text_data, bytes_data=bytes_data
+                guard=self.frame_guard,
+                read_only_detail=self.read_only_detail,
+                text_data=text_data,
+                bytes_data=bytes_data,
             )
             await self.receive_json(content, **kwargs)
         except ClientError as error:

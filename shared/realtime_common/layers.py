@@ -60,7 +60,9 @@ class RedisCoreLayer(RedisChannelLayer):
 
     def create_pool(self, index):
         host = dict(self.hosts[index])
-        return BlockingConnectionPool.from_url(host.pop("address"), max_connections=POOL_SIZE, timeout=POOL_WAIT, **host)
+        return BlockingConnectionPool.from_url(
+            host.pop("address"), max_connections=POOL_SIZE, timeout=POOL_WAIT, **host
+        )
 
     def channel_is_local(self, channel: str) -> bool:
         return f"{self.client_prefix}!" in channel

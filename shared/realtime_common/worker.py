@@ -44,7 +44,9 @@ class ResilientWorker(Worker):
             except Exception as error:  # noqa: BLE001 - connection errors come in many classes across redis-py versions
                 if outage_started is None:
                     outage_started = time.monotonic()
-                    logger.warning("worker: cannot receive on %r (%s); retrying until the channel layer is back", channel, error)
+                    logger.warning(
+                        "worker: cannot receive on %r (%s); retrying until the channel layer is back", channel, error
+                    )
                 await asyncio.sleep(RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)])
                 failures += 1
                 continue
@@ -89,7 +91,9 @@ class WorkerConsumer(SyncConsumer):
             # A job that needs Redis while it is away (a cache flag, a group message):
             # the consumer lives on, and the next tick catches up on what is behind.
             logger.warning(
-                "worker: %s needs Redis, which is unavailable (%s); the next tick retries", message["type"], error_text(error)
+                "worker: %s needs Redis, which is unavailable (%s); the next tick retries",
+                message["type"],
+                error_text(error),
             )
 
     def worker_tick(self, message):

@@ -12,7 +12,12 @@ def receive(text=None, data=None, *, guard=None, read_only_detail=None) -> dict:
 
 @pytest.mark.parametrize(
     ("text", "data", "code"),
-    [(None, b"\x00", "binary_frame"), ("{nope", None, "bad_json"), ("[1, 2]", None, "bad_frame"), ('"x"', None, "bad_frame")],
+    [
+        (None, b"\x00", "binary_frame"),
+        ("{nope", None, "bad_json"),
+        ("[1, 2]", None, "bad_frame"),
+        ('"x"', None, "bad_frame"),
+    ],
 )
 def test_bad_frames_are_refused_with_their_code(text, data, code):
     with pytest.raises(ClientError) as refused:
@@ -63,8 +68,13 @@ def test_token_bucket_allows_a_burst_then_the_rate():
 
 @pytest.mark.parametrize(
     ("text", "data", "too_big"),
-    [("x" * 65536, None, False), ("x" * 65537, None, True), ("€" * 21845, None, False), ("€" * 21846, None, True),
-     (None, b"\x00" * 65537, True)],
+    [
+        ("x" * 65536, None, False),
+        ("x" * 65537, None, True),
+        ("€" * 21845, None, False),
+        ("€" * 21846, None, True),
+        (None, b"\x00" * 65537, True),
+    ],
 )
 def test_frames_over_64_kib_are_refused_before_anything_else(text, data, too_big):
     from realtime_common.consumers import Oversized

@@ -50,8 +50,20 @@ def test_origins_are_lowercased_without_their_scheme_s_default_port(origin, norm
 
 @pytest.mark.parametrize(
     "origin",
-    ["null", "", "*", "example.com", "http://", "http://example.com/", "http://example.com/app", "http://example.com?",
-     "http://example.com#top", "http://user@example.com", "http://example.com:65536", "http://example.com:http"],
+    [
+        "null",
+        "",
+        "*",
+        "example.com",
+        "http://",
+        "http://example.com/",
+        "http://example.com/app",
+        "http://example.com?",
+        "http://example.com#top",
+        "http://user@example.com",
+        "http://example.com:65536",
+        "http://example.com:http",
+    ],
 )
 def test_anything_but_an_origin_is_refused_by_the_normaliser(origin):
     with pytest.raises(ValueError):
@@ -84,7 +96,9 @@ def test_a_wildcard_is_an_error_in_production_and_stops_the_asgi_application(set
     settings.DEBUG = False
     setattr(settings, setting, [OWN.removeprefix("https://"), "*"])
     errors = [error for error in run_checks(tags=[Tags.security]) if error.id == "realtime_common.E001"]
-    assert [error.msg for error in errors] == [f"{setting} contains '*' while DEBUG is off: every host or origin would be accepted."]
+    assert [error.msg for error in errors] == [
+        f"{setting} contains '*' while DEBUG is off: every host or origin would be accepted."
+    ]
     with pytest.raises(ImproperlyConfigured, match=f"{setting} contains"):
         asgi_application(http=None, websocket_urlpatterns=[])
 

@@ -101,7 +101,9 @@ def test_a_relayed_frame_is_encoded_once_compactly():
     }
 
 
-async def test_thousands_of_group_changes_at_once_wait_for_a_connection_on_the_core_layer(redis_server, settings, monkeypatch):
+async def test_thousands_of_group_changes_at_once_wait_for_a_connection_on_the_core_layer(
+    redis_server, settings, monkeypatch
+):
     from realtime_common import layers
 
     monkeypatch.setattr(layers, "POOL_SIZE", 5)

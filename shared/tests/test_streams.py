@@ -4,14 +4,12 @@ page that reconnects with ``since`` catches up, or resyncs when it is too late."
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
 from django.urls import path
 
 from realtime_common import streams
-from realtime_common.layers import channel_layers
 from realtime_common.models import StreamEvent
 from realtime_common.streams import CLOSE_RESYNC, stream_frames_since, stream_seq
 from tests.liveapp.consumers import NoteConsumer
@@ -133,13 +131,32 @@ def test_bulk_writes_that_bypass_save_make_no_events():
 
 @pytest.mark.parametrize(
     ("query", "since"),
-    [(b"", None), (b"since=0", 0), (b"since=41", 41), (b"x=1&since=7", 7), (b"since=1&since=2", 2), (b"since=" + b"9" * 18, 10**18 - 1)],
+    [
+        (b"", None),
+        (b"since=0", 0),
+        (b"since=41", 41),
+        (b"x=1&since=7", 7),
+        (b"since=1&since=2", 2),
+        (b"since=" + b"9" * 18, 10**18 - 1),
+    ],
 )
 def test_since_parses_a_seq(query, since):
     assert streams.stream_since_parse(query_string=query) == since
 
 
-@pytest.mark.parametrize("query", [b"since=", b"since=-1", b"since=x", b"since=1.5", b"since=%C2%B2", b"since=%EF%BC%91", b"since=" + b"9" * 19, b"since=" + b"9" * 5000])
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"since=",
+        b"since=-1",
+        b"since=x",
+        b"since=1.5",
+        b"since=%C2%B2",
+        b"since=%EF%BC%91",
+        b"since=" + b"9" * 19,
+        b"since=" + b"9" * 5000,
+    ],
+)
 def test_since_refuses_what_is_not_a_seq_before_int_sees_it(query):
     with pytest.raises(ValueError):
         streams.stream_since_parse(query_string=query)

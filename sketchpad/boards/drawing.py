@@ -34,7 +34,9 @@ class Drawing:
         stroke = self.strokes.get(draw.stroke)
         if stroke is None:
             if len(self.strokes) >= MAX_STROKES_IN_PROGRESS:
-                raise ClientError("too_many_strokes", f"Finish a stroke first: at most {MAX_STROKES_IN_PROGRESS} at once.")
+                raise ClientError(
+                    "too_many_strokes", f"Finish a stroke first: at most {MAX_STROKES_IN_PROGRESS} at once."
+                )
             if not draw.points:
                 raise ClientError("invalid_frame", "A stroke begins with at least one point.")
             stroke = StrokeInProgress(color=draw.color, width=draw.width)

@@ -2,4 +2,6 @@ from django import forms
 
 
 class BoardForm(forms.Form):
-    title = forms.CharField(max_length=100, strip=True, widget=forms.TextInput(attrs={"placeholder": "Ideas for Friday"}))
+    title = forms.CharField(
+        max_length=100, strip=True, widget=forms.TextInput(attrs={"placeholder": "Ideas for Friday"})
+    )

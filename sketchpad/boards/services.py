@@ -21,7 +21,14 @@ from realtime_common.throttle import window_allow
 from .models import Board, Stroke
 from .render import strokes_png
 from .selectors import AUTHOR_SESSION_KEY, stroke_list
-from .wire import BOARD_CREATE_LIMIT, BOARD_MAX_POINTS, BOARD_MAX_STROKES, GALLERY_GROUP, thumbnail_url, thumbnails_frame
+from .wire import (
+    BOARD_CREATE_LIMIT,
+    BOARD_MAX_POINTS,
+    BOARD_MAX_STROKES,
+    GALLERY_GROUP,
+    thumbnail_url,
+    thumbnails_frame,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +136,11 @@ def thumbnail_request(*, board_id: int) -> None:
         async_to_sync(get_channel_layer(WORKER_LAYER).send)(settings.THUMBNAIL_CHANNEL, message)
     except ChannelFull:
         cache.delete(key)
-        logger.warning("Thumbnails are not being rendered: is `manage.py runworker --layer %s %s` running?", WORKER_LAYER, settings.THUMBNAIL_CHANNEL)
+        logger.warning(
+            "Thumbnails are not being rendered: is `manage.py runworker --layer %s %s` running?",
+            WORKER_LAYER,
+            settings.THUMBNAIL_CHANNEL,
+        )
 
 
 def thumbnail_render(*, board_id: int) -> Board | None:

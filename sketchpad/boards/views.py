@@ -14,7 +14,9 @@ def gallery(request):
     form = BoardForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         if board_create_allow(client=request.META["REMOTE_ADDR"]):
-            return redirect(board_create(title=form.cleaned_data["title"], creator=author_ensure(session=request.session)))
+            return redirect(
+                board_create(title=form.cleaned_data["title"], creator=author_ensure(session=request.session))
+            )
         form.add_error(None, "Too many new boards from your address: try again in an hour.")
         return gallery_render(request, form=form, status=429)
     return gallery_render(request, form=form, status=400 if form.errors else 200)

@@ -1,13 +1,11 @@
 import pytest
 from channels.layers import get_channel_layer
-from django.core.cache import cache
-
-from realtime_common.layers import WORKER_LAYER
-
 from django.contrib.sessions.backends.db import SessionStore
+from django.core.cache import cache
 
 from boards.models import Board
 from boards.selectors import AUTHOR_SESSION_KEY
+from realtime_common.layers import WORKER_LAYER
 
 
 @pytest.fixture(autouse=True)
@@ -44,4 +42,11 @@ def creator_cookie(transactional_db, settings) -> tuple[bytes, bytes]:
 
 def draw(stroke="s1", points=((0.25, 0.5),), *, done=False, color="#ff0000", width=4) -> dict:
     """A draw frame as a page sends it."""
-    return {"type": "draw", "stroke": stroke, "color": color, "width": width, "points": [list(p) for p in points], "done": done}
+    return {
+        "type": "draw",
+        "stroke": stroke,
+        "color": color,
+        "width": width,
+        "points": [list(p) for p in points],
+        "done": done,
+    }

@@ -3,19 +3,17 @@
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import cache
-from django.contrib.sessions.backends.db import SessionStore
-
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from django.core.cache import cache
 from django.test import Client
 
 from boards import consumers, drawing, selectors, services
-from realtime_common import consumers as shared_consumers
-from realtime_common.consumers import CLOSE_FLOODING
 from boards.models import Board, Stroke
 from boards.selectors import AUTHOR_SESSION_KEY
 from boards.services import thumbnail_pending_key, thumbnail_render
-from realtime_common.consumers import relay_message
+from realtime_common import consumers as shared_consumers
+from realtime_common.consumers import CLOSE_FLOODING, relay_message
 from tests.conftest import draw
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]

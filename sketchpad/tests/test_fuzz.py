@@ -29,9 +29,9 @@ from boards.consumers import BoardConsumer, GalleryConsumer
 from boards.models import Board, Stroke
 from boards.services import board_clear, stroke_store
 from realtime_common.consumers import REFUSAL_BURST
-from realtime_common.testing.fuzz import (  # noqa: F401 - fuzz_sockets, fuzz_tally: fixtures
-    SHARED_ERROR_CODES,
+from realtime_common.testing.fuzz import (
     FUZZ_TIMEOUT,
+    SHARED_ERROR_CODES,
     Event,
     Frame,
     ReusedSocket,
@@ -47,8 +47,6 @@ from realtime_common.testing.fuzz import (  # noqa: F401 - fuzz_sockets, fuzz_ta
     frame_send,
     frames,
     fuzz_settings,
-    fuzz_sockets,
-    fuzz_tally,
     is_json_number,
     near_valid,
     query_strings,
@@ -239,7 +237,13 @@ class BoardModel:
         if command.done:
             del self.in_progress[command.stroke]
             self.stored.append(
-                {"stroke": command.stroke, "author": self.author, "color": stroke.color, "width": stroke.width, "points": stroke.points}
+                {
+                    "stroke": command.stroke,
+                    "author": self.author,
+                    "color": stroke.color,
+                    "width": stroke.width,
+                    "points": stroke.points,
+                }
             )
             self.version += 1
         draw = {
@@ -307,7 +311,14 @@ START_STROKES = [
 def board_start(*, board_id: int) -> None:
     board_clear(board_id=board_id)
     for stroke in START_STROKES:
-        stroke_store(board_id=board_id, author=stroke["author"], stroke_id=stroke["stroke"], color=stroke["color"], width=stroke["width"], points=stroke["points"])
+        stroke_store(
+            board_id=board_id,
+            author=stroke["author"],
+            stroke_id=stroke["stroke"],
+            color=stroke["color"],
+            width=stroke["width"],
+            points=stroke["points"],
+        )
 
 
 class BoardPages:
@@ -336,7 +347,10 @@ class BoardPages:
         model.in_progress.clear()
         if model.stored != START_STROKES:
             await sync_to_async(board_start)(board_id=self.board.pk)
-            model.stored, model.version = [dict(stroke) for stroke in START_STROKES], model.version + 1 + len(START_STROKES)
+            model.stored, model.version = (
+                [dict(stroke) for stroke in START_STROKES],
+                model.version + 1 + len(START_STROKES),
+            )
         self.fuzz_page, accepted = await self.factory.open(BOARD, headers=[self.cookie])
         assert accepted
         assert await event_next(self.fuzz_page) == {"type": "snapshot", "you": CREATOR, "strokes": START_STROKES}
@@ -358,7 +372,9 @@ def board_pages(fuzz_sockets: SocketFactory, board, creator_cookie, board_model,
     return BoardPages(factory=fuzz_sockets, cookie=creator_cookie, model=board_model, board=board)
 
 
-coordinates = st.floats(min_value=0, max_value=1) | st.sampled_from([0, 1, 0.0, 1.0, -0.0, 5e-324, 0.99995, 0.99996, 1e-5])
+coordinates = st.floats(min_value=0, max_value=1) | st.sampled_from(
+    [0, 1, 0.0, 1.0, -0.0, 5e-324, 0.99995, 0.99996, 1e-5]
+)
 pairs = st.tuples(coordinates, coordinates).map(list)
 off_board = st.floats(allow_nan=False) | st.sampled_from([-1e-9, 1 + 1e-12, 1.00005, 2, -1, 10**30, 1e308, -0.00001])
 pairs_out_of_bounds = st.tuples(off_board, coordinates).map(list) | st.tuples(coordinates, off_board).map(list)
@@ -367,14 +383,17 @@ board_commands = near_valid(
     {
         "type": st.sampled_from(["draw", "draw", "draw", "undo", "clear"]),
         # Mostly two ids, so that a few frames continue, finish, undo or reuse a stroke.
-        "stroke": st.sampled_from(["s1", "s2"]) | st.sampled_from(["s1", "s2"]) | st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),
+        "stroke": st.sampled_from(["s1", "s2"])
+        | st.sampled_from(["s1", "s2"])
+        | st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),
         "color": st.sampled_from(["#ff0000", "#00FF00"]) | st.from_regex(r"#[0-9a-fA-F]{6}", fullmatch=True),
         "width": st.integers(min_value=MIN_WIDTH, max_value=MAX_WIDTH),
         # With a near miss a quarter of the time: points carry the most rules.
         "points": st.one_of(
             *[st.lists(pairs, min_size=1, max_size=12)] * 2,
             st.lists(pairs, min_size=FRAME_POINTS - 6, max_size=FRAME_POINTS),
-            st.lists(pairs | pairs_out_of_bounds, min_size=1, max_size=12) | st.lists(pairs, min_size=FRAME_POINTS + 1, max_size=FRAME_POINTS + 6),
+            st.lists(pairs | pairs_out_of_bounds, min_size=1, max_size=12)
+            | st.lists(pairs, min_size=FRAME_POINTS + 1, max_size=FRAME_POINTS + 6),
         ),
         "done": st.booleans(),
     },
@@ -385,8 +404,12 @@ board_commands = near_valid(
         "width": st.sampled_from([0, 65, -1, 1.0, 4.5, True, "4", 10**30, -(10**30)]),
         "points": st.lists(
             pairs
-            | st.tuples(st.floats(allow_nan=False) | st.sampled_from([-1e-9, 1 + 1e-12, 2, -1, 10**30, 1e308]), coordinates).map(list)
-            | st.sampled_from([[0.5], [0.5, 0.5, 0.5], [], "0.5,0.5", {"x": 0.5}, [True, 0.5], [None, 0.5], ["0.5", 0.5]]),
+            | st.tuples(
+                st.floats(allow_nan=False) | st.sampled_from([-1e-9, 1 + 1e-12, 2, -1, 10**30, 1e308]), coordinates
+            ).map(list)
+            | st.sampled_from(
+                [[0.5], [0.5, 0.5, 0.5], [], "0.5,0.5", {"x": 0.5}, [True, 0.5], [None, 0.5], ["0.5", 0.5]]
+            ),
             max_size=12,
         )
         | st.lists(pairs, min_size=FRAME_POINTS + 1, max_size=FRAME_POINTS + 6)
@@ -400,7 +423,9 @@ deep_frames = deep_json_frames(prefixes=['{"type":"draw","points":', '{"type":']
 probe_numbers = itertools.count()
 
 
-async def frames_check(frames_sent: list[Frame], pages: BoardPages, model: BoardModel, board: Board, tally: Tally) -> None:
+async def frames_check(
+    frames_sent: list[Frame], pages: BoardPages, model: BoardModel, board: Board, tally: Tally
+) -> None:
     """From a fresh page on an empty board, each frame gets what the model allows, and
     the watcher, and what is stored, is what the model says."""
     tally.consumer = "sketchpad-board"
@@ -510,7 +535,9 @@ def gallery_page(fuzz_sockets: SocketFactory, board, monkeypatch) -> ReusedSocke
 
 @fuzz_settings(max_examples=250)
 @given(frame=frames())
-async def test_any_frame_on_the_gallery_is_answered_read_only_and_changes_nothing(frame, gallery_page, board, fuzz_tally):
+async def test_any_frame_on_the_gallery_is_answered_read_only_and_changes_nothing(
+    frame, gallery_page, board, fuzz_tally
+):
     fuzz_tally.consumer = "sketchpad-gallery"
     before = await stored(board.pk)
     async with gallery_page.use() as socket:

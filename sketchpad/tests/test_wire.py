@@ -9,9 +9,7 @@ from tests.conftest import draw
 
 def test_a_draw_frame_is_normalised():
     frame = draw(points=[(0, 1), (0.123456, 0.5)], color="#FFaa00", width=64, done=True)
-    assert frame_parse(frame) == Draw(
-        stroke="s1", color="#ffaa00", width=64, points=[[0, 1], [0.1235, 0.5]], done=True
-    )
+    assert frame_parse(frame) == Draw(stroke="s1", color="#ffaa00", width=64, points=[[0, 1], [0.1235, 0.5]], done=True)
 
 
 def test_undo_and_clear():

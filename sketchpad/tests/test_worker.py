@@ -13,7 +13,6 @@ from PIL import Image
 
 from boards.models import Board
 from boards.render import strokes_png
-from realtime_common.layers import WORKER_LAYER
 from boards.selectors import thumbnail_get
 from boards.services import (
     THUMBNAIL_SIZE,
@@ -25,6 +24,7 @@ from boards.services import (
     thumbnail_render,
     thumbnail_request,
 )
+from realtime_common.layers import WORKER_LAYER
 
 WHITE, RED, BLUE = (255, 255, 255), (255, 0, 0), (0, 0, 255)
 
@@ -85,7 +85,9 @@ async def test_a_burst_of_changes_queues_one_rendering_and_the_worker_shows_it_i
 ):
     store = sync_to_async(stroke_store)
     for number in range(5):
-        await store(board_id=board.pk, author="a", stroke_id=f"s{number}", color="#ff0000", width=8, points=[[0.5, 0.5]])
+        await store(
+            board_id=board.pk, author="a", stroke_id=f"s{number}", color="#ff0000", width=8, points=[[0.5, 0.5]]
+        )
     assert await worker_layer.receive(settings.THUMBNAIL_CHANNEL) == {"type": "thumbnail.render", "board": board.pk}
     # Nothing else was queued: the next message on the channel is this one.
     await worker_layer.send(settings.THUMBNAIL_CHANNEL, {"type": "marker"})
@@ -140,7 +142,9 @@ def test_without_a_worker_requests_pile_up_to_a_warning_not_an_error(settings, c
 async def test_a_lost_request_is_rendered_at_the_workers_next_tick(board, channel_layer, worker_layer):
     from config.asgi import application
 
-    await sync_to_async(stroke_store)(board_id=board.pk, author="a", stroke_id="s1", color="#ff0000", width=8, points=[[0.5, 0.5]])
+    await sync_to_async(stroke_store)(
+        board_id=board.pk, author="a", stroke_id="s1", color="#ff0000", width=8, points=[[0.5, 0.5]]
+    )
     # The request is lost: taken off the channel by a worker that died before rendering.
     assert await worker_layer.receive(settings.THUMBNAIL_CHANNEL) == {"type": "thumbnail.render", "board": board.pk}
     gallery = await channel_layer.new_channel()
@@ -177,7 +181,9 @@ def test_every_change_of_the_strokes_moves_the_board_ahead_of_its_thumbnail(boar
     stroke_store(board_id=board.pk, author="a", stroke_id="s1", color="#0000ff", width=8, points=[[0.5, 0.5]])
     thumbnail_render(board_id=board.pk)
     for change in [
-        lambda: stroke_store(board_id=board.pk, author="a", stroke_id="s2", color="#0000ff", width=8, points=[[0.1, 0.1]]),
+        lambda: stroke_store(
+            board_id=board.pk, author="a", stroke_id="s2", color="#0000ff", width=8, points=[[0.1, 0.1]]
+        ),
         lambda: stroke_delete(board_id=board.pk, author="a", stroke_id="s2"),
         lambda: board_clear(board_id=board.pk),
     ]:

@@ -29,8 +29,8 @@ Why the helpers look as they do:
 - JSON nested past the parser's limit has its own strategy (``deep_json_frames``)
   and its own tests, so that a bug there hides no other.
 
-Load the fixtures by importing them into the test module
-(``from realtime_common.testing.fuzz import fuzz_sockets, fuzz_tally``). Each test
+The module is a pytest plugin for its fixtures ``fuzz_sockets`` and ``fuzz_tally``:
+``-p realtime_common.testing.fuzz`` in the suite's ``addopts``. Each test
 prints a line ``fuzz-examples <consumer> <test id>: <count> (<outcome>=<count>, ...)``;
 ``--hypothesis-show-statistics`` adds Hypothesis' own. ``FUZZ_SCALE=10`` runs ten
 times the examples, for a longer hunt than the suite's.
@@ -183,7 +183,12 @@ def json_strings(*, max_size: int = 20) -> SearchStrategy[str]:
 def unencodable_text(*, max_size: int = 20) -> SearchStrategy[str]:
     """Text with at least one lone surrogate: a JSON string may carry it (as a \\uXXXX
     escape in valid UTF-8), but it has no UTF-8 of its own, so nothing can store it."""
-    return st.builds(lambda head, surrogate, tail: head + surrogate + tail, json_strings(max_size=max_size), surrogates, json_strings(max_size=max_size))
+    return st.builds(
+        lambda head, surrogate, tail: head + surrogate + tail,
+        json_strings(max_size=max_size),
+        surrogates,
+        json_strings(max_size=max_size),
+    )
 
 
 def has_surrogates(text: str) -> bool:
@@ -215,7 +220,17 @@ def binary_frames() -> SearchStrategy[Frame]:
 
 # Floats JSON can write (NaN and infinities are not JSON), from the extremes in.
 extreme_floats = st.sampled_from(
-    [sys.float_info.max, -sys.float_info.max, sys.float_info.min, -sys.float_info.min, 5e-324, -0.0, 1e-5, 0.99995, 1.00005]
+    [
+        sys.float_info.max,
+        -sys.float_info.max,
+        sys.float_info.min,
+        -sys.float_info.min,
+        5e-324,
+        -0.0,
+        1e-5,
+        0.99995,
+        1.00005,
+    ]
 )
 # Huge ints, up to the 4,300 digits Python's parser takes (sys.get_int_max_str_digits).
 huge_ints = st.builds(
@@ -238,7 +253,9 @@ def json_values(*, max_leaves: int = 25) -> SearchStrategy[Any]:
     """Any JSON value: any shape, nesting and size (within the frame budget once written)."""
     return st.recursive(
         json_leaves,
-        lambda children: st.lists(children, max_size=6) | st.dictionaries(json_strings(max_size=10), children, max_size=6),
+        lambda children: (
+            st.lists(children, max_size=6) | st.dictionaries(json_strings(max_size=10), children, max_size=6)
+        ),
         max_leaves=max_leaves,
     )
 
@@ -355,7 +372,10 @@ MISSING = object()
 
 
 def near_valid(
-    valid: Mapping[str, SearchStrategy[Any]], edges: Mapping[str, SearchStrategy[Any]] | None = None, *, extra: bool = True
+    valid: Mapping[str, SearchStrategy[Any]],
+    edges: Mapping[str, SearchStrategy[Any]] | None = None,
+    *,
+    extra: bool = True,
 ) -> SearchStrategy[dict]:
     """Real frames with a few fields broken: every field drawn from ``valid``, then some
     of them (none, often one or two) replaced by a value from ``edges`` (the field's
@@ -369,7 +389,12 @@ def near_valid(
         # How many fields to break: none a quarter of the time, mostly one or two.
         count = draw(st.sampled_from([0, 0, 1, 1, 1, 2, 2, 3, len(valid)]))
         for name in draw(st.permutations(list(valid)))[:count]:
-            kinds = [*([edges[name]] if name in edges else []), json_values(max_leaves=8), raw_json_tokens, st.just(MISSING)]
+            kinds = [
+                *([edges[name]] if name in edges else []),
+                json_values(max_leaves=8),
+                raw_json_tokens,
+                st.just(MISSING),
+            ]
             value = draw(st.one_of(kinds))
             if value is MISSING:
                 del frame[name]
@@ -410,7 +435,12 @@ def nesting_depth(value: Any) -> int:
     depth, level = 0, [value]
     while level:
         depth += 1
-        level = [child for item in level if isinstance(item, list | dict) for child in (item.values() if isinstance(item, dict) else item)]
+        level = [
+            child
+            for item in level
+            if isinstance(item, list | dict)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
     return depth
 
 
@@ -591,7 +621,9 @@ class SocketFactory:
         self.origin = origin
         self.opened: list[WebsocketCommunicator] = []
 
-    async def open(self, path: str, *, query: bytes = b"", headers: Iterable[tuple[bytes, bytes]] = ()) -> tuple[WebsocketCommunicator, bool]:
+    async def open(
+        self, path: str, *, query: bytes = b"", headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> tuple[WebsocketCommunicator, bool]:
         """The socket, and whether its handshake was accepted."""
         # Hypothesis seeds the global random generator alike for every example, and the
         # channel layers draw channel names from it: a socket opened in one example
@@ -670,7 +702,9 @@ async def flood(socket: WebsocketCommunicator, frames: list[Frame], *, count: in
     return events
 
 
-async def flood_check(socket: WebsocketCommunicator, events: list[Event], *, documented: frozenset[str], late: Frame) -> Counter:
+async def flood_check(
+    socket: WebsocketCommunicator, events: list[Event], *, documented: frozenset[str], late: Frame
+) -> Counter:
     """The flood was refused with rate_limited, then closed with 4429, and what
     still arrives is ignored; every error on the way is documented. The codes, counted."""
     codes = Counter(event["code"] for event in events if isinstance(event, dict) and event.get("type") == "error")

@@ -77,7 +77,19 @@ def redis_server(tmp_path_factory) -> Iterator[str]:
     directory = tmp_path_factory.mktemp("redis")
     with (directory / "redis.log").open("w") as log:
         process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory],
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                directory,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -180,7 +192,9 @@ class LiveSite:
 
     def manage(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run ``manage.py`` as another process would, e.g. ``manage("post", "slug", "text")``."""
-        return run([sys.executable, "manage.py", *args], cwd=self.directory, env={**self.env, **(env or {})}, timeout=60)
+        return run(
+            [sys.executable, "manage.py", *args], cwd=self.directory, env={**self.env, **(env or {})}, timeout=60
+        )
 
     def prepare(self) -> None:
         self.manage("migrate", "--no-input")
@@ -191,7 +205,18 @@ class LiveSite:
         port = free_port()
         with (self.workdir / f"daphne-{port}.log").open("w") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "--websocket-max-message-size", "65536", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "--websocket-max-message-size",
+                    "65536",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "config.asgi:application",
+                ],
                 cwd=self.directory,
                 # Its pages are at http://127.0.0.1:<port> (or localhost): the only
                 # origins its sockets accept, as a browser tab on it sends.
@@ -201,7 +226,9 @@ class LiveSite:
             )
         self.servers.append(process)
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: healthy(url), timeout=STARTUP_TIMEOUT, what=f"daphne in {self.directory.name}", process=process)
+        wait_until(
+            lambda: healthy(url), timeout=STARTUP_TIMEOUT, what=f"daphne in {self.directory.name}", process=process
+        )
         return url
 
     def work(self, *channels: str, layer: str = "default") -> None:
@@ -272,7 +299,12 @@ class ComposeSite:
         command = [*self.compose, "run", "-d", "--no-deps", *origins, "-p", f"127.0.0.1:{port}:8000", self.service]
         container = Container(run(command, timeout=120).stdout.strip())
         self.servers.append(container)
-        wait_until(lambda: healthy(url), timeout=STARTUP_TIMEOUT * 2, what=f"another {self.service} container", process=container)
+        wait_until(
+            lambda: healthy(url),
+            timeout=STARTUP_TIMEOUT * 2,
+            what=f"another {self.service} container",
+            process=container,
+        )
         return url
 
     def logs(self) -> str:
