@@ -1,5 +1,6 @@
 # make run   - serve the demos on http://127.0.0.1:8001, :8002, :8003 (set REDIS_URL to use Redis)
-# make test  - every test: unit, consumer (in-memory and Redis layers), Node, browser
+# make test  - the lint stage, then every test: unit, consumer (in-memory and Redis layers), Node, browser
+# make lint  - ruff, missing migrations, and Django's deployment checks under production settings
 # make bench - load measurements of the three demos against their floors (bench/), about 10 minutes
 # make bench-smoke - the same at small sizes, under a minute (CI runs it)
 # make faults - faults made for real (Redis restarts, daphne killed, slow readers, ...) against real processes, ~4 minutes
@@ -12,7 +13,7 @@ SITES := liveblog chat sketchpad
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 
-.PHONY: run test bench bench-smoke faults screenshots compose-test install system-deps migrate clean
+.PHONY: run test lint bench bench-smoke faults screenshots compose-test install system-deps migrate clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt shared/pyproject.toml
@@ -61,7 +62,22 @@ run: migrate
 	echo "==> Serving liveblog http://127.0.0.1:8001, chat http://127.0.0.1:8002, sketchpad http://127.0.0.1:8003 (Ctrl-C stops everything)"; \
 	DJANGO_DEBUG=1 PATH="$(BIN):$$PATH" exec $(BIN)/honcho start $$processes
 
-test: install system-deps
+# Production as the README describes it: DEBUG off, a secret key, a host name, behind
+# a TLS proxy, HSTS on. check --deploy must find nothing there (--fail-level WARNING).
+PRODUCTION_ENV := DJANGO_DEBUG=0 DJANGO_SECRET_KEY=lint-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-a-long-random-secret \
+	DJANGO_ALLOWED_HOSTS=demo.example.com DJANGO_BEHIND_TLS_PROXY=1 DJANGO_HSTS_SECONDS=31536000 DJANGO_HSTS_INCLUDE_SUBDOMAINS=1
+
+lint: install
+	@echo "==> lint: ruff check, ruff format --check"
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@for site in $(SITES); do \
+	  echo "==> $$site: makemigrations --check, check --deploy under production settings"; \
+	  (cd $$site && DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run \
+	    && $(PRODUCTION_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING) || exit 1; \
+	done
+
+test: lint system-deps
 	@echo "==> shared: unit tests"
 	cd shared && $(BIN)/pytest
 	@for site in $(SITES); do \

@@ -2,33 +2,10 @@
 
 from pathlib import Path
 
-from realtime_common.cache import caches
-from realtime_common.layers import channel_layers
 from realtime_common.settings import *  # noqa: F403
-from realtime_common.settings import (
-    DJANGO_APPS,
-    REDIS_CHANNEL_LAYER,
-    REDIS_URLS,
-    cookie_names,
-    sqlite_database,
-    static_root,
-)
+from realtime_common.settings import site_settings
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-# Names its cookies, channel layer and cache keys, apart from the other sites'.
-SITE_NAME = "chat"
-
-INSTALLED_APPS = [*DJANGO_APPS, "rooms"]
-ROOT_URLCONF = "config.urls"
-ASGI_APPLICATION = "config.asgi.application"
-
-DATABASES = sqlite_database(BASE_DIR / "db.sqlite3")
-STATIC_ROOT = static_root(BASE_DIR)
-SESSION_COOKIE_NAME, CSRF_COOKIE_NAME = cookie_names(site=SITE_NAME)
-CHANNEL_LAYERS = channel_layers(prefix=SITE_NAME, redis_urls=REDIS_URLS, kind=REDIS_CHANNEL_LAYER)
-# Rate limits count in the cache, and presence lives beside it in REDIS_URLS[0]:
-# with Redis, every process of the site sees the same counts and members.
-CACHES = caches(prefix=SITE_NAME, redis_urls=REDIS_URLS)
+globals().update(site_settings(name="chat", app="rooms", base_dir=Path(__file__).resolve().parent.parent))
 
 # The sockets keep the rooms a browser joined in its session, so sessions must
 # be stored on the server (the default database backend), not in signed cookies.

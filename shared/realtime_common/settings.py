@@ -8,10 +8,14 @@ and its channel layer prefix.
 
 import os
 from pathlib import Path
+from typing import Any
 
+import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from realtime_common.cache import caches
+from realtime_common.layers import channel_layers
 from realtime_common.origins import websocket_origins
 
 
@@ -95,28 +99,67 @@ TEMPLATES = [
 ]
 
 
-def static_root(base_dir: Path) -> Path:
-    """Where collectstatic puts files for WhiteNoise to serve when DEBUG is off."""
-    return Path(os.environ.get("DJANGO_STATIC_ROOT", base_dir / "staticfiles"))
-
-
-def sqlite_database(path: Path) -> dict:
-    """SQLite tuned for several processes (daphne workers, management commands) writing at once."""
+def database(*, base_dir: Path) -> dict:
+    """``DATABASE_URL`` when set (``postgres://user:password@host:5432/name``, read by
+    dj-database-url), else the embedded SQLite file ``db.sqlite3`` beside manage.py."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url:
+        # Connections are kept for a minute and checked before reuse, so the ORM thread
+        # of a busy daphne does not connect for every query; 0 closes them after each.
+        return dj_database_url.parse(
+            url, conn_max_age=int(os.environ.get("DJANGO_DATABASE_CONN_MAX_AGE", "60")), conn_health_checks=True
+        )
     return {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("DJANGO_DATABASE_PATH", str(path)),
-            "OPTIONS": {
-                # Take the write lock when a transaction starts, so two writers queue
-                # up instead of one failing with "database is locked" mid-transaction.
-                "transaction_mode": "IMMEDIATE",
-                # Seconds a writer waits for another's lock before "database is locked"
-                # (consumers answer that with the error "busy").
-                "timeout": float(os.environ.get("DJANGO_DATABASE_TIMEOUT", "20")),
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-        }
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("DJANGO_DATABASE_PATH", str(base_dir / "db.sqlite3")),
+        "OPTIONS": {
+            # Take the write lock when a transaction starts, so two writers queue
+            # up instead of one failing with "database is locked" mid-transaction.
+            "transaction_mode": "IMMEDIATE",
+            # Seconds a writer waits for another's lock before "database is locked"
+            # (consumers answer that with the error "busy").
+            "timeout": float(os.environ.get("DJANGO_DATABASE_TIMEOUT", "20")),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
     }
+
+
+def cookie_names(*, site: str) -> tuple[str, str]:
+    """The session and CSRF cookie names of a site: ``(SESSION_COOKIE_NAME, CSRF_COOKIE_NAME)``.
+
+    Browsers keep cookies per host, not per port: with Django's names, the sites
+    served side by side on one host (127.0.0.1:8001, :8002, :8003) would overwrite
+    each other's session, and logging into one would log you out of the others.
+    """
+    return f"{site}_sessionid", f"{site}_csrftoken"
+
+
+def site_settings(*, name: str, app: str, base_dir: Path, workers: bool = False) -> dict[str, Any]:
+    """What each site derives from its name, its app and its folder; a site's settings
+    apply it with ``globals().update(site_settings(...))``.
+
+    ``name`` keeps its cookies, channel layer prefix and cache keys apart from the other
+    sites' on the same host and Redis; ``workers`` adds the "worker" channel layer
+    (realtime_common.layers) for ``runworker`` jobs.
+    """
+    session_cookie, csrf_cookie = cookie_names(site=name)
+    return {
+        "SITE_NAME": name,
+        "BASE_DIR": base_dir,
+        "INSTALLED_APPS": [*DJANGO_APPS, app],
+        "DATABASES": {"default": database(base_dir=base_dir)},
+        "STATIC_ROOT": Path(os.environ.get("DJANGO_STATIC_ROOT", base_dir / "staticfiles")),
+        "SESSION_COOKIE_NAME": session_cookie,
+        "CSRF_COOKIE_NAME": csrf_cookie,
+        "CHANNEL_LAYERS": channel_layers(prefix=name, redis_urls=REDIS_URLS, kind=REDIS_CHANNEL_LAYER, workers=workers),
+        # Rate limits, presence and coalescing count in the cache: with Redis, every
+        # process of the site sees the same counts (realtime_common.cache).
+        "CACHES": caches(prefix=name, redis_urls=REDIS_URLS),
+    }
+
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
 
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -137,8 +180,7 @@ STATIC_URL = "static/"
 FRONTEND_DIR = Path(os.environ.get("FRONTEND_DIR", Path(__file__).resolve().parents[2] / "frontend"))
 if not (FRONTEND_DIR / "js").is_dir():
     raise ImproperlyConfigured(
-        f"The shared browser code is not at {FRONTEND_DIR}: copy frontend/ beside shared/, "
-        "or point FRONTEND_DIR at it."
+        f"The shared browser code is not at {FRONTEND_DIR}: copy frontend/ beside shared/, or point FRONTEND_DIR at it."
     )
 STATICFILES_DIRS = [(f"frontend/{part}", FRONTEND_DIR / part) for part in ("js", "css")]
 STORAGES = {
@@ -158,16 +200,6 @@ WHITENOISE_AUTOREFRESH = DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
-def cookie_names(*, site: str) -> tuple[str, str]:
-    """The session and CSRF cookie names of a site: ``(SESSION_COOKIE_NAME, CSRF_COOKIE_NAME)``.
-
-    Browsers keep cookies per host, not per port: with Django's names, the sites
-    served side by side on one host (127.0.0.1:8001, :8002, :8003) would overwrite
-    each other's session, and logging into one would log you out of the others.
-    """
-    return f"{site}_sessionid", f"{site}_csrftoken"
-
-
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
@@ -179,6 +211,20 @@ X_FRAME_OPTIONS = "DENY"
 BEHIND_TLS_PROXY = env_bool("DJANGO_BEHIND_TLS_PROXY")
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# With Secure cookies the site is https: a request over plain http is redirected there,
+# except the health probe, which load balancers and compose send over plain http.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", default=SESSION_COOKIE_SECURE)
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+# HSTS makes browsers refuse plain http to the host (and, with the flag, its subdomains)
+# for this many seconds. Off unless set: it cannot be taken back before it expires, so
+# set it once the whole domain is served over https (check --deploy warns until then).
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS")
+SILENCED_SYSTEM_CHECKS = [
+    # HSTS preload (W021): submitting a domain to the browsers' preload list is its owner's
+    # decision at hstspreload.org, hard to undo, and not one a template can make for them.
+    "security.W021",
+]
 
 # The only pages that may open the site's WebSockets (realtime_common.asgi), compared
 # exactly: the allowed hosts on the ports browsers use, over https when cookies are

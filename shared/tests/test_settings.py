@@ -15,7 +15,11 @@ REPO = SHARED.parent
 
 
 def load_settings(
-    *, show: str = "s.DEBUG, s.ALLOWED_HOSTS, s.SECRET_KEY[:8]", cwd: Path = SHARED, module: str = "realtime_common.settings", **env: str
+    *,
+    show: str = "s.DEBUG, s.ALLOWED_HOSTS, s.SECRET_KEY[:8]",
+    cwd: Path = SHARED,
+    module: str = "realtime_common.settings",
+    **env: str,
 ) -> subprocess.CompletedProcess:
     """Import ``module`` in a fresh interpreter with only ``env`` (no DJANGO_ or REDIS_ variables
     of ours) and print ``show``, an expression of the settings ``s``."""
@@ -76,10 +80,15 @@ def test_production_accepts_its_hosts_over_https_on_the_default_port():
     ("env", "origins"),
     [
         # Behind a TLS proxy, even with cookies that are not Secure; 443 is https's default.
-        ({"DJANGO_SECURE_COOKIES": "0", "DJANGO_BEHIND_TLS_PROXY": "1", "DJANGO_PUBLIC_PORTS": "443,8443"},
-         ["https://example.com", "https://example.com:8443"]),
+        (
+            {"DJANGO_SECURE_COOKIES": "0", "DJANGO_BEHIND_TLS_PROXY": "1", "DJANGO_PUBLIC_PORTS": "443,8443"},
+            ["https://example.com", "https://example.com:8443"],
+        ),
         # Plain http (cookies not Secure, no proxy), on port 80 and another.
-        ({"DJANGO_SECURE_COOKIES": "0", "DJANGO_PUBLIC_PORTS": "80, 8001"}, ["http://example.com", "http://example.com:8001"]),
+        (
+            {"DJANGO_SECURE_COOKIES": "0", "DJANGO_PUBLIC_PORTS": "80, 8001"},
+            ["http://example.com", "http://example.com:8001"],
+        ),
     ],
 )
 def test_the_scheme_follows_tls_and_the_ports_follow_the_public_ports(env, origins):
@@ -105,8 +114,14 @@ def test_a_wildcard_host_allows_any_origin_which_only_debug_accepts():
     ("env", "message"),
     [
         ({"DJANGO_ALLOWED_HOSTS": ".example.com"}, "DJANGO_ALLOWED_HOSTS has the pattern '.example.com'"),
-        ({"DJANGO_ALLOWED_HOSTS": "example.com", "DJANGO_PUBLIC_PORTS": "80a"}, "DJANGO_ALLOWED_HOSTS / DJANGO_PUBLIC_PORTS"),
-        ({"DJANGO_WEBSOCKET_ORIGINS": "https://example.com/"}, "DJANGO_WEBSOCKET_ORIGINS: 'https://example.com/' is not an origin"),
+        (
+            {"DJANGO_ALLOWED_HOSTS": "example.com", "DJANGO_PUBLIC_PORTS": "80a"},
+            "DJANGO_ALLOWED_HOSTS / DJANGO_PUBLIC_PORTS",
+        ),
+        (
+            {"DJANGO_WEBSOCKET_ORIGINS": "https://example.com/"},
+            "DJANGO_WEBSOCKET_ORIGINS: 'https://example.com/' is not an origin",
+        ),
         ({"DJANGO_WEBSOCKET_ORIGINS": "null"}, "DJANGO_WEBSOCKET_ORIGINS: 'null' is not an origin"),
     ],
 )
@@ -120,7 +135,10 @@ def test_origins_that_cannot_be_exact_stop_the_site_from_loading(env, message):
 def test_each_site_names_its_cookies_after_itself(site):
     # Cookies ignore ports: the three demos on one host must not overwrite each other's session.
     result = load_settings(
-        show="s.SESSION_COOKIE_NAME, s.CSRF_COOKIE_NAME", cwd=REPO / site, module="config.settings", DJANGO_SECRET_KEY="k"
+        show="s.SESSION_COOKIE_NAME, s.CSRF_COOKIE_NAME",
+        cwd=REPO / site,
+        module="config.settings",
+        DJANGO_SECRET_KEY="k",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [f"{site}_sessionid", f"{site}_csrftoken"]
@@ -201,3 +219,53 @@ def test_the_installed_package_ships_every_subpackage():
         ".".join(path.parent.relative_to(shared).parts) for path in (shared / "realtime_common").rglob("__init__.py")
     }
     assert subpackages <= shipped
+
+
+def test_the_database_is_the_embedded_sqlite_file_unless_database_url_is_set(tmp_path):
+    show = "s.database(base_dir=__import__('pathlib').Path('/srv/site'))"
+    sqlite = load_settings(show=show, DJANGO_DEBUG="1")
+    assert sqlite.returncode == 0, sqlite.stderr
+    config = ast.literal_eval(sqlite.stdout)
+    assert (config["ENGINE"], config["NAME"]) == ("django.db.backends.sqlite3", "/srv/site/db.sqlite3")
+
+    postgres = load_settings(show=show, DJANGO_DEBUG="1", DATABASE_URL="postgres://demo:pw@db:5432/chat")
+    assert postgres.returncode == 0, postgres.stderr
+    config = ast.literal_eval(postgres.stdout)
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["HOST"], config["PORT"], config["NAME"], config["USER"]) == ("db", 5432, "chat", "demo")
+    assert (config["CONN_MAX_AGE"], config["CONN_HEALTH_CHECKS"]) == (60, True)
+
+
+def test_each_site_derives_its_names_from_site_settings():
+    show = (
+        "{k: v for k, v in s.site_settings(name='chat', app='rooms', base_dir=__import__('pathlib').Path('/srv/chat'))"
+        ".items() if k in ('SITE_NAME', 'SESSION_COOKIE_NAME', 'CSRF_COOKIE_NAME', 'STATIC_ROOT')}"
+        ", s.site_settings(name='chat', app='rooms', base_dir=__import__('pathlib').Path('/srv'))['INSTALLED_APPS'][-1]"
+    )
+    result = load_settings(show=show, DJANGO_DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "{'SITE_NAME': 'chat', 'STATIC_ROOT': PosixPath('/srv/chat/staticfiles'), "
+        "'SESSION_COOKIE_NAME': 'chat_sessionid', 'CSRF_COOKIE_NAME': 'chat_csrftoken'} rooms"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        # Secure cookies (production's default) mean https: plain http is redirected, HSTS waits to be set.
+        ({}, "True ['^health/$'] 0"),
+        ({"DJANGO_HSTS_SECONDS": "31536000"}, "True ['^health/$'] 31536000"),
+        # Plain http (compose on localhost): nothing to redirect to.
+        ({"DJANGO_SECURE_COOKIES": "0"}, "False ['^health/$'] 0"),
+    ],
+)
+def test_https_redirects_except_the_health_probe_and_hsts_is_opt_in(env, expected):
+    result = load_settings(
+        show="s.SECURE_SSL_REDIRECT, s.SECURE_REDIRECT_EXEMPT, s.SECURE_HSTS_SECONDS",
+        DJANGO_SECRET_KEY="k",
+        DJANGO_ALLOWED_HOSTS="example.com",
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected

@@ -29,6 +29,8 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-" + secrets.token_urlsafe
 # scheme or port alone is noticed: the site's WebSocket origin is https://testserver:8443.
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver")
 os.environ.setdefault("DJANGO_PUBLIC_PORTS", "8443")
+# Cookies are Secure as in production, but the test client speaks plain http.
+os.environ.setdefault("DJANGO_SSL_REDIRECT", "0")
 
 
 def port_suffix(*, own: SplitResult) -> str:
@@ -76,7 +78,6 @@ def _plain_static_storage(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-
 
 
 @pytest.fixture
