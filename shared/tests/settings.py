@@ -8,3 +8,4 @@ WEBSOCKET_ORIGINS = ["https://example.com"]
 USE_TZ = True
 ROOT_URLCONF = "realtime_common.urls"
 WEBSOCKETS_PER_IP, WEBSOCKETS_PER_USER = 256, 32
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
