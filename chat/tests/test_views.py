@@ -12,13 +12,13 @@ PASSWORD = "a-long-password-for-tests"
 
 
 @pytest.fixture
-def alice():
+def alice_account():
     return get_user_model().objects.create_user("alice", password=PASSWORD)
 
 
 @pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
+def alice_client(client, alice_account):
+    client.force_login(alice_account)
     return client
 
 
@@ -53,13 +53,13 @@ def test_login_page_shows_the_demo_accounts_only_in_debug(client, settings, debu
     assert ("<code>alice</code>" in html) is shown
 
 
-def test_login_logs_in_and_goes_to_next(client, alice):
+def test_login_logs_in_and_goes_to_next(client, alice_account):
     response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD, "next": "/chat/"})
     assert (response.status_code, response["Location"]) == (302, "/chat/")
     assert client.get("/chat/").status_code == 200
 
 
-def test_login_with_a_wrong_password_fails(client, alice):
+def test_login_with_a_wrong_password_fails(client, alice_account):
     response = client.post("/accounts/login/", {"username": "alice", "password": "wrong"})
     assert response.status_code == 200
     assert client.get("/chat/").status_code == 302
@@ -88,7 +88,7 @@ def test_signup_creates_the_user_and_logs_them_in(client):
     ],
     ids=["mismatch", "weak", "taken"],
 )
-def test_signup_refuses_invalid_input(client, alice, fields):
+def test_signup_refuses_invalid_input(client, alice_account, fields):
     response = client.post("/accounts/signup/", fields)
     assert response.status_code == 200
     assert 'class="errorlist' in response.content.decode()
@@ -103,9 +103,9 @@ def test_signup_refuses_invalid_input(client, alice, fields):
         ("/accounts/logout/", {}),
     ],
 )
-def test_account_forms_need_the_csrf_token(alice, path, data):
+def test_account_forms_need_the_csrf_token(alice_account, path, data):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(alice)
+    client.force_login(alice_account)
     assert client.post(path, data).status_code == 403
     assert get_user_model().objects.count() == 1
     assert client.get("/chat/").status_code == 200  # the forged logout did not log out

@@ -11,11 +11,6 @@ from realtime_common.streams import stream_frames_since, stream_seq
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def liveblog():
-    return Liveblog.objects.create(slug="launch", title="Launch")
-
-
 def stream_of(liveblog: Liveblog) -> str:
     return f"liveblog-{liveblog.pk}"
 

@@ -4,17 +4,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from blog.models import Liveblog, Post
+from blog.models import Post
 from blog.services import post_create
 
 pytestmark = pytest.mark.django_db
 
 XSS = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
-
-
-@pytest.fixture
-def liveblog():
-    return Liveblog.objects.create(slug="launch", title="Launch <day>", description="All of it")
 
 
 @pytest.fixture

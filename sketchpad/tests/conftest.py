@@ -28,7 +28,8 @@ CREATOR = "creator-1"
 
 @pytest.fixture
 def board(transactional_db):
-    return Board.objects.create(slug="friday", title="Ideas for Friday", creator=CREATOR)
+    # Markup in the title: the pages must show it as text.
+    return Board.objects.create(slug="friday", title='Friday <img src=x onerror="alert(1)">', creator=CREATOR)
 
 
 @pytest.fixture
