@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from realtime_common.testing.servers import LiveSite, free_port, healthy, redis_answers, stop, wait_until
+from realtime_common.testing.servers import LiveSite, RedisServer, free_port, healthy, stop, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_CPU = 1
@@ -202,38 +202,20 @@ def reply_complete(*, reply: bytes) -> bool:
 
 @contextmanager
 def redis_running(*, workdir: Path, pinning: Pinning) -> Iterator[Redis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         raise RuntimeError("redis-server is not installed (make bench installs it with the system deps)")
     port = free_port()
     directory = workdir / f"redis-{port}"
     directory.mkdir(parents=True)
-    with (directory / "redis.log").open("w") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(directory),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    STARTED.append(process)
-    redis = Redis(process=process, port=port)
+    # The tests' throwaway Redis, started the same way: no persistence, loopback only.
+    server = RedisServer(directory=directory, port=port)
     try:
-        wait_until(lambda: redis_answers(port), timeout=STARTUP_TIMEOUT, what="redis-server", process=process)
-        pinning.pid_pin(name="redis-server", pid=process.pid, cpu=SERVER_CPU)
-        yield redis
+        server.start()
+        STARTED.append(server.process)
+        pinning.pid_pin(name="redis-server", pid=server.process.pid, cpu=SERVER_CPU)
+        yield Redis(process=server.process, port=port)
     finally:
-        stop(process)
+        server.stop()
 
 
 def redis_benchmark(*, port: int, requests: int) -> dict:

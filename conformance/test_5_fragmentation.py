@@ -27,9 +27,17 @@ CASES.register("5.1", "Send ping fragmented into 2 fragments.", fragments_refuse
 CASES.register("5.2", "Send pong fragmented into 2 fragments.", fragments_refused(first=PONG, second=CONTINUATION))
 
 
+def message_fragments(*, parts: list[str]) -> list[bytes]:
+    """One text message in ``parts`` as RFC 6455 §5.4 fragments it: a text frame, then
+    continuations, FIN clear on all but the last."""
+    return [
+        frame(CONTINUATION if number else TEXT, part, fin=number == len(parts) - 1) for number, part in enumerate(parts)
+    ]
+
+
 def two_fragments(how: str):
     def scenario(ws):
-        frames_write(ws=ws, frames=[frame(TEXT, "fragment1", fin=False), frame(CONTINUATION, "fragment2")], how=how)
+        frames_write(ws=ws, frames=message_fragments(parts=["fragment1", "fragment2"]), how=how)
         ws.expect(Message("fragment1fragment2"))
         ws.close_handshake()
 
@@ -38,8 +46,8 @@ def two_fragments(how: str):
 
 def ping_between_fragments(how: str):
     def scenario(ws):
-        frames = [frame(TEXT, "fragment1", fin=False), frame(PING, "ping payload"), frame(CONTINUATION, "fragment2")]
-        frames_write(ws=ws, frames=frames, how=how)
+        first, last = message_fragments(parts=["fragment1", "fragment2"])
+        frames_write(ws=ws, frames=[first, frame(PING, "ping payload"), last], how=how)
         ws.expect(Pong(b"ping payload"), Message("fragment1fragment2"))
         ws.close_handshake()
 
@@ -86,8 +94,7 @@ for number, how in enumerate(HOW, start=12):
 )
 def case_5_15(ws):
     ws.send(
-        frame(TEXT, "fragment1", fin=False),
-        frame(CONTINUATION, "fragment2"),
+        *message_fragments(parts=["fragment1", "fragment2"]),
         frame(CONTINUATION, "fragment3", fin=False),
         frame(TEXT, "fragment4"),
     )
@@ -96,11 +103,7 @@ def case_5_15(ws):
 
 def continuation_then_fragmented(fin: bool):
     def scenario(ws):
-        once = [
-            frame(CONTINUATION, "fragment1", fin=fin),
-            frame(TEXT, "fragment2", fin=False),
-            frame(CONTINUATION, "fragment3"),
-        ]
+        once = [frame(CONTINUATION, "fragment1", fin=fin), *message_fragments(parts=["fragment2", "fragment3"])]
         ws.send(*once, *once)
         ws.expect_failure(1002)
 
@@ -130,20 +133,10 @@ def pings_while_fragmented(how: str):
     """Autobahn waits 1 s after the first ping; here the first pong is awaited instead."""
 
     def scenario(ws):
-        frames = [
-            frame(TEXT, "fragment1", fin=False),
-            frame(CONTINUATION, "fragment2", fin=False),
-            frame(PING, "pongme 1!"),
-        ]
-        frames_write(ws=ws, frames=frames, how=how)
+        fragments = message_fragments(parts=[f"fragment{number}" for number in range(1, 6)])
+        frames_write(ws=ws, frames=[*fragments[:2], frame(PING, "pongme 1!")], how=how)
         ws.expect(Pong(b"pongme 1!"))
-        frames = [
-            frame(CONTINUATION, "fragment3", fin=False),
-            frame(CONTINUATION, "fragment4", fin=False),
-            frame(PING, "pongme 2!"),
-            frame(CONTINUATION, "fragment5"),
-        ]
-        frames_write(ws=ws, frames=frames, how=how)
+        frames_write(ws=ws, frames=[*fragments[2:4], frame(PING, "pongme 2!"), fragments[4]], how=how)
         ws.expect(Pong(b"pongme 2!"), Message("fragment1fragment2fragment3fragment4fragment5"))
         ws.close_handshake()
 

@@ -16,7 +16,8 @@ import random
 import socket
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from urllib.parse import urlencode, urlsplit
 
 from websockets.asyncio.client import connect
@@ -236,6 +237,18 @@ async def all_until(pages, predicate: Callable[[Page], bool], *, timeout: float,
         )
     )
     return time.monotonic() - started
+
+
+@asynccontextmanager
+async def pages_open(*, pages: list[Page]) -> AsyncIterator[list[Page]]:
+    """The pages started together, and stopped together however the test ends: every page
+    in ``pages`` by then, so one the test adds to the list before starting it is stopped too
+    (a page left running would reconnect into the next test's servers)."""
+    try:
+        await asyncio.gather(*(page.start() for page in pages))
+        yield pages
+    finally:
+        await asyncio.gather(*(page.stop() for page in pages))
 
 
 class LiveblogPage(Page):

@@ -40,6 +40,11 @@ def record(fault: str, result: str, **measures) -> None:
     RESULTS.append({"fault": fault, "result": result, **measures})
 
 
+def seconds_round(**durations: float) -> dict[str, float]:
+    """Measures in seconds as the table gives them, to the hundredth: finer would be noise."""
+    return {name: round(seconds, 2) for name, seconds in durations.items()}
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not RESULTS:
         return

@@ -11,8 +11,8 @@ through a new snapshot. Each process logs the outage once, not once per retry.
 import asyncio
 import time
 
-from client import BoardPage, ChatPage, GalleryPage, LiveblogPage, all_until
-from conftest import log_count, record, tracebacks, wait_for_log
+from client import BoardPage, ChatPage, GalleryPage, LiveblogPage, all_until, pages_open
+from conftest import log_count, record, seconds_round, tracebacks, wait_for_log
 
 OUTAGE = 3.0  # seconds Redis stays down
 BACK_WITHIN = 5.0  # seconds, after Redis is back, for every page to be live and caught up
@@ -40,9 +40,8 @@ async def test_redis_restart_with_pages_of_every_demo_open(sites, redis):
     board_pages = [BoardPage(name=f"board{n}", slug="restart", urls=spread(sketchpad, n)) for n in range(4)]
     galleries = [GalleryPage(name=f"gallery{n}", urls=spread(sketchpad, n)) for n in range(2)]
     pages = [*blog_pages, *chat_pages, *board_pages, *galleries]
-    await asyncio.gather(*(page.start() for page in pages))
-    drawer = board_pages[0]
-    try:
+    async with pages_open(pages=pages):
+        drawer = board_pages[0]
         # Before: everything flows.
         await blog_script.acall("post", slug="djangocon", body="before the restart")
         await chat_script.acall("message", room="lobby", username="ann", text="before the restart")
@@ -66,8 +65,8 @@ async def test_redis_restart_with_pages_of_every_demo_open(sites, redis):
             LiveblogPage(name="blog-late", slug="djangocon", urls=spread(liveblog, 1)),
             BoardPage(name="board-late", slug="restart", urls=spread(sketchpad, 1)),
         ]
-        await asyncio.gather(*(page.start() for page in late))
         pages += late
+        await asyncio.gather(*(page.start() for page in late))
         assert late[0].has("saved while Redis was down") and "during" in late[1].strokes
         await asyncio.sleep(max(0.0, down_at + OUTAGE - time.monotonic()))  # the outage itself
         assert [site for site in (liveblog, chat, sketchpad) for server in site.daphnes if not server.alive()] == []
@@ -123,12 +122,8 @@ async def test_redis_restart_with_pages_of_every_demo_open(sites, redis):
             "1. Redis restart (3 s outage), 4 liveblog + 4 chat + 4 board + 2 gallery pages on 2 daphne each "
             "(+1 liveblog, +1 board page opened during the outage), worker",
             f"every process up; {closes} socket closes; one warning + one recovery line per process",
-            caught_up_s=round(max(caught_up), 2),
-            live_again_s=round(live, 2),
-            outage_s=round(up_at - down_at, 2),
+            **seconds_round(caught_up_s=max(caught_up), live_again_s=live, outage_s=up_at - down_at),
         )
-    finally:
-        await asyncio.gather(*(page.stop() for page in pages))
 
 
 async def live_again(blog_script, chat_script, blog_pages, chat_pages, board_pages, *, started: float) -> float:

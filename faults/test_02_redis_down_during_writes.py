@@ -11,8 +11,8 @@ event once it catches up.
 import asyncio
 import time
 
-from client import BoardPage, ChatPage, LiveblogPage, all_until
-from conftest import ScriptError, log_count, record, tracebacks
+from client import BoardPage, ChatPage, LiveblogPage, all_until, pages_open
+from conftest import ScriptError, log_count, record, seconds_round, tracebacks
 
 RUN = 8.0  # seconds of writing
 DOWN_AT, UP_AT = 2.0, 5.0  # when Redis dies, and when a new one starts, from the first write
@@ -44,69 +44,67 @@ async def test_writes_while_redis_dies(sites, redis):
         BoardPage(name=f"watcher{n}", slug="writes", urls=pad_urls[n % 2 :] + pad_urls[: n % 2]) for n in range(2)
     ]
     pages = [*blog_pages, *chat_pages, drawer, *watchers]
-    await asyncio.gather(*(page.start() for page in pages))
+    async with pages_open(pages=pages):
+        started = time.monotonic()
+        window = {}  # when Redis was down, in the test's clock
 
-    started = time.monotonic()
-    window = {}  # when Redis was down, in the test's clock
+        async def outage():
+            await asyncio.sleep(DOWN_AT)
+            window["down"] = time.monotonic()
+            await asyncio.to_thread(redis.stop, kill=True)
+            window["down_done"] = time.monotonic()
+            await asyncio.sleep(max(0.0, started + UP_AT - time.monotonic()))
+            window["up"] = time.monotonic()
+            await asyncio.to_thread(redis.start)
+            window["up_done"] = time.monotonic()
 
-    async def outage():
-        await asyncio.sleep(DOWN_AT)
-        window["down"] = time.monotonic()
-        await asyncio.to_thread(redis.stop, kill=True)
-        window["down_done"] = time.monotonic()
-        await asyncio.sleep(max(0.0, started + UP_AT - time.monotonic()))
-        window["up"] = time.monotonic()
-        await asyncio.to_thread(redis.start)
-        window["up_done"] = time.monotonic()
+        async def posts() -> list[dict]:
+            outcomes, number = [], 0
+            while time.monotonic() - started < RUN:
+                began = time.monotonic()
+                try:
+                    await blog_script.acall("post", slug="djangocon", body=f"write {number}")
+                    outcomes.append({"text": f"write {number}", "ok": True, "began": began, "ended": time.monotonic()})
+                except ScriptError as error:
+                    outcomes.append({"text": f"write {number}", "ok": False, "error": str(error), "began": began})
+                number += 1
+                await asyncio.sleep(0.25)
+            return outcomes
 
-    async def posts() -> list[dict]:
-        outcomes, number = [], 0
-        while time.monotonic() - started < RUN:
-            began = time.monotonic()
-            try:
-                await blog_script.acall("post", slug="djangocon", body=f"write {number}")
-                outcomes.append({"text": f"write {number}", "ok": True, "began": began, "ended": time.monotonic()})
-            except ScriptError as error:
-                outcomes.append({"text": f"write {number}", "ok": False, "error": str(error), "began": began})
-            number += 1
-            await asyncio.sleep(0.25)
-        return outcomes
+        async def messages(page: ChatPage) -> list[dict]:
+            outcomes, number = [], 0
+            user = page.name.removeprefix("chat-")
+            while time.monotonic() - started < RUN:
+                text = f"{user} {number}"
+                errors = len(page.errors)
+                assert await page.say("lobby", text)
+                try:  # its own message coming back is the acknowledgement; an error frame, the refusal
+                    await page.until(lambda: page.has("lobby", text) or len(page.errors) > errors, timeout=8, what=text)
+                except TimeoutError:
+                    pass
+                refused = page.errors[errors]["code"] if len(page.errors) > errors else None
+                outcomes.append({"text": text, "ok": page.has("lobby", text), "refused": refused})
+                number += 1
+                await asyncio.sleep(1.25)  # under the chat's rate limit (10 per 10 s)
+            return outcomes
 
-    async def messages(page: ChatPage) -> list[dict]:
-        outcomes, number = [], 0
-        user = page.name.removeprefix("chat-")
-        while time.monotonic() - started < RUN:
-            text = f"{user} {number}"
-            errors = len(page.errors)
-            assert await page.say("lobby", text)
-            try:  # its own message coming back is the acknowledgement; an error frame, the refusal
-                await page.until(lambda: page.has("lobby", text) or len(page.errors) > errors, timeout=8, what=text)
-            except TimeoutError:
-                pass
-            refused = page.errors[errors]["code"] if len(page.errors) > errors else None
-            outcomes.append({"text": text, "ok": page.has("lobby", text), "refused": refused})
-            number += 1
-            await asyncio.sleep(1.25)  # under the chat's rate limit (10 per 10 s)
-        return outcomes
+        async def strokes() -> list[dict]:
+            outcomes, number = [], 0
+            while time.monotonic() - started < RUN:
+                stroke = f"w{number}"
+                errors = len(drawer.errors)
+                await drawer.draw(stroke, [[0.1, 0.1 + number / 100]], done=False)
+                await drawer.draw(stroke, [[0.9, 0.1 + number / 100]], done=True)
+                # A refusal comes at once; a stored stroke gets no answer.
+                try:
+                    await drawer.until(lambda: len(drawer.errors) > errors, timeout=0.5)
+                except TimeoutError:
+                    pass
+                refused = drawer.errors[errors]["code"] if len(drawer.errors) > errors else None
+                outcomes.append({"stroke": stroke, "refused": refused})
+                number += 1
+            return outcomes
 
-    async def strokes() -> list[dict]:
-        outcomes, number = [], 0
-        while time.monotonic() - started < RUN:
-            stroke = f"w{number}"
-            errors = len(drawer.errors)
-            await drawer.draw(stroke, [[0.1, 0.1 + number / 100]], done=False)
-            await drawer.draw(stroke, [[0.9, 0.1 + number / 100]], done=True)
-            # A refusal comes at once; a stored stroke gets no answer.
-            try:
-                await drawer.until(lambda: len(drawer.errors) > errors, timeout=0.5)
-            except TimeoutError:
-                pass
-            refused = drawer.errors[errors]["code"] if len(drawer.errors) > errors else None
-            outcomes.append({"stroke": stroke, "refused": refused})
-            number += 1
-        return outcomes
-
-    try:
         _, post_outcomes, *rest = await asyncio.gather(
             outage(), posts(), *(messages(page) for page in chat_pages[:3]), strokes()
         )
@@ -167,8 +165,5 @@ async def test_writes_while_redis_dies(sites, redis):
             f"posts {len(post_outcomes)}/{len(post_outcomes)} stored, {failed_logged} failed broadcasts logged once each; "
             f"chat {len(message_outcomes) - len(refused_messages)} stored, {len(refused_messages)} refused 'unavailable', none half done; "
             f"strokes {len(pad_stored)}/{len(stroke_outcomes)} stored",
-            posts_of_the_outage_on_every_page_s=round(caught_up, 2),
-            outage_s=round(window["up_done"] - window["down"], 2),
+            **seconds_round(posts_of_the_outage_on_every_page_s=caught_up, outage_s=window["up_done"] - window["down"]),
         )
-    finally:
-        await asyncio.gather(*(page.stop() for page in pages))

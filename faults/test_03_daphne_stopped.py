@@ -9,10 +9,9 @@ meanwhile is missed, and chat presence drops the users of the dead process who
 do not come back within CHAT_PRESENCE_TTL + CHAT_PRESENCE_HEARTBEAT (6 + 2 s).
 """
 
-import asyncio
 import time
 
-from client import BoardPage, ChatPage, LiveblogPage, all_until
+from client import BoardPage, ChatPage, LiveblogPage, Page, all_until, pages_open
 from conftest import SIGKILL, SIGTERM, record, tracebacks
 
 RECONNECT_WITHIN = 2.0
@@ -59,12 +58,13 @@ async def test_daphne_stopped_by_sigterm_then_sigkill(sites):
         ),
     }
     pages = [*blog_pages, *chat_pages, *board_pages]
-    await asyncio.gather(*(page.start() for page in [*pages, *leaving.values()]))
-    for page in leaving.values():
-        page.stopped = True  # it will not reconnect
-    watcher = chat_pages[1]  # on the second server: sees the first one's users leave
-    await watcher.until(lambda: {"gone-on-term", "gone-on-kill"} <= watcher.members["lobby"], timeout=5, what="members")
-    try:
+    async with pages_open(pages=[*pages, *leaving.values()]):
+        for page in leaving.values():
+            page.stopped = True  # it will not reconnect
+        watcher = chat_pages[1]  # on the second server: sees the first one's users leave
+        await watcher.until(
+            lambda: {"gone-on-term", "gone-on-kill"} <= watcher.members["lobby"], timeout=5, what="members"
+        )
         # SIGTERM the first server of each site.
         term_at = time.monotonic()
         for site in (liveblog, chat, sketchpad):
@@ -81,18 +81,8 @@ async def test_daphne_stopped_by_sigterm_then_sigkill(sites):
         )
         term_closes = [close_after(page, term_at) for page in on_first]
         term_back = [reconnected_after(page, term_at) for page in on_first]
-        await all_until(blog_pages, lambda p: p.has("saved during the SIGTERM"), timeout=5, what="post after SIGTERM")
-        await all_until(
-            chat_pages, lambda p: p.has("lobby", "saved during the SIGTERM"), timeout=5, what="message after SIGTERM"
-        )
-        await board_pages[1].draw("after-term", [[0.2, 0.2], [0.3, 0.3]], done=True)
-        await all_until(board_pages, lambda p: "after-term" in p.strokes, timeout=5, what="stroke after SIGTERM")
-        await watcher.until(
-            lambda: "gone-on-term" not in watcher.members["lobby"],
-            timeout=PRESENCE_WITHIN + 2,
-            what="gone-on-term leaves",
-        )
-        term_left = time.monotonic() - term_at
+        await nothing_missed_check(signal="SIGTERM", pages=pages, drawer=board_pages[1])
+        term_left = await presence_drop_wait(watcher=watcher, user="gone-on-term", since=term_at)
         term_exit = [site.daphnes[0].process.wait(timeout=10) for site in (liveblog, chat, sketchpad)]
 
         # SIGKILL the second server of each site: every page is now on it.
@@ -107,19 +97,8 @@ async def test_daphne_stopped_by_sigterm_then_sigkill(sites):
         )
         kill_closes = [close_after(page, kill_at) for page in pages]
         kill_back = [reconnected_after(page, kill_at) for page in pages]
-        await all_until(blog_pages, lambda p: p.has("saved during the SIGKILL"), timeout=5, what="post after SIGKILL")
-        await all_until(
-            chat_pages, lambda p: p.has("lobby", "saved during the SIGKILL"), timeout=5, what="message after SIGKILL"
-        )
-        await board_pages[0].draw("after-kill", [[0.4, 0.4], [0.5, 0.5]], done=True)
-        await all_until(board_pages, lambda p: "after-kill" in p.strokes, timeout=5, what="stroke after SIGKILL")
-        watcher_now = chat_pages[0]
-        await watcher_now.until(
-            lambda: "gone-on-kill" not in watcher_now.members["lobby"],
-            timeout=PRESENCE_WITHIN + 2,
-            what="gone-on-kill leaves",
-        )
-        kill_left_total = time.monotonic() - kill_at
+        await nothing_missed_check(signal="SIGKILL", pages=pages, drawer=board_pages[0])
+        kill_left_total = await presence_drop_wait(watcher=chat_pages[0], user="gone-on-kill", since=kill_at)
 
         # What the pages saw, and how fast they were back.
         assert {code for _, code in term_closes} == {1012}, term_closes
@@ -150,8 +129,28 @@ async def test_daphne_stopped_by_sigterm_then_sigkill(sites):
             reconnect_median_s=round(sorted(kill_back)[len(kill_back) // 2], 2),
             presence_drop_s=round(kill_left_total, 2),
         )
-    finally:
-        await asyncio.gather(*(page.stop() for page in [*pages, *leaving.values()]))
+
+
+async def nothing_missed_check(*, signal: str, pages: list[Page], drawer: BoardPage) -> None:
+    """What was saved while the pages moved ("saved during the <signal>": a post, a
+    message in lobby) reaches every page of its demo, and a stroke ``drawer`` draws
+    once they are back ("after-<signal>") every board."""
+    text, stroke = f"saved during the {signal}", f"after-{signal}"
+    blog_pages, chat_pages, board_pages = (
+        [page for page in pages if isinstance(page, kind)] for kind in (LiveblogPage, ChatPage, BoardPage)
+    )
+    await all_until(blog_pages, lambda p: p.has(text), timeout=5, what=f"post after {signal}")
+    await all_until(chat_pages, lambda p: p.has("lobby", text), timeout=5, what=f"message after {signal}")
+    await drawer.draw(stroke, [[0.2, 0.2], [0.3, 0.3]], done=True)
+    await all_until(board_pages, lambda p: stroke in p.strokes, timeout=5, what=f"stroke after {signal}")
+
+
+async def presence_drop_wait(*, watcher: ChatPage, user: str, since: float) -> float:
+    """Seconds from ``since`` until the watcher's lobby no longer lists ``user``."""
+    await watcher.until(
+        lambda: user not in watcher.members["lobby"], timeout=PRESENCE_WITHIN + 2, what=f"{user} leaves"
+    )
+    return time.monotonic() - since
 
 
 def first_urls(*sites) -> set[str]:

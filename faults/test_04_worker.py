@@ -13,8 +13,8 @@ import asyncio
 import time
 
 import redis as redis_py
-from client import BoardPage, GalleryPage
-from conftest import SIGCONT, SIGKILL, SIGSTOP, record, tracebacks
+from client import BoardPage, GalleryPage, pages_open
+from conftest import SIGCONT, SIGKILL, SIGSTOP, record, seconds_round, tracebacks
 
 TICK = 2.0
 BOARDS = ["heavy", "b1", "b2", "b3"]
@@ -45,12 +45,11 @@ async def test_worker_killed_mid_render_and_down_for_a_while(sites, redis):
     heavy = BoardPage(name="heavy", slug="heavy", urls=[url])
     others = [BoardPage(name=slug, slug=slug, urls=[url]) for slug in BOARDS[1:]]
     pages = [gallery, heavy, *others]
-    await asyncio.gather(*(page.start() for page in pages))
 
     def pending(board: str) -> bool:
         return bool(store.exists(f"sketchpad:1:thumbnail-pending-{ids[board]}"))
 
-    try:
+    async with pages_open(pages=pages):
         # Killed mid-render: a stroke asks for a rendering; the worker (held still until the
         # request is there) takes it, clearing the board's pending flag first, and dies while drawing.
         worker = sketchpad.workers[0]
@@ -109,10 +108,10 @@ async def test_worker_killed_mid_render_and_down_for_a_while(sites, redis):
             "4. worker SIGKILLed mid-render, then down with 3 boards changed and their requests expired",
             f"killed {render_seconds:.2f} s render mid-way; {queued} queued requests dropped; "
             "every board rendered at its latest version by the new worker's first tick, no new stroke",
-            all_current_after_restart_s=round(caught_up, 2),
-            gallery_updated_s=round(gallery_at, 2),
-            lost_request_rendered_by_tick_s=round(ticked, 2),
-            tick_s=TICK,
+            **seconds_round(
+                all_current_after_restart_s=caught_up,
+                gallery_updated_s=gallery_at,
+                lost_request_rendered_by_tick_s=ticked,
+                tick_s=TICK,
+            ),
         )
-    finally:
-        await asyncio.gather(*(page.stop() for page in pages))

@@ -12,8 +12,8 @@ import asyncio
 import time
 
 import redis as redis_py
-from client import BoardPage, ChatPage, GalleryPage, LiveblogPage, all_until
-from conftest import record, tracebacks
+from client import BoardPage, ChatPage, GalleryPage, LiveblogPage, all_until, pages_open
+from conftest import record, seconds_round, tracebacks
 
 EXPIRY = 3
 CORE = {"REDIS_CHANNEL_LAYER": "core", "REDIS_GROUP_EXPIRY": str(EXPIRY)}
@@ -45,9 +45,8 @@ async def test_sockets_outlive_the_group_expiry_on_the_core_layer(sites, redis):
     )
     gallery = GalleryPage(name="gallery", urls=[sketchpad.daphnes[0].url])
     pages = [*blog_pages, *chat_pages, drawer, watcher, gallery]
-    await asyncio.gather(*(page.start() for page in pages))
-    joined = time.monotonic()
-    try:
+    async with pages_open(pages=pages):
+        joined = time.monotonic()
         before = memberships(store)
         assert before, "no group memberships in Redis: not the core layer?"
         # A socket that goes leaves its groups at once, and is not refreshed back.
@@ -91,8 +90,5 @@ async def test_sockets_outlive_the_group_expiry_on_the_core_layer(sites, redis):
             f"5. sockets {3 * EXPIRY} s old on the core layer, REDIS_GROUP_EXPIRY={EXPIRY}",
             "every socket still gets its groups' messages (liveblog, chat room, board, gallery); "
             "oldest membership seen stayed under the expiry; a closed socket's membership went at once",
-            delivered_s=round(delivered, 2),
-            oldest_membership_s=round(oldest, 2),
+            **seconds_round(delivered_s=delivered, oldest_membership_s=oldest),
         )
-    finally:
-        await asyncio.gather(*(page.stop() for page in pages))

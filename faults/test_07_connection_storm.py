@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 from client import http_json, origin, ws_url
-from conftest import record, tracebacks
+from conftest import record, seconds_round, tracebacks
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -89,8 +89,7 @@ async def test_two_thousand_sockets_within_two_seconds(sites):
             f"7. connection storm: {SOCKETS} liveblog sockets started within {WITHIN:.0f} s on 2 daphne processes",
             f"all accepted, no refusal or 5xx ({open_by_2s} open after 2 s; {overflows} SYNs dropped by daphne's "
             "50-deep listen queue and retried by the clients); all got the next post",
-            all_open_s=round(all_open, 2),
-            next_post_to_all_s=round(delivered, 2),
+            **seconds_round(all_open_s=all_open, next_post_to_all_s=delivered),
         )
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)

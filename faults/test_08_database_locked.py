@@ -14,8 +14,8 @@ import asyncio
 import sqlite3
 import time
 
-from client import BoardPage, ChatPage, LiveblogPage
-from conftest import log_count, record, tracebacks
+from client import BoardPage, ChatPage, LiveblogPage, pages_open
+from conftest import log_count, record, seconds_round, tracebacks
 
 TIMEOUT = 0.5
 HOLD = 3.0
@@ -43,35 +43,35 @@ async def test_database_locked_past_its_timeout(sites):
         BoardPage(name=name, slug="locked", urls=[sketchpad.daphnes[0].url]) for name in ("drawer", "watcher")
     )
     pages = [writer, reader, drawer, watcher]
-    await asyncio.gather(*(page.start() for page in pages))
-    late = LiveblogPage(name="late", slug="djangocon", urls=[liveblog.daphnes[0].url])
-    held = [lock(str(site.workdir / "db.sqlite3")) for site in (chat, sketchpad)]
-    locked_at = time.monotonic()
-    try:
-        # A message: refused with "busy" once the timeout is over.
-        sent = time.monotonic()
-        assert await writer.say("lobby", "while locked")
-        await writer.until(lambda: writer.errors, timeout=TIMEOUT + 2, what="busy for the message")
-        message_busy = time.monotonic() - sent
-        # Joining a room writes the session: refused the same way.
-        assert await writer.send({"command": "join", "room": "random"})
-        await writer.until(lambda: len(writer.errors) >= 2, timeout=TIMEOUT + 2, what="busy for the join")
-        # A stroke: drawn live on the other screen, then refused when it ends, and erased everywhere.
-        assert await drawer.draw("locked", [[0.1, 0.1], [0.2, 0.2]], done=False)
-        await watcher.until(lambda: "locked" in watcher.drawing, timeout=5, what="stroke in progress")
-        sent = time.monotonic()
-        assert await drawer.draw("locked", [[0.3, 0.3]], done=True)
-        await drawer.until(lambda: drawer.errors, timeout=TIMEOUT + 2, what="busy for the stroke")
-        stroke_busy = time.monotonic() - sent
-        # Reading goes on: a page connects to the liveblog meanwhile.
-        await late.start()
-        assert time.monotonic() - locked_at < HOLD, "the lock was not held through the writes"
-        await asyncio.sleep(max(0.0, locked_at + HOLD - time.monotonic()))
-    finally:
-        for connection in held:
-            connection.execute("ROLLBACK")
-            connection.close()
-    try:
+    async with pages_open(pages=pages):
+        late = LiveblogPage(name="late", slug="djangocon", urls=[liveblog.daphnes[0].url])
+        held = [lock(str(site.workdir / "db.sqlite3")) for site in (chat, sketchpad)]
+        locked_at = time.monotonic()
+        try:
+            # A message: refused with "busy" once the timeout is over.
+            sent = time.monotonic()
+            assert await writer.say("lobby", "while locked")
+            await writer.until(lambda: writer.errors, timeout=TIMEOUT + 2, what="busy for the message")
+            message_busy = time.monotonic() - sent
+            # Joining a room writes the session: refused the same way.
+            assert await writer.send({"command": "join", "room": "random"})
+            await writer.until(lambda: len(writer.errors) >= 2, timeout=TIMEOUT + 2, what="busy for the join")
+            # A stroke: drawn live on the other screen, then refused when it ends, and erased everywhere.
+            assert await drawer.draw("locked", [[0.1, 0.1], [0.2, 0.2]], done=False)
+            await watcher.until(lambda: "locked" in watcher.drawing, timeout=5, what="stroke in progress")
+            sent = time.monotonic()
+            assert await drawer.draw("locked", [[0.3, 0.3]], done=True)
+            await drawer.until(lambda: drawer.errors, timeout=TIMEOUT + 2, what="busy for the stroke")
+            stroke_busy = time.monotonic() - sent
+            # Reading goes on: a page connects to the liveblog meanwhile.
+            pages.append(late)
+            await late.start()
+            assert time.monotonic() - locked_at < HOLD, "the lock was not held through the writes"
+            await asyncio.sleep(max(0.0, locked_at + HOLD - time.monotonic()))
+        finally:
+            for connection in held:
+                connection.execute("ROLLBACK")
+                connection.close()
         assert [error["code"] for error in writer.errors] == ["busy", "busy"], writer.errors
         assert [error["code"] for error in drawer.errors] == ["busy"], drawer.errors
         await watcher.until(lambda: "locked" not in watcher.strokes, timeout=5, what="erased")
@@ -91,7 +91,7 @@ async def test_database_locked_past_its_timeout(sites):
         boards = await pad_script.acall("boards_state", slugs=["locked"])
         strokes = await pad_script.acall("strokes", slug="locked")
         assert strokes == ["unlocked"] and boards["locked"]["strokes"] == 1, (strokes, boards)
-        for page in [*pages, late]:
+        for page in pages:
             assert page.closes == [], (page.name, page.closes)
         for site in (chat, sketchpad, liveblog):
             server = site.daphnes[0]
@@ -104,8 +104,5 @@ async def test_database_locked_past_its_timeout(sites):
             f"8. database locked {HOLD:.0f} s by another connection (BEGIN IMMEDIATE), busy timeout {TIMEOUT} s",
             "chat message and join, finished stroke: error 'busy', socket open, nothing stored, the stroke erased "
             "from the other screen; a liveblog page connected meanwhile; the same writes succeed after",
-            message_busy_s=round(message_busy, 2),
-            stroke_busy_s=round(stroke_busy, 2),
+            **seconds_round(message_busy_s=message_busy, stroke_busy_s=stroke_busy),
         )
-    finally:
-        await asyncio.gather(*(page.stop() for page in [*pages, late]))

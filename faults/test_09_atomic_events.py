@@ -15,10 +15,9 @@ Either way no post, no message, no change is left, no seq is used up, and no
 page hears of anything; once the fault is gone the next event takes the next seq.
 """
 
-import asyncio
 import sqlite3
 
-from client import ChatPage, LiveblogPage
+from client import ChatPage, LiveblogPage, pages_open
 from conftest import record, tracebacks
 
 TRIGGER = """
@@ -46,12 +45,13 @@ async def test_a_failed_event_write_leaves_nothing(sites):
         for user in cookies
     )
     pages = [blog_page, writer, watcher]
-    await asyncio.gather(*(page.start() for page in pages))
-    await chat_script.acall("message", room="lobby", username="watch", text="one to delete")  # for the delete writer
-    await watcher.until(lambda: watcher.has("lobby", "one to delete"), timeout=5)
-    blog_before = await blog_script.acall("liveblog_state", slug="djangocon")
-    chat_before = await chat_script.acall("chat_state", room="lobby")
-    try:
+    async with pages_open(pages=pages):
+        await chat_script.acall(
+            "message", room="lobby", username="watch", text="one to delete"
+        )  # for the delete writer
+        await watcher.until(lambda: watcher.has("lobby", "one to delete"), timeout=5)
+        blog_before = await blog_script.acall("liveblog_state", slug="djangocon")
+        chat_before = await chat_script.acall("chat_state", room="lobby")
         # In the database: every event insert is refused.
         for site in (liveblog, chat):
             sql(site, TRIGGER)
@@ -111,5 +111,3 @@ async def test_a_failed_event_write_leaves_nothing(sites):
             f"every write failed whole: no post, no message, no seq used, nothing sent; the chat socket closed ({socket_close}) "
             "and came back; the next event took the next seq",
         )
-    finally:
-        await asyncio.gather(*(page.stop() for page in pages))

@@ -37,7 +37,6 @@ import math
 import threading
 import time
 import uuid
-import weakref
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -47,6 +46,7 @@ from django.conf import settings
 from redis.exceptions import NoScriptError
 
 from realtime_common.consumers import frame_encode
+from realtime_common.loops import loop_local
 from realtime_common.outages import OutageLog
 
 from .models import Room
@@ -428,14 +428,7 @@ def change_message(*, slug: str, applied: Applied) -> dict:
     }
 
 
-REGISTRIES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Registry] = weakref.WeakKeyDictionary()
-
-
-def registry_get() -> Registry:
-    loop = asyncio.get_running_loop()
-    if loop not in REGISTRIES:
-        REGISTRIES[loop] = Registry()
-    return REGISTRIES[loop]
+registry_get = loop_local(Registry)
 
 
 class PresenceMixin:

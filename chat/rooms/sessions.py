@@ -21,12 +21,12 @@ socket makes none. So a session that ends must reach its sockets:
 import asyncio
 import contextlib
 import logging
-import weakref
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from realtime_common.loops import loop_local
 from realtime_common.outages import OutageLog
 
 from .selectors import session_logged_in, sessions_logged_in
@@ -107,14 +107,7 @@ class SessionWatch:
             self.outages.worked()
 
 
-WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SessionWatch] = weakref.WeakKeyDictionary()
-
-
-def session_watch_get() -> SessionWatch:
-    loop = asyncio.get_running_loop()
-    if loop not in WATCHES:
-        WATCHES[loop] = SessionWatch()
-    return WATCHES[loop]
+session_watch_get = loop_local(SessionWatch)
 
 
 class SessionMixin:

@@ -1,5 +1,6 @@
 import pytest
 from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
 from django.core.cache import cache
 from django.test import Client
@@ -7,7 +8,7 @@ from django.test import Client
 from realtime_common.cache import caches
 from rooms import presence
 from rooms.models import Room
-from tests.helpers import Browser
+from tests.helpers import Browser, join
 
 
 @pytest.fixture
@@ -61,3 +62,17 @@ def logged_in(connect):
         return Browser(client=client, connect=connect)
 
     return log_in
+
+
+@pytest.fixture
+def joined_tabs(logged_in, users):
+    """``await joined_tabs(room=..., names=[...])``: a tab of a new browser for each user, opened
+    all first and then joined in that order (each one after the first is told of those before)."""
+
+    async def open_and_join(*, room: str, names: list[str]) -> list[WebsocketCommunicator]:
+        tabs = [await (await logged_in(users[name])).open_tab() for name in names]
+        for tab in tabs:
+            await join(tab, room)
+        return tabs
+
+    return open_and_join

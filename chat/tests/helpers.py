@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
@@ -44,3 +45,26 @@ async def join(socket: WebsocketCommunicator, room: str, **fields) -> dict:
 
 async def say(socket: WebsocketCommunicator, room: str, text: str) -> None:
     await socket.send_json_to({"command": "send", "room": room, "text": text})
+
+
+async def crashing_tab_open(*, browser: Browser, origin: str) -> WebsocketCommunicator:
+    """A tab of the browser for a consumer the test crashes: not opened through the connect
+    fixture, which would close it again at the end."""
+    # Imported now, not at the top: the application needs Django set up.
+    from config.asgi import application
+
+    socket = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"origin", origin.encode()), browser.cookie])
+    assert (await socket.connect())[0]
+    return socket
+
+
+async def consumer_crash(*, socket: WebsocketCommunicator, room: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crash the socket's consumer: it fails to read the history of ``room`` as it joins it."""
+
+    def history_fails(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("rooms.consumers.room_history", history_fails)
+    await socket.send_json_to({"command": "join", "room": room})
+    with pytest.raises(RuntimeError, match="the database went away"):
+        await socket.wait()

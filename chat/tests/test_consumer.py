@@ -4,13 +4,14 @@ tests in test_presence_consumer.py, and sessions (logout, re-checks) in test_ses
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
 
 from rooms.models import Message
 from rooms.selectors import SESSION_ROOMS
 from rooms.services import message_create
-from tests.helpers import join, say
+from tests.helpers import Browser, join, say
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
 
@@ -24,6 +25,19 @@ def create_messages(room, user, count: int) -> list[Message]:
 
 def texts(frame: dict) -> list[str]:
     return [message["text"] for message in frame["history"]]
+
+
+async def tabs_after_leaving_random(*, browser: Browser) -> tuple[WebsocketCommunicator, WebsocketCommunicator]:
+    """Two tabs of one session: the first joined lobby and random, then left random; the
+    second, opened after, is put back in lobby alone (the session's rooms)."""
+    first_tab = await browser.open_tab()
+    await join(first_tab, "lobby")
+    await join(first_tab, "random")
+    await first_tab.send_json_to({"command": "leave", "room": "random"})
+    assert (await first_tab.receive_json_from())["type"] == "left"
+    second_tab = await browser.open_tab()
+    assert (await second_tab.receive_json_from())["room"] == "lobby"
+    return first_tab, second_tab
 
 
 async def test_the_site_s_own_origin_connects(logged_in, users, chat_rooms):
@@ -161,13 +175,8 @@ async def test_joins_and_leaves_are_rate_limited_per_user_across_tabs_and_change
     settings.CHAT_JOIN_LIMIT = 4
     settings.CHAT_JOIN_SECONDS = 10**6  # one window for the whole test
     alice = await logged_in(users["alice"])
-    first_tab = await alice.open_tab()
-    await join(first_tab, "lobby")
-    await join(first_tab, "random")
-    await first_tab.send_json_to({"command": "leave", "room": "random"})
-    assert (await first_tab.receive_json_from())["type"] == "left"
-    second_tab = await alice.open_tab()
-    assert (await second_tab.receive_json_from())["room"] == "lobby"  # put back: no join, not counted
+    # Three joins and leaves counted: second_tab was put back in lobby without one.
+    first_tab, second_tab = await tabs_after_leaving_random(browser=alice)
     await join(second_tab, "random")
 
     refused = [(second_tab, "join", "staff-room"), (first_tab, "join", "random"), (second_tab, "leave", "lobby")]
@@ -282,14 +291,7 @@ async def test_a_new_socket_of_the_session_is_put_back_in_its_rooms(logged_in, u
 
 async def test_a_left_room_is_not_restored_and_other_sessions_start_empty(logged_in, users, chat_rooms):
     alice = await logged_in(users["alice"])
-    first_tab = await alice.open_tab()
-    await join(first_tab, "lobby")
-    await join(first_tab, "random")
-    await first_tab.send_json_to({"command": "leave", "room": "random"})
-    assert (await first_tab.receive_json_from())["type"] == "left"
-
-    second_tab = await alice.open_tab()
-    assert (await second_tab.receive_json_from())["room"] == "lobby"
+    first_tab, second_tab = await tabs_after_leaving_random(browser=alice)
     # alice on another device: a session of its own, in no room yet.
     elsewhere = await (await logged_in(users["alice"])).open_tab()
     await say(first_tab, "lobby", "next")

@@ -14,7 +14,7 @@ from channels.testing import WebsocketCommunicator
 
 from rooms.presence import Change, change_message, registry_get, room_keys
 from rooms.wire import room_group
-from tests.helpers import join
+from tests.helpers import consumer_crash, crashing_tab_open, join
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
 
@@ -140,14 +140,9 @@ async def test_a_user_whose_process_died_is_dropped_within_ttl_and_heartbeat(log
     assert (await registry_get().store_get().snapshot(room_id=chat_rooms["lobby"].pk))[0] == ["alice"]
 
 
-async def test_a_store_that_lost_its_keys_is_refilled_and_pages_get_the_whole_list(
-    logged_in, users, chat_rooms, settings
-):
+async def test_a_store_that_lost_its_keys_is_refilled_and_pages_get_the_whole_list(joined_tabs, chat_rooms, settings):
     settings.CHAT_PRESENCE_HEARTBEAT = 0.1
-    alice = await (await logged_in(users["alice"])).open_tab()
-    bob = await (await logged_in(users["bob"])).open_tab()
-    await join(alice, "lobby")
-    await join(bob, "lobby")
+    alice, bob = await joined_tabs(room="lobby", names=["alice", "bob"])
     assert await alice.receive_json_from() == presence("lobby", joined=["bob"])
 
     # What a Redis restart does to presence: the room's keys are gone, versions start again.
@@ -289,20 +284,8 @@ async def test_a_consumer_that_crashed_in_a_room_leaves_its_presence(
 ):
     alice = await (await logged_in(users["alice"])).open_tab()
     await join(alice, "lobby")
-    from config.asgi import application
-
-    bob = await logged_in(users["bob"])
-    # Not through the connect fixture, which would close it again at the end.
-    crashing = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"origin", site_origin.encode()), bob.cookie])
-    assert (await crashing.connect())[0]
-
-    def history_fails(**kwargs):
-        raise RuntimeError("the database went away")
-
-    monkeypatch.setattr("rooms.consumers.room_history", history_fails)
-    await crashing.send_json_to({"command": "join", "room": "lobby"})
-    with pytest.raises(RuntimeError, match="the database went away"):
-        await crashing.wait()
+    crashing = await crashing_tab_open(browser=await logged_in(users["bob"]), origin=site_origin)
+    await consumer_crash(socket=crashing, room="lobby", monkeypatch=monkeypatch)
     # bob was counted in before the crash, and out after it.
     assert await alice.receive_json_from() == presence("lobby", joined=["bob"])
     assert await alice.receive_json_from() == presence("lobby", left=["bob"])

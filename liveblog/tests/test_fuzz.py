@@ -1,10 +1,8 @@
 """Hostile input on the liveblog page's socket, `/ws/liveblog/<slug>/` (README: the
 liveblog protocol, Security), with Hypothesis: every frame, whatever it holds, is
 answered read_only; every query string catches up from a valid ``since`` or
-resyncs (4000); nothing stored changes; a flood still ends in 4429.
-
-Run: ``../.venv/bin/pytest -q tests/test_fuzz.py --hypothesis-show-statistics``;
-each test also prints a ``fuzz-examples`` line with its count.
+resyncs (4000); nothing stored changes; a flood still ends in 4429. What every
+site's fuzz tests share, and how to run them: realtime_common.testing.fuzz.
 """
 
 import re
@@ -18,42 +16,14 @@ from hypothesis import strategies as st
 from blog.consumers import LiveblogConsumer
 from blog.models import Liveblog, Post
 from blog.services import post_create
-from realtime_common.consumers import REFUSAL_BURST
 from realtime_common.models import Stream, StreamEvent
-from realtime_common.testing.fuzz import (
-    CLOSE_RESYNC,
-    FUZZ_TIMEOUT,
-    SHARED_ERROR_CODES,
-    Closed,
-    Event,
-    Frame,
-    ReusedSocket,
-    SocketFactory,
-    Tally,
-    deep_json_frames,
-    error_check,
-    event_next,
-    flood,
-    flood_check,
-    frame_rate_raise,
-    frame_send,
-    frames,
-    fuzz_settings,
-    query_strings,
-    query_values,
-)
+from realtime_common.testing import fuzz
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("channel_layer"),
-    pytest.mark.timeout(FUZZ_TIMEOUT),
-]
+pytestmark = fuzz.FUZZ_MARKS
 
 PAGE = "/ws/liveblog/launch/"
 # README, Security and the liveblog protocol: the codes this socket may answer with.
-DOCUMENTED = SHARED_ERROR_CODES | {"read_only"}
-# What a page might send (the socket only sends, so its normal answer is read_only).
-PROBE = {"type": "ping"}
+DOCUMENTED = fuzz.SHARED_ERROR_CODES | {"read_only"}
 # README: since is 1 to 18 ASCII digits.
 SINCE = re.compile(r"[0-9]{1,18}")
 POSTS = 3
@@ -78,46 +48,29 @@ def posted(liveblog: Liveblog) -> list[dict]:
 
 
 @pytest.fixture
-def page_socket(fuzz_sockets: SocketFactory, liveblog: Liveblog, monkeypatch: pytest.MonkeyPatch) -> ReusedSocket:
+def page_socket(
+    fuzz_sockets: fuzz.SocketFactory, liveblog: Liveblog, monkeypatch: pytest.MonkeyPatch
+) -> fuzz.ReusedSocket:
     """One page's socket for all the examples of a test, with the frame rate lifted."""
-    frame_rate_raise(monkeypatch, LiveblogConsumer)
-
-    async def open_page():
-        socket, accepted = await fuzz_sockets.open(PAGE)
-        assert accepted
-        return socket
-
-    return ReusedSocket(open_page, fuzz_sockets)
+    fuzz.frame_rate_raise(monkeypatch, LiveblogConsumer)
+    return fuzz.ReusedSocket(lambda: fuzz_sockets.open(PAGE), fuzz_sockets)
 
 
-async def read_only_check(frame: Frame, page_socket: ReusedSocket, tally: Tally) -> None:
-    """The frame gets read_only, the page's next frame too, and nothing stored changes."""
-    tally.consumer = "liveblog-page"
-    before = await stored()
-    async with page_socket.use() as socket:
-        await frame_send(socket, frame)
-        code = error_check(await event_next(socket), codes={"read_only"}, documented=DOCUMENTED)
-        # Still alive: the next frame gets its normal answer.
-        await frame_send(socket, PROBE)
-        error_check(await event_next(socket), codes={"read_only"}, documented=DOCUMENTED)
-    assert await stored() == before
-    event(f"answer: {code}")
-    tally.count(code)
-
-
-@fuzz_settings(max_examples=400)
-@given(frame=frames())
+@fuzz.fuzz_settings(max_examples=400)
+@given(frame=fuzz.frames())
 async def test_any_frame_is_answered_read_only_and_changes_nothing(frame, page_socket, posted, fuzz_tally):
-    await read_only_check(frame, page_socket, fuzz_tally)
+    fuzz_tally.consumer = "liveblog-page"
+    await fuzz.read_only_check(frame=frame, reused=page_socket, documented=DOCUMENTED, stored=stored, tally=fuzz_tally)
 
 
-@fuzz_settings(max_examples=40)
-@given(frame=deep_json_frames())
+@fuzz.fuzz_settings(max_examples=40)
+@given(frame=fuzz.deep_json_frames())
 async def test_json_nested_past_the_parser_s_limit_is_answered_read_only(frame, page_socket, posted, fuzz_tally):
-    await read_only_check(frame, page_socket, fuzz_tally)
+    fuzz_tally.consumer = "liveblog-page"
+    await fuzz.read_only_check(frame=frame, reused=page_socket, documented=DOCUMENTED, stored=stored, tally=fuzz_tally)
 
 
-def since_outcomes(query: bytes, *, frames_by_seq: list[dict]) -> list[list[Event]]:
+def since_outcomes(query: bytes, *, frames_by_seq: list[dict]) -> list[list[fuzz.Event]]:
     """What a page may get on connecting with this query string, before its socket is
     live (README: catch-up and resync); more than one when ``since`` is repeated,
     because which one counts is not documented: the first or the last."""
@@ -129,51 +82,50 @@ def since_outcomes(query: bytes, *, frames_by_seq: list[dict]) -> list[list[Even
         if SINCE.fullmatch(value) and int(value) <= len(frames_by_seq):
             outcomes.append(frames_by_seq[int(value) :])
         else:  # not a seq, or ahead of the stream's
-            outcomes.append([{"type": "resync"}, Closed(CLOSE_RESYNC)])
+            outcomes.append([{"type": "resync"}, fuzz.Closed(fuzz.CLOSE_RESYNC)])
     return outcomes
 
 
-since_values = query_values(extra=st.integers(min_value=0, max_value=POSTS + 1).map(str))
+since_values = fuzz.query_values(extra=st.integers(min_value=0, max_value=POSTS + 1).map(str))
 
 
-@fuzz_settings(max_examples=150)
-@given(query=query_strings({"since": since_values}))
+@fuzz.fuzz_settings(max_examples=150)
+@given(query=fuzz.query_strings({"since": since_values}))
 async def test_any_query_string_catches_up_or_resyncs_and_changes_nothing(query, fuzz_sockets, posted, fuzz_tally):
     fuzz_tally.consumer = "liveblog-page"
     before = await stored()
-    socket, accepted = await fuzz_sockets.open(PAGE, query=query)
-    assert accepted  # a query string never refuses the handshake: resync is a close after it
-    # The probe's read_only marks the end of the catch-up (the connect handler sends
+    socket = await fuzz_sockets.open(PAGE, query=query)
+    # The ping's read_only marks the end of the catch-up (the connect handler sends
     # it all before any frame is handled), without waiting out a timeout.
-    await frame_send(socket, PROBE)
-    got: list[Event] = []
+    await fuzz.frame_send(socket, fuzz.PING)
+    got: list[fuzz.Event] = []
     while True:
-        answer = await event_next(socket)
+        answer = await fuzz.event_next(socket)
         if isinstance(answer, dict) and answer.get("type") == "error":
-            error_check(answer, codes={"read_only"}, documented=DOCUMENTED)
+            fuzz.error_check(answer, codes={"read_only"}, documented=DOCUMENTED)
             break
         got.append(answer)
-        if isinstance(answer, Closed):
+        if isinstance(answer, fuzz.Closed):
             break
     expected = since_outcomes(query, frames_by_seq=posted)
     assert got in expected, f"query {query!r}: got {got}, expected one of {expected}"
     await fuzz_sockets.close(socket)
     assert await stored() == before
-    outcome = "resync" if got and got[-1] == Closed(CLOSE_RESYNC) else f"caught-up-{len(got)}"
+    outcome = "resync" if got and got[-1] == fuzz.Closed(fuzz.CLOSE_RESYNC) else f"caught-up-{len(got)}"
     event(f"outcome: {outcome}")
     fuzz_tally.count(outcome)
 
 
-@fuzz_settings(max_examples=4)
-@given(flood_frames=st.lists(frames(), min_size=1, max_size=4))
-async def test_a_flood_of_any_frames_is_refused_then_closed_with_4429(flood_frames, fuzz_sockets, liveblog, fuzz_tally):
-    """With the real limits (20 a second, bursts of 40): what fuzzing lifts."""
-    fuzz_tally.consumer = "liveblog-page"
-    socket, accepted = await fuzz_sockets.open(PAGE)
-    assert accepted
-    # Past the burst and the refusals, with room for what refills while it runs.
-    events = await flood(socket, flood_frames, count=LiveblogConsumer.frame_burst + REFUSAL_BURST + 60)
-    codes = await flood_check(socket, events, documented=DOCUMENTED, late=flood_frames[0])
-    assert set(codes) <= {"read_only", "rate_limited"}, codes
-    await fuzz_sockets.close(socket)
-    fuzz_tally.count("closed-4429")
+@pytest.fixture
+def flooded(liveblog: Liveblog) -> fuzz.Flood:
+    """The page's socket, with its real limits (20 a second, bursts of 40)."""
+    return fuzz.Flood(
+        consumer="liveblog-page",
+        path=PAGE,
+        consumer_class=LiveblogConsumer,
+        refill=60,
+        codes=frozenset({"read_only", "rate_limited"}),
+    )
+
+
+TestFlood = fuzz.FloodTests

@@ -29,11 +29,20 @@ Why the helpers look as they do:
 - JSON nested past the parser's limit has its own strategy (``deep_json_frames``)
   and its own tests, so that a bug there hides no other.
 
+What the sites' tests share beyond strategies: the tests that every socket gets
+(``FloodTests``) and every socket that takes commands (``frame_tests``), which a
+site's tests collect and feed through fixtures; ``SiteModel``, the frame of the
+models in which a site writes its README's rules again; the check of a socket that
+only sends (``read_only_check``); ``FUZZ_MARKS``. A site's ``test_fuzz.py`` holds
+what is its own: paths, documented codes, its model, its near-valid frames and
+what its sockets answer.
+
 The module is a pytest plugin for its fixtures ``fuzz_sockets`` and ``fuzz_tally``:
 ``-p realtime_common.testing.fuzz`` in the suite's ``addopts``. Each test
 prints a line ``fuzz-examples <consumer> <test id>: <count> (<outcome>=<count>, ...)``;
-``--hypothesis-show-statistics`` adds Hypothesis' own. ``FUZZ_SCALE=10`` runs ten
-times the examples, for a longer hunt than the suite's.
+``--hypothesis-show-statistics`` adds Hypothesis' own (from a site's folder:
+``../.venv/bin/pytest -q tests/test_fuzz.py --hypothesis-show-statistics``).
+``FUZZ_SCALE=10`` runs ten times the examples, for a longer hunt than the suite's.
 """
 
 from __future__ import annotations
@@ -45,22 +54,23 @@ import os
 import random
 import secrets
 import sys
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import quote, quote_plus
 
 import pytest
 from channels.testing import WebsocketCommunicator
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.strategies import SearchStrategy
 
-from realtime_common.consumers import surrogates_in
+from realtime_common.consumers import REFUSAL_BURST, unstorable_text_in
 
 # daphne's --websocket-max-message-size (Procfile, docker/start): a bigger frame is
 # closed with 1009 before any consumer sees it, so fuzz frames stay at or under it.
@@ -82,6 +92,15 @@ FUZZ_SCALE = int(os.environ.get("FUZZ_SCALE", "1"))
 # For pytest-timeout (the sites' 60 s catch hangs): the examples of a fuzz test take
 # seconds, but shrinking a failure to its simplest input may take minutes.
 FUZZ_TIMEOUT = 300 * FUZZ_SCALE
+
+# Every site's fuzz tests (``pytestmark = fuzz.FUZZ_MARKS``): the consumers reach the
+# database from threads of their own, which see only what is committed; each test runs
+# on both channel layers (the sites' ``channel_layer`` fixture), and may shrink.
+FUZZ_MARKS = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("channel_layer"),
+    pytest.mark.timeout(FUZZ_TIMEOUT),
+]
 
 
 def fuzz_settings(*, max_examples: int) -> settings:
@@ -466,8 +485,8 @@ def frame_expect(frame: Frame) -> Parsed:
     # NaN and Infinity are not JSON, but Python's parser takes them: the site may
     # refuse the frame as not JSON, or treat it as what Python made of it. Likewise
     # nesting a server need not follow, and escapes of lone surrogates, which are no
-    # Unicode: nothing downstream could store or encode them.
-    refusable = strict is MISSING or nesting_depth(lenient) > PARSER_DEPTH_LIMIT or surrogates_in(lenient)
+    # Unicode, or of NUL: nothing downstream could store or encode them (Postgres, NUL).
+    refusable = strict is MISSING or nesting_depth(lenient) > PARSER_DEPTH_LIMIT or unstorable_text_in(lenient)
     not_json = {"bad_json"} if refusable else set()
     if not isinstance(lenient, dict):
         return Parsed(codes=frozenset({"bad_frame", *not_json}))
@@ -481,6 +500,48 @@ def reject_constant(name: str) -> float:
 def is_json_number(value: Any) -> bool:
     """A number a page may send: JSON's int or finite float, not a bool."""
     return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a frame may get: an error with one of ``codes``, or the normal answer to
+    ``command``, the valid command it is."""
+
+    codes: frozenset[str] = frozenset()
+    command: Any = None
+
+
+class SiteModel(ABC):
+    """A site's protocol as its README states it, and what one page's socket has done:
+    written again by the site's tests, never asked of the product, because a test that
+    asked the product what to expect would agree with any bug.
+
+    Each site's README names a frame's command in one field (``kind_field``) and refuses
+    any but its ``kinds`` with ``unknown_<field>`` before it checks anything else."""
+
+    kind_field: ClassVar[str]
+    kinds: ClassVar[frozenset[str]]
+
+    def expect(self, frame: Frame) -> Expected:
+        parsed = frame_expect(frame)
+        if parsed.content is None:
+            return Expected(codes=parsed.codes)
+        kind = parsed.content.get(self.kind_field)
+        if not isinstance(kind, str) or kind not in self.kinds:
+            return Expected(codes=parsed.codes | {f"unknown_{self.kind_field}"})
+        codes, command = self.content_expect(kind=kind, content=parsed.content)
+        return Expected(codes=parsed.codes | codes, command=command)
+
+    @abstractmethod
+    def content_expect(self, *, kind: str, content: dict) -> tuple[frozenset[str], Any]:
+        """The site's checks of the object a frame holds, of one of its ``kinds``: the codes
+        of every refusal that applies (the README does not say which comes first), else
+        none and the command."""
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        # Hypothesis prints the fixtures of a failing example with its pretty-printer, which
+        # would list every field: a model's own repr gives the gist.
+        printer.text(repr(self))
 
 
 # --------------------------------------------------------------------------- query strings
@@ -623,8 +684,9 @@ class SocketFactory:
 
     async def open(
         self, path: str, *, query: bytes = b"", headers: Iterable[tuple[bytes, bytes]] = ()
-    ) -> tuple[WebsocketCommunicator, bool]:
-        """The socket, and whether its handshake was accepted."""
+    ) -> WebsocketCommunicator:
+        """The socket, its handshake accepted: no input of the fuzz tests is a reason to
+        refuse one (a resync or a flood is a close after it)."""
         # Hypothesis seeds the global random generator alike for every example, and the
         # channel layers draw channel names from it: a socket opened in one example
         # would get the name of one still open from an earlier one, and the two would
@@ -636,10 +698,8 @@ class SocketFactory:
         self.opened.append(socket)
         await socket.send_input({"type": "websocket.connect"})
         message = await output_next(socket)
-        if message["type"] == "websocket.close":
-            return socket, False
         assert message["type"] == "websocket.accept", message
-        return socket, True
+        return socket
 
     async def close(self, socket: WebsocketCommunicator) -> None:
         """Disconnect, unless the consumer ended already (closed, or crashed: the test reported that)."""
@@ -650,12 +710,17 @@ class SocketFactory:
         await socket.send_input({"type": "websocket.disconnect", "code": 1000})
         await socket.wait(ANSWER_TIMEOUT)
 
+    async def discard(self, socket: WebsocketCommunicator) -> None:
+        """Close it after a failure, whatever became of the consumer: a crash was the
+        failure of the example that caused it already."""
+        try:
+            await self.close(socket)
+        except Exception:  # noqa: BLE001 - reported by the example that failed
+            pass
+
     async def close_all(self) -> None:
         for socket in list(self.opened):
-            try:
-                await self.close(socket)
-            except Exception:  # noqa: BLE001 - a crash was the test's failure already
-                pass
+            await self.discard(socket)
 
 
 class ReusedSocket(Generic[Sockets]):
@@ -685,10 +750,7 @@ class ReusedSocket(Generic[Sockets]):
         """Close the sockets: the next example opens new ones."""
         sockets, self.sockets = self.sockets, None
         for socket in sockets if isinstance(sockets, tuple) else [sockets] if sockets is not None else []:
-            try:
-                await self.factory.close(socket)
-            except Exception:  # noqa: BLE001 - it crashed: the example reports that
-                pass
+            await self.factory.discard(socket)
 
 
 async def flood(socket: WebsocketCommunicator, frames: list[Frame], *, count: int) -> list[Event]:
@@ -702,18 +764,108 @@ async def flood(socket: WebsocketCommunicator, frames: list[Frame], *, count: in
     return events
 
 
-async def flood_check(
-    socket: WebsocketCommunicator, events: list[Event], *, documented: frozenset[str], late: Frame
-) -> Counter:
-    """The flood was refused with rate_limited, then closed with 4429, and what
-    still arrives is ignored; every error on the way is documented. The codes, counted."""
-    codes = Counter(event["code"] for event in events if isinstance(event, dict) and event.get("type") == "error")
-    assert set(codes) <= documented, codes
-    assert codes["rate_limited"] >= 1, codes
-    assert events[-1] == Closed(CLOSE_FLOODING), events[-5:]
-    await frame_send(socket, late)
-    assert await socket.receive_nothing(timeout=0.2), "a frame after the flooding close was answered"
-    return codes
+@dataclass(frozen=True)
+class Flood:
+    """A site's socket, as ``FloodTests`` floods it: the site's fixture ``flooded``."""
+
+    consumer: str  # its name in the fuzz-examples line
+    path: str
+    consumer_class: type
+    # Frames past the burst and the refusals: room for what refills while the flood runs.
+    refill: int
+    # The error codes a flood may get: the socket's documented ones, or fewer.
+    codes: frozenset[str]
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    # The type of the frame the socket sends first, if any.
+    greeting: str | None = None
+
+
+class FloodTests:
+    """The flooding test every socket gets, for a site's ``test_fuzz.py`` to collect
+    (``TestFlood = fuzz.FloodTests``) with a fixture ``flooded``, the socket (a Flood)."""
+
+    @fuzz_settings(max_examples=4)
+    @given(flood_frames=st.lists(frames(), min_size=1, max_size=4))
+    async def test_a_flood_of_any_frames_is_refused_then_closed_with_4429(
+        self, flood_frames: list[Frame], flooded: Flood, fuzz_sockets: SocketFactory, fuzz_tally: Tally
+    ) -> None:
+        """A page that sends without waiting, against the real frame rate (which the other
+        fuzz tests lift): refused with rate_limited, then closed with 4429, and what still
+        arrives is ignored."""
+        fuzz_tally.consumer = flooded.consumer
+        socket = await fuzz_sockets.open(flooded.path, headers=flooded.headers)
+        if flooded.greeting is not None:
+            assert (await event_next(socket))["type"] == flooded.greeting
+        count = flooded.consumer_class.frame_burst + REFUSAL_BURST + flooded.refill
+        events = await flood(socket, flood_frames, count=count)
+        codes = Counter(
+            answer["code"] for answer in events if isinstance(answer, dict) and answer.get("type") == "error"
+        )
+        assert set(codes) <= flooded.codes, codes
+        assert codes["rate_limited"] >= 1, codes
+        assert events[-1] == Closed(CLOSE_FLOODING), events[-5:]
+        await frame_send(socket, flood_frames[0])
+        assert await socket.receive_nothing(timeout=0.2), "a frame after the flooding close was answered"
+        await fuzz_sockets.close(socket)
+        fuzz_tally.count("closed-4429")
+
+
+def frame_tests(
+    *, frame_lists: SearchStrategy[list[Frame]], deep_frames: SearchStrategy[Frame], max_examples: int
+) -> type:
+    """The tests of a socket that takes commands, for a site's ``test_fuzz.py`` to
+    collect (``TestFrames = fuzz.frame_tests(...)``): any frames, and, in a test of its
+    own so that a bug there hides no other, JSON nested past the parser's limit. The
+    site's fixture ``frames_run`` sends an example's frames and checks what each gets
+    against the site's model."""
+
+    class FrameTests:
+        @fuzz_settings(max_examples=max_examples)
+        @given(frames_sent=frame_lists)
+        async def test_any_frame_gets_a_documented_answer_and_changes_nothing_unless_valid(
+            self, frames_sent: list[Frame], frames_run: Callable[[list[Frame]], Awaitable[None]]
+        ) -> None:
+            await frames_run(frames_sent)
+
+        @fuzz_settings(max_examples=40)
+        @given(frame=deep_frames)
+        async def test_json_nested_past_the_parser_s_limit_gets_bad_json_and_changes_nothing(
+            self, frame: Frame, frames_run: Callable[[list[Frame]], Awaitable[None]]
+        ) -> None:
+            await frames_run([frame])
+
+    return FrameTests
+
+
+# What a page might send a socket that only sends: a frame that gets read_only, as any does.
+PING = {"type": "ping"}
+
+
+async def alive_check(socket: WebsocketCommunicator, *, documented: frozenset[str]) -> None:
+    """A socket that only sends is still alive: a page's next frame gets its normal
+    answer, read_only."""
+    await frame_send(socket, PING)
+    error_check(await event_next(socket), codes={"read_only"}, documented=documented)
+
+
+async def read_only_check(
+    *,
+    frame: Frame,
+    reused: ReusedSocket,
+    documented: frozenset[str],
+    stored: Callable[[], Awaitable[Any]],
+    tally: Tally,
+) -> None:
+    """On a socket that only sends: the frame gets read_only, the page's next frame too,
+    and nothing ``stored`` returns changes."""
+    before = await stored()
+    async with reused.use() as socket:
+        await frame_send(socket, frame)
+        code = error_check(await event_next(socket), codes={"read_only"}, documented=documented)
+        await alive_check(socket, documented=documented)
+    assert await stored() == before
+    event(f"answer: {code}")
+    tally.count(code)
 
 
 def frame_rate_raise(monkeypatch: pytest.MonkeyPatch, *consumer_classes: type) -> None:
