@@ -23,6 +23,8 @@ ENV PYTHONUNBUFFERED=1 \
     FRONTEND_DIR=/app/frontend \
     DJANGO_STATIC_ROOT=/app/staticfiles \
     DJANGO_DATABASE_PATH=/data/db.sqlite3
+# The database is DATABASE_URL's (docker-compose.yml: Postgres); without one, the SQLite
+# file above: mount a volume on /data to keep it (docker run -v liveblog-data:/data ...).
 
 COPY --from=venv /opt/venv /opt/venv
 COPY frontend/js /app/frontend/js
@@ -36,6 +38,5 @@ RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --no-inp
     && mkdir /data && chown app /data
 
 USER app
-VOLUME /data
 EXPOSE 8000
 CMD ["start"]

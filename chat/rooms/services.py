@@ -49,10 +49,15 @@ def session_rooms_update(*, session_key: str, join: str | None = None, leave: st
     out, expired, or its user's password changed or account deactivated.
 
     The session is read afresh, not taken from the socket's handshake: every tab
-    of the browser shares it and changes it. SQLite's IMMEDIATE transactions
-    (realtime_common.settings) make concurrent changes queue up.
+    of the browser shares it and changes it. Two tabs changing it at once queue up,
+    so neither overwrites the other's room: on Postgres by the session row's lock,
+    taken before the read and held until commit; on SQLite (which has no row locks)
+    by its one write lock, taken as the transaction starts (realtime_common.settings).
     """
-    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    # Evaluated for the lock alone: load() below then reads what the last writer committed.
+    store.get_model_class().objects.select_for_update().filter(session_key=session_key).exists()
+    session = store(session_key)
     slugs = session.get(SESSION_ROOMS, [])
     # load() found no live session under this key, or its user may no longer use it.
     if session.session_key is None or not session_data_logged_in(data=session):

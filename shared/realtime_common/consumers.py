@@ -85,8 +85,9 @@ def fault_frame(error: Exception) -> dict | None:
     """The error frame for a fault of the database or of Redis met while handling
     a page's frame; None for anything else (a bug: let it raise)."""
     if isinstance(error, OperationalError):
-        # SQLite's "database is locked" once its busy timeout is over, or any other
-        # failure of the database itself: the transaction was rolled back.
+        # A lock waited for past DJANGO_DATABASE_TIMEOUT (SQLite's "database is locked",
+        # Postgres' lock_timeout), or any other failure of the database itself: the
+        # transaction was rolled back.
         logger.warning("refused a frame: the database failed (%s)", error)
         return error_frame(code="busy", detail="The server is busy: nothing was saved. Try again in a moment.")
     if isinstance(error, REDIS_DOWN):
@@ -136,12 +137,14 @@ class FrameGuard:
         raise Flooding(first=True)
 
 
-def surrogates_in(content) -> bool:
+def unstorable_text_in(content) -> bool:
+    """Does any string in the JSON ``content`` (key or value) hold a lone surrogate,
+    or NUL (U+0000), which Postgres stores in no text column and no jsonb?"""
     pending = [content]
     while pending:
         value = pending.pop()
         if isinstance(value, str):
-            if any("\ud800" <= character <= "\udfff" for character in value):
+            if "\x00" in value or any("\ud800" <= character <= "\udfff" for character in value):
                 return True
         elif isinstance(value, dict):
             pending.extend(value)
@@ -168,10 +171,13 @@ def frame_receive(
         raise ClientError("bad_json", "The frame is not valid JSON.") from None
     except RecursionError:  # thousands of nested brackets: the parser gives up, deep in the stack
         raise ClientError("bad_json", "The frame is nested too deeply.") from None
-    # A text frame is valid UTF-8, but JSON's \u escapes can still spell a lone
-    # surrogate, which no database or encoder downstream accepts.
-    if "\\u" in text_data and surrogates_in(content):
-        raise ClientError("bad_json", "The frame holds text that is not valid Unicode (a lone surrogate).")
+    # A text frame is valid UTF-8, and JSON takes no raw control characters, but its \u
+    # escapes can still spell a lone surrogate, which no database or encoder downstream
+    # accepts, or NUL, which Postgres does not (SQLite would): refused on both alike.
+    if "\\u" in text_data and unstorable_text_in(content):
+        raise ClientError(
+            "bad_json", "The frame holds text that cannot be stored: a lone surrogate or a NUL character."
+        )
     if not isinstance(content, dict):
         raise ClientError("bad_frame", "The frame must be a JSON object.")
     return content
@@ -188,6 +194,13 @@ class FrameLimits:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.frame_guard = FrameGuard(rate=self.frame_rate, burst=self.frame_burst)
+
+    def frame_content(self, *, text_data: str | None, bytes_data: bytes | None) -> dict:
+        """The frame as a JSON object, within this socket's limits (``frame_receive``).
+        The sync and the async base each handle what it raises, with their own calls."""
+        return frame_receive(
+            guard=self.frame_guard, read_only_detail=self.read_only_detail, text_data=text_data, bytes_data=bytes_data
+        )
 
 
 class SafeJsonWebsocketConsumer(FrameLimits, JsonWebsocketConsumer):
@@ -208,12 +221,7 @@ class SafeJsonWebsocketConsumer(FrameLimits, JsonWebsocketConsumer):
 
     def receive(self, text_data=None, bytes_data=None, **kwargs):
         try:
-            content = frame_receive(
-                guard=self.frame_guard,
-                read_only_detail=self.read_only_detail,
-                text_data=text_data,
-                bytes_data=bytes_data,
-            )
+            content = self.frame_content(text_data=text_data, bytes_data=bytes_data)
             self.receive_json(content, **kwargs)
         except ClientError as error:
             self.send_json(error.frame())
@@ -256,12 +264,7 @@ class AsyncSafeJsonWebsocketConsumer(FrameLimits, AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         try:
-            content = frame_receive(
-                guard=self.frame_guard,
-                read_only_detail=self.read_only_detail,
-                text_data=text_data,
-                bytes_data=bytes_data,
-            )
+            content = self.frame_content(text_data=text_data, bytes_data=bytes_data)
             await self.receive_json(content, **kwargs)
         except ClientError as error:
             await self.send_json(error.frame())

@@ -66,8 +66,9 @@ def stream_append(*, stream: str, frame_for: Callable[[int], dict], retention: i
     """Store the next event of the stream, in the current transaction, and broadcast it after commit.
 
     Raising last_seq with an UPDATE locks the stream's row until commit, so
-    concurrent writers get their seqs in the order they commit, and a rolled-back
-    change takes its event and its broadcast with it.
+    concurrent writers get their seqs in the order they commit (on Postgres as on
+    SQLite): no reader sees event n+1 before event n, which a page catching up by
+    seq would skip for good. A rolled-back change takes its event and its broadcast with it.
     """
     if not Stream.objects.filter(name=stream).update(last_seq=F("last_seq") + 1):
         try:

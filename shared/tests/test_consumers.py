@@ -17,6 +17,10 @@ def receive(text=None, data=None, *, guard=None, read_only_detail=None) -> dict:
         ("{nope", None, "bad_json"),
         ("[1, 2]", None, "bad_frame"),
         ('"x"', None, "bad_frame"),
+        # Text no database stores: a lone surrogate; NUL, which Postgres refuses, in a value or a key.
+        ('{"text": "a\\ud800"}', None, "bad_json"),
+        ('{"text": "a\\u0000b"}', None, "bad_json"),
+        ('{"\\u0000": 1}', None, "bad_json"),
     ],
 )
 def test_bad_frames_are_refused_with_their_code(text, data, code):

@@ -160,3 +160,37 @@ def test_since_parses_a_seq(query, since):
 def test_since_refuses_what_is_not_a_seq_before_int_sees_it(query):
     with pytest.raises(ValueError):
         streams.stream_since_parse(query_string=query)
+
+
+def test_concurrent_writers_get_consecutive_seqs_and_a_page_catching_up_never_skips_one(concurrent_writers):
+    """Writers on connections of their own, all at once, into a stream whose row does not
+    exist yet (they race to create it), while a page catches up by ``since`` again and
+    again: seqs 1 to n, one per change, and no read ever gets an event before every
+    earlier one is there to get, which would lose that one for good."""
+    writers, notes_each = 8, 5
+    finished = []  # one entry per writer that is done
+
+    def write() -> None:
+        try:
+            for number in range(notes_each):
+                Note.objects.create(board="a", text=str(number))
+        finally:
+            finished.append(True)
+
+    def catch_up() -> int:
+        seq = 0
+        while True:
+            last_read = len(finished) == writers  # taken before the read: that read then sees every commit
+            frames = stream_frames_since(stream="notes-a", seq=seq)
+            assert frames is not None, f"no replay after {seq}"
+            assert [frame["seq"] for frame in frames] == list(range(seq + 1, seq + 1 + len(frames)))
+            seq += len(frames)
+            if last_read:
+                return seq
+
+    total = writers * notes_each
+    assert concurrent_writers(*[write] * writers, catch_up)[-1] == total
+    frames = stream_frames_since(stream="notes-a", seq=0)
+    assert [frame["seq"] for frame in frames] == list(range(1, total + 1))
+    assert sorted(frame["id"] for frame in frames) == sorted(Note.objects.values_list("pk", flat=True))
+    assert stream_seq(stream="notes-a") == total

@@ -66,13 +66,23 @@ def board_create(*, title: str, creator: str) -> Board:
     return Board.objects.create(slug=slug, title=title, creator=creator)
 
 
+def board_lock(*, board_id: int) -> bool:
+    """Lock the board's row until the transaction ends; False if there is no such board.
+
+    Every change to a board's strokes locks the board's row first (with this, or with
+    the UPDATE of its counts): changes to one board queue up there, each then reads
+    what the last committed, they take their locks in one order (no deadlock), and the
+    counts stay those of the strokes. On SQLite, its one write lock does the same."""
+    return Board.objects.select_for_update().filter(pk=board_id).exists()
+
+
 def stroke_store(*, board_id: int, author: str, stroke_id: str, color: str, width: int, points: list) -> Stroke | None:
     """None when it cannot be stored: the board was deleted meanwhile, or the id was taken;
     BoardFull when it would take the board over its caps."""
     try:
         with transaction.atomic():
-            # The caps are checked by the UPDATE that counts the stroke in, so two
-            # strokes ending at once cannot both take the last room.
+            # The caps are checked by the UPDATE that counts the stroke in (and locks
+            # the board), so two strokes ending at once cannot both take the last room.
             counted = Board.objects.filter(
                 pk=board_id, strokes_count__lt=BOARD_MAX_STROKES, points_count__lte=BOARD_MAX_POINTS - len(points)
             ).update(strokes_count=F("strokes_count") + 1, points_count=F("points_count") + len(points))
@@ -92,6 +102,9 @@ def stroke_store(*, board_id: int, author: str, stroke_id: str, color: str, widt
 @transaction.atomic
 def stroke_delete(*, board_id: int, author: str, stroke_id: str) -> bool:
     """Delete one of the author's strokes; False if the author has none with this id."""
+    # Locked first: the same undo from two tabs at once finds the stroke once, and counts it out once.
+    if not board_lock(board_id=board_id):
+        return False
     stroke = Stroke.objects.filter(board_id=board_id, author=author, client_id=stroke_id).first()
     if stroke is None:
         return False
@@ -105,8 +118,11 @@ def stroke_delete(*, board_id: int, author: str, stroke_id: str) -> bool:
 
 @transaction.atomic
 def board_clear(*, board_id: int) -> None:
-    Stroke.objects.filter(board_id=board_id).delete()
+    # The counts first, which locks the board: a stroke ending meanwhile waits, then
+    # counts in from zero. Deleting first, one committed between the DELETE and the
+    # UPDATE would stay on the board, uncounted.
     Board.objects.filter(pk=board_id).update(strokes_count=0, points_count=0)
+    Stroke.objects.filter(board_id=board_id).delete()
     board_changed(board_id=board_id)
 
 

@@ -6,6 +6,7 @@
   the site's own origin (``site_origin``) unless told otherwise.
 - ``hostile_origin``: runs a test once with each Origin a socket must refuse.
 - ``redis_server``: a real, throwaway Redis (from ``servers``).
+- ``concurrent_writers``, and Postgres with TEST_DATABASE=postgres (from ``databases``).
 """
 
 import os
@@ -22,6 +23,9 @@ from django.conf import settings as django_settings
 from realtime_common.layers import WORKER_LAYER, channel_layers
 from realtime_common.origins import DEFAULT_PORTS
 from realtime_common.testing.servers import redis_server  # noqa: F401 - registers the fixture
+
+# Its hooks start Postgres before pytest-django loads the settings: a plugin, not fixtures to import.
+pytest_plugins = ["realtime_common.testing.databases"]
 
 # Settings refuse to load without a secret key unless DEBUG is on, and tests run with DEBUG off.
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-" + secrets.token_urlsafe(16))

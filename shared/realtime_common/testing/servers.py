@@ -1,24 +1,30 @@
-"""Real processes for tests: a throwaway Redis, sites served by daphne, or sites
-already running under docker compose.
+"""Real processes for tests: a throwaway Redis, a throwaway Postgres, sites served
+by daphne, or sites already running under docker compose.
 
 Load with ``-p realtime_common.testing.servers`` (the browser tests do;
 ``realtime_common.testing.django_fixtures`` brings it along for the sites' tests).
 """
 
 import os
+import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
 STARTUP_TIMEOUT = 30.0
 
@@ -154,15 +160,146 @@ class RedisServer:
         self.start()
 
 
+# What the tests' databases are (TEST_DATABASE): "sqlite" (the default) or "postgres".
+DATABASE_KINDS = ("sqlite", "postgres")
+
+
+def database_kind_get() -> str:
+    kind = os.environ.get("TEST_DATABASE", "").strip().lower() or "sqlite"
+    if kind not in DATABASE_KINDS:
+        raise pytest.UsageError(f"TEST_DATABASE must be one of {', '.join(DATABASE_KINDS)}, not {kind!r}")
+    return kind
+
+
+def postgres_program_find(*, name: str) -> str:
+    """The path of a PostgreSQL server program (initdb, postgres, pg_isready), all from one
+    version: the folder of the initdb on PATH, else the newest /usr/lib/postgresql/<version>/bin,
+    where Debian's ``postgresql`` keeps them."""
+    initdb = shutil.which("initdb")
+    if initdb is not None:
+        folder = Path(initdb).resolve().parent
+    else:
+        versions = Path("/usr/lib/postgresql").glob("*/bin/initdb")
+        newest = max(versions, key=lambda path: [int(part) for part in path.parts[-3].split(".")], default=None)
+        if newest is None:
+            pytest.fail("PostgreSQL is not installed: `apt-get install postgresql` (make system-deps does it)")
+        folder = newest.parent
+    return str(folder / name)
+
+
+def postgres_account() -> dict[str, Any]:
+    """Popen's arguments that run a program as Debian's ``postgres`` user when we are root
+    (as CI is): PostgreSQL refuses to run as root. Otherwise none: it runs as we do."""
+    if os.geteuid() != 0:
+        return {}
+    try:
+        account = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.fail("running as root, and there is no postgres user to run PostgreSQL as: `apt-get install postgresql`")
+    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+
+
+def postgres_answers(*, port: int) -> bool:
+    """Does the Postgres on this loopback port accept connections?"""
+    command = [postgres_program_find(name="pg_isready"), "--quiet", "--host=127.0.0.1", f"--port={port}"]
+    return subprocess.run(command, timeout=10).returncode == 0
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL on a free loopback port, in a temporary directory of its
+    own, removed with it: no durability (fsync off), since whatever the tests write is
+    thrown away. Its only role, ``postgres``, needs no password (trust), as Redis here.
+
+    The directory is not one of pytest's: those are private to the user running the
+    tests, and under root the server runs as the ``postgres`` user (``postgres_account``)."""
+
+    port: int = field(default_factory=free_port)
+    directory: Path | None = None
+    process: subprocess.Popen | None = None
+
+    def url(self, *, name: str) -> str:
+        """The DATABASE_URL of its database ``name``."""
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def start(self) -> None:
+        account = postgres_account()
+        self.directory = Path(tempfile.mkdtemp(prefix="test-postgres-"))
+        if account:
+            os.chown(self.directory, account["user"], account["group"])
+        data = self.directory / "data"
+        initdb = [postgres_program_find(name="initdb"), f"--pgdata={data}", "--username=postgres", "--auth=trust"]
+        # The C collation sorts as SQLite does; --no-sync: nothing here needs to survive a crash.
+        run([*initdb, "--encoding=UTF8", "--locale=C", "--no-sync"], timeout=60, cwd=self.directory, **account)
+        options = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            # Its socket file in its own directory, not in /var/run/postgresql, which may be missing or the system's.
+            "unix_socket_directories": str(self.directory),
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+        }
+        command = [postgres_program_find(name="postgres"), "-D", str(data)]
+        command += [flag for key, value in options.items() for flag in ("-c", f"{key}={value}")]
+        log_path = self.directory / "postgres.log"
+        with log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                command, cwd=self.directory, stdout=log, stderr=subprocess.STDOUT, **account
+            )
+        try:
+            wait_until(
+                lambda: postgres_answers(port=self.port), timeout=STARTUP_TIMEOUT, what="postgres", process=self.process
+            )
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"{error}\n{log_path.read_text()}") from error
+
+    def database_create(self, *, name: str) -> str:
+        """Create an empty database ``name``; its DATABASE_URL."""
+        with psycopg.connect(self.url(name="postgres"), autocommit=True) as connection:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.url(name=name)
+
+    def stop(self) -> None:
+        """Stop it by its pid (SIGINT: a fast shutdown, which ends open connections), and remove its directory."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | None]:
+    """With TEST_DATABASE=postgres, a throwaway Postgres for the session, in which each
+    LiveSite gets a database of its own (``database_create``); else None: each its SQLite file."""
+    if database_kind_get() != "postgres":
+        yield None
+        return
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
 @dataclass
 class LiveSite:
     """One site, prepared like a deployment (migrated, static files collected),
     served by as many daphne processes as a test asks for, all on one database
-    and one channel layer."""
+    (``database_url``, or else an SQLite file in ``workdir``) and one channel layer."""
 
     directory: Path
     workdir: Path
     redis_url: str | None = None
+    database_url: str | None = None
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(50))
     servers: list[subprocess.Popen] = field(default_factory=list)
 
@@ -176,7 +313,6 @@ class LiveSite:
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             # Served over plain http on loopback: cookies cannot be Secure.
             "DJANGO_SECURE_COOKIES": "0",
-            "DJANGO_DATABASE_PATH": str(self.workdir / "db.sqlite3"),
             "DJANGO_STATIC_ROOT": str(self.workdir / "static"),
             "PYTHONUNBUFFERED": "1",
             # Every test client comes from 127.0.0.1: the per-address cap would stop
@@ -184,8 +320,16 @@ class LiveSite:
             "DJANGO_WEBSOCKETS_PER_IP": os.environ.get("DJANGO_WEBSOCKETS_PER_IP", "100000"),
         }
         env.pop("REDIS_URL", None)
-        # Each daphne process accepts its own origins (serve), whatever the caller's shell says.
+        # Its own database, whatever the caller's shell says.
+        env.pop("DATABASE_URL", None)
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        else:
+            env["DJANGO_DATABASE_PATH"] = str(self.workdir / "db.sqlite3")
+        # Each daphne process accepts its own origins and serves its own sockets (serve),
+        # whatever the caller's shell says.
         env.pop("DJANGO_WEBSOCKET_ORIGINS", None)
+        env.pop("DJANGO_SOCKET_ORIGIN", None)
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url
         return env
@@ -200,10 +344,12 @@ class LiveSite:
         self.manage("migrate", "--no-input")
         self.manage("collectstatic", "--no-input")
 
-    def serve(self) -> str:
-        """Start one more daphne process and return its base URL once it is healthy."""
-        port = free_port()
-        with (self.workdir / f"daphne-{port}.log").open("w") as log:
+    def serve(self, *, port: int | None = None, env: dict[str, str] | None = None) -> str:
+        """Start one more daphne process (on ``port``, or a free one; with ``env`` over the
+        site's) and return its base URL once it is healthy."""
+        port = port or free_port()
+        # Appended to: a server started again on the port of one stopped keeps the first's log.
+        with (self.workdir / f"daphne-{port}.log").open("a") as log:
             process = subprocess.Popen(
                 [
                     sys.executable,
@@ -220,7 +366,7 @@ class LiveSite:
                 cwd=self.directory,
                 # Its pages are at http://127.0.0.1:<port> (or localhost): the only
                 # origins its sockets accept, as a browser tab on it sends.
-                env={**self.env, "DJANGO_PUBLIC_PORTS": str(port)},
+                env={**self.env, "DJANGO_PUBLIC_PORTS": str(port), **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -294,8 +440,9 @@ class ComposeSite:
         """Start one more container of the service, on its own port, and return its URL once healthy."""
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        # Its pages are reached on this port, not the stack's: the origin its sockets accept.
-        origins = ["-e", f"DJANGO_WEBSOCKET_ORIGINS={url}"]
+        # Its pages are reached on this port, not the stack's: the origin its sockets accept,
+        # and where they open them (not on the stack's socket origin, which accepts the stack's pages only).
+        origins = ["-e", f"DJANGO_WEBSOCKET_ORIGINS={url}", "-e", "DJANGO_SOCKET_ORIGIN="]
         command = [*self.compose, "run", "-d", "--no-deps", *origins, "-p", f"127.0.0.1:{port}:8000", self.service]
         container = Container(run(command, timeout=120).stdout.strip())
         self.servers.append(container)
