@@ -18,6 +18,8 @@ from realtime_common.testing.servers import healthy, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 SITES = {"liveblog": 8001, "chat": 8002, "sketchpad": 8003}
+# The chat daphne's second port, where its pages open their sockets (Procfile).
+CHAT_SOCKET_PORT = 8012
 
 
 def health_of(port: int) -> dict:
@@ -49,11 +51,11 @@ def test_make_run_serves_every_site_and_ctrl_c_stops_everything(tmp_path, redis_
         else:
             assert "==> No redis-server found: the in-memory channel layer" in output
             assert output.count("Using the in-memory channel layer") >= len(SITES)
-        assert all(health_of(port)["channel_layer"] == "ok" for port in SITES.values())
+        assert all(health_of(port)["channel_layer"] == "ok" for port in [*SITES.values(), CHAT_SOCKET_PORT])
     finally:
         os.killpg(run.pid, signal.SIGINT)  # Ctrl-C in the terminal signals the whole group
         run.wait(timeout=60)
     # Nothing of the run is left: no process in its group, and the ports are free again.
     with pytest.raises(ProcessLookupError):
         os.killpg(run.pid, 0)
-    assert not any(healthy(f"http://127.0.0.1:{port}") for port in SITES.values())
+    assert not any(healthy(f"http://127.0.0.1:{port}") for port in [*SITES.values(), CHAT_SOCKET_PORT])

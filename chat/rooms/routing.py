@@ -2,6 +2,9 @@ from django.urls import path
 
 from .consumers import ChatConsumer
 
+# Where a page opens its socket; a ticket's URL leads there too (views.ws_ticket).
+SOCKET_PATH = "/ws/chat/"
+
 websocket_urlpatterns = [
-    path("ws/chat/", ChatConsumer.as_asgi()),
+    path(SOCKET_PATH.removeprefix("/"), ChatConsumer.as_asgi()),
 ]

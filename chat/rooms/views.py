@@ -3,10 +3,15 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from realtime_common.tickets import ticket_grant
 
 from . import demo
+from .routing import SOCKET_PATH
 from .selectors import room_list
 
 
@@ -33,4 +38,15 @@ def index(request):
 @require_GET
 @login_required
 def chat(request):
-    return render(request, "rooms/chat.html", {"rooms": room_list()})
+    # With its sockets on an origin of their own, the page logs each one in with a ticket.
+    return render(request, "rooms/chat.html", {"rooms": room_list(), "socket_tickets": bool(settings.SOCKET_ORIGIN)})
+
+
+@require_POST
+@never_cache
+def ws_ticket(request):
+    """A single-use ticket to this browser's login, for a socket where its cookie does not go
+    (the page's, on the socket origin; the terminal client's): realtime_common.tickets."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "not_logged_in", "detail": "Log in first."}, status=401)
+    return JsonResponse(ticket_grant(request=request, path=SOCKET_PATH))

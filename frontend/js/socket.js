@@ -23,6 +23,26 @@ export function isFinalCloseCode(code) {
   return code >= 4400 && code <= 4499;
 }
 
+/**
+ * A URL provider for a JsonSocket on another origin than its page (a socket domain), where
+ * the page's cookies do not go: before each attempt it POSTs to `ticketUrl` on the page's own
+ * site (with the session cookie and `csrfToken`) and answers the URL of the single-use ticket
+ * it gets. A 401 or 403 (logged out) answers null, which stops the socket, as a final close
+ * code does; any other failure throws, and the socket tries again with backoff.
+ */
+export function ticketUrlProvider(ticketUrl, { csrfToken, fetch = globalThis.fetch } = {}) {
+  return async () => {
+    const response = await fetch(ticketUrl, {
+      method: 'POST',
+      headers: { 'X-CSRFToken': csrfToken },
+      credentials: 'same-origin',
+    });
+    if (response.status === 401 || response.status === 403) return null;
+    if (!response.ok) throw new Error(`no ticket: HTTP ${response.status}`);
+    return (await response.json()).url;
+  };
+}
+
 function buildUrl(url, params, location) {
   const resolved = new URL(url, location?.href);
   // A relative path inherits the page's http(s) scheme; the socket needs the matching ws(s).
@@ -49,9 +69,12 @@ export class JsonSocket extends EventTarget {
   #timer = null;
   #attempt = 0;
   #state = null;
+  #asking = 0; // counts the calls of a URL provider: an answer to any but the latest is dropped
 
   /**
-   * @param {string} url  absolute ws(s):// URL, or a path resolved against the page
+   * @param {string | (() => Promise<string | null>)} url  absolute ws(s):// URL, or a path
+   *   resolved against the page; or an async function called before every attempt for the
+   *   URL to use (e.g. `ticketUrlProvider`), whose null stops the socket for good
    * @param {object} [options]
    * @param {(data: any) => void} [options.onMessage]
    * @param {() => object | null | undefined} [options.resume]  query parameters for
@@ -111,9 +134,33 @@ export class JsonSocket extends EventTarget {
   }
 
   #connect() {
+    if (typeof this.#url !== 'function') {
+      this.#open(this.#url);
+      return;
+    }
+    const asking = ++this.#asking;
+    // A drop, close() or reconnect() meanwhile makes this answer stale.
+    const current = () => asking === this.#asking;
+    Promise.resolve()
+      .then(() => this.#url())
+      .then(
+        (url) => {
+          if (!current()) return;
+          if (url == null) this.close();
+          else this.#open(url);
+        },
+        (error) => {
+          if (!current()) return;
+          console.warn('JsonSocket: no URL to connect to:', error);
+          this.#scheduleReconnect();
+        },
+      );
+  }
+
+  #open(url) {
     const { WebSocket, resume } = this.#options;
     const location = this.#window?.location ?? globalThis.location;
-    const ws = new WebSocket(buildUrl(this.#url, resume?.(), location));
+    const ws = new WebSocket(buildUrl(url, resume?.(), location));
     ws.onopen = () => {
       this.#attempt = 0;
       this.#setState('open');
@@ -139,6 +186,7 @@ export class JsonSocket extends EventTarget {
   #drop() {
     clearTimeout(this.#timer);
     this.#timer = null;
+    this.#asking++;
     if (!this.#ws) return;
     this.#ws.onopen = this.#ws.onmessage = this.#ws.onclose = null;
     this.#ws.close();

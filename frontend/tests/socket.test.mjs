@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { JsonSocket, backoffDelay, isFinalCloseCode } from '../js/socket.js';
+import { JsonSocket, backoffDelay, isFinalCloseCode, ticketUrlProvider } from '../js/socket.js';
 
 // Stands in for the browser WebSocket: records what the client does and lets
 // a test play the server's part. Like browsers, a failed attempt fires
@@ -139,6 +139,100 @@ describe('JsonSocket URL', () => {
     mock.timers.tick(1000);
     assert.equal(last().url, 'wss://example.test/ws/liveblog/x/?since=57');
     assert.equal(resume.mock.callCount(), 3);
+  });
+});
+
+// Lets a URL provider's promise settle (the mocked timers leave setImmediate alone).
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('JsonSocket URL provider', () => {
+  it('asks before every attempt and opens the URL it answers, with the resume params', async () => {
+    const tickets = ['t1', 't2'];
+    const url = mock.fn(async () => `ws://sockets.test/ws/chat/?ticket=${tickets.shift()}`);
+    const socket = connect({ url, resume: () => ({ since: 'lobby:4' }) });
+    assert.equal(socket.state, 'connecting');
+    await settle();
+    assert.equal(last().url, 'ws://sockets.test/ws/chat/?ticket=t1&since=lobby%3A4');
+
+    last().open();
+    last().serverClose(1012);
+    mock.timers.tick(500);
+    await settle();
+    assert.equal(last().url, 'ws://sockets.test/ws/chat/?ticket=t2&since=lobby%3A4');
+    assert.equal(url.mock.callCount(), 2);
+  });
+
+  it('tries again with backoff when the provider fails', async (t) => {
+    t.mock.method(console, 'warn', () => {});
+    let fail = true;
+    const url = async () => {
+      if (fail) throw new Error('offline');
+      return 'ws://sockets.test/ws/';
+    };
+    const socket = connect({ url });
+    await settle();
+    assert.equal(socket.state, 'reconnecting');
+    assert.equal(sockets.length, 0);
+
+    fail = false;
+    mock.timers.tick(500);
+    await settle();
+    assert.equal(last().url, 'ws://sockets.test/ws/');
+  });
+
+  it('stops for good when the provider answers null (logged out)', async () => {
+    const url = mock.fn(async () => null);
+    const socket = connect({ url });
+    await settle();
+    assert.equal(socket.state, 'closed');
+    mock.timers.tick(10 * 60 * 1000);
+    await settle();
+    assert.equal(url.mock.callCount(), 1);
+    assert.equal(sockets.length, 0);
+  });
+
+  it('drops an answer that comes after close() or reconnect()', async () => {
+    const answers = [];
+    const url = () => new Promise((resolve) => answers.push(resolve));
+    const socket = connect({ url });
+    await settle();
+    socket.reconnect();
+    await settle();
+    answers[0]('ws://sockets.test/ws/?ticket=stale');
+    answers[1]('ws://sockets.test/ws/?ticket=fresh');
+    await settle();
+    assert.deepEqual(sockets.map((ws) => ws.url), ['ws://sockets.test/ws/?ticket=fresh']);
+
+    socket.reconnect();
+    await settle();
+    socket.close();
+    answers[2]('ws://sockets.test/ws/?ticket=late');
+    await settle();
+    assert.equal(sockets.length, 1);
+    assert.equal(socket.state, 'closed');
+  });
+});
+
+describe('ticketUrlProvider', () => {
+  function fakeFetch(status, body) {
+    return mock.fn(async () => ({ status, ok: status >= 200 && status < 300, json: async () => body }));
+  }
+
+  it('POSTs with the CSRF token and the page\'s cookies and answers the ticket\'s URL', async () => {
+    const fetch = fakeFetch(200, { ticket: 'x', url: 'ws://sockets.test/ws/chat/?ticket=x', expires_in: 30 });
+    const url = await ticketUrlProvider('/ws-ticket/', { csrfToken: 'token', fetch })();
+    assert.equal(url, 'ws://sockets.test/ws/chat/?ticket=x');
+    assert.deepEqual(fetch.mock.calls[0].arguments, [
+      '/ws-ticket/',
+      { method: 'POST', headers: { 'X-CSRFToken': 'token' }, credentials: 'same-origin' },
+    ]);
+  });
+
+  it('answers null when logged out and throws on other failures', async () => {
+    for (const status of [401, 403]) {
+      assert.equal(await ticketUrlProvider('/ws-ticket/', { fetch: fakeFetch(status, {}) })(), null);
+    }
+    await assert.rejects(ticketUrlProvider('/ws-ticket/', { fetch: fakeFetch(502, {}) })(), /HTTP 502/);
   });
 });
 

@@ -6,10 +6,10 @@ Import this only after ``django.core.asgi.get_asgi_application()`` has run:
 
 import logging
 
-from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
+from channels.auth import AuthMiddleware
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
 from channels.security.websocket import WebsocketDenier
+from channels.sessions import SessionMiddlewareStack
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -17,6 +17,7 @@ from realtime_common.checks import wildcard_check
 from realtime_common.layers import channel_layer_description
 from realtime_common.origins import ANY_ORIGIN, origin_normalise
 from realtime_common.sockets import SocketGuard
+from realtime_common.tickets import TicketMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -69,18 +70,16 @@ class ConnectionCaps:
         self.open: dict[str, int] = {}
 
     @staticmethod
-    async def keys_of(scope) -> list[str]:
+    def keys_of(scope) -> list[str]:
         keys = [f"ip:{scope['client'][0]}"] if scope.get("client") else []
-        # The session is read only if the socket sent its cookie: pages of
-        # anonymous visitors cost no query and no thread hop here.
-        session = scope.get("session")
-        if scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME) and session is not None:
-            if user_id := await database_sync_to_async(session.get)("_auth_user_id"):
-                keys.append(f"user:{user_id}")
+        # The user AuthMiddleware loaded, from the session of the socket's cookie or ticket.
+        user = scope.get("user")
+        if user is not None and user.is_authenticated:
+            keys.append(f"user:{user.pk}")
         return keys
 
     async def __call__(self, scope, receive, send):
-        keys = await self.keys_of(scope)
+        keys = self.keys_of(scope)
         if any(self.open.get(key, 0) >= self.limits[key.partition(":")[0]] for key in keys):
             await receive()  # websocket.connect
             await send({"type": "websocket.accept"})
@@ -104,19 +103,26 @@ def asgi_application(*, http, websocket_urlpatterns, channels: dict | None = Non
         raise ImproperlyConfigured(" ".join(error.msg for error in errors))
     logger.info("Using the %s", channel_layer_description(settings.CHANNEL_LAYERS))
     logger.info("WebSocket origins accepted: %s", ", ".join(settings.WEBSOCKET_ORIGINS) or "none")
+    if settings.SOCKET_ORIGIN:
+        logger.info("Pages open their sockets at %s, each logged in by a ticket", settings.SOCKET_ORIGIN)
     protocols = {
         "http": http,
         # Outermost first: bound what each socket holds, close them all with 1012
         # on shutdown, let consumers close with the RFC's codes (realtime_common.sockets);
-        # refuse foreign Origins (cross-site WebSocket hijacking), then load the
-        # session and user from the cookie.
+        # refuse foreign Origins (cross-site WebSocket hijacking); load the session from
+        # the cookie, or from the ticket when the URL has one (realtime_common.tickets),
+        # then its user (Channels' AuthMiddlewareStack, with the ticket in between).
         "websocket": SocketGuard(
             OriginValidator(
-                AuthMiddlewareStack(
-                    ConnectionCaps(
-                        URLRouter(websocket_urlpatterns),
-                        per_ip=settings.WEBSOCKETS_PER_IP,
-                        per_user=settings.WEBSOCKETS_PER_USER,
+                SessionMiddlewareStack(
+                    TicketMiddleware(
+                        AuthMiddleware(
+                            ConnectionCaps(
+                                URLRouter(websocket_urlpatterns),
+                                per_ip=settings.WEBSOCKETS_PER_IP,
+                                per_user=settings.WEBSOCKETS_PER_USER,
+                            )
+                        )
                     )
                 ),
                 origins=settings.WEBSOCKET_ORIGINS,

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 # Dropped when given, so that http://host and http://host:80 are one origin.
-DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 # Any origin: for DEBUG only (realtime_common.checks refuses it otherwise).
 ANY_ORIGIN = "*"
 
@@ -66,3 +66,26 @@ def websocket_origins(*, listed: list[str], hosts: list[str], ports: list[str], 
     except ValueError as error:
         raise ImproperlyConfigured(f"{source}: {error}") from None
     return list(dict.fromkeys(normalised))
+
+
+def socket_origin(*, configured: str, secure: bool) -> str:
+    """Where the site's pages open its sockets when that is not their own origin
+    (DJANGO_SOCKET_ORIGIN, e.g. ``wss://ws.example.com``), normalised; "" when not set.
+
+    A ``ws://`` origin for a site served over https is refused: browsers block a
+    plain socket from a secure page.
+    """
+    if not configured:
+        return ""
+    try:
+        origin = origin_normalise(origin=configured)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"DJANGO_SOCKET_ORIGIN: {error}") from None
+    scheme = origin.partition(":")[0]
+    if scheme not in ("ws", "wss"):
+        raise ImproperlyConfigured(f"DJANGO_SOCKET_ORIGIN: {configured!r} is not a ws:// or wss:// origin")
+    if secure and scheme != "wss":
+        raise ImproperlyConfigured(
+            f"DJANGO_SOCKET_ORIGIN: the site is served over https, so {configured!r} must be wss://"
+        )
+    return origin

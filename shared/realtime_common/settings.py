@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from realtime_common.cache import caches
 from realtime_common.layers import channel_layers
-from realtime_common.origins import websocket_origins
+from realtime_common.origins import socket_origin, websocket_origins
 
 
 def env_bool(name: str, *, default: bool = False) -> bool:
@@ -103,12 +103,21 @@ def database(*, base_dir: Path) -> dict:
     """``DATABASE_URL`` when set (``postgres://user:password@host:5432/name``, read by
     dj-database-url), else the embedded SQLite file ``db.sqlite3`` beside manage.py."""
     url = os.environ.get("DATABASE_URL", "")
+    # Seconds a write waits for another's lock before the error "busy" (realtime_common.consumers).
+    timeout = float(os.environ.get("DJANGO_DATABASE_TIMEOUT", "20"))
     if url:
         # Connections are kept for a minute and checked before reuse, so the ORM thread
         # of a busy daphne does not connect for every query; 0 closes them after each.
-        return dj_database_url.parse(
+        config = dj_database_url.parse(
             url, conn_max_age=int(os.environ.get("DJANGO_DATABASE_CONN_MAX_AGE", "60")), conn_health_checks=True
         )
+        if config["ENGINE"] == "django.db.backends.postgresql":
+            # Writers queue on row locks (a stream's, a session's, a board's) instead of
+            # SQLite's one write lock; Postgres would let them wait for ever. Options the
+            # URL gives (?options=-c ...) come after, so they win.
+            options = config.setdefault("OPTIONS", {})
+            options["options"] = f"-c lock_timeout={round(timeout * 1000)} {options.get('options', '')}".strip()
+        return config
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DJANGO_DATABASE_PATH", str(base_dir / "db.sqlite3")),
@@ -116,9 +125,8 @@ def database(*, base_dir: Path) -> dict:
             # Take the write lock when a transaction starts, so two writers queue
             # up instead of one failing with "database is locked" mid-transaction.
             "transaction_mode": "IMMEDIATE",
-            # Seconds a writer waits for another's lock before "database is locked"
-            # (consumers answer that with the error "busy").
-            "timeout": float(os.environ.get("DJANGO_DATABASE_TIMEOUT", "20")),
+            # Past it, "database is locked".
+            "timeout": timeout,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
     }
@@ -249,6 +257,15 @@ SOCKET_SOURCES = [
     for scheme, _, rest in (origin.partition(":") for origin in WEBSOCKET_ORIGINS)
     if scheme in SOCKET_SCHEMES  # not "*" (DEBUG only): 'self' then covers the page's own host
 ]
+# The pages' sockets may also live on an origin of their own (a socket domain,
+# DJANGO_SOCKET_ORIGIN, e.g. wss://ws.example.com), where the pages' cookies do not go:
+# each socket is then logged in by a single-use ticket the page fetches first
+# (realtime_common.tickets). The default, "": the page's own origin, logged in by its cookie.
+SOCKET_ORIGIN = socket_origin(
+    configured=os.environ.get("DJANGO_SOCKET_ORIGIN", "").strip(), secure=SESSION_COOKIE_SECURE or BEHIND_TLS_PROXY
+)
+if SOCKET_ORIGIN:
+    SOCKET_SOURCES.append(SOCKET_ORIGIN)
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],

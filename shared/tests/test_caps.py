@@ -1,9 +1,10 @@
 """ConnectionCaps: sockets per client address and per logged-in user, per process."""
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
-from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 
 from realtime_common.asgi import CLOSE_TOO_MANY_SOCKETS, ConnectionCaps
 
@@ -27,9 +28,9 @@ class Held:
 async def open_socket(caps: ConnectionCaps, *, ip: str, user_id: str | None = None):
     """Run the middleware for one handshake until it reached the inner application or
     finished (refused); (task, what it sent)."""
-    scope = {"type": "websocket", "client": (ip, 40000), "cookies": {}, "session": None}
-    if user_id is not None:
-        scope |= {"cookies": {settings.SESSION_COOKIE_NAME: "k"}, "session": {"_auth_user_id": user_id}}
+    # The user as AuthMiddleware leaves it, from a cookie's session or a ticket's.
+    user = AnonymousUser() if user_id is None else SimpleNamespace(is_authenticated=True, pk=user_id)
+    scope = {"type": "websocket", "client": (ip, 40000), "user": user}
     inbox, sent = asyncio.Queue(), []
     await inbox.put({"type": "websocket.connect"})
 
@@ -71,7 +72,7 @@ async def test_a_user_over_their_cap_is_closed_whatever_their_address():
     over_task, over_sent = await open_socket(caps, ip="127.0.0.8", user_id="42")
     await asyncio.wait_for(over_task, 2)
     assert over_sent[-1] == {"type": "websocket.close", "code": CLOSE_TOO_MANY_SOCKETS}
-    # Without the session cookie, the session is not read, and no user is counted.
+    # Anonymous: counted by address only.
     anonymous_task, anonymous_sent = await open_socket(caps, ip="127.0.0.8")
     assert not anonymous_task.done() and anonymous_sent == []
     held_task.cancel()

@@ -21,9 +21,11 @@ def load_settings(
     module: str = "realtime_common.settings",
     **env: str,
 ) -> subprocess.CompletedProcess:
-    """Import ``module`` in a fresh interpreter with only ``env`` (no DJANGO_ or REDIS_ variables
-    of ours) and print ``show``, an expression of the settings ``s``."""
-    clean = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "REDIS_"))}
+    """Import ``module`` in a fresh interpreter with only ``env`` (no DJANGO_, REDIS_ or DATABASE_URL
+    variables of ours: TEST_DATABASE=postgres sets one) and print ``show``, an expression of the settings ``s``."""
+    clean = {
+        key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "REDIS_", "DATABASE_URL"))
+    }
     return subprocess.run(
         [sys.executable, "-c", f"import {module} as s; print({show})"],
         env={**clean, **env},
@@ -131,6 +133,48 @@ def test_origins_that_cannot_be_exact_stop_the_site_from_loading(env, message):
     assert "ImproperlyConfigured" in result.stderr and message in result.stderr
 
 
+def test_sockets_are_on_the_page_s_own_origin_unless_a_socket_origin_is_set():
+    show = "(s.SOCKET_ORIGIN, s.SOCKET_SOURCES)"
+    result = load_settings(show=show, DJANGO_DEBUG="1", DJANGO_PUBLIC_PORTS="8002")
+    assert ast.literal_eval(result.stdout) == ("", ["ws://localhost:8002", "ws://127.0.0.1:8002"]), result.stderr
+    # make run's chat: its pages open their sockets on a second port, which the policy must allow.
+    result = load_settings(
+        show=show, DJANGO_DEBUG="1", DJANGO_PUBLIC_PORTS="8002", DJANGO_SOCKET_ORIGIN="WS://127.0.0.1:8012/"
+    )
+    assert result.returncode != 0 and "DJANGO_SOCKET_ORIGIN: 'WS://127.0.0.1:8012/' is not an origin" in result.stderr
+    result = load_settings(
+        show=show, DJANGO_DEBUG="1", DJANGO_PUBLIC_PORTS="8002", DJANGO_SOCKET_ORIGIN="WS://127.0.0.1:8012"
+    )
+    origin = "ws://127.0.0.1:8012"
+    assert ast.literal_eval(result.stdout) == (origin, ["ws://localhost:8002", "ws://127.0.0.1:8002", origin])
+
+
+@pytest.mark.parametrize(
+    ("env", "origin"),
+    [
+        ({"DJANGO_SOCKET_ORIGIN": "wss://WS.example.com:443"}, "wss://ws.example.com"),
+        ({"DJANGO_SOCKET_ORIGIN": "ws://ws.example.com", "DJANGO_SECURE_COOKIES": "0"}, "ws://ws.example.com"),
+    ],
+)
+def test_a_socket_origin_is_normalised(env, origin):
+    result = load_settings(show="s.SOCKET_ORIGIN", DJANGO_SECRET_KEY="k", DJANGO_ALLOWED_HOSTS="example.com", **env)
+    assert result.stdout.strip() == origin, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("origin", "message"),
+    [
+        ("ws://ws.example.com", "the site is served over https, so 'ws://ws.example.com' must be wss://"),
+        ("https://ws.example.com", "'https://ws.example.com' is not a ws:// or wss:// origin"),
+        ("wss://ws.example.com/ws/", "'wss://ws.example.com/ws/' is not an origin"),
+    ],
+)
+def test_a_socket_origin_that_is_no_wss_origin_stops_an_https_site_from_loading(origin, message):
+    result = load_settings(DJANGO_SECRET_KEY="k", DJANGO_ALLOWED_HOSTS="example.com", DJANGO_SOCKET_ORIGIN=origin)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and f"DJANGO_SOCKET_ORIGIN: {message}" in result.stderr
+
+
 @pytest.mark.parametrize("site", ["liveblog", "chat", "sketchpad"])
 def test_each_site_names_its_cookies_after_itself(site):
     # Cookies ignore ports: the three demos on one host must not overwrite each other's session.
@@ -205,6 +249,13 @@ def test_worker_jobs_get_a_core_layer_of_their_own_beside_pubsub():
     assert set(channel_layers(prefix="pad", redis_urls=[], workers=True)) == {"default", "worker"}
 
 
+def test_groups_shard_over_every_redis_and_worker_jobs_keep_to_the_first():
+    urls = ["redis://a:6379/0", "redis://b:6379/0"]
+    layers = channel_layers(prefix="pad", redis_urls=urls, kind="pubsub", workers=True)
+    assert [host["address"] for host in layers["default"]["CONFIG"]["hosts"]] == urls
+    assert [host["address"] for host in layers["worker"]["CONFIG"]["hosts"]] == urls[:1]
+
+
 def test_the_installed_package_ships_every_subpackage():
     """The Docker image installs shared/ as a package: a subpackage the build leaves out
     (migrations once) breaks the image, not the tests, which import the source folder."""
@@ -234,6 +285,26 @@ def test_the_database_is_the_embedded_sqlite_file_unless_database_url_is_set(tmp
     assert config["ENGINE"] == "django.db.backends.postgresql"
     assert (config["HOST"], config["PORT"], config["NAME"], config["USER"]) == ("db", 5432, "chat", "demo")
     assert (config["CONN_MAX_AGE"], config["CONN_HEALTH_CHECKS"]) == (60, True)
+
+
+@pytest.mark.parametrize(
+    ("env", "options"),
+    [
+        ({}, "-c lock_timeout=20000"),
+        ({"DJANGO_DATABASE_TIMEOUT": "0.5"}, "-c lock_timeout=500"),
+        # The URL's own options come last, so they win.
+        (
+            {"DATABASE_URL": "postgres://demo@db/chat?options=-c%20lock_timeout%3D0"},
+            "-c lock_timeout=20000 -c lock_timeout=0",
+        ),
+    ],
+)
+def test_a_postgres_write_waits_for_a_lock_as_long_as_an_sqlite_one(env, options):
+    # Past DJANGO_DATABASE_TIMEOUT, Postgres' lock_timeout ends the wait: the consumers answer "busy".
+    show = "s.database(base_dir=__import__('pathlib').Path('/srv/site'))"
+    result = load_settings(show=show, DJANGO_DEBUG="1", **{"DATABASE_URL": "postgres://demo@db/chat", **env})
+    assert result.returncode == 0, result.stderr
+    assert ast.literal_eval(result.stdout)["OPTIONS"]["options"] == options
 
 
 def test_each_site_derives_its_names_from_site_settings():
