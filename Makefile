@@ -1,10 +1,12 @@
-# make run   - serve the demos on http://127.0.0.1:8001, :8002, :8003 (set REDIS_URL to use Redis)
+# make run   - serve the demos on http://127.0.0.1:8001, :8002 (the chat's sockets on :8012), :8003 (set REDIS_URL to use Redis)
 # make test  - the lint stage, then every test: unit, consumer (in-memory and Redis layers), Node, browser
+# make test-postgres - the shared, site and browser tests again on a throwaway Postgres instead of SQLite, about 5 minutes
 # make lint  - ruff, missing migrations, and Django's deployment checks under production settings
 # make bench - load measurements of the three demos against their floors (bench/), about 10 minutes
 # make bench-smoke - the same at small sizes, under a minute (CI runs it)
 # make faults - faults made for real (Redis restarts, daphne killed, slow readers, ...) against real processes, ~4 minutes
 # make compose-test - the docker compose stack, built, started and tested with the e2e suite
+# make e2e-sharded - the e2e suite with every site on two Redis shards (REDIS_URL=a,b), about 3 minutes
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +15,7 @@ SITES := liveblog chat sketchpad
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 
-.PHONY: run test lint bench bench-smoke faults screenshots compose-test install system-deps migrate clean
+.PHONY: run test test-postgres lint bench bench-smoke faults screenshots compose-test e2e-sharded install system-deps migrate clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt shared/pyproject.toml
@@ -28,6 +30,7 @@ install: $(VENV)/.installed
 system-deps:
 	@missing=(); \
 	command -v redis-server >/dev/null || missing+=(redis-server); \
+	command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql); \
 	[ -x "$(CHROMIUM_PATH)" ] || missing+=(chromium); \
 	command -v node >/dev/null || missing+=(nodejs); \
 	if [ $${#missing[@]} -gt 0 ]; then \
@@ -59,7 +62,7 @@ run: migrate
 	    echo "==> No redis-server found: the in-memory channel layer (each site one process, the thumbnail worker idle); make system-deps installs it"; \
 	  fi; \
 	fi; \
-	echo "==> Serving liveblog http://127.0.0.1:8001, chat http://127.0.0.1:8002, sketchpad http://127.0.0.1:8003 (Ctrl-C stops everything)"; \
+	echo "==> Serving liveblog http://127.0.0.1:8001, chat http://127.0.0.1:8002 (its sockets on :8012), sketchpad http://127.0.0.1:8003 (Ctrl-C stops everything)"; \
 	DJANGO_DEBUG=1 PATH="$(BIN):$$PATH" exec $(BIN)/honcho start $$processes
 
 # Production as the README describes it: DEBUG off, a secret key, a host name, behind
@@ -77,19 +80,35 @@ lint: install
 	    && $(PRODUCTION_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING) || exit 1; \
 	done
 
+# The unit and consumer tests: shared's, then each site's (in-memory and Redis layers), on
+# the database TEST_DATABASE names; $(1) says which in the progress lines.
+define unit_tests
+@echo "==> shared: unit tests$(1)"
+cd shared && $(BIN)/pytest
+@for site in $(SITES); do \
+  echo "==> $$site: unit and consumer tests$(1), in-memory and Redis layers"; \
+  (cd $$site && $(BIN)/pytest) || exit 1; \
+done
+endef
+
 test: lint system-deps
-	@echo "==> shared: unit tests"
-	cd shared && $(BIN)/pytest
-	@for site in $(SITES); do \
-	  echo "==> $$site: unit and consumer tests, in-memory and Redis layers"; \
-	  (cd $$site && $(BIN)/pytest) || exit 1; \
-	done
+	$(call unit_tests)
 	@echo "==> conformance: WebSocket protocol (Autobahn cases 1-7) against daphne"
 	cd conformance && $(BIN)/pytest
 	@echo "==> frontend: Node tests"
 	node --test frontend/tests/
 	@echo "==> e2e: browser tests (Chromium, daphne, Redis)"
 	cd e2e && $(BIN)/pytest
+
+# TEST_DATABASE=postgres: each pytest session starts a Postgres of its own (a free port, a
+# temporary directory, as the postgres user when root; realtime_common.testing), and the
+# tests that need writers at once (concurrent_writers), skipped on SQLite, run. The Node
+# and conformance tests touch no database; test_make_run.py serves `make run`'s SQLite.
+test-postgres: export TEST_DATABASE := postgres
+test-postgres: install system-deps
+	$(call unit_tests, on Postgres)
+	@echo "==> e2e: browser tests, each site's database in Postgres"
+	cd e2e && $(BIN)/pytest --ignore=test_make_run.py
 
 bench: install system-deps
 	$(BIN)/python -m bench
@@ -107,6 +126,14 @@ screenshots: install system-deps
 
 compose-test: install system-deps
 	e2e/compose-test
+
+# Two Redis in every site's REDIS_URL: channels-redis shards groups and channels over both,
+# while the cache and the chat's presence stay on the first. Two daphne processes per site and
+# the thumbnail worker, as always. test_make_run.py starts a Redis of its own: left out.
+# pytest fails (exit code 5) when it collects no test.
+e2e-sharded: install system-deps
+	@echo "==> e2e: browser tests, every site on two Redis shards"
+	cd e2e && E2E_REDIS_SHARDS=2 $(BIN)/pytest --ignore=test_make_run.py
 
 clean:
 	rm -rf $(VENV) */db.sqlite3* */staticfiles

@@ -1,6 +1,10 @@
 """Browser tests: Playwright drives Chromium against real daphne processes on one Redis.
 
 By default each site is started here (two daphne processes on a throwaway Redis).
+E2E_REDIS_SHARDS=2 (`make e2e-sharded`) starts two Redis instead and gives every
+site both in REDIS_URL: channels-redis shards both channel layers over them.
+TEST_DATABASE=postgres (`make test-postgres`) gives each site a database of its own in
+one throwaway Postgres, instead of an SQLite file each.
 To test a running docker compose stack instead, set E2E_COMPOSE to the compose
 command (e.g. "docker compose -p demo") and E2E_<SITE>_URL for each site
 (E2E_LIVEBLOG_URL=http://127.0.0.1:8001 ...); `make compose-test` does.
@@ -11,13 +15,14 @@ CHROMIUM_PATH overrides where it is.
 
 import os
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pages import CHAT_PASSWORD, CHAT_ROOMS, CHAT_USERS, STAFF_PASSWORD, STAFF_USERNAME
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from realtime_common.testing.servers import ComposeSite, LiveSite
+from realtime_common.testing.servers import ComposeSite, LiveSite, PostgresServer, RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,16 +46,50 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
-def serve_site(name: str, *, tmp_path_factory, redis_url: str, servers: int = 2, workers: tuple[str, ...] = ()):
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[str]:
+    """The sites' REDIS_URL: one throwaway Redis, or E2E_REDIS_SHARDS of them, comma-separated
+    (this replaces the fixture of realtime_common.testing.servers for the browser tests).
+    channels-redis shards both channel layers over them; the cache (rate limits, thumbnail
+    flags) and the chat's presence stay on the first, as in production."""
+    count = int(os.environ.get("E2E_REDIS_SHARDS", "1"))
+    if count < 1:
+        pytest.fail(f"E2E_REDIS_SHARDS must be 1 or more, not {count}")
+    shards: list[RedisServer] = []
+    try:
+        # One after the other: each holds its port before the next picks a free one.
+        for _ in range(count):
+            shards.append(RedisServer(directory=tmp_path_factory.mktemp("redis")))
+            shards[-1].start()
+        yield ",".join(shard.url for shard in shards)
+    finally:
+        for shard in shards:
+            shard.stop()
+
+
+def serve_site(
+    name: str,
+    *,
+    tmp_path_factory,
+    redis_url: str,
+    postgres: PostgresServer | None,
+    servers: int = 2,
+    workers: tuple[str, ...] = (),
+):
     """Yield the site as deployed: migrated, seeded, with a staff account, served by
-    ``servers`` daphne processes sharing one database and one Redis, plus a
-    ``runworker`` process for ``workers`` channels (of the "worker" layer) if any. Fails the run if any
-    process logged a traceback."""
+    ``servers`` daphne processes sharing one database (its own in ``postgres`` if any,
+    else an SQLite file) and one REDIS_URL, plus a ``runworker`` process for ``workers``
+    channels (of the "worker" layer) if any. Fails the run if any process logged a traceback."""
     url = os.environ.get(f"E2E_{name.upper()}_URL")
     if url:
         site = ComposeSite(compose=shlex.split(os.environ["E2E_COMPOSE"]), service=name, urls=[url] * servers)
     else:
-        site = LiveSite(directory=REPO / name, workdir=tmp_path_factory.mktemp(name), redis_url=redis_url)
+        site = LiveSite(
+            directory=REPO / name,
+            workdir=tmp_path_factory.mktemp(name),
+            redis_url=redis_url,
+            database_url=postgres.database_create(name=name) if postgres else None,
+        )
         site.prepare()
         site.manage("seed")
         site.urls = [site.serve() for _ in range(servers)]
@@ -69,20 +108,26 @@ def serve_site(name: str, *, tmp_path_factory, redis_url: str, servers: int = 2,
 
 
 @pytest.fixture(scope="session")
-def liveblog_site(tmp_path_factory, redis_server):
-    yield from serve_site("liveblog", tmp_path_factory=tmp_path_factory, redis_url=redis_server)
-
-
-@pytest.fixture(scope="session")
-def sketchpad_site(tmp_path_factory, redis_server):
+def liveblog_site(tmp_path_factory, redis_server, postgres_server):
     yield from serve_site(
-        "sketchpad", tmp_path_factory=tmp_path_factory, redis_url=redis_server, workers=("thumbnails",)
+        "liveblog", tmp_path_factory=tmp_path_factory, redis_url=redis_server, postgres=postgres_server
     )
 
 
 @pytest.fixture(scope="session")
-def chat_site(tmp_path_factory, redis_server):
-    yield from serve_site("chat", tmp_path_factory=tmp_path_factory, redis_url=redis_server)
+def sketchpad_site(tmp_path_factory, redis_server, postgres_server):
+    yield from serve_site(
+        "sketchpad",
+        tmp_path_factory=tmp_path_factory,
+        redis_url=redis_server,
+        postgres=postgres_server,
+        workers=("thumbnails",),
+    )
+
+
+@pytest.fixture(scope="session")
+def chat_site(tmp_path_factory, redis_server, postgres_server):
+    yield from serve_site("chat", tmp_path_factory=tmp_path_factory, redis_url=redis_server, postgres=postgres_server)
 
 
 @pytest.fixture

@@ -7,11 +7,23 @@ from playwright.sync_api import Page, expect
 STAFF_USERNAME = "staff"
 STAFF_PASSWORD = "e2e-staff-password"
 CHAT_PASSWORD = "e2e-chat-password"
-# dave and erin lose their logins in the tests, so no other test uses them.
-CHAT_USERS = ["alice", "bob", "carol", "dave", "erin"]
+# dave and erin lose their logins in the tests, and frank and grace go over the message
+# limit, so no other test uses them.
+CHAT_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"]
 # A room of its own for each test, so no test sees another's members or messages.
 CHAT_ROOMS = ["replicas", "together", "elsewhere", "logout", "devices", "password", "expired"]
-CHAT_ROOMS += ["reload-a", "reload-b", "offline", "markup", "presence", "crash", "sites"]
+CHAT_ROOMS += [
+    "reload-a",
+    "reload-b",
+    "offline",
+    "markup",
+    "presence",
+    "crash",
+    "sites",
+    "limits",
+    "socket-domain",
+    "typing",
+]
 
 
 def expect_live(page: Page) -> None:

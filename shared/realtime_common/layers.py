@@ -310,10 +310,14 @@ def channel_layers(*, prefix: str, redis_urls: list[str], kind: str = "core", wo
 
     ``workers`` adds the WORKER_LAYER alias, always the core layer: a job sent
     while no worker listens must wait in Redis for one, which pub/sub cannot do.
+    It uses the first Redis only: the core layer sends to a named channel
+    ("thumbnails") on each Redis in turn, but a worker's receive waits on one of
+    them until a message comes there, so over two a job could wait for the next
+    job, or the worker's tick (seen in `make e2e-sharded`). Jobs are few.
     """
     layers = {"default": channel_layer(prefix=prefix, redis_urls=redis_urls, kind=kind)}
     if workers:
-        layers[WORKER_LAYER] = channel_layer(prefix=prefix, redis_urls=redis_urls, kind="core")
+        layers[WORKER_LAYER] = channel_layer(prefix=prefix, redis_urls=redis_urls[:1], kind="core")
     return layers
 
 

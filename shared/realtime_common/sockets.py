@@ -90,7 +90,10 @@ class GuardedSend:
     async def __call__(self, message):
         kind = message["type"]
         if kind == "websocket.send":
-            if self.shed:
+            # A socket closing already (its page went away, or the server closed it) takes no
+            # frame: autobahn would raise Disconnected into the consumer, which then ends with
+            # a traceback. A group message may come just then; the page catches up on reconnect.
+            if self.shed or self.protocol.state in (self.protocol.STATE_CLOSING, self.protocol.STATE_CLOSED):
                 return
             buffered = transport_buffered(self.protocol.transport)
             if buffered > SEND_BUFFER_LIMIT:
