@@ -1,4 +1,6 @@
+import json
 import re
+import time
 import uuid
 
 import pytest
@@ -270,6 +272,158 @@ def test_presence_lists_both_and_drops_one_when_their_last_tab_closes(new_page, 
 
     bob_again.close()
     expect(members(alice, "presence")).to_have_text(["alice", "carol"])
+
+
+def test_who_is_typing_shows_on_the_other_s_page_until_their_message_arrives(new_page, chat):
+    first, second = chat.urls
+    alice = chat_as(new_page, first, "alice", "typing")
+    bob = chat_as(new_page, second, "bob", "typing")
+    expect(members(alice, "typing")).to_have_text(["alice", "bob"])
+    alice_typing, bob_typing = room(alice, "typing").locator(".typing"), room(bob, "typing").locator(".typing")
+
+    text = unique("Typed on one server, seen on the other")
+    room(alice, "typing").get_by_label("Message").fill(text)
+    expect(bob_typing).to_have_text("alice is typing…")
+    expect(bob_typing).to_be_visible()
+    room(alice, "typing").get_by_role("button", name="Send").click()
+    expect(message(bob, "typing", text)).to_be_visible()
+    # Her message drops her at once, long before the 5 s without typing would.
+    expect(bob_typing).to_be_hidden(timeout=2_000)
+    expect(alice_typing).to_be_hidden()  # nobody's page lists its own user
+
+
+# For the chat's shell (manage.py shell -c). The group of a room, as channels-redis's pub/sub
+# layer names it: each process subscribes to it, and publishes to it, on the one Redis of
+# REDIS_URL that a hash of this name picks.
+GROUP_CHANNEL = """
+import json
+import os
+from django.conf import settings
+from rooms.models import Room
+from rooms.wire import room_group
+
+def group_channel(room):
+    return settings.CHANNEL_LAYERS['default']['CONFIG']['prefix'] + '__group__' + room_group(room_id=room.pk)
+"""
+
+# A new room for each Redis of REDIS_URL, whose group that Redis carries: their slugs, in its order.
+ROOMS_PER_REDIS = f"""{GROUP_CHANNEL}
+import uuid
+from channels_redis.utils import _consistent_hash
+
+slugs = {{}}
+while len(slugs) < len(settings.REDIS_URLS):
+    room = Room.objects.create(slug='shard-' + uuid.uuid4().hex[:8], title='A room on one Redis')
+    shard = _consistent_hash(group_channel(room), len(settings.REDIS_URLS))
+    if shard in slugs:
+        room.delete()
+    else:
+        slugs[shard] = room.slug
+print(json.dumps([slugs[shard] for shard in sorted(slugs)]))
+"""
+
+# What each Redis of REDIS_URL holds, in its order: for the rooms in E2E_ROOMS, how many
+# connections subscribe to each room's group there; its PUBLISH calls so far; and its keys
+# of the chat's cache and of presence.
+REDIS_STATE = f"""{GROUP_CHANNEL}
+import redis
+from django.core.cache import cache
+
+rooms = Room.objects.filter(slug__in=os.environ['E2E_ROOMS'].split(','))
+channels = {{room.slug: group_channel(room) for room in rooms}}
+state = []
+for url in settings.REDIS_URLS:
+    client = redis.Redis.from_url(url, decode_responses=True)
+    subscribers = dict(client.pubsub_numsub(*channels.values()))
+    state.append({{
+        'subscribers': {{slug: subscribers[channel] for slug, channel in channels.items()}},
+        'publishes': client.info('commandstats').get('cmdstat_publish', {{}}).get('calls', 0),
+        'cache_keys': len(list(client.scan_iter(cache.make_key('*')))),
+        'presence_keys': len(list(client.scan_iter('rooms:presence:*'))),
+    }})
+print(json.dumps(state))
+"""
+
+
+def shell_output(site, *, code: str, env: dict[str, str] | None = None) -> str:
+    """What ``code`` prints in the site's shell (which otherwise first lists what it imported)."""
+    return site.manage("shell", "--no-imports", "-c", code, env=env).stdout
+
+
+def redis_state(chat, *, slugs: list[str]) -> list[dict]:
+    return json.loads(shell_output(chat, code=REDIS_STATE, env={"E2E_ROOMS": ",".join(slugs)}))
+
+
+def test_rooms_on_every_redis_reach_both_servers_and_the_cache_and_presence_stay_on_the_first(new_page, chat):
+    """With several Redis in REDIS_URL (`make e2e-sharded`: two), channels-redis puts each room's
+    group on one of them. In a room on each, alice and bob, on different servers, see each other
+    and each other's messages, and each Redis is seen to carry its room: both servers subscribe
+    to the room there and nowhere else, and it publishes. With one Redis: the same, in one room."""
+    first, second = chat.urls
+    slugs = json.loads(shell_output(chat, code=ROOMS_PER_REDIS))
+    before = redis_state(chat, slugs=slugs)
+    alice = chat_as(new_page, first, "alice", slugs[0])
+    bob = chat_as(new_page, second, "bob", slugs[0])
+    for page in [alice, bob]:
+        for slug in slugs[1:]:
+            page.locator(f'[data-join="{slug}"]').click()
+            expect(room(page, slug)).to_be_visible()
+    for slug in slugs:
+        for page in [alice, bob]:
+            expect(members(page, slug)).to_have_text(["alice", "bob"])
+        hello, reply = unique(f"Hello bob in {slug}"), unique(f"Hi alice in {slug}")
+        say(alice, slug, hello)
+        expect(message(bob, slug, hello)).to_contain_text("alice")
+        say(bob, slug, reply)
+        expect(message(alice, slug, reply)).to_contain_text("bob")
+
+    after = redis_state(chat, slugs=slugs)
+    for shard, slug in enumerate(slugs):
+        subscribed = [state["subscribers"][slug] for state in after]
+        # Locally two daphne processes; behind nginx (one URL) at least one replica.
+        assert subscribed[shard] >= len(set(chat.urls)), (slug, subscribed)
+        assert sum(subscribed) == subscribed[shard], (slug, subscribed)
+        assert after[shard]["publishes"] > before[shard]["publishes"], (shard, before, after)
+    # Django's RedisCache reads further LOCATIONs as replicas, not shards: the cache (these
+    # messages' and joins' rate limits) is on the first Redis only, and presence beside it.
+    first_only = [True] + [False] * (len(after) - 1)
+    assert [bool(state["cache_keys"]) for state in after] == first_only, after
+    assert [bool(state["presence_keys"]) for state in after] == first_only, after
+
+
+LIMIT_SETTINGS = (
+    "from django.conf import settings; print(settings.CHAT_RATE_LIMIT_MESSAGES, settings.CHAT_RATE_LIMIT_SECONDS)"
+)
+
+
+def sends_until_refused(*, pages: list[Page], slug: str, most: int) -> int:
+    """Send from each page in turn until one is refused with rate_limited; how many were stored before."""
+    for sent in range(most):
+        page = pages[sent % len(pages)]
+        text = unique(f"Message {sent + 1}")
+        say(page, slug, text)
+        refused = page.locator('#chat-error[data-code="rate_limited"]')
+        expect(message(page, slug, text).or_(refused)).to_be_visible()
+        if refused.is_visible():
+            return sent
+    return most
+
+
+def test_the_message_limit_counts_a_user_s_messages_on_every_server_together(new_page, chat):
+    """The limit counts in the cache (the first Redis), which every process shares: a user sending
+    through two servers in turn is refused after CHAT_RATE_LIMIT_MESSAGES in all, not on each."""
+    limit, seconds = map(int, shell_output(chat, code=LIMIT_SETTINGS).split())
+    # The count starts again in each window of `seconds`, so a run across two proves nothing; the
+    # next user's run then starts just after the turn of the window, and fits in the new one.
+    for username in ["frank", "grace"]:
+        pages = [chat_as(new_page, url, username, "limits") for url in chat.urls]
+        window = int(time.time() // seconds)
+        accepted = sends_until_refused(pages=pages, slug="limits", most=2 * limit + 1)
+        if int(time.time() // seconds) == window:
+            break
+    else:
+        pytest.fail("both runs spanned two windows of the limit")
+    assert accepted == limit
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from bench.client.chat import op_chat_broadcast, op_chat_presence, op_chat_step
+from bench.client.chat import op_chat_broadcast, op_chat_presence, op_chat_step, op_chat_typing
 from bench.client.drawing import op_flood, op_sketch_step
 from bench.client.ops import (
     op_close,
@@ -38,6 +38,7 @@ OPS: dict[str, Callable[..., Awaitable[dict]]] = {
     "chat_presence": op_chat_presence,
     "chat_broadcast": op_chat_broadcast,
     "chat_step": op_chat_step,
+    "chat_typing": op_chat_typing,
     "sketch_step": op_sketch_step,
     "flood": op_flood,
     "status": op_status,

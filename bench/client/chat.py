@@ -1,4 +1,5 @@
-"""The chat's loads: presence after a join, leave or close; one message to a room; rooms at a steady send rate."""
+"""The chat's loads: presence after a join, leave or close; one message to a room; rooms at a steady send rate;
+some of a room typing."""
 
 import asyncio
 import contextlib
@@ -11,7 +12,15 @@ from websockets.exceptions import ConnectionClosed
 
 from bench import wire
 from bench.client.ops import op_expect_wait
-from bench.client.state import ClientState, Expectation, PresenceWatch, conn_close, cpu_seconds, errors_sum
+from bench.client.state import (
+    ClientState,
+    Expectation,
+    PresenceWatch,
+    TypingWatch,
+    conn_close,
+    cpu_seconds,
+    errors_sum,
+)
 
 
 async def op_chat_presence(
@@ -156,3 +165,54 @@ async def op_chat_step(
         "client_cpu_pct_sending": round(100 * send_cpu / send_seconds, 1) if send_seconds else None,
         "error_codes": dict(errors_sum(conns=senders) - errors_before),
     }
+
+
+async def op_chat_typing(
+    *, state: ClientState, group: str, room: str, action: str, wait: float, typists: int = 0, interval: float = 2.0
+) -> dict:
+    """``start``: the last ``typists`` sockets of the group in the room type, as pages do (a ``typing``
+    now and every ``interval`` s after, in the background); wait until every other socket was sent
+    the list of them all. ``stop``: they stop; wait until every other socket's list is empty (the
+    server's TTL). Both answer how many were told and when the last was, the typing frames received
+    since the action, and (``stop``) the times of every ``typing`` sent and frame received."""
+    if action == "start":
+        conns = [conn for conn in state.groups.get(group, []) if conn.room == room and conn.close_code is None]
+        typing, watchers = conns[len(conns) - typists :], conns[: len(conns) - typists]
+        watch = state.typing = TypingWatch(room=room, watchers=set(watchers))
+        frame = json.dumps({"command": "typing", "room": room})
+
+        async def typing_keep() -> None:
+            while True:
+                for conn in typing:
+                    with contextlib.suppress(ConnectionClosed):
+                        await conn.ws.send(frame)
+                        watch.sent.append(time.time())
+                await asyncio.sleep(interval)
+
+        want = frozenset(conn.user for conn in typing)
+    elif action == "stop":
+        watch = state.typing
+        watch.task.cancel()
+        want = frozenset()
+    else:
+        raise ValueError(f"unknown action {action!r}")
+    watch.aim(users=want)
+    frames_before, started = len(watch.frames), time.time()
+    if action == "start":
+        watch.task = asyncio.create_task(typing_keep())
+    with contextlib.suppress(TimeoutError):  # bounded: who was not told by then is counted
+        await asyncio.wait_for(watch.done.wait(), wait)
+    answer = {
+        "action": action,
+        "watched": len(watch.watchers),
+        "told": len(watch.matching),
+        "complete": watch.done.is_set(),
+        "time_to_last_ms": round((watch.last_at - started) * 1000, 3)
+        if watch.done.is_set() and watch.last_at
+        else None,
+        "frames": len(watch.frames) - frames_before,
+    }
+    if action == "stop":
+        answer |= {"sent_at": watch.sent, "frames_at": watch.frames}
+        state.typing = None
+    return answer

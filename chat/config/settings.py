@@ -33,3 +33,11 @@ CHAT_RATE_LIMIT_SECONDS = 10
 # per window of this many seconds, over all their tabs.
 CHAT_JOIN_LIMIT = 20
 CHAT_JOIN_SECONDS = 10
+# A user is listed as typing in a room until this many seconds pass without a
+# "typing" from them (pages send one every 2 s at most while their user types),
+# their message arrives, or the socket they typed on leaves the room or closes.
+CHAT_TYPING_TTL = 5.0
+# Each socket may send "typing" this many times a second on average, in bursts of
+# CHAT_TYPING_BURST, before it is answered rate_limited: twice an honest page's rate.
+CHAT_TYPING_RATE = 1.0
+CHAT_TYPING_BURST = 3

@@ -9,13 +9,14 @@ from .presence import PresenceMixin
 from .selectors import room_get, room_history, room_may_join, session_rooms
 from .services import membership_rate_allow, message_create, message_rate_allow, session_rooms_update
 from .sessions import SessionMixin
+from .typing import TypingMixin
 from .wire import Command, command_parse, joined_frame, left_frame, room_group, since_parse
 
 
-class ChatConsumer(SessionMixin, PresenceMixin, StreamConsumer):
+class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
     """One tab's socket: the rooms it joined, their messages (each room a stream:
-    in seq order, none missed, none twice), and who is in them; closed (4401) once
-    its session is no login (rooms/sessions.py)."""
+    in seq order, none missed, none twice), who is in them and who is typing; closed
+    (4401) once its session is no login (rooms/sessions.py)."""
 
     async def connect(self):
         if not await self.session_attach():
@@ -46,6 +47,8 @@ class ChatConsumer(SessionMixin, PresenceMixin, StreamConsumer):
             await self.join(command)
         elif command.name == "leave":
             await self.leave(self.rooms[command.room])
+        elif command.name == "typing":
+            await self.typing_note(room=self.rooms[command.room])
         else:
             await self.say(self.rooms[command.room], command.text)
 
@@ -74,6 +77,7 @@ class ChatConsumer(SessionMixin, PresenceMixin, StreamConsumer):
             return
         # Reaches every socket in the room, this one too, once committed.
         await database_sync_to_async(message_create)(room=room, user=self.user, text=text)
+        await self.typing_end(room=room)
 
     async def enter(self, room: Room, *, since: int | None):
         # Join the room's group (its stream's) before reading the history: an
@@ -84,13 +88,16 @@ class ChatConsumer(SessionMixin, PresenceMixin, StreamConsumer):
         await self.channel_layer.group_add(stream, self.channel_name)
         self.rooms[room.slug] = room
         members = await self.presence_enter(room=room)
+        await self.typing_enter(room=room)
         history = await database_sync_to_async(room_history)(room=room, since=since)
         self.stream_seqs[stream] = history.seq
         await self.send_json(joined_frame(room=room, history=history.frames, members=members, more=history.more))
+        await self.typing_show(room=room)
 
     async def exit(self, room: Room):
         del self.rooms[room.slug]
         self.stream_seqs.pop(room_group(room_id=room.pk), None)
+        await self.typing_exit(room=room)
         await self.presence_exit(room=room)
         await self.channel_layer.group_discard(room_group(room_id=room.pk), self.channel_name)
 

@@ -10,7 +10,7 @@ from django.core.validators import slug_re
 
 from realtime_common.consumers import ClientError
 
-COMMANDS = ("join", "leave", "send")
+COMMANDS = ("join", "leave", "send", "typing")
 SLUG_MAX_LENGTH = 50
 # Longer texts are refused with an error frame, before they reach the database.
 TEXT_MAX_LENGTH = 2000
@@ -99,8 +99,18 @@ def presence_members_frame(*, slug: str, members: list[str]) -> dict:
     return {"type": "presence", "room": slug, "members": members}
 
 
+def typing_frame(*, slug: str, users: list[str]) -> dict:
+    """Who is typing in the room, the page's own user left out: the page shows it as it is."""
+    return {"type": "typing", "room": slug, "users": users}
+
+
 def room_group(*, room_id: int) -> str:
     return f"room-{room_id}"
+
+
+def typing_group(*, room_id: int) -> str:
+    """The processes with sockets in the room (one listener each, not the sockets): who types (rooms/typing.py)."""
+    return f"typing-{room_id}"
 
 
 def user_group(*, user_id: int) -> str:

@@ -7,14 +7,12 @@ gets the socket back into the session's rooms with a history the README allows.
 A flood still ends in 4429.
 
 The expected answers come from ``ChatModel``, the README's rules written again
-here, not from rooms.wire: a test that asked the product what to expect would
-agree with any bug.
-
-Run: ``../.venv/bin/pytest -q tests/test_fuzz.py --hypothesis-show-statistics``;
-each test also prints a ``fuzz-examples`` line with its count.
+here, not from rooms.wire, which gives only its record of a valid command. What
+every site's fuzz tests share, and how to run them: realtime_common.testing.fuzz.
 """
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -24,49 +22,19 @@ from django.contrib.sessions.backends.db import SessionStore
 from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
-from realtime_common.consumers import REFUSAL_BURST
-from realtime_common.testing.fuzz import (
-    FUZZ_TIMEOUT,
-    SHARED_ERROR_CODES,
-    Event,
-    Frame,
-    ReusedSocket,
-    SocketFactory,
-    Tally,
-    deep_json_frames,
-    error_check,
-    event_next,
-    flood,
-    flood_check,
-    frame_expect,
-    frame_rate_raise,
-    frame_send,
-    frames,
-    fuzz_settings,
-    has_surrogates,
-    huge_text,
-    json_frames,
-    near_valid,
-    query_strings,
-    query_values,
-    unencodable_text,
-    unicode_text,
-)
+from realtime_common.testing import fuzz
 from rooms.consumers import ChatConsumer
 from rooms.models import Message, Room
 from rooms.selectors import SESSION_ROOMS
 from rooms.services import message_create
+from rooms.wire import Command
 from tests.helpers import Browser
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("channel_layer"),
-    pytest.mark.timeout(FUZZ_TIMEOUT),
-]
+pytestmark = fuzz.FUZZ_MARKS
 
 CHAT = "/ws/chat/"
 # README, the chat protocol's error codes.
-DOCUMENTED = SHARED_ERROR_CODES | {
+DOCUMENTED = fuzz.SHARED_ERROR_CODES | {
     "unknown_command",
     "invalid_room",
     "invalid_since",
@@ -87,29 +55,13 @@ HISTORY = 50
 SINCE_ITEM = re.compile(r"(?P<room>[-a-zA-Z0-9_]{1,50}):(?P<seq>[0-9]{1,18})")
 SINCE_ITEMS_MAX = 50
 
-MISSING = object()
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    room: str
-    since: int | None = None
-    text: str = ""
-
-
-@dataclass
-class Expected:
-    """What a frame may get: an error with one of ``codes``, or the normal answer to ``command``."""
-
-    codes: frozenset[str] = frozenset()
-    command: Command | None = None
-
 
 @dataclass(repr=False)
-class ChatModel:
+class ChatModel(fuzz.SiteModel):
     """The chat as one logged-in, non-staff socket sees it, kept by the test."""
 
+    kind_field = "command"
+    kinds = frozenset({"join", "leave", "send", "typing"})
     username: str
     rooms: dict[str, Room]  # every room, by slug
     session: list[str] = field(default_factory=list)  # the session's rooms, in the order joined
@@ -117,51 +69,36 @@ class ChatModel:
     events: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)  # by room: (seq, user, text)
     messages: list[tuple[str, str, str]] = field(default_factory=list)  # stored, in order: (room, user, text)
 
-    def _repr_pretty_(self, printer, cycle: bool) -> None:
-        printer.text(repr(self))  # Hypothesis' pretty-printer would list every field
-
     def __repr__(self) -> str:
-        # Hypothesis prints the fixtures of a failing example: the gist, not every message.
         return f"ChatModel(session={self.session}, joined={sorted(self.joined)}, messages={len(self.messages)})"
 
-    def expect(self, frame: Frame) -> Expected:
-        parsed = frame_expect(frame)
-        if parsed.content is None:
-            return Expected(codes=parsed.codes)
-        codes, command = self.command_expect(parsed.content)
-        return Expected(codes=parsed.codes | codes, command=command)
-
-    def command_expect(self, content: dict) -> tuple[frozenset[str], Command | None]:
-        """The README's checks, each refusal that applies (the order is not documented)."""
-        name = content.get("command", MISSING)
-        if not isinstance(name, str) or name not in ("join", "leave", "send"):
-            return frozenset({"unknown_command"}), None
+    def content_expect(self, *, kind: str, content: dict) -> tuple[frozenset[str], Command | None]:
         codes = set()
         room = content.get("room")
         if not isinstance(room, str) or not SLUG.fullmatch(room):
             codes.add("invalid_room")
         since = content.get("since")  # null: no since (the README calls it optional)
-        if name == "join" and since is not None and (type(since) is not int or not 0 <= since < SEQ_LIMIT):
+        if kind == "join" and since is not None and (type(since) is not int or not 0 <= since < SEQ_LIMIT):
             codes.add("invalid_since")
         text = content.get("text")
         text = text.strip() if isinstance(text, str) else ""
-        if name == "send" and not 1 <= len(text) <= TEXT_MAX:
+        if kind == "send" and not 1 <= len(text) <= TEXT_MAX:
             codes.add("invalid_text")
-        if name == "send" and has_surrogates(text):
+        if kind == "send" and fuzz.has_surrogates(text):
             # Not documented: a JSON escape of a lone surrogate is no character that can
             # be stored or sent on. Refused, as not text or not JSON, is what can be right.
             codes |= {"invalid_text", "bad_json"}
         if codes:
             return frozenset(codes), None
-        if name == "join":
+        if kind == "join":
             if room not in self.rooms:
                 return frozenset({"room_not_found"}), None
             if self.rooms[room].staff_only:
                 return frozenset({"forbidden"}), None
-            return frozenset(), Command(name, room, since=since)
+            return frozenset(), Command(kind, room, since=since)
         if room not in self.joined:
             return frozenset({"not_joined"}), None
-        return frozenset(), Command(name, room, text=text if name == "send" else "")
+        return frozenset(), Command(kind, room, text=text if kind == "send" else "")
 
     def history(self, room: str, since: int | None) -> tuple[list[tuple[int, str, str]], bool]:
         """README: every event after ``since``, else (none, too many, or ahead) the newest 50, and more."""
@@ -171,7 +108,7 @@ class ChatModel:
         newest = events[-HISTORY:]
         return newest, bool(newest) and newest[0][0] > 1
 
-    def joined_check(self, answer: Event, *, room: str, since: int | None) -> None:
+    def joined_check(self, answer: fuzz.Event, *, room: str, since: int | None) -> None:
         assert isinstance(answer, dict) and answer.get("type") == "joined", answer
         assert (answer["room"], answer["title"]) == (room, self.rooms[room].title), answer
         assert self.username in answer["members"], answer
@@ -187,7 +124,7 @@ class ChatModel:
             self.joined.add(command.room)
         elif command.name == "leave":
             self.joined.discard(command.room)
-        else:
+        elif command.name == "send":  # a typing changes nothing stored
             room_events = self.events.setdefault(command.room, [])
             room_events.append((len(room_events) + 1, self.username, command.text))
             self.messages.append((command.room, self.username, command.text))
@@ -204,14 +141,14 @@ def stored_expected(model: ChatModel) -> tuple[list[tuple[str, str, str]], list[
     return model.messages, model.session
 
 
-def is_presence(answer: Event) -> bool:
+def is_presence(answer: fuzz.Event) -> bool:
     # Presence frames come whenever the user's first socket enters a room or its last leaves.
     return isinstance(answer, dict) and answer.get("type") == "presence"
 
 
-async def answer_next(socket) -> Event:
+async def answer_next(socket) -> fuzz.Event:
     """The next frame or close that is not presence."""
-    while is_presence(answer := await event_next(socket)):
+    while is_presence(answer := await fuzz.event_next(socket)):
         pass
     return answer
 
@@ -219,10 +156,11 @@ async def answer_next(socket) -> Event:
 @pytest.fixture
 def fuzz_limits(settings):
     """Fuzzing sends far more than a page: lift the per-user limits on messages and
-    joins (the frame rate is lifted per consumer class by the tests that need it),
+    joins, the per-socket one on typing (the frame rate is lifted per consumer class by the tests that need it),
     and the wait that batches presence changes."""
     settings.CHAT_RATE_LIMIT_MESSAGES = 10**9
     settings.CHAT_JOIN_LIMIT = 10**9
+    settings.CHAT_TYPING_BURST = 10**9
     # A join waits for its room's presence batch, up to this long after the last one;
     # the probe joins after every frame, so the batching would cost 50 ms a frame.
     settings.CHAT_PRESENCE_BATCH = 0
@@ -245,31 +183,30 @@ def chat_model(alice, probe_room) -> ChatModel:
 
 @pytest.fixture
 def chat_socket(
-    fuzz_sockets: SocketFactory, alice: Browser, chat_model: ChatModel, fuzz_limits, monkeypatch
-) -> ReusedSocket:
+    fuzz_sockets: fuzz.SocketFactory, alice: Browser, chat_model: ChatModel, fuzz_limits, monkeypatch
+) -> fuzz.ReusedSocket:
     """alice's tab, for all the examples of a test, with the frame rate lifted."""
-    frame_rate_raise(monkeypatch, ChatConsumer)
+    fuzz.frame_rate_raise(monkeypatch, ChatConsumer)
 
     async def open_tab():
-        socket, accepted = await fuzz_sockets.open(CHAT, headers=[alice.cookie])
-        assert accepted
+        socket = await fuzz_sockets.open(CHAT, headers=[alice.cookie])
         # Opened again after a crash: back in the session's rooms, in order (README: Handshake).
         for room in chat_model.session:
             chat_model.joined_check(await answer_next(socket), room=room, since=None)
         chat_model.joined = set(chat_model.session)
         return socket
 
-    return ReusedSocket(open_tab, fuzz_sockets)
+    return fuzz.ReusedSocket(open_tab, fuzz_sockets)
 
 
 # Valid values of each field of a command, and each field's near misses.
-chat_commands = near_valid(
+chat_commands = fuzz.near_valid(
     {
-        "command": st.sampled_from(["join", "leave", "send", "send"]),
+        "command": st.sampled_from(["join", "leave", "send", "send", "typing"]),
         "room": st.sampled_from(["lobby", "random"]),
         "since": st.integers(min_value=0, max_value=60) | st.integers(min_value=0, max_value=SEQ_LIMIT - 1),
-        "text": unicode_text(min_size=1, max_size=50).filter(str.strip)
-        | huge_text(budget=TEXT_MAX, unit=st.sampled_from("xé€😀")),
+        "text": fuzz.unicode_text(min_size=1, max_size=50).filter(str.strip)
+        | fuzz.huge_text(budget=TEXT_MAX, unit=st.sampled_from("xé€😀")),
     },
     edges={
         "command": st.sampled_from(["JOIN", "join ", "", "delete", "leave\n"]),
@@ -306,12 +243,12 @@ chat_commands = near_valid(
                 "\u200b",
             ]
         )
-        | huge_text(budget=9000),
+        | fuzz.huge_text(budget=9000),
     },
 )
-chat_frames = frames(near_valid_frames=chat_commands)
+chat_frames = fuzz.frames(near_valid_frames=chat_commands)
 # Nested past any parser's limit, alone or where a command's field goes.
-deep_frames = deep_json_frames(prefixes=['{"command":"send","room":"lobby","text":', '{"command":'])
+deep_frames = fuzz.deep_json_frames(prefixes=['{"command":"send","room":"lobby","text":', '{"command":'])
 
 
 # Every example starts in these rooms, whatever the one before did: an example's
@@ -322,34 +259,40 @@ START_ROOMS = ["lobby", "random"]
 async def rooms_restore(socket, model: ChatModel) -> None:
     for room in START_ROOMS:
         if room not in model.joined:
-            await frame_send(socket, {"command": "join", "room": room})
+            await fuzz.frame_send(socket, {"command": "join", "room": room})
             model.joined_check(await answer_next(socket), room=room, since=None)
             model.apply(Command("join", room))
 
 
-async def frames_check(
-    frames_sent: list[Frame], chat_socket: ReusedSocket, chat_model: ChatModel, alice: Browser, tally: Tally
-) -> None:
-    """Each frame gets what the model allows, the probe after it its joined frame, and
-    what is stored (messages, the session's rooms) is what the model says."""
-    tally.consumer = "chat"
-    # The probe's room stays the probe's: its joined frame marks the end of a frame's answers.
-    assume(not any(PROBE_ROOM in (frame.text or "") for frame in frames_sent))
-    async with chat_socket.use() as socket:
-        await rooms_restore(socket, chat_model)
-        for frame in frames_sent:
-            outcome = await frame_check(frame, socket, chat_model)
-            assert await stored(alice.session_key) == stored_expected(chat_model), f"after {frame!r}"
-            event(f"answer: {outcome}")
-            tally.count(outcome)
+@pytest.fixture
+def frames_run(
+    chat_socket: fuzz.ReusedSocket, chat_model: ChatModel, alice: Browser, fuzz_tally: fuzz.Tally
+) -> Callable[[list[fuzz.Frame]], Awaitable[None]]:
+    """An example's frames on alice's tab: each gets what the model allows, the probe
+    after it its joined frame, and what is stored (messages, the session's rooms) is
+    what the model says."""
+
+    async def run(frames_sent: list[fuzz.Frame]) -> None:
+        fuzz_tally.consumer = "chat"
+        # The probe's room stays the probe's: its joined frame marks the end of a frame's answers.
+        assume(not any(PROBE_ROOM in (frame.text or "") for frame in frames_sent))
+        async with chat_socket.use() as socket:
+            await rooms_restore(socket, chat_model)
+            for frame in frames_sent:
+                outcome = await frame_check(frame, socket, chat_model)
+                assert await stored(alice.session_key) == stored_expected(chat_model), f"after {frame!r}"
+                event(f"answer: {outcome}")
+                fuzz_tally.count(outcome)
+
+    return run
 
 
-async def frame_check(frame: Frame, socket, model: ChatModel) -> str:
+async def frame_check(frame: fuzz.Frame, socket, model: ChatModel) -> str:
     """One frame, then the probe; the outcome ("join", "leave", "send" or the error code)."""
     expected = model.expect(frame)
-    await frame_send(socket, frame)
-    await frame_send(socket, PROBE)
-    direct: list[Event] = []  # the answers to the fuzz frame
+    await fuzz.frame_send(socket, frame)
+    await fuzz.frame_send(socket, PROBE)
+    direct: list[fuzz.Event] = []  # the answers to the fuzz frame
     messages: list[dict] = []  # message frames: a send's answer comes through the room's group
     while True:
         answer = await answer_next(socket)
@@ -382,45 +325,33 @@ async def frame_check(frame: Frame, socket, model: ChatModel) -> str:
     return outcome
 
 
-@fuzz_settings(max_examples=400)
-@given(frames_sent=st.lists(chat_frames, min_size=1, max_size=3))
-async def test_any_frame_gets_a_documented_answer_and_changes_nothing_unless_valid(
-    frames_sent, chat_socket, chat_model, alice, fuzz_tally
-):
-    await frames_check(frames_sent, chat_socket, chat_model, alice, fuzz_tally)
-
-
-@fuzz_settings(max_examples=40)
-@given(frame=deep_frames)
-async def test_json_nested_past_the_parser_s_limit_gets_bad_json_and_changes_nothing(
-    frame, chat_socket, chat_model, alice, fuzz_tally
-):
-    await frames_check([frame], chat_socket, chat_model, alice, fuzz_tally)
+TestFrames = fuzz.frame_tests(
+    frame_lists=st.lists(chat_frames, min_size=1, max_size=3), deep_frames=deep_frames, max_examples=400
+)
 
 
 # Sends whose text a JSON escape made a lone surrogate (valid JSON, valid UTF-8 on the wire).
-unencodable_sends = json_frames(
-    near_valid(
-        {"command": st.just("send"), "room": st.sampled_from(START_ROOMS), "text": unencodable_text()},
+unencodable_sends = fuzz.json_frames(
+    fuzz.near_valid(
+        {"command": st.just("send"), "room": st.sampled_from(START_ROOMS), "text": fuzz.unencodable_text()},
         edges={"text": st.sampled_from(["\ud800", " \udfff ", "a\udc00b", "\ud83d"])},
     )
 )
 
 
-@fuzz_settings(max_examples=30)
+@fuzz.fuzz_settings(max_examples=30)
 @given(frame=unencodable_sends)
-async def test_text_that_is_no_unicode_is_refused_and_changes_nothing(
-    frame, chat_socket, chat_model, alice, fuzz_tally
-):
-    await frames_check([frame], chat_socket, chat_model, alice, fuzz_tally)
+async def test_text_that_is_no_unicode_is_refused_and_changes_nothing(frame, frames_run):
+    await frames_run([frame])
 
 
-def outcome_check(model: ChatModel, expected: Expected, direct: list[Event]) -> str:
+def outcome_check(model: ChatModel, expected: fuzz.Expected, direct: list[fuzz.Event]) -> str:
     """The fuzz frame's direct answers are one the model allows; which ("join", "leave",
-    "send": the normal answer; else the error code)."""
+    "send", "typing": the normal answer; else the error code)."""
     command = expected.command
-    if command is not None and command.name == "send" and direct == []:
-        return "send"
+    # A send is answered by its message; a typing by nothing (nobody else is in the room to be told).
+    if command is not None and command.name in ("send", "typing") and direct == []:
+        return command.name
     assert len(direct) == 1, f"expected one answer to the frame, got {direct} (expected {expected})"
     answer = direct[0]
     if command is not None and isinstance(answer, dict) and answer.get("type") != "error":
@@ -431,7 +362,7 @@ def outcome_check(model: ChatModel, expected: Expected, direct: list[Event]) -> 
         else:
             raise AssertionError(f"a send is answered by its message, not {answer}")
         return command.name
-    return error_check(answer, codes=expected.codes, documented=DOCUMENTED)
+    return fuzz.error_check(answer, codes=expected.codes, documented=DOCUMENTED)
 
 
 # --------------------------------------------------------------------------- ?since=
@@ -477,21 +408,20 @@ since_items = st.lists(
     st.tuples(
         st.sampled_from(START_ROOMS)
         | st.sampled_from(["staff-room", "nowhere", "LOBBY", "a" * 51])
-        | unicode_text(max_size=8),
-        st.integers(min_value=0, max_value=LOBBY_MESSAGES + 1).map(str) | query_values(),
+        | fuzz.unicode_text(max_size=8),
+        st.integers(min_value=0, max_value=LOBBY_MESSAGES + 1).map(str) | fuzz.query_values(),
     ),
     max_size=60,
 ).map(lambda items: ",".join(f"{room}:{seq}" for room, seq in items))
 
 
-@fuzz_settings(max_examples=200)
-@given(query=query_strings({"since": since_items | since_items | query_values()}))
+@fuzz.fuzz_settings(max_examples=200)
+@given(query=fuzz.query_strings({"since": since_items | since_items | fuzz.query_values()}))
 async def test_any_query_string_puts_the_socket_back_in_its_rooms(query, fuzz_sockets, alice, reconnecting, fuzz_tally):
     fuzz_tally.consumer = "chat"
     model = reconnecting
     before = await stored(alice.session_key)
-    socket, accepted = await fuzz_sockets.open(CHAT, query=query, headers=[alice.cookie])
-    assert accepted
+    socket = await fuzz_sockets.open(CHAT, query=query, headers=[alice.cookie])
     candidates = since_candidates(query)
     caught_up = 0
     for room in SESSION_AT_CONNECT:
@@ -506,9 +436,9 @@ async def test_any_query_string_puts_the_socket_back_in_its_rooms(query, fuzz_so
         )
         caught_up += len(history) < len(model.events.get(room, []))
     # Still alive: a join and a leave of the probe's room (which leave the session as it was).
-    await frame_send(socket, PROBE)
+    await fuzz.frame_send(socket, PROBE)
     model.joined_check(await answer_next(socket), room=PROBE_ROOM, since=None)
-    await frame_send(socket, {"command": "leave", "room": PROBE_ROOM})
+    await fuzz.frame_send(socket, {"command": "leave", "room": PROBE_ROOM})
     assert await answer_next(socket) == {"type": "left", "room": PROBE_ROOM}
     await fuzz_sockets.close(socket)
     assert await stored(alice.session_key) == before
@@ -520,17 +450,12 @@ async def test_any_query_string_puts_the_socket_back_in_its_rooms(query, fuzz_so
 # --------------------------------------------------------------------------- flooding
 
 
-@fuzz_settings(max_examples=4)
-@given(flood_frames=st.lists(frames(), min_size=1, max_size=4))
-async def test_a_flood_of_any_frames_is_refused_then_closed_with_4429(
-    flood_frames, fuzz_sockets, alice, probe_room, fuzz_tally
-):
-    """With the real frame rate (20 a second, bursts of 40): what fuzzing lifts."""
-    fuzz_tally.consumer = "chat"
-    socket, accepted = await fuzz_sockets.open(CHAT, headers=[alice.cookie])
-    assert accepted
-    # Past the burst and the refusals, with room for what refills while it runs.
-    events = await flood(socket, flood_frames, count=ChatConsumer.frame_burst + REFUSAL_BURST + 60)
-    await flood_check(socket, events, documented=DOCUMENTED, late=flood_frames[0])
-    await fuzz_sockets.close(socket)
-    fuzz_tally.count("closed-4429")
+@pytest.fixture
+def flooded(alice: Browser, probe_room) -> fuzz.Flood:
+    """alice's tab, with the real frame rate (20 a second, bursts of 40)."""
+    return fuzz.Flood(
+        consumer="chat", path=CHAT, headers=(alice.cookie,), consumer_class=ChatConsumer, refill=60, codes=DOCUMENTED
+    )
+
+
+TestFlood = fuzz.FloodTests

@@ -14,6 +14,8 @@ def test_commands_are_parsed_and_text_trimmed():
 def test_fields_a_command_does_not_use_are_ignored():
     command = command_parse({"command": "leave", "room": "lobby", "since": "x", "text": 5, "extra": True})
     assert command == Command(name="leave", room="lobby")
+    command = command_parse({"command": "typing", "room": "lobby", "since": 3, "text": "hi"})
+    assert command == Command(name="typing", room="lobby")
 
 
 @pytest.mark.parametrize(

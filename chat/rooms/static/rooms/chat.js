@@ -1,18 +1,20 @@
 // The chat page: one socket for every room this tab is in. The protocol is in the
 // repository README. Everything people wrote is set as text, never as HTML.
 // The shared client, from its (hashed) URL in base.html: the CSP refuses an inline import map.
-const { JsonSocket } = await import(document.getElementById('frontend-socket').href);
+const { JsonSocket, ticketUrlProvider } = await import(document.getElementById('frontend-socket').href);
+const { TypingThrottle, typingText } = await import(document.getElementById('frontend-typing').href);
+const { elementsById } = await import(document.getElementById('frontend-elements').href);
 
-const chat = document.getElementById('chat');
-const joined = document.getElementById('joined-rooms');
-const noRooms = document.getElementById('no-rooms');
-const errorBox = document.getElementById('chat-error');
-const roomTemplate = document.getElementById('room-template');
-const messageTemplate = document.getElementById('message-template');
+const { chat, joined, noRooms, errorBox, roomTemplate, messageTemplate } = elementsById({
+  chat: 'chat', joined: 'joined-rooms', noRooms: 'no-rooms', errorBox: 'chat-error',
+  roomTemplate: 'room-template', messageTemplate: 'message-template',
+});
 const timeFormat = new Intl.DateTimeFormat([], { timeStyle: 'short' });
 
 // The seq of the last event applied per room: a reconnect asks only for what came after.
 const lastSeqs = new Map();
+// When this page last told the server its user is typing, per room.
+const typingThrottle = new TypingThrottle();
 // ?join=<slug>, from the room list. Sent once, then taken out of the URL: the
 // session remembers the room, and a reload after leaving it must not join again.
 let joinFromUrl = new URLSearchParams(window.location.search).get('join');
@@ -68,6 +70,14 @@ function onPresence(frame) {
   showMembers(frame.room, [...names].sort());
 }
 
+// Who is typing in the room, but this page's user: the server sends the whole list whenever it changes.
+function showTyping(slug, users) {
+  const line = roomSection(slug)?.querySelector('.typing');
+  if (!line) return;
+  line.textContent = typingText(users);
+  line.hidden = users.length === 0;
+}
+
 function markJoined(slug, isJoined) {
   const button = [...chat.querySelectorAll('[data-join]')].find((candidate) => candidate.dataset.join === slug);
   if (button) {
@@ -87,6 +97,7 @@ function onJoined(frame) {
   section.querySelector('.room-title').textContent = frame.title;
   section.setAttribute('aria-label', frame.title);
   showMembers(frame.room, frame.members);
+  showTyping(frame.room, []); // the server sends the list after joined when anyone is typing
   if (frame.more) {
     // Not everything since this page's last event: start again from the newest.
     section.querySelector('.messages').replaceChildren();
@@ -114,10 +125,14 @@ const apply = {
   message: (frame) => applyEvents(frame.room, [frame]),
   'message.deleted': (frame) => applyEvents(frame.room, [frame]),
   presence: onPresence,
+  typing: (frame) => showTyping(frame.room, frame.users),
   error: showError,
 };
 
-const socket = new JsonSocket(chat.dataset.socketUrl, {
+// With the sockets on an origin of their own (data-ticket-url), where this page's cookie does
+// not go, each connect first gets a single-use ticket from the page's own site (README).
+const { ticketUrl, csrfToken } = chat.dataset;
+const socket = new JsonSocket(ticketUrl ? ticketUrlProvider(ticketUrl, { csrfToken }) : chat.dataset.socketUrl, {
   // The server puts a new socket back into the session's rooms by itself;
   // since=<room>:<seq>,... tells it which events this page has applied already.
   resume: () => ({ since: [...lastSeqs].map(([slug, seq]) => `${slug}:${seq}`).join(',') || null }),
@@ -154,9 +169,18 @@ joined.addEventListener('click', (event) => {
   if (button) command({ command: 'leave', room: button.closest('section.room').dataset.room });
 });
 
+// While the user types, "typing" at most every 2 s per room; a lost one only shows them a little late.
+joined.addEventListener('input', (event) => {
+  const input = event.target.closest('input[name="text"]');
+  const room = input?.closest('section.room').dataset.room;
+  if (room && input.value.trim() && typingThrottle.due(room)) socket.send({ command: 'typing', room });
+});
+
 joined.addEventListener('submit', (event) => {
   event.preventDefault();
   const form = event.target;
   const room = form.closest('section.room').dataset.room;
-  if (command({ command: 'send', room, text: form.elements.text.value })) form.reset();
+  if (command({ command: 'send', room, text: form.elements.text.value })) {
+    form.reset();
+  }
 });
