@@ -22,15 +22,19 @@ from bench.machine import machine_describe
 from bench.procs import REPO, harness_pin, processes_reap, redis_running, rlimit_raise
 from bench.report import report_write
 from bench.scenarios.chat import chat_run
+from bench.scenarios.cursors import cursors_run
 from bench.scenarios.flood import flood_run
 from bench.scenarios.idle import idle_run
 from bench.scenarios.liveblog import liveblog_run
 from bench.scenarios.sketchpad import sketchpad_run
+from bench.scenarios.typing import typing_run
 
 SCENARIOS: dict[str, Callable[..., dict]] = {
     "liveblog": liveblog_run,
     "chat": chat_run,
+    "typing": typing_run,
     "sketchpad": sketchpad_run,
+    "cursors": cursors_run,
     "idle": idle_run,
     "flood": flood_run,
 }

@@ -118,7 +118,9 @@ def markdown_render(*, results: dict) -> str:
     for name, render in (
         ("liveblog", liveblog_section),
         ("chat", chat_section),
+        ("typing", typing_section),
         ("sketchpad", sketchpad_section),
+        ("cursors", cursors_section),
         ("idle", idle_section),
         ("flood", flood_section),
     ):
@@ -253,6 +255,17 @@ def fanout_cells(*, row: dict, ratio: float | None) -> list[str]:
     ]
 
 
+def broadcast_cells(*, broadcast: dict) -> list[str]:
+    """One message to a whole room: how much of it was delivered, and how fast."""
+    latency = broadcast.get("latency_ms", {})
+    return [
+        f"{fmt(broadcast.get('delivery_pct'), 2)} % delivered "
+        f"({broadcast.get('delivered', 0):,}/{broadcast.get('expected', 0):,})",
+        f"p50 {fmt(latency.get('p50'))} ms, p95 {fmt(latency.get('p95'))} ms",
+        f"max {fmt(latency.get('max'))} ms",
+    ]
+
+
 def per_post_table(*, data: dict) -> str:
     """Per post, at the largest N of each layer: the backlog in detail."""
     rows = []
@@ -312,19 +325,7 @@ def chat_section(*, data: dict, results: dict) -> str:
                     + ("" if action["settled"] else " (CPU did not settle)"),
                 ]
             )
-        broadcast = big.get("broadcast", {})
-        latency = broadcast.get("latency_ms", {})
-        rows.append(
-            [
-                "one message to everyone",
-                (
-                    f"{fmt(broadcast.get('delivery_pct'), 2)} % delivered "
-                    f"({broadcast.get('delivered', 0):,}/{broadcast.get('expected', 0):,})"
-                ),
-                f"p50 {fmt(latency.get('p50'))} ms, p95 {fmt(latency.get('p95'))} ms",
-                f"max {fmt(latency.get('max'))} ms",
-            ]
-        )
+        rows.append(["one message to everyone", *broadcast_cells(broadcast=big.get("broadcast", {}))])
         storm = big.get("reconnect", {})
         if storm:
             rows.append(
@@ -394,6 +395,48 @@ def chat_section(*, data: dict, results: dict) -> str:
     return text + plot_markdown(results=results, name="chat-steps")
 
 
+def typing_section(*, data: dict, results: dict) -> str:
+    rows = []
+    for key, label in (("start", f"{data['typists']} start typing"), ("end", f"{data['typists']} stop (TTL)")):
+        phase = data.get(key, {})
+        rows.append(
+            [
+                label,
+                f"{phase.get('told', 0):,}/{phase.get('watched', 0):,} told, {phase.get('frames', 0):,} frames",
+                f"{fmt(phase.get('daphne_cpu_ms'))} ms CPU"
+                + (f" ({fmt(phase['cpu_per_typist_ms'])} ms per typist)" if "cpu_per_typist_ms" in phase else ""),
+                f"last told after {fmt(phase.get('time_to_last_ms'))} ms",
+            ]
+        )
+    on = data.get("typing_on", {})
+    rows.append(
+        [
+            f"typing on, {fmt(on.get('seconds'))} s",
+            f"{on.get('typing_sent', 0)} `typing` sent, {on.get('frames', 0)} frames to pages",
+            f"{fmt(on.get('cpu_per_typing_us'))} µs CPU per `typing` ({fmt(on.get('daphne_cpu_ms_raw'))} ms raw)",
+            f"{on.get('redis_commands', 0)} Redis commands beyond idle's ({on.get('redis_commands_raw', 0)} raw)",
+        ]
+    )
+    rows += [
+        [label, *broadcast_cells(broadcast=data.get(key, {}))]
+        for key, label in (
+            ("message_alone", "one message to all, nobody typing"),
+            ("message_typing", "the same, typing on"),
+        )
+    ]
+    return section_render(
+        heading="2b. Chat: who is typing",
+        intro=(
+            f"Layer {data['layer']}; one room of {data['room']:,} users on one daphne process; {data['typists']} "
+            f"of them type, each sending `typing` every {data['interval_s']:g} s as a page does. Idle: "
+            f"{fmt(data.get('idle_core_pct'), 2)} % of a core, subtracted from every cost below."
+        ),
+        header=["what", "result", "server cost, or latency", "timing"],
+        rows=rows,
+        data=data,
+    )
+
+
 def sketchpad_section(*, data: dict, results: dict) -> str:
     text = (
         f"\n## 3. Sketchpad\n\nLayer {data['layer']}; one daphne process; each drawer sends a batch of 4 points every "
@@ -438,12 +481,57 @@ def sketchpad_section(*, data: dict, results: dict) -> str:
     return text + plot_markdown(results=results, name="sketchpad-drawers")
 
 
-def idle_section(*, data: dict, results: dict) -> str:
-    text = (
-        f"\n## 4. Idle sockets\n\nLiveblog sockets on one daphne process (layer {data['layer']}) against the bare "
-        "websockets server, opened in batches (100 handshakes at a time); memory is the server's RSS growth over "
-        "its RSS after a warm-up, per socket.\n\n"
+def cursors_section(*, data: dict, results: dict) -> str:
+    alone = data["drawing_alone"]
+    rows = [[alone["label"], *[DASH] * 5, *drawing_cells(step=alone)]]
+    rows += [
+        [
+            step["label"],
+            f"{step['cursors']['delivered']:,}/{step['cursors']['expected']:,}",
+            fmt(step["cursors"]["latency_ms"]["p50"]),
+            fmt(step["cursors"]["latency_ms"]["p99"]),
+            fmt(step["cursor_cpu_per_frame_us"]),
+            fmt(step["cursor_cpu_per_copy_us"]),
+            *drawing_cells(step=step),
+        ]
+        for step in data.get("steps", [])
+    ]
+    return section_render(
+        heading="3b. Sketchpad: live cursors",
+        intro=(
+            f"Layer {data['layer']}; one daphne process; one board with {alone['label']} (a batch every 30 ms), "
+            "alone, then with more pages moving their cursor 20 times a second. A cursor frame's CPU: the step's "
+            "server CPU beyond drawing alone's (per second), per frame sent and per copy delivered. Latencies on "
+            "one clock in the client process."
+        ),
+        header=[
+            "load",
+            "cursor frames relayed",
+            "cursor p50 ms",
+            "cursor p99 ms",
+            "µs CPU / cursor frame",
+            "µs CPU / copy",
+            "drawing p50 ms",
+            "drawing p99 ms",
+            "server % of a core",
+            "client CPU",
+        ],
+        rows=rows,
+        data=data,
     )
+
+
+def drawing_cells(*, step: dict) -> list[str]:
+    """How the drawing fared in a cursors step: the same columns with and without cursors."""
+    return [
+        fmt(step["latency_ms"]["p50"]),
+        fmt(step["latency_ms"]["p99"]),
+        ", ".join(f"{name} {pct}" for name, pct in step["server_core_pct"].items()),
+        fmt(step["client_cpu_pct"], 0, " %"),
+    ]
+
+
+def idle_section(*, data: dict, results: dict) -> str:
     rows = []
     for label in ("site", "bare"):
         for row in data.get(label, {}).get("rows", []):
@@ -462,7 +550,13 @@ def idle_section(*, data: dict, results: dict) -> str:
                     fmt(broadcast["time_to_last_ms"]),
                 ]
             )
-    text += table(
+    return section_render(
+        heading="4. Idle sockets",
+        intro=(
+            f"Liveblog sockets on one daphne process (layer {data['layer']}) against the bare websockets server, "
+            "opened in batches (100 handshakes at a time); memory is the server's RSS growth over its RSS after a "
+            "warm-up, per socket."
+        ),
         header=[
             "server",
             "sockets",
@@ -476,8 +570,17 @@ def idle_section(*, data: dict, results: dict) -> str:
             "to the last socket, ms",
         ],
         rows=rows,
+        data=data,
     )
-    return text + tracebacks_markdown(errors=data.get("server_errors"), who="The server")
+
+
+def section_render(*, heading: str, intro: str, header: list[str], rows: list[list], data: dict) -> str:
+    """A section that is one table: what was measured, the table, and the tracebacks its one server logged."""
+    return (
+        f"\n## {heading}\n\n{intro}\n\n"
+        + table(header=header, rows=rows)
+        + tracebacks_markdown(errors=data.get("server_errors"), who="The server")
+    )
 
 
 def flood_section(*, data: dict, results: dict) -> str:

@@ -14,6 +14,8 @@ CHAT_BROADCAST_P95_MS = 500.0
 CHAT_BROADCAST_CLIENTS = 2000
 CHAT_ROOMS_RATIO_MIN = 1 / 3
 SKETCH_P99_MS = 50.0
+# A message while some type, against one while nobody does: one message is a small sample, hence the slack.
+TYPING_P95_RATIO, TYPING_P95_SLACK_MS = 1.5, 20.0
 IDLE_MEMORY_RATIO_MAX = 2.0
 
 
@@ -162,6 +164,38 @@ def targets_evaluate(*, results: dict) -> list[dict]:
             f"(of {', '.join(str(step['drawers']) for step in sketchpad.get('steps', []))} tried)",
             ok=None,
             note="reported, no target",
+        )
+
+    typing = scenarios.get("typing")
+    if typing and typing.get("message_typing"):
+        alone, during, on = typing["message_alone"], typing["message_typing"], typing["typing_on"]
+        alone_p95, during_p95 = alone["latency_ms"].get("p95"), during["latency_ms"].get("p95")
+        add(
+            scenario="typing",
+            target=f"a message to a room of {typing['room']:,} while {typing['typists']} type: all delivered, "
+            f"p95 ≤ {TYPING_P95_RATIO:g}× without typing (+{TYPING_P95_SLACK_MS:g} ms)",
+            measured=f"p95 {fmt(during_p95)} ms (without: {fmt(alone_p95)} ms), {fmt(during['delivery_pct'], 2)} % "
+            f"delivered; a `typing` costs {fmt(on['cpu_per_typing_us'])} µs of CPU, {on['frames']} frames",
+            ok=during["delivery_pct"] == 100.0
+            and during_p95 is not None
+            and alone_p95 is not None
+            and during_p95 <= alone_p95 * TYPING_P95_RATIO + TYPING_P95_SLACK_MS,
+            note="smoke sizes: indicative only" if smoke else "",
+        )
+
+    cursors = scenarios.get("cursors")
+    if cursors and cursors.get("steps"):
+        alone, most = cursors["drawing_alone"], cursors["steps"][-1]
+        add(
+            scenario="cursors",
+            target=f"drawing unaffected by {most['movers']} cursors at 20/s: its p99 ≤ {SKETCH_P99_MS:g} ms, "
+            "every cursor frame relayed",
+            measured=f"drawing p99 {fmt(most['latency_ms']['p99'])} ms (alone {fmt(alone['latency_ms']['p99'])} ms), "
+            f"{most['cursors']['delivered']:,}/{most['cursors']['expected']:,} cursor frames, "
+            f"{fmt(most['cursor_cpu_per_frame_us'])} µs CPU each",
+            ok=p99_within(latency=most["latency_ms"], limit_ms=SKETCH_P99_MS)
+            and most["cursors"]["delivered"] == most["cursors"]["expected"],
+            note="smoke sizes: indicative only" if smoke else "",
         )
 
     idle = scenarios.get("idle")

@@ -22,6 +22,8 @@ CHAT_MARK = re.compile(r"bench-tag:s(\d+)m(\d+) bench-ts:(\d+\.\d+)")
 # A draw frame: its stroke id and the x of its first point, which carries the batch number.
 DRAW_STROKE = re.compile(r'"stroke":\s*"([^"]+)"')
 DRAW_FIRST_X = re.compile(r'"points":\s*\[\s*\[\s*([-0-9.eE+]+)')
+# A cursor frame's position; null when the cursor is gone.
+CURSOR_XY = re.compile(r'"x":\s*([-0-9.eE+]+|null),\s*"y":\s*([-0-9.eE+]+|null)')
 
 # Filler that brings a liveblog post frame to about 300 bytes, like a short real post.
 POST_FILLER = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore."
@@ -99,3 +101,17 @@ def draw_key(*, text: str) -> tuple[str, int] | None:
     if not stroke or not first_x:
         return None
     return stroke[1], round(float(first_x[1]) * BATCH_SCALE)
+
+
+def cursor_frame(*, mover: int, sequence: int) -> str:
+    """A cursor frame whose position tells its mover (y) and its place in the mover's sequence (x):
+    both at most BATCH_SCALE, whose four decimals survive the server's rounding."""
+    return json.dumps({"type": "cursor", "x": sequence / BATCH_SCALE, "y": mover / BATCH_SCALE})
+
+
+def cursor_key(*, text: str) -> tuple[int, int] | None:
+    """(mover, sequence number) of a cursor frame the server relayed; None for a removal."""
+    match = CURSOR_XY.search(text)
+    if not match or "null" in match.group(0):
+        return None
+    return round(float(match[2]) * BATCH_SCALE), round(float(match[1]) * BATCH_SCALE)

@@ -190,6 +190,49 @@ def test_the_gallery_shows_a_new_thumbnail_after_drawing_without_a_reload(new_pa
     assert card.locator("img").get_attribute("src") != first_src
 
 
+# From now on, every Content-Security-Policy violation on the page, kept in the page.
+WATCH_VIOLATIONS = """() => {
+  window.violations = [];
+  document.addEventListener('securitypolicyviolation', (event) => window.violations.push(event.effectiveDirective));
+}"""
+
+# Whether the first cursor drawn on the page points at [x, y] of the board (0..1), give or take a hundredth.
+CURSOR_POINTS_AT = """([x, y]) => {
+  const cursor = document.querySelector('#cursors .cursor');
+  if (!cursor) return false;
+  const board = document.getElementById('canvas').getBoundingClientRect();
+  const tip = cursor.getBoundingClientRect();
+  return Math.abs((tip.left - board.left) / board.width - x) < 0.01
+    && Math.abs((tip.top - board.top) / board.height - y) < 0.01;
+}"""
+
+
+def test_a_cursor_shows_on_the_other_screens_with_a_name_and_goes_when_it_leaves_the_board(new_page, sketchpad_site):
+    alice, bob, _ = two_on_a_new_board(new_page, sketchpad_site)
+    for page in [alice, bob]:
+        page.evaluate(WATCH_VIOLATIONS)
+
+    alice.mouse.move(*at(alice, 0.1, 0.1))
+    alice.mouse.move(*at(alice, 0.25, 0.5), steps=10)
+    cursor = bob.locator("#cursors .cursor")
+    expect(cursor).to_have_count(1)
+    expect(cursor.locator(".cursor-name")).to_have_text(re.compile(r"^[A-Z][a-z]+ [A-Z][a-z]+$"))
+    # Eased to where Alice's pointer came to rest, in her colour (never transparent).
+    bob.wait_for_function(CURSOR_POINTS_AT, arg=[0.25, 0.5])
+    label_color = cursor.locator(".cursor-name").evaluate("(label) => getComputedStyle(label).backgroundColor")
+    assert re.fullmatch(r"rgb\(\d+, \d+, \d+\)", label_color), label_color
+    # Alice's page draws no cursor of its own.
+    expect(alice.locator("#cursors .cursor")).to_have_count(0)
+
+    alice.mouse.move(*at(alice, 0.8, 0.3), steps=5)
+    bob.wait_for_function(CURSOR_POINTS_AT, arg=[0.8, 0.3])
+    # Off the board (above it, on the toolbar): gone from Bob's screen.
+    alice.mouse.move(*at(alice, 0.8, -0.2), steps=5)
+    expect(cursor).to_have_count(0)
+    for page in [alice, bob]:
+        assert page.evaluate("window.violations") == [], f"the CSP refused something on {page.url}"
+
+
 PROBE = """window.sketchpadProbe = (event, stroke, count) => {
   (window.probed ??= []).push([event, count, performance.timeOrigin + performance.now()]);
 };"""

@@ -14,6 +14,7 @@ from bench import wire
 from bench.client.state import (
     ClientState,
     Conn,
+    CursorTally,
     Expectation,
     Opening,
     SentDraw,
@@ -36,9 +37,13 @@ async def op_sketch_step(
     interval: float,
     frames_per_stroke: int,
     drain: float,
+    movers: str | None = None,
+    cursor_rate: float = 20.0,
 ) -> dict:
     """Every drawer of every board sends a draw batch each ``interval`` seconds for ``seconds``;
-    every watcher and every other drawer of the board should receive each batch.
+    every watcher and every other drawer of the board should receive each batch. Meanwhile every
+    socket of the group ``movers``, if given, on the first board, moves its cursor ``cursor_rate``
+    times a second (``cursors_move``): the report's "cursors".
 
     ``boards``: [{"name", "drawers": group, "watchers": group}]. A batch is known by its stroke
     id and the batch number encoded in its first point; its send time is looked up here, so
@@ -82,11 +87,13 @@ async def op_sketch_step(
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
+    # On the first board: they receive its batches too.
+    mover_conns = [conn for conn in state.groups.get(movers, []) if conn.close_code is None] if movers else []
     number = itertools.count()
-    for board in boards:
+    for index, board in enumerate(boards):
         drawers = [conn for conn in state.groups.get(board["drawers"], []) if conn.close_code is None]
         watchers = [conn for conn in state.groups.get(board["watchers"], []) if conn.close_code is None]
-        receivers = len(watchers) + len(drawers) - 1
+        receivers = len(watchers) + len(drawers) - 1 + (len(mover_conns) if index == 0 else 0)
         receivers_by_board[board["name"]] = {"drawers": len(drawers), "watchers": len(watchers)}
         for conn in drawers:
             drawer_tasks.append(
@@ -94,11 +101,24 @@ async def op_sketch_step(
                     drawer_run(conn=conn, board=board["name"], receivers=receivers, number=next(number))
                 )
             )
+    moving = None
+    if mover_conns:
+        # Each cursor frame reaches the first board's drawers and watchers, and the other movers.
+        receivers = sum(receivers_by_board[boards[0]["name"]].values()) + len(mover_conns) - 1
+        moving = asyncio.create_task(
+            cursors_move(state=state, conns=mover_conns, receivers=receivers, rate=cursor_rate, stop_at=stop_at)
+        )
     cpu_before = cpu_seconds()
-    await asyncio.gather(*drawer_tasks)
+    await asyncio.gather(*drawer_tasks, *([moving] if moving else []))
     send_seconds = time.monotonic() - started
     expect.seal()
     complete = await expect.wait(timeout=drain)
+    cursors = None
+    if moving is not None:
+        settled = await cursors_settle(tally=state.cursors, timeout=drain)
+        errors = errors_sum(conns=mover_conns)
+        cursors = {**state.cursors.report(), "complete": settled, "error_codes": dict(errors)}
+        state.cursors = None
     cpu_used = cpu_seconds() - cpu_before
     report = expect.report()
     state.expect = None
@@ -112,12 +132,49 @@ async def op_sketch_step(
     report["send_seconds"] = round(send_seconds, 3)
     report["batches_per_s_per_drawer"] = round(counts["sent"] / send_seconds / max(1, len(drawer_tasks)), 2)
     report["echoes"] = state.echoes
+    report["cursors"] = cursors
     report["client_cpu_pct"] = round(100 * cpu_used / (time.monotonic() - started), 1)
     report["error_codes"] = dict(
         errors_sum(conns=[conn for board in boards for conn in state.groups.get(board["drawers"], [])])
     )
     state.echoes = 0
     return report
+
+
+# Each mover's number, in the y of its cursor frames: never the same twice in one client.
+MOVER_NUMBERS = itertools.count(1)
+
+
+async def cursors_move(*, state: ClientState, conns: list[Conn], receivers: int, rate: float, stop_at: float) -> None:
+    """Each socket of ``conns`` moves its cursor ``rate`` times a second until ``stop_at``, as a page
+    does; each frame should reach ``receivers`` sockets. Counted in ``state.cursors``."""
+    tally = state.cursors = CursorTally(receivers=receivers)
+
+    async def move(conn: Conn, mover: int) -> None:
+        next_at = time.monotonic()
+        for sequence in range(1, wire.BATCH_SCALE + 1):
+            if time.monotonic() >= stop_at:
+                return
+            tally.sent[(mover, sequence)] = (time.perf_counter(), conn)
+            try:
+                await conn.ws.send(wire.cursor_frame(mover=mover, sequence=sequence))
+            except ConnectionClosed:
+                del tally.sent[(mover, sequence)]
+                return
+            next_at += 1 / rate
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    await asyncio.gather(*(move(conn, next(MOVER_NUMBERS)) for conn in conns))
+
+
+async def cursors_settle(*, tally: CursorTally, timeout: float) -> bool:
+    """Until every copy of every cursor frame arrived (True), or ``timeout`` seconds passed."""
+    stop_at = time.monotonic() + timeout
+    while tally.delivered < tally.expected():
+        if time.monotonic() >= stop_at:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 async def op_flood(

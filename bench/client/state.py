@@ -185,6 +185,94 @@ def presence_includes(*, text: str, username: str) -> bool | None:
 
 
 @dataclass
+class CursorTally:
+    """The cursor frames movers sent, by (mover, sequence number), and the copies the other
+    sockets of their board received: each frame should reach ``receivers`` of them."""
+
+    receivers: int
+    sent: dict[tuple[int, int], tuple[float, Conn]] = field(default_factory=dict)  # perf_counter, sender
+    delivered: int = 0
+    out_of_order: int = 0  # a copy not newer than the last one from its mover: a duplicate, or late
+    echoes: int = 0  # copies a mover got of its own cursor (the protocol says: never)
+    latencies: list[float] = field(default_factory=list)
+    # (receiver, mover) -> the latest sequence number received: one mover's frames reach a socket in order.
+    latest: dict[tuple[int, str, int], int] = field(default_factory=dict)
+
+    def offer(self, *, conn: Conn, text: str) -> None:
+        key = wire.cursor_key(text=text)
+        sent = self.sent.get(key) if key else None
+        if sent is None:
+            return  # a removal: not counted
+        sent_at, sender = sent
+        if sender is conn:
+            self.echoes += 1
+            return
+        mover, sequence = key
+        if self.latest.get((conn.index, conn.group, mover), 0) >= sequence:
+            self.out_of_order += 1
+            return
+        self.latest[(conn.index, conn.group, mover)] = sequence
+        self.delivered += 1
+        self.latencies.append(time.perf_counter() - sent_at)
+
+    def expected(self) -> int:
+        return len(self.sent) * self.receivers
+
+    def report(self) -> dict:
+        return {
+            "sent": len(self.sent),
+            "receivers": self.receivers,
+            "expected": self.expected(),
+            "delivered": self.delivered,
+            "out_of_order": self.out_of_order,
+            "echoes": self.echoes,
+            "latency_ms": summary(values=self.latencies),
+        }
+
+
+@dataclass
+class TypingWatch:
+    """What the sockets of a chat room are told of who is typing: each one's latest list, each
+    frame's time, and whether every watcher (a socket not typing) has the list ``want`` yet."""
+
+    room: str
+    watchers: set
+    lists: dict = field(default_factory=dict)  # Conn -> frozenset of usernames
+    frames: list[float] = field(default_factory=list)  # time.time() of each typing frame received
+    sent: list[float] = field(default_factory=list)  # time.time() of each typing command sent
+    want: frozenset = frozenset()
+    matching: set = field(default_factory=set)  # the watchers whose list is ``want``
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    last_at: float | None = None  # when the latest watcher got ``want``
+    task: asyncio.Task | None = None  # the typists' typing
+
+    def aim(self, *, users: frozenset) -> None:
+        """From now on, wait for every watcher's list to be ``users``."""
+        self.want, self.last_at = users, None
+        self.matching = {conn for conn in self.watchers if self.lists.get(conn, frozenset()) == users}
+        self.done = asyncio.Event()
+        self.check()
+
+    def offer(self, *, conn: Conn, text: str, now: float) -> None:
+        if f'"{self.room}"' not in text:
+            return
+        users = frozenset(json.loads(text)["users"])  # short lists: parsed
+        self.lists[conn] = users
+        self.frames.append(now)
+        if conn in self.watchers:
+            if users == self.want:
+                self.matching.add(conn)
+                self.last_at = now
+            else:
+                self.matching.discard(conn)
+            self.check()
+
+    def check(self) -> None:
+        if len(self.matching) == len(self.watchers):
+            self.done.set()
+
+
+@dataclass
 class SentDraw:
     sent_at: float  # perf_counter, compared with the receivers' perf_counter in this process
     sender: Conn
@@ -197,6 +285,8 @@ class ClientState:
         self.expect: Expectation | None = None
         self.presence: PresenceWatch | None = None
         self.draws: dict[tuple[str, int], SentDraw] = {}
+        self.cursors: CursorTally | None = None
+        self.typing: TypingWatch | None = None
         self.frame_types: Counter = Counter()
         self.error_codes: Counter = Counter()
         self.unmatched: Counter = Counter()  # frames with a bench mark but no expectation waiting for them
@@ -215,6 +305,12 @@ class ClientState:
             self.on_message(conn=conn, text=text, now=now)
         elif kind == "draw":
             self.on_draw(conn=conn, text=text, now=now)
+        elif kind == "cursor":
+            if self.cursors is not None:
+                self.cursors.offer(conn=conn, text=text)
+        elif kind == "typing":
+            if self.typing is not None:
+                self.typing.offer(conn=conn, text=text, now=now)
         elif kind == "presence":
             if self.presence is not None:
                 self.presence.offer(conn=conn, text=text, now=now)

@@ -107,8 +107,18 @@ def sketchpad_run(*, bench: Bench) -> dict:
 
 
 def step_measure(
-    *, bench: Bench, client: LineProcess, boards: list[dict], tag: str, pids: dict[str, int], label: str
+    *,
+    bench: Bench,
+    client: LineProcess,
+    boards: list[dict],
+    tag: str,
+    pids: dict[str, int],
+    label: str,
+    scenario: str = SCENARIO,
+    movers: str | None = None,
 ) -> dict:
+    """One step of drawing (the client's sketch_step), with the group ``movers`` moving their
+    cursors on the first board meanwhile if given: its "cursors" (scenarios/cursors.py)."""
     sizes = bench.sizes
     before, started = cpu_snapshot(pids=pids), time.monotonic()
     answer = client.call(
@@ -120,10 +130,11 @@ def step_measure(
         interval=BATCH_INTERVAL,
         frames_per_stroke=FRAMES_PER_STROKE,
         drain=3.0,
+        movers=movers,
     )
     used, elapsed = cpu_delta(before=before, after=cpu_snapshot(pids=pids)), time.monotonic() - started
     bench.check(
-        scenario=SCENARIO,
+        scenario=scenario,
         name=f"{label}: {answer['delivered']}/{answer['expected']} relayed, {answer['echoes']} echoed to their sender",
         ok=answer["delivered"] == answer["expected"] and answer["echoes"] == 0 and answer["expected"] > 0,
         detail=f"errors {answer['error_codes']}" if answer["error_codes"] else "",
@@ -141,8 +152,11 @@ def step_measure(
         "per_board": answer["boards"],
         "error_codes": answer["error_codes"],
         "server_core_pct": {name: round(100 * seconds / elapsed, 1) for name, seconds in used.items()},
+        "server_cpu_s": used,
+        "elapsed_s": round(elapsed, 3),
         "server_cpu_per_frame_us": round(used["daphne"] / answer["delivered"] * 1e6, 2)
         if answer["delivered"]
         else None,
         "client_cpu_pct": answer["client_cpu_pct"],
+        "cursors": answer["cursors"],
     }

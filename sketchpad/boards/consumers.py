@@ -5,6 +5,7 @@ from realtime_common.broadcast import group_send_logged
 from realtime_common.consumers import ClientError, SafeJsonWebsocketConsumer, relay_message
 from realtime_common.worker import WorkerConsumer
 
+from .cursors import CursorSender
 from .drawing import Drawing
 from .selectors import author_get, board_get, board_has_room, stroke_exists, stroke_list, thumbnail_urls
 from .services import (
@@ -22,6 +23,7 @@ from .wire import (
     CLEAR_FRAME,
     GALLERY_GROUP,
     Clear,
+    Cursor,
     Draw,
     Undo,
     board_group,
@@ -38,7 +40,8 @@ BOARD_FULL = f"The board is full: at most {BOARD_MAX_STROKES} strokes and {BOARD
 class BoardConsumer(SafeJsonWebsocketConsumer):
     """One page's connection to one board: its strokes in, everyone else's out, live."""
 
-    # A page sends a draw batch every 30 ms per finger or pen; this leaves room for several.
+    # A page sends a draw batch every 30 ms per finger or pen, and up to 20 cursor frames a
+    # second (53 a second in all while one pointer draws); this leaves room for several.
     frame_rate, frame_burst = 100, 200
 
     def connect(self):
@@ -53,6 +56,7 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
         user = self.scope.get("user")
         self.may_clear = self.author == board.creator or bool(user and user.is_staff)
         self.drawing = Drawing()
+        self.cursor = CursorSender(board_id=board.pk, author=self.author, channel_name=self.channel_name)
         async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)
         self.accept()
         # Group messages wait until connect() returns, so nothing arrives before the snapshot.
@@ -65,6 +69,7 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
         # A stroke its author never finished is not stored: take it off the other screens.
         for stroke_id in self.drawing.abandon():
             self.broadcast(erase_frame(stroke_id=stroke_id, author=self.author))
+        self.cursor_relay(self.cursor.release())
 
     def receive_json(self, content, **kwargs):
         match frame_parse(content):
@@ -74,6 +79,8 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
                 self.on_undo(stroke_id)
             case Clear():
                 self.on_clear()
+            case Cursor() as cursor:
+                self.cursor_relay(self.cursor.move(cursor))
 
     def on_draw(self, draw: Draw):
         if draw.stroke not in self.drawing:
@@ -116,6 +123,15 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
         if not stroke_delete(board_id=self.board_id, author=self.author, stroke_id=stroke_id):
             raise ClientError("not_your_stroke", "You can only undo your own finished strokes.")
         self.broadcast(erase_frame(stroke_id=stroke_id, author=self.author))
+
+    def cursor_idle(self, message):
+        """This process's cursor sweeper found the page's cursor idle (boards/cursors.py)."""
+        self.cursor_relay(self.cursor.idle_end())
+
+    def cursor_relay(self, frame: dict | None):
+        """To every other page: its cursor is never stored, nor sent back to it."""
+        if frame is not None:
+            self.broadcast(frame, skip=self.channel_name)
 
     def broadcast(self, frame: dict, *, skip: str | None = None):
         """Send the frame to every page on the board, except the channel ``skip``.

@@ -45,7 +45,15 @@ class Clear:
     pass
 
 
-def frame_parse(content: dict) -> Draw | Undo | Clear:
+@dataclass(frozen=True)
+class Cursor:
+    """Where the page's pointer is on the board; both None: it left the board."""
+
+    x: float | None
+    y: float | None
+
+
+def frame_parse(content: dict) -> Draw | Undo | Clear | Cursor:
     """A page's frame, checked and normalised, or ClientError."""
     match content.get("type"):
         case "draw":
@@ -60,8 +68,10 @@ def frame_parse(content: dict) -> Draw | Undo | Clear:
             return Undo(stroke=stroke_id_parse(content.get("stroke")))
         case "clear":
             return Clear()
+        case "cursor":
+            return cursor_parse(content)
         case _:
-            raise ClientError("unknown_type", 'The "type" must be "draw", "undo" or "clear".')
+            raise ClientError("unknown_type", 'The "type" must be "draw", "undo", "clear" or "cursor".')
 
 
 def stroke_id_parse(value) -> str:
@@ -104,6 +114,17 @@ def points_parse(value) -> list[list[float]]:
     return points
 
 
+def cursor_parse(content: dict) -> Cursor:
+    if "x" not in content or "y" not in content:
+        raise ClientError("invalid_frame", 'A cursor frame has "x" and "y".')
+    x, y = content["x"], content["y"]
+    if x is None and y is None:
+        return Cursor(x=None, y=None)
+    if not (is_number(x) and is_number(y) and 0 <= x <= 1 and 0 <= y <= 1):
+        raise ClientError("out_of_bounds", '"x" and "y" are numbers from 0 to 1 across the board, or both null.')
+    return Cursor(x=round(x, COORDINATE_DECIMALS), y=round(y, COORDINATE_DECIMALS))
+
+
 def is_number(value) -> bool:
     # Not bool; not NaN or Infinity, which Python's JSON parser accepts.
     return type(value) is int or (type(value) is float and math.isfinite(value))
@@ -130,6 +151,11 @@ def erase_frame(*, stroke_id: str, author: str) -> dict:
 
 
 CLEAR_FRAME = {"type": "clear"}
+
+
+def cursor_frame(*, author: str, name: str, color: str, x: float | None, y: float | None) -> dict:
+    """Another page's pointer; x and y null: it is gone (left the board, idle, or closed)."""
+    return {"type": "cursor", "author": author, "name": name, "color": color, "x": x, "y": y}
 
 
 def thumbnail_url(*, slug: str, version: int) -> str | None:

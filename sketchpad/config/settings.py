@@ -11,3 +11,7 @@ globals().update(
 
 # The channel the thumbnail worker listens on: `manage.py runworker --layer worker thumbnails`.
 THUMBNAIL_CHANNEL = "thumbnails"
+# A page whose live cursor has not moved for this many seconds (no cursor frame)
+# has it taken off every other page, and its place among the board's cursors
+# freed (boards/cursors.py). Tests shorten it.
+CURSOR_IDLE_SECONDS = 10.0

@@ -9,15 +9,15 @@ frame gets read_only. Any query string leaves both as they are. Floods still end
 in 4429.
 
 The expected outcomes come from ``BoardModel``, the README's rules written again
-here, not from boards.wire or boards.drawing: a test that asked the product what
-to expect would agree with any bug.
-
-Run: ``../.venv/bin/pytest -q tests/test_fuzz.py --hypothesis-show-statistics``;
-each test also prints a ``fuzz-examples`` line with its count.
+here, not from boards.wire or boards.drawing: boards.wire gives only its records of
+valid frames. What every site's fuzz tests share, and how to run them:
+realtime_common.testing.fuzz.
 """
 
 import itertools
+import math
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -26,44 +26,20 @@ from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
 from boards.consumers import BoardConsumer, GalleryConsumer
+from boards.cursors import author_badge
 from boards.models import Board, Stroke
 from boards.services import board_clear, stroke_store
+from boards.wire import Clear, Cursor, Draw, Undo
 from realtime_common.consumers import REFUSAL_BURST
-from realtime_common.testing.fuzz import (
-    FUZZ_TIMEOUT,
-    SHARED_ERROR_CODES,
-    Event,
-    Frame,
-    ReusedSocket,
-    SocketFactory,
-    Tally,
-    deep_json_frames,
-    error_check,
-    event_next,
-    flood,
-    flood_check,
-    frame_expect,
-    frame_rate_raise,
-    frame_send,
-    frames,
-    fuzz_settings,
-    is_json_number,
-    near_valid,
-    query_strings,
-    query_values,
-)
+from realtime_common.testing import fuzz
 from tests.conftest import CREATOR
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("channel_layer"),
-    pytest.mark.timeout(FUZZ_TIMEOUT),
-]
+pytestmark = fuzz.FUZZ_MARKS
 
 BOARD = "/ws/sketchpad/friday/"
 GALLERY = "/ws/sketchpad/"
 # README, the sketchpad protocol's error codes, and the gallery's read_only.
-BOARD_CODES = SHARED_ERROR_CODES | {
+BOARD_CODES = fuzz.SHARED_ERROR_CODES | {
     "unknown_type",
     "invalid_frame",
     "out_of_bounds",
@@ -77,7 +53,7 @@ BOARD_CODES = SHARED_ERROR_CODES | {
     "not_your_stroke",
     "not_stored",
 }
-GALLERY_CODES = SHARED_ERROR_CODES | {"read_only"}
+GALLERY_CODES = fuzz.SHARED_ERROR_CODES | {"read_only"}
 # README: the sketchpad's limits.
 STROKE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 COLOR = re.compile(r"#[0-9a-fA-F]{6}")
@@ -90,35 +66,7 @@ DECIMALS = 4
 # its undo sends every page (the sender's included) marks the end of an example.
 PROBE_PREFIX = "fuzz-probe-"
 
-
-@dataclass(frozen=True)
-class Draw:
-    stroke: str
-    color: str
-    width: int
-    points: list[list[float]]
-    done: bool
-
-
-@dataclass(frozen=True)
-class Undo:
-    stroke: str
-
-
-@dataclass(frozen=True)
-class Clear:
-    pass
-
-
-Command = Draw | Undo | Clear
-
-
-@dataclass
-class Expected:
-    """What a frame may get: an error with one of ``codes``, or the normal effect of ``command``."""
-
-    codes: frozenset[str] = frozenset()
-    command: Command | None = None
+Command = Draw | Undo | Clear | Cursor
 
 
 @dataclass
@@ -129,35 +77,26 @@ class InProgress:
 
 
 @dataclass(repr=False)
-class BoardModel:
+class BoardModel(fuzz.SiteModel):
     """The board as its creator's page sees it, kept by the test."""
 
+    kind_field = "type"
+    kinds = frozenset({"draw", "undo", "clear", "cursor"})
     author: str
     may_clear: bool
     stored: list[dict] = field(default_factory=list)  # finished strokes, in the order finished
     in_progress: dict[str, InProgress] = field(default_factory=dict)  # the fuzz page's
     version: int = 0  # strokes_version: raised by every store, undo and clear
-
-    def _repr_pretty_(self, printer, cycle: bool) -> None:
-        printer.text(repr(self))  # Hypothesis' pretty-printer would list every field
+    cursor_shown: bool = False  # the others show the fuzz page's cursor
 
     def __repr__(self) -> str:
-        # Hypothesis prints the fixtures of a failing example: the gist, not every point.
         return f"BoardModel(stored={[s['stroke'] for s in self.stored]}, in_progress={list(self.in_progress)})"
 
-    def expect(self, frame: Frame) -> Expected:
-        parsed = frame_expect(frame)
-        if parsed.content is None:
-            return Expected(codes=parsed.codes)
-        codes, command = self.frame_expect(parsed.content)
-        return Expected(codes=parsed.codes | codes, command=command)
-
-    def frame_expect(self, content: dict) -> tuple[frozenset[str], Command | None]:
-        kind = content.get("type")
-        if not isinstance(kind, str) or kind not in ("draw", "undo", "clear"):
-            return frozenset({"unknown_type"}), None
+    def content_expect(self, *, kind: str, content: dict) -> tuple[frozenset[str], Command | None]:
         if kind == "clear":
             return (frozenset(), Clear()) if self.may_clear else (frozenset({"not_your_board"}), None)
+        if kind == "cursor":
+            return self.cursor_expect(content)
         stroke = content.get("stroke")
         stroke_valid = isinstance(stroke, str) and STROKE_ID.fullmatch(stroke) is not None
         if kind == "undo":
@@ -181,7 +120,7 @@ class BoardModel:
             if len(points) > FRAME_POINTS:
                 codes.add("too_many_points")
             for point in points:
-                if not (isinstance(point, list) and len(point) == 2 and all(map(is_json_number, point))):
+                if not (isinstance(point, list) and len(point) == 2 and all(map(fuzz.is_json_number, point))):
                     codes.add("invalid_frame")
                 elif not all(0 <= coordinate <= 1 for coordinate in point):
                     codes.add("out_of_bounds")
@@ -221,8 +160,30 @@ class BoardModel:
     def points_in_progress(self) -> int:
         return sum(len(stroke.points) for stroke in self.in_progress.values())
 
+    def cursor_expect(self, content: dict) -> tuple[frozenset[str], Cursor | None]:
+        if "x" not in content or "y" not in content:
+            return frozenset({"invalid_frame"}), None
+        x, y = content["x"], content["y"]
+        if x is None and y is None:
+            return frozenset(), Cursor(x=None, y=None)
+        if not all(fuzz.is_json_number(value) and 0 <= value <= 1 for value in (x, y)):
+            return frozenset({"out_of_bounds"}), None
+        return frozenset(), Cursor(x=round(x, DECIMALS), y=round(y, DECIMALS))
+
+    def cursor_seen(self, *, x: float | None, y: float | None) -> dict:
+        """What the others get of the fuzz page's cursor. Its name and colour are the product's
+        choice (tests/test_cursors.py); one page's cursor never meets the rate or the board's cap."""
+        name, color = author_badge(author=self.author)
+        return {"type": "cursor", "author": self.author, "name": name, "color": color, "x": x, "y": y}
+
     def apply(self, command: Command) -> tuple[list[dict], list[dict]]:
         """The command was valid: change the model; what the sender and the other pages receive."""
+        if isinstance(command, Cursor):
+            # A pointer that leaves the board says so once; a move always gets through.
+            if command.x is None and not self.cursor_shown:
+                return [], []
+            self.cursor_shown = command.x is not None
+            return [], [self.cursor_seen(x=command.x, y=command.y)]
         if isinstance(command, Clear):
             self.stored = []
             self.version += 1
@@ -284,11 +245,11 @@ def probe_frames(number: int) -> tuple[dict, dict]:
     )
 
 
-async def events_until(socket, last: dict) -> list[Event]:
+async def events_until(socket, last: dict) -> list[fuzz.Event]:
     """Everything the socket receives up to ``last``, which is not included."""
     got = []
     try:
-        while (answer := await event_next(socket)) != last:
+        while (answer := await fuzz.event_next(socket)) != last:
             got.append(answer)
     except AssertionError as error:
         raise AssertionError(f"{error}, waiting for {last}; got {got}") from None
@@ -327,48 +288,48 @@ class BoardPages:
     page and the board's strokes start afresh for every example (``restart``), so an
     example's outcome depends on its frames alone and a failure replays as it happened."""
 
-    def __init__(self, *, factory: SocketFactory, cookie: tuple[bytes, bytes], model: BoardModel, board: Board):
+    def __init__(self, *, factory: fuzz.SocketFactory, cookie: tuple[bytes, bytes], model: BoardModel, board: Board):
         self.factory, self.cookie, self.model, self.board = factory, cookie, model, board
         self.fuzz_page = self.watcher = None
 
     async def restart(self) -> None:
         model = self.model
         if self.watcher is None:
-            self.watcher, accepted = await self.factory.open(BOARD)
-            assert accepted
-            snapshot = await event_next(self.watcher)
+            self.watcher = await self.factory.open(BOARD)
+            snapshot = await fuzz.event_next(self.watcher)
             assert (snapshot["type"], snapshot["strokes"]) == ("snapshot", model.stored), snapshot
         if self.fuzz_page is not None:
             # README: a page that goes away has its unfinished strokes erased on the others'.
             abandoned = list(model.in_progress)
             await self.factory.close(self.fuzz_page)
             for stroke_id in abandoned:
-                assert await event_next(self.watcher) == {"type": "erase", "stroke": stroke_id, "author": CREATOR}
+                assert await fuzz.event_next(self.watcher) == {"type": "erase", "stroke": stroke_id, "author": CREATOR}
+            # And its cursor taken off.
+            if model.cursor_shown:
+                assert await fuzz.event_next(self.watcher) == model.cursor_seen(x=None, y=None)
         model.in_progress.clear()
+        model.cursor_shown = False
         if model.stored != START_STROKES:
             await sync_to_async(board_start)(board_id=self.board.pk)
             model.stored, model.version = (
                 [dict(stroke) for stroke in START_STROKES],
                 model.version + 1 + len(START_STROKES),
             )
-        self.fuzz_page, accepted = await self.factory.open(BOARD, headers=[self.cookie])
-        assert accepted
-        assert await event_next(self.fuzz_page) == {"type": "snapshot", "you": CREATOR, "strokes": START_STROKES}
+        self.fuzz_page = await self.factory.open(BOARD, headers=[self.cookie])
+        assert await fuzz.event_next(self.fuzz_page) == {"type": "snapshot", "you": CREATOR, "strokes": START_STROKES}
 
     async def drop(self) -> None:
         for socket in (self.fuzz_page, self.watcher):
             if socket is not None:
-                try:
-                    await self.factory.close(socket)
-                except Exception:  # noqa: BLE001 - it crashed: the example reports that
-                    pass
+                await self.factory.discard(socket)
         self.fuzz_page = self.watcher = None
         self.model.in_progress.clear()
+        self.model.cursor_shown = False
 
 
 @pytest.fixture
-def board_pages(fuzz_sockets: SocketFactory, board, creator_cookie, board_model, monkeypatch) -> BoardPages:
-    frame_rate_raise(monkeypatch, BoardConsumer)
+def board_pages(fuzz_sockets: fuzz.SocketFactory, board, creator_cookie, board_model, monkeypatch) -> BoardPages:
+    fuzz.frame_rate_raise(monkeypatch, BoardConsumer)
     return BoardPages(factory=fuzz_sockets, cookie=creator_cookie, model=board_model, board=board)
 
 
@@ -379,7 +340,7 @@ pairs = st.tuples(coordinates, coordinates).map(list)
 off_board = st.floats(allow_nan=False) | st.sampled_from([-1e-9, 1 + 1e-12, 1.00005, 2, -1, 10**30, 1e308, -0.00001])
 pairs_out_of_bounds = st.tuples(off_board, coordinates).map(list) | st.tuples(coordinates, off_board).map(list)
 # Valid values of each field of a frame, and each field's near misses.
-board_commands = near_valid(
+board_commands = fuzz.near_valid(
     {
         "type": st.sampled_from(["draw", "draw", "draw", "undo", "clear"]),
         # Mostly two ids, so that a few frames continue, finish, undo or reuse a stroke.
@@ -417,38 +378,51 @@ board_commands = near_valid(
         "done": st.sampled_from([0, 1, "true", None]),
     },
 )
-board_frames = frames(near_valid_frames=board_commands)
+# Cursor frames: mostly on the board, sometimes both null, or one null (a near miss).
+cursor_coordinates = st.one_of(coordinates, coordinates, coordinates, st.none())
+off_board_values = off_board | st.sampled_from([True, False, "0.5", [0.5], {"x": 0.5}, math.nan, math.inf])
+cursor_commands = fuzz.near_valid(
+    {"type": st.just("cursor"), "x": cursor_coordinates, "y": cursor_coordinates},
+    edges={"type": st.sampled_from(["Cursor", "cursor ", "pointer"]), "x": off_board_values, "y": off_board_values},
+)
+board_frames = fuzz.frames(near_valid_frames=board_commands | cursor_commands)
 # Nested past any parser's limit, alone or where a frame's field goes.
-deep_frames = deep_json_frames(prefixes=['{"type":"draw","points":', '{"type":'])
+deep_frames = fuzz.deep_json_frames(prefixes=['{"type":"draw","points":', '{"type":'])
 probe_numbers = itertools.count()
 
 
-async def frames_check(
-    frames_sent: list[Frame], pages: BoardPages, model: BoardModel, board: Board, tally: Tally
-) -> None:
-    """From a fresh page on an empty board, each frame gets what the model allows, and
-    the watcher, and what is stored, is what the model says."""
-    tally.consumer = "sketchpad-board"
-    # The probe's strokes stay the probe's: their erase marks the end of a frame's answers.
-    assume(not any(PROBE_PREFIX in (frame.text or "") for frame in frames_sent))
-    try:
-        await pages.restart()
-        for frame in frames_sent:
-            outcome = await frame_check(frame, pages, model)
-            assert await stored(board.pk) == stored_expected(model), f"after {frame!r}"
-            event(f"answer: {outcome}")
-            tally.count(outcome)
-    except BaseException:
-        await pages.drop()
-        raise
+@pytest.fixture
+def frames_run(
+    board_pages: BoardPages, board_model: BoardModel, board: Board, fuzz_tally: fuzz.Tally
+) -> Callable[[list[fuzz.Frame]], Awaitable[None]]:
+    """An example's frames from a fresh page on the board as every example starts it:
+    each gets what the model allows, and the watcher, and what is stored, is what the
+    model says."""
+
+    async def run(frames_sent: list[fuzz.Frame]) -> None:
+        fuzz_tally.consumer = "sketchpad-board"
+        # The probe's strokes stay the probe's: their erase marks the end of a frame's answers.
+        assume(not any(PROBE_PREFIX in (frame.text or "") for frame in frames_sent))
+        try:
+            await board_pages.restart()
+            for frame in frames_sent:
+                outcome = await frame_check(frame, board_pages, board_model)
+                assert await stored(board.pk) == stored_expected(board_model), f"after {frame!r}"
+                event(f"answer: {outcome}")
+                fuzz_tally.count(outcome)
+        except BaseException:
+            await board_pages.drop()
+            raise
+
+    return run
 
 
-async def frame_check(frame: Frame, pages: BoardPages, model: BoardModel) -> str:
-    """One frame, then the probe; the outcome ("draw", "undo", "clear" or the error code)."""
+async def frame_check(frame: fuzz.Frame, pages: BoardPages, model: BoardModel) -> str:
+    """One frame, then the probe; the outcome ("draw", "undo", "clear", "cursor" or the error code)."""
     expected = model.expect(frame)
     probe_draw, probe_undo = probe_frames(next(probe_numbers))
     for message in (frame, probe_draw, probe_undo):
-        await frame_send(pages.fuzz_page, message)
+        await fuzz.frame_send(pages.fuzz_page, message)
     probe_erase = {"type": "erase", "stroke": probe_draw["stroke"], "author": CREATOR}
     to_sender = await events_until(pages.fuzz_page, probe_erase)
     to_others = await events_until(pages.watcher, probe_erase)
@@ -458,7 +432,7 @@ async def frame_check(frame: Frame, pages: BoardPages, model: BoardModel) -> str
         assert to_sender == sender_gets, f"{frame!r}: the sender got {to_sender}, expected {sender_gets}"
     else:
         assert len(to_sender) == 1, f"{frame!r}: expected one error, got {to_sender} (expected {expected})"
-        outcome = error_check(to_sender[0], codes=expected.codes, documented=BOARD_CODES)
+        outcome = fuzz.error_check(to_sender[0], codes=expected.codes, documented=BOARD_CODES)
         others_get = []
     probe_stroke = {key: probe_draw[key] for key in ("type", "stroke", "color", "width", "points", "done")}
     assert to_others == [*others_get, {**probe_stroke, "author": CREATOR}], f"{frame!r}: the others got {to_others}"
@@ -466,114 +440,94 @@ async def frame_check(frame: Frame, pages: BoardPages, model: BoardModel) -> str
     return outcome
 
 
-@fuzz_settings(max_examples=200)
-@given(frames_sent=st.lists(board_frames, min_size=1, max_size=4))
-async def test_any_frame_gets_a_documented_answer_and_changes_nothing_unless_valid(
-    frames_sent, board_pages, board_model, board, fuzz_tally
-):
-    await frames_check(frames_sent, board_pages, board_model, board, fuzz_tally)
+TestFrames = fuzz.frame_tests(
+    frame_lists=st.lists(board_frames, min_size=1, max_size=4), deep_frames=deep_frames, max_examples=200
+)
 
 
-@fuzz_settings(max_examples=40)
-@given(frame=deep_frames)
-async def test_json_nested_past_the_parser_s_limit_gets_bad_json_and_changes_nothing(
-    frame, board_pages, board_model, board, fuzz_tally
-):
-    await frames_check([frame], board_pages, board_model, board, fuzz_tally)
+board_queries = fuzz.query_strings(
+    {"since": fuzz.query_values(), "stroke": fuzz.query_values(), "author": fuzz.query_values()}
+)
 
 
-board_queries = query_strings({"since": query_values(), "stroke": query_values(), "author": query_values()})
-
-
-@fuzz_settings(max_examples=60)
+@fuzz.fuzz_settings(max_examples=60)
 @given(query=board_queries)
 async def test_any_query_string_on_the_board_changes_nothing(query, fuzz_sockets, board, fuzz_tally):
     fuzz_tally.consumer = "sketchpad-board"
     before = await stored(board.pk)
-    socket, accepted = await fuzz_sockets.open(BOARD, query=query)
-    assert accepted
-    snapshot = await event_next(socket)
+    socket = await fuzz_sockets.open(BOARD, query=query)
+    snapshot = await fuzz.event_next(socket)
     assert (snapshot["type"], snapshot["strokes"]) == ("snapshot", before[0]), snapshot
     # Still alive: an undo of a stroke it does not have gets its normal answer.
-    await frame_send(socket, {"type": "undo", "stroke": "none"})
-    error_check(await event_next(socket), codes={"not_your_stroke"}, documented=BOARD_CODES)
+    await fuzz.frame_send(socket, {"type": "undo", "stroke": "none"})
+    fuzz.error_check(await fuzz.event_next(socket), codes={"not_your_stroke"}, documented=BOARD_CODES)
     await fuzz_sockets.close(socket)
     assert await stored(board.pk) == before
     fuzz_tally.count("snapshot")
-
-
-@fuzz_settings(max_examples=4)
-@given(flood_frames=st.lists(frames(), min_size=1, max_size=4))
-async def test_a_flood_on_the_board_is_refused_then_closed_with_4429(flood_frames, fuzz_sockets, board, fuzz_tally):
-    """With the real limits (100 a second, bursts of 200): what fuzzing lifts."""
-    fuzz_tally.consumer = "sketchpad-board"
-    socket, accepted = await fuzz_sockets.open(BOARD)
-    assert accepted
-    assert (await event_next(socket))["type"] == "snapshot"
-    # Past the burst and the refusals, with room for what refills while it runs.
-    events = await flood(socket, flood_frames, count=2 * (BoardConsumer.frame_burst + REFUSAL_BURST) + 100)
-    await flood_check(socket, events, documented=BOARD_CODES, late=flood_frames[0])
-    await fuzz_sockets.close(socket)
-    fuzz_tally.count("closed-4429")
 
 
 # --------------------------------------------------------------------------- the gallery
 
 
 @pytest.fixture
-def gallery_page(fuzz_sockets: SocketFactory, board, monkeypatch) -> ReusedSocket:
-    frame_rate_raise(monkeypatch, GalleryConsumer)
+def gallery_page(fuzz_sockets: fuzz.SocketFactory, board, monkeypatch) -> fuzz.ReusedSocket:
+    fuzz.frame_rate_raise(monkeypatch, GalleryConsumer)
 
     async def open_gallery():
-        socket, accepted = await fuzz_sockets.open(GALLERY)
-        assert accepted
-        assert (await event_next(socket))["type"] == "thumbnails"
+        socket = await fuzz_sockets.open(GALLERY)
+        assert (await fuzz.event_next(socket))["type"] == "thumbnails"
         return socket
 
-    return ReusedSocket(open_gallery, fuzz_sockets)
+    return fuzz.ReusedSocket(open_gallery, fuzz_sockets)
 
 
-@fuzz_settings(max_examples=250)
-@given(frame=frames())
+@fuzz.fuzz_settings(max_examples=250)
+@given(frame=fuzz.frames())
 async def test_any_frame_on_the_gallery_is_answered_read_only_and_changes_nothing(
     frame, gallery_page, board, fuzz_tally
 ):
     fuzz_tally.consumer = "sketchpad-gallery"
-    before = await stored(board.pk)
-    async with gallery_page.use() as socket:
-        await frame_send(socket, frame)
-        code = error_check(await event_next(socket), codes={"read_only"}, documented=GALLERY_CODES)
-        # Still alive: the next frame gets its normal answer.
-        await frame_send(socket, {"type": "ping"})
-        error_check(await event_next(socket), codes={"read_only"}, documented=GALLERY_CODES)
-    assert await stored(board.pk) == before
-    event(f"answer: {code}")
-    fuzz_tally.count(code)
+    await fuzz.read_only_check(
+        frame=frame, reused=gallery_page, documented=GALLERY_CODES, stored=lambda: stored(board.pk), tally=fuzz_tally
+    )
 
 
-@fuzz_settings(max_examples=60)
+@fuzz.fuzz_settings(max_examples=60)
 @given(query=board_queries)
 async def test_any_query_string_on_the_gallery_lists_the_boards(query, fuzz_sockets, board, fuzz_tally):
     fuzz_tally.consumer = "sketchpad-gallery"
-    socket, accepted = await fuzz_sockets.open(GALLERY, query=query)
-    assert accepted
-    assert await event_next(socket) == {"type": "thumbnails", "boards": {board.slug: None}}
-    await frame_send(socket, {"type": "ping"})
-    error_check(await event_next(socket), codes={"read_only"}, documented=GALLERY_CODES)
+    socket = await fuzz_sockets.open(GALLERY, query=query)
+    assert await fuzz.event_next(socket) == {"type": "thumbnails", "boards": {board.slug: None}}
+    await fuzz.alive_check(socket, documented=GALLERY_CODES)
     await fuzz_sockets.close(socket)
     fuzz_tally.count("thumbnails")
 
 
-@fuzz_settings(max_examples=4)
-@given(flood_frames=st.lists(frames(), min_size=1, max_size=4))
-async def test_a_flood_on_the_gallery_is_refused_then_closed_with_4429(flood_frames, fuzz_sockets, board, fuzz_tally):
-    """With the real limits (20 a second, bursts of 40): what fuzzing lifts."""
-    fuzz_tally.consumer = "sketchpad-gallery"
-    socket, accepted = await fuzz_sockets.open(GALLERY)
-    assert accepted
-    assert (await event_next(socket))["type"] == "thumbnails"
-    events = await flood(socket, flood_frames, count=GalleryConsumer.frame_burst + REFUSAL_BURST + 60)
-    codes = await flood_check(socket, events, documented=GALLERY_CODES, late=flood_frames[0])
-    assert set(codes) <= {"read_only", "rate_limited"}, codes
-    await fuzz_sockets.close(socket)
-    fuzz_tally.count("closed-4429")
+# --------------------------------------------------------------------------- flooding
+
+
+@pytest.fixture(params=["board", "gallery"])
+def flooded(request: pytest.FixtureRequest, board: Board) -> fuzz.Flood:
+    """Each socket, with its real limits: the board's (100 a second, bursts of 200), and
+    the gallery's (20 a second, bursts of 40), which answers only read_only."""
+    if request.param == "board":
+        return fuzz.Flood(
+            consumer="sketchpad-board",
+            path=BOARD,
+            greeting="snapshot",
+            consumer_class=BoardConsumer,
+            # It refills five times as fast as the gallery (100 frames a second): room for a second burst.
+            refill=BoardConsumer.frame_burst + REFUSAL_BURST + 100,
+            codes=BOARD_CODES,
+        )
+    return fuzz.Flood(
+        consumer="sketchpad-gallery",
+        path=GALLERY,
+        greeting="thumbnails",
+        consumer_class=GalleryConsumer,
+        refill=60,
+        codes=frozenset({"read_only", "rate_limited"}),
+    )
+
+
+TestFlood = fuzz.FloodTests

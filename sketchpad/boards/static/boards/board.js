@@ -4,6 +4,8 @@
 // board's width, so a drawing looks the same on every screen.
 // The shared client, from its (hashed) URL in base.html: the CSP refuses an inline import map.
 const { JsonSocket } = await import(document.getElementById('frontend-socket').href);
+const { CursorSender, RemoteCursors } = await import(document.getElementById('board-cursors').href);
+const { elementsById } = await import(document.getElementById('frontend-elements').href);
 
 const BATCH_MS = 30;
 // The server's limits (boards/wire.py and boards/drawing.py).
@@ -11,13 +13,12 @@ const MAX_BATCH_POINTS = 256;
 const MAX_STROKE_POINTS = 10000;
 const BOARD_UNITS = 1000;
 
-const board = document.getElementById('board');
-const canvas = document.getElementById('canvas');
+const { board, canvas, colorInput, widthInput, undoButton, errorElement, cursorLayer } = elementsById({
+  board: 'board', canvas: 'canvas', colorInput: 'color', widthInput: 'width', undoButton: 'undo',
+  errorElement: 'board-error', cursorLayer: 'cursors',
+});
 const context = canvas.getContext('2d');
-const colorInput = document.getElementById('color');
-const widthInput = document.getElementById('width');
-const undoButton = document.getElementById('undo');
-const errorElement = document.getElementById('board-error');
+const cursors = new RemoteCursors(cursorLayer);
 // For measurements only: the latency benchmark defines it before this module runs.
 const probe = window.sketchpadProbe ?? (() => {});
 
@@ -176,9 +177,10 @@ const apply = {
   // On every connect, reconnects included: the board as stored replaces this page's.
   snapshot(frame) {
     you = frame.you;
-    // Strokes this page was drawing went with the old connection.
+    // Strokes this page was drawing went with the old connection; cursors show again as they move.
     drawing.clear();
     strokes.clear();
+    cursors.clear();
     for (const stroke of frame.strokes) strokes.set(keyOf(stroke.author, stroke.stroke), { ...stroke, done: true });
     redraw();
     board.setAttribute('aria-busy', 'false');
@@ -207,6 +209,10 @@ const apply = {
     for (const [key, stroke] of strokes) if (stroke.done) strokes.delete(key);
     redraw();
   },
+  cursor(frame) {
+    // This author's other tabs: their pointer is this person's own.
+    if (frame.author !== you) cursors.apply(frame);
+  },
   error(frame) {
     showError(frame.detail);
   },
@@ -219,8 +225,15 @@ const socket = new JsonSocket(board.dataset.socketUrl, {
   },
 });
 socket.addEventListener('statechange', () => {
-  if (socket.state !== 'open') board.setAttribute('aria-busy', 'true');
+  if (socket.state !== 'open') {
+    board.setAttribute('aria-busy', 'true');
+    // Their removals cannot reach this page now.
+    cursors.clear();
+  }
 });
+const cursorSender = new CursorSender((point) =>
+  socket.send({ type: 'cursor', x: point?.[0] ?? null, y: point?.[1] ?? null }),
+);
 
 canvas.addEventListener('pointerdown', (event) => {
   // The main button of a mouse; pens and fingers report 0 too.
@@ -230,12 +243,17 @@ canvas.addEventListener('pointerdown', (event) => {
   begin(event.pointerId, pointFrom(event));
 });
 canvas.addEventListener('pointermove', (event) => {
+  // One pointer's cursor: the mouse, or the first finger or pen on the board.
+  if (event.isPrimary) cursorSender.move(pointFrom(event));
   if (!drawing.has(event.pointerId)) return;
   // Browsers send one move per frame; the coalesced events hold the full path of a fast pen.
   const moves = event.getCoalescedEvents?.() ?? [];
   for (const move of moves.length ? moves : [event]) addPoint(event.pointerId, pointFrom(move));
 });
 for (const type of ['pointerup', 'pointercancel']) canvas.addEventListener(type, (event) => finish(event.pointerId));
+canvas.addEventListener('pointerleave', (event) => {
+  if (event.isPrimary) cursorSender.leave();
+});
 
 undoButton.addEventListener('click', undo);
 document.addEventListener('keydown', (event) => {

@@ -1,0 +1,280 @@
+"""Live cursors: where the other pages' pointers are on a board, and whose they are.
+
+**Never stored.** A cursor frame is relayed to the board's other pages, encoded
+once for all of them (``relay_message``), and forgotten: no database, no
+snapshot. A page that joins sees each cursor when it next moves. What is kept is
+per socket (``CursorSender``): whether the others show its cursor, when it last
+moved, and its place among the board's cursors.
+
+**A cursor looks like its author.** Every page shows it with a name and a colour
+derived from the author id its strokes carry (``author_badge``), the same in
+every process.
+
+**At most CURSORS_PER_BOARD per board, over every process.** Before its first
+move is relayed a cursor takes one of the board's numbered places in the cache
+(Redis when REDIS_URL is set, shared by every process) with ``cache.add``, so
+two pages never get the same one. It keeps it while its page sends cursor
+frames, and gives it back when its socket closes or after
+``CURSOR_IDLE_SECONDS`` without one (a pointer that left the board keeps it
+that long, so moving in and out costs no new claim). A cursor that finds no
+free place is not relayed; it tries again at most once every
+CLAIM_RETRY_SECONDS. A place is leased for PLACE_LEASE_IDLE_LIMITS idle limits
+and renewed every half one while the cursor moves: the places of a process that
+died (SIGKILL) come free by themselves within 20 s.
+
+**Idle cursors are ended by their own process.** One task per process (per
+running event loop) looks at the cursors of that process that hold a place,
+SWEEPS_PER_IDLE_LIMIT times per idle limit, and sends each idle one's consumer
+``cursor.idle``; the consumer checks again (it may have moved meanwhile), tells
+the others (x and y null) and frees the place. There is no timer per socket,
+and the task runs only while a cursor of the process holds a place.
+
+**Rate.** Pages send at most 20 cursor frames a second; past CURSOR_RATE a
+second (bursts of CURSOR_BURST) they are dropped without a word, as the next one
+carries the position anyway. They count towards the socket's frame rate too.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import random
+import time
+from typing import NamedTuple
+
+from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import cache
+
+from realtime_common.layers import REDIS_DOWN, error_text
+from realtime_common.loops import loop_local
+from realtime_common.outages import OutageLog
+from realtime_common.throttle import TokenBucket
+
+from .wire import Cursor, cursor_frame
+
+logger = logging.getLogger(__name__)
+
+CURSORS_PER_BOARD = 50
+# Above the page's 20 a second, so that frames bunched up by the network still pass.
+CURSOR_RATE, CURSOR_BURST = 25, 25
+# A cursor refused for want of a free place claims again no sooner than this (seconds):
+# a claim reads all of the board's places, a round trip to Redis.
+CLAIM_RETRY_SECONDS = 1.0
+PLACE_LEASE_IDLE_LIMITS = 2
+# Idle cursors are taken off at most a tenth of the limit late.
+SWEEPS_PER_IDLE_LIMIT = 10
+
+# Colours that read well on the white board, each with the name it lends to the pseudonym.
+COLORS = (
+    ("Red", "#cf222e"),
+    ("Orange", "#bc4c00"),
+    ("Gold", "#9a6700"),
+    ("Green", "#1a7f37"),
+    ("Teal", "#0f766e"),
+    ("Blue", "#0969da"),
+    ("Navy", "#0a3069"),
+    ("Violet", "#6639ba"),
+    ("Purple", "#8250df"),
+    ("Pink", "#bf3989"),
+    ("Brown", "#7c4a1e"),
+    ("Grey", "#59636e"),
+)
+ANIMALS = (
+    "Fox",
+    "Owl",
+    "Otter",
+    "Heron",
+    "Lynx",
+    "Hare",
+    "Wren",
+    "Seal",
+    "Badger",
+    "Crane",
+    "Moth",
+    "Newt",
+    "Robin",
+    "Bison",
+    "Koala",
+    "Panda",
+)
+
+
+class Badge(NamedTuple):
+    name: str
+    color: str
+
+
+def author_badge(*, author: str) -> Badge:
+    """The name and colour of the author's cursor: a digest of the author id, so the
+    same in every process (Python's hash() differs between them), and telling no
+    more than the id itself, which is public."""
+    digest = hashlib.blake2b(author.encode(), digest_size=2).digest()
+    color_name, color = COLORS[digest[0] % len(COLORS)]
+    return Badge(name=f"{color_name} {ANIMALS[digest[1] % len(ANIMALS)]}", color=color)
+
+
+def place_key(*, board_id: int, number: int) -> str:
+    return f"cursor-place-{board_id}-{number}"
+
+
+def place_lease() -> int:
+    # Whole seconds: Redis leases are; and never 0, which would store nothing.
+    return math.ceil(PLACE_LEASE_IDLE_LIMITS * settings.CURSOR_IDLE_SECONDS)
+
+
+def place_claim(*, board_id: int, holder: str) -> str | None:
+    """The key of a free place among the board's cursors, now the holder's; None when all are taken."""
+    keys = [place_key(board_id=board_id, number=number) for number in range(CURSORS_PER_BOARD)]
+    taken = cache.get_many(keys)
+    free = [key for key in keys if key not in taken]
+    # Pages claiming at the same moment mostly try different places, and lose fewer races.
+    random.shuffle(free)
+    return next((key for key in free if cache.add(key, holder, timeout=place_lease())), None)
+
+
+PLACE_RELEASES = OutageLog(
+    logger=logger,
+    failing="cursors: could not free a place (%s); its lease ends by itself",
+    working="cursors: places are freed again ({failures} were left to their leases)",
+)
+
+
+def place_release(*, key: str) -> None:
+    try:
+        cache.delete(key)
+    except REDIS_DOWN as error:
+        # The socket is closing, or its cursor idle: nothing to refuse, and the lease ends anyway.
+        PLACE_RELEASES.failed(error_text(error))
+    else:
+        PLACE_RELEASES.worked()
+
+
+class CursorSender:
+    """One socket's cursor: which of its page's cursor frames the other pages get."""
+
+    def __init__(self, *, board_id: int, author: str, channel_name: str):
+        self.board_id, self.author, self.channel_name = board_id, author, channel_name
+        self.badge = author_badge(author=author)
+        self.bucket = TokenBucket(rate=CURSOR_RATE, burst=CURSOR_BURST)
+        self.place: str | None = None  # the cache key of its place among the board's cursors
+        self.shown = False  # the other pages show it
+        # time.monotonic() of its last cursor frame, of its place's last renewal, and of
+        # the earliest next claim after a refusal. Read by the sweeper, on the event loop.
+        self.moved_at = self.renewed_at = self.claim_after = 0.0
+
+    def move(self, cursor: Cursor) -> dict | None:
+        """The frame the other pages get for this cursor frame, if any."""
+        now = time.monotonic()
+        if cursor.x is None:
+            if not self.shown:
+                return None
+            self.shown, self.moved_at = False, now
+            return self.frame(x=None, y=None)
+        if not self.bucket.take():
+            return None
+        self.moved_at = now
+        if not self.place_hold(now=now):
+            return None
+        self.shown = True
+        return self.frame(x=cursor.x, y=cursor.y)
+
+    def place_hold(self, *, now: float) -> bool:
+        """Claims a place among the board's cursors, or renews its own; False: none is free."""
+        if self.place is not None:
+            if now - self.renewed_at >= settings.CURSOR_IDLE_SECONDS / 2:
+                self.renewed_at = now
+                # set, not touch: after a Redis restart the place is taken again.
+                cache.set(self.place, self.channel_name, timeout=place_lease())
+            return True
+        if now < self.claim_after:
+            return False
+        self.claim_after = now + CLAIM_RETRY_SECONDS
+        self.place = place_claim(board_id=self.board_id, holder=self.channel_name)
+        if self.place is None:
+            return False
+        self.renewed_at = now
+        async_to_sync(sweeper_watch)(cursor=self)
+        return True
+
+    def is_idle(self, *, now: float) -> bool:
+        return self.place is not None and now - self.moved_at >= settings.CURSOR_IDLE_SECONDS
+
+    def idle_end(self) -> dict | None:
+        """The sweeper found the cursor idle: unless it moved since, it ends (see ``release``)."""
+        return self.release() if self.is_idle(now=time.monotonic()) else None
+
+    def release(self) -> dict | None:
+        """Gives its place back (idle, or the socket closed); the frame that takes it off the others, if shown."""
+        frame = self.frame(x=None, y=None) if self.shown else None
+        self.shown = False
+        if self.place is not None:
+            key, self.place = self.place, None
+            async_to_sync(sweeper_forget)(cursor=self)
+            place_release(key=key)
+        return frame
+
+    def frame(self, *, x: float | None, y: float | None) -> dict:
+        return cursor_frame(author=self.author, name=self.badge.name, color=self.badge.color, x=x, y=y)
+
+
+class CursorSweeper:
+    """This process's cursors that hold a place, and the task that finds the idle ones.
+    Used on the event loop only (``sweeper_watch``, ``sweeper_forget``)."""
+
+    def __init__(self):
+        self.cursors: set[CursorSender] = set()
+        self.task: asyncio.Task | None = None
+        self.wake: asyncio.Future | None = None  # the task's wait for the next sweep, cut short
+        self.outages = OutageLog(
+            logger=logger,
+            failing="cursors: could not tell an idle cursor's consumer (%s); retrying every sweep",
+            working="cursors: idle cursors are told again",
+        )
+
+    def watch(self, cursor: CursorSender) -> None:
+        self.cursors.add(cursor)
+        if self.task is None:
+            self.task = asyncio.create_task(self.sweeps_run())
+
+    def forget(self, cursor: CursorSender) -> None:
+        self.cursors.discard(cursor)
+        if not self.cursors and self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)  # the task ends now, not a sweep later
+
+    async def sweeps_run(self) -> None:
+        try:
+            while self.cursors:
+                # A future per wait, not an Event: nothing outlives the task and keeps its (a test's) loop alive.
+                self.wake = asyncio.get_running_loop().create_future()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake, settings.CURSOR_IDLE_SECONDS / SWEEPS_PER_IDLE_LIMIT)
+                now = time.monotonic()
+                for cursor in [cursor for cursor in self.cursors if cursor.is_idle(now=now)]:
+                    await self.idle_tell(cursor=cursor)
+        finally:
+            # Synchronously, so that a cursor watched from now on starts a task of its own.
+            self.task = self.wake = None
+
+    async def idle_tell(self, *, cursor: CursorSender) -> None:
+        # To the consumer, which alone changes its cursor: it may have moved since this sweep began.
+        try:
+            await get_channel_layer().send(cursor.channel_name, {"type": "cursor.idle"})
+        except (ChannelFull, *REDIS_DOWN) as error:
+            self.outages.failed(error_text(error))  # the cursor stays watched: the next sweep tries again
+        else:
+            self.outages.worked()
+
+
+sweeper_get = loop_local(CursorSweeper)
+
+
+async def sweeper_watch(*, cursor: CursorSender) -> None:
+    sweeper_get().watch(cursor)
+
+
+async def sweeper_forget(*, cursor: CursorSender) -> None:
+    sweeper_get().forget(cursor)

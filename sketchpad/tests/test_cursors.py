@@ -1,0 +1,238 @@
+"""Live cursors on the board socket, against the in-memory and the Redis channel layer."""
+
+import types
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from boards import cursors
+from boards.consumers import BoardConsumer
+from boards.cursors import CURSOR_BURST, CURSOR_RATE, author_badge
+from boards.models import Board
+from realtime_common.throttle import TokenBucket
+from tests.conftest import draw
+from tests.test_consumer import join, stored
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
+
+# Long enough for a frame to cross Redis on a busy machine; a wait only runs out when something is wrong.
+WAIT = 5
+
+
+def cursor(x, y) -> dict:
+    """A cursor frame as a page sends it."""
+    return {"type": "cursor", "x": x, "y": y}
+
+
+def seen(author: str, x, y) -> dict:
+    """The frame the other pages get for the cursor of ``author``."""
+    name, color = author_badge(author=author)
+    return {"type": "cursor", "author": author, "name": name, "color": color, "x": x, "y": y}
+
+
+async def test_a_cursor_reaches_every_other_page_of_the_board_with_its_author_s_name_and_colour(connect, board):
+    alice, snapshot = await join(connect)
+    alice_id = snapshot["you"]
+    bob, _ = await join(connect)
+    carol, _ = await join(connect)
+    await sync_to_async(Board.objects.create)(slug="other", title="Other")
+    elsewhere, _ = await join(connect, "/ws/sketchpad/other/")
+
+    await alice.send_json_to(cursor(0.123456, 1))
+    for page in [bob, carol]:
+        assert await page.receive_json_from(timeout=WAIT) == seen(alice_id, 0.1235, 1)
+    await alice.send_json_to(cursor(None, None))
+    for page in [bob, carol]:
+        assert await page.receive_json_from(timeout=WAIT) == seen(alice_id, None, None)
+
+    # The same author id as on her strokes, so that a page can tell whose cursor draws what.
+    await alice.send_json_to(draw(done=True))
+    assert (await bob.receive_json_from(timeout=WAIT))["author"] == alice_id
+    # Alice got none of it back, and another board heard nothing.
+    assert await alice.receive_nothing(timeout=0.1)
+    assert await elsewhere.receive_nothing(timeout=0.1)
+
+
+def test_a_badge_is_a_short_name_and_a_colour_fixed_by_the_author_id():
+    badges = {author: author_badge(author=author) for author in ["creator-1", "x", "a" * 64, "ß\U0001f600"]}
+    for author, (name, color) in badges.items():
+        assert author_badge(author=author) == (name, color)
+        assert 0 < len(name) <= 16
+        assert color.startswith("#") and len(color) == 7
+    assert len(set(badges.values())) > 1
+
+
+async def test_a_cursor_is_taken_off_the_others_when_its_page_closes(connect, board):
+    alice, snapshot = await join(connect)
+    bob, _ = await join(connect)
+    carol, _ = await join(connect)
+    await alice.send_json_to(cursor(0.5, 0.5))
+    assert await bob.receive_json_from(timeout=WAIT) == seen(snapshot["you"], 0.5, 0.5)
+    await alice.disconnect()
+    assert await bob.receive_json_from(timeout=WAIT) == seen(snapshot["you"], None, None)
+
+    # A page whose cursor the others do not show goes without a word.
+    await carol.send_json_to(cursor(0.5, 0.5))
+    await carol.send_json_to(cursor(None, None))
+    assert [(await bob.receive_json_from(timeout=WAIT))["x"] for _ in range(2)] == [0.5, None]
+    await carol.disconnect()
+    assert await bob.receive_nothing(timeout=0.2)
+
+
+@pytest.fixture
+def clock(monkeypatch, settings):
+    """The cursors' clock, moved by the test; the sweeper still sweeps in real time, every 0.1 s."""
+    settings.CURSOR_IDLE_SECONDS = 1.0
+    now = [1000.0]
+    monkeypatch.setattr(cursors, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    return now
+
+
+async def handled(page) -> None:
+    """Every frame the page sent so far was handled: the answer to a bad one, sent after them, is
+    back (the other pages' cursors may come first)."""
+    await page.send_json_to(cursor(2, 2))
+    while (frame := await page.receive_json_from(timeout=WAIT))["type"] == "cursor":
+        pass
+    assert frame["code"] == "out_of_bounds", frame
+
+
+async def test_a_cursor_idle_for_the_limit_is_taken_off_everywhere_and_frees_its_place(
+    connect, board, clock, monkeypatch
+):
+    monkeypatch.setattr(cursors, "CURSORS_PER_BOARD", 1)
+    monkeypatch.setattr(cursors, "CLAIM_RETRY_SECONDS", 0)
+    alice, snapshot = await join(connect)
+    alice_id = snapshot["you"]
+    bob, snapshot = await join(connect)
+    bob_id = snapshot["you"]
+    carol, _ = await join(connect)
+    await alice.send_json_to(cursor(0.1, 0.1))
+    for page in [bob, carol]:
+        assert await page.receive_json_from(timeout=WAIT) == seen(alice_id, 0.1, 0.1)
+
+    clock[0] += 0.9
+    assert await bob.receive_nothing(timeout=0.35)  # several sweeps: not idle yet
+    await alice.send_json_to(cursor(0.2, 0.2))
+    for page in [bob, carol]:
+        assert await page.receive_json_from(timeout=WAIT) == seen(alice_id, 0.2, 0.2)
+    clock[0] += 0.9  # 1.8 s since her first move, 0.9 s since her last
+    assert await bob.receive_nothing(timeout=0.35)
+    # Bob's cursor finds the board's one place taken: not relayed.
+    await bob.send_json_to(cursor(0.3, 0.3))
+    await handled(bob)
+
+    clock[0] += 0.1
+    for page in [bob, carol]:
+        assert await page.receive_json_from(timeout=WAIT) == seen(alice_id, None, None)
+    assert await alice.receive_nothing(timeout=0.1)
+    await bob.send_json_to(cursor(0.4, 0.4))
+    assert await carol.receive_json_from(timeout=WAIT) == seen(bob_id, 0.4, 0.4)
+
+
+async def test_at_most_so_many_cursors_per_board_are_relayed_until_a_page_closes(connect, board, monkeypatch):
+    monkeypatch.setattr(cursors, "CURSORS_PER_BOARD", 2)
+    monkeypatch.setattr(cursors, "CLAIM_RETRY_SECONDS", 0)
+    watcher, _ = await join(connect)
+    (alice, snapshot), (bob, bob_snapshot), (carol, carol_snapshot) = [await join(connect) for _ in range(3)]
+    alice_id, bob_id, carol_id = snapshot["you"], bob_snapshot["you"], carol_snapshot["you"]
+    await alice.send_json_to(cursor(0.5, 0.5))
+    assert await watcher.receive_json_from(timeout=WAIT) == seen(alice_id, 0.5, 0.5)
+    await bob.send_json_to(cursor(0.5, 0.5))
+    assert await watcher.receive_json_from(timeout=WAIT) == seen(bob_id, 0.5, 0.5)
+    await carol.send_json_to(cursor(0.5, 0.5))
+    await handled(carol)
+    # A pointer that left the board keeps its place a while: Carol still has none.
+    await bob.send_json_to(cursor(None, None))
+    assert await watcher.receive_json_from(timeout=WAIT) == seen(bob_id, None, None)
+    await carol.send_json_to(cursor(0.7, 0.7))
+    await handled(carol)
+    # Had Carol's frames been relayed, they would have come before this one.
+    await alice.send_json_to(cursor(0.6, 0.6))
+    assert await watcher.receive_json_from(timeout=WAIT) == seen(alice_id, 0.6, 0.6)
+
+    await alice.disconnect()
+    assert await watcher.receive_json_from(timeout=WAIT) == seen(alice_id, None, None)
+    await carol.send_json_to(cursor(0.9, 0.9))
+    assert await watcher.receive_json_from(timeout=WAIT) == seen(carol_id, 0.9, 0.9)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (cursor(1.5, 0.5), "out_of_bounds"),
+        (cursor(0.5, -0.0001), "out_of_bounds"),
+        (cursor("0.5", 0.5), "out_of_bounds"),
+        (cursor(True, 0.5), "out_of_bounds"),
+        (cursor(0.5, False), "out_of_bounds"),
+        (cursor(None, 0.5), "out_of_bounds"),
+        (cursor(0.5, None), "out_of_bounds"),
+        (cursor([0.5], 0.5), "out_of_bounds"),
+        (cursor({"x": 0.5}, 0.5), "out_of_bounds"),
+        ('{"type": "cursor", "x": NaN, "y": 0.5}', "out_of_bounds"),
+        ('{"type": "cursor", "x": 0.5, "y": Infinity}', "out_of_bounds"),
+        ('{"type": "cursor", "x": 1e400, "y": 0.5}', "out_of_bounds"),
+        ('{"type": "cursor", "x": 0.5, "y": 1' + "0" * 400 + "}", "out_of_bounds"),
+        ({"type": "cursor", "x": 0.5}, "invalid_frame"),
+        ({"type": "cursor"}, "invalid_frame"),
+    ],
+)
+async def test_a_bad_cursor_frame_gets_an_error_reaches_no_one_and_the_socket_stays_open(connect, board, frame, code):
+    alice, snapshot = await join(connect)
+    bob, _ = await join(connect)
+    if isinstance(frame, dict):
+        await alice.send_json_to(frame)
+    else:
+        await alice.send_to(text_data=frame)
+    error = await alice.receive_json_from(timeout=WAIT)
+    assert (error["type"], error["code"]) == ("error", code)
+    assert error["detail"]
+    # Bob saw nothing of it: the next frame he gets is Alice's next cursor.
+    await alice.send_json_to(cursor(0.5, 0.5))
+    assert await bob.receive_json_from(timeout=WAIT) == seen(snapshot["you"], 0.5, 0.5)
+
+
+async def test_cursor_frames_past_their_rate_are_dropped_and_a_removal_never_is(connect, board, monkeypatch):
+    # No refill, so the test does not depend on how fast it runs.
+    monkeypatch.setattr(cursors, "CURSOR_RATE", 0)
+    monkeypatch.setattr(cursors, "CURSOR_BURST", 3)
+    alice, snapshot = await join(connect)
+    bob, _ = await join(connect)
+    for number in range(1, 7):
+        await alice.send_json_to(cursor(number / 10, 0.5))
+    await alice.send_json_to(cursor(None, None))
+    assert [(await bob.receive_json_from(timeout=WAIT))["x"] for _ in range(4)] == [0.1, 0.2, 0.3, None]
+    assert await alice.receive_nothing(timeout=0.1)  # dropped without a word: the next one tells where it is
+    # The socket's own frame rate is untouched: drawing goes on.
+    await alice.send_json_to(draw())
+    assert (await bob.receive_json_from(timeout=WAIT))["type"] == "draw"
+
+
+def test_a_page_drawing_and_moving_its_cursor_at_full_speed_stays_within_both_rates():
+    """A page sends a draw batch every 30 ms and a cursor frame every 50 ms; the network may
+    hold them back for a while and deliver them at once. None of them may be refused."""
+    now = [0.0]
+    frames = TokenBucket(rate=BoardConsumer.frame_rate, burst=BoardConsumer.frame_burst, clock=lambda: now[0])
+    cursor_frames = TokenBucket(rate=CURSOR_RATE, burst=CURSOR_BURST, clock=lambda: now[0])
+    sent = sorted([("draw", tick * 0.030) for tick in range(2000)] + [("cursor", tick * 0.050) for tick in range(1200)])
+    # Delivered as sent, except that whatever was sent during each 1 s stall arrives at its end.
+    arrivals = sorted((sent_at if sent_at % 10 < 9 else sent_at // 1 + 1, kind) for kind, sent_at in sent)
+    for arrival, kind in arrivals:
+        now[0] = arrival
+        assert frames.take(), f"{kind} at {arrival:.3f} s: over the socket's frame rate"
+        if kind == "cursor":
+            assert cursor_frames.take(), f"cursor at {arrival:.3f} s: over the cursor rate"
+
+
+async def test_cursors_are_never_stored_nor_in_a_snapshot(connect, board):
+    alice, _ = await join(connect)
+    bob, _ = await join(connect)
+    await alice.send_json_to(cursor(0.5, 0.5))
+    assert (await bob.receive_json_from(timeout=WAIT))["type"] == "cursor"
+
+    late, snapshot = await join(connect)
+    assert snapshot == {"type": "snapshot", "you": snapshot["you"], "strokes": []}
+    assert await late.receive_nothing(timeout=0.1)  # it sees the cursor when it next moves
+    assert await stored() == []
+    counts = Board.objects.filter(pk=board.pk).values_list("strokes_count", "points_count", "strokes_version")
+    assert await sync_to_async(counts.get)() == (0, 0, 0)
