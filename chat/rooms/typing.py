@@ -242,12 +242,14 @@ class Registry:
         while True:
             try:
                 message = await layer.receive(channel)
+                if message["type"] == HEARD:  # not layer.reconnected: what was lost meanwhile heals by itself
+                    self.heard(room_id=message["room"], username=message["user"], ttl=message["ttl"])
             except REDIS_DOWN as error:  # the core layer's receive, while Redis is away
                 self.outages.failed(error_text(error))
                 await asyncio.sleep(RETRY_SECONDS)
-                continue
-            if message["type"] == HEARD:  # not layer.reconnected: what was lost meanwhile heals by itself
-                self.heard(room_id=message["room"], username=message["user"], ttl=message["ttl"])
+            except Exception:  # anything else must not end the process's typing for good
+                logger.exception("typing: the listener failed on a message; listening on")
+                await asyncio.sleep(RETRY_SECONDS)
 
     def sync_schedule(self) -> asyncio.Task:
         if self.sync is None or self.sync.done():
@@ -265,6 +267,7 @@ class Registry:
                 if room_id in self.rooms and room_id not in self.listening:
                     if self.channel is None:
                         self.channel = await layer.new_channel()
+                    if self.listener is None or self.listener.done():
                         self.listener = asyncio.create_task(self.listen(layer=layer, channel=self.channel))
                     await layer.group_add(typing_group(room_id=room_id), self.channel)
                     self.listening.add(room_id)
@@ -279,8 +282,12 @@ class Registry:
         self.outages.worked()
         if not self.rooms and self.listener is not None:
             listener, self.listener, self.channel = self.listener, None, None
+            self.listening.clear()
             listener.cancel()
             await asyncio.wait([listener])  # its layer lets go of the channel as it ends
+            if self.unsynced:
+                # A socket entered a room during that wait: this task, which it found running, is done.
+                asyncio.get_running_loop().call_soon(self.sync_schedule)
 
     # -- pushing lists to the sockets --------------------------------------------------------
 

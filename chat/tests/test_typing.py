@@ -221,3 +221,19 @@ async def test_a_consumer_that_crashed_while_its_user_typed_drops_them_at_once(
 
     await consumer_crash(socket=crashing, room="random", monkeypatch=monkeypatch)
     assert await next_frame(alice, timeout=1) == typing("lobby")
+
+
+async def test_a_message_the_listener_cannot_read_is_logged_and_typing_goes_on(
+    logged_in, users, chat_rooms, caplog, monkeypatch
+):
+    monkeypatch.setattr(rooms_typing, "RETRY_SECONDS", 0.01)
+    lobby = chat_rooms["lobby"]
+    bob = await (await logged_in(users["bob"])).open_tab()
+    await join(bob, "lobby")
+    group = typing_group(room_id=lobby.pk)
+    # A malformed announcement (from a bug, or another version mid-deploy): no "user".
+    await get_channel_layer().group_send(group, {"type": "typing.heard", "room": lobby.pk, "ttl": 5})
+    await get_channel_layer().group_send(group, heard_message(room_id=lobby.pk, username="dave", ttl=5))
+    assert await next_frame(bob) == typing("lobby", "dave")
+    assert "typing: the listener failed on a message" in caplog.text
+    assert not registry_get().listener.done()

@@ -18,6 +18,7 @@ there is a login for whoever reads it, as long as the session lasts. A ticket in
   (logout, re-checks) hold for ticket sockets as for cookie sockets.
 """
 
+import logging
 import secrets
 from importlib import import_module
 from urllib.parse import parse_qs, urlencode
@@ -29,7 +30,12 @@ from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
 from django.core import signing
 from django.core.cache import cache
+from django.db import OperationalError
 from django.http import HttpRequest
+
+from realtime_common.layers import REDIS_DOWN, error_text
+
+logger = logging.getLogger(__name__)
 
 # Long enough for a page or a client to open its socket, short enough that a ticket read
 # from a log (the URL carries it) is long spent.
@@ -104,7 +110,12 @@ class TicketMiddleware:
         if ticket is None:
             return await self.application(scope, receive, send)
         # The cache and, for the session, the database.
-        session = await database_sync_to_async(ticket_redeem)(ticket=ticket)
+        try:
+            session = await database_sync_to_async(ticket_redeem)(ticket=ticket)
+        except (OperationalError, *REDIS_DOWN) as error:
+            # Refused like a bad ticket, not a 500 with a traceback: the page fetches a new one and retries.
+            logger.warning("socket ticket not redeemed: %s", error_text(error))
+            session = None
         if session is None:
             return await self.denier(scope, receive, send)
         return await self.application({**scope, "session": session}, receive, send)

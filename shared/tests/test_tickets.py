@@ -212,3 +212,15 @@ async def test_a_handshake_with_a_bad_ticket_is_refused_even_with_a_good_cookie(
     # The ticket decides: spent now, and a cookie beside it does not help.
     assert await handshake(query=f"?ticket={ticket}", cookie=key) == (False, None)
     assert await handshake(query="?ticket=", cookie=key) == (False, None)
+
+
+async def test_a_handshake_whose_ticket_cannot_be_redeemed_while_redis_is_away_is_refused(alice, monkeypatch, caplog):
+    _, ticket = alice
+
+    def redis_away(*, ticket):
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(tickets, "ticket_redeem", redis_away)
+    # Refused as a bad ticket (403), logged without a traceback: the page asks for a new one.
+    assert await handshake(query=f"?ticket={ticket}") == (False, None)
+    assert "socket ticket not redeemed: ConnectionError: Connection refused" in caplog.text

@@ -5,7 +5,7 @@ from realtime_common.broadcast import group_send_logged
 from realtime_common.consumers import ClientError, SafeJsonWebsocketConsumer, relay_message
 from realtime_common.worker import WorkerConsumer
 
-from .cursors import CursorSender
+from .cursors import CursorSender, sweeper_forget
 from .drawing import Drawing
 from .selectors import author_get, board_get, board_has_room, stroke_exists, stroke_list, thumbnail_urls
 from .services import (
@@ -62,14 +62,23 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
         # Group messages wait until connect() returns, so nothing arrives before the snapshot.
         self.send_json(snapshot_frame(strokes=stroke_list(board_id=self.board_id), you=self.author))
 
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # A consumer that crashed or was cancelled never ran disconnect(): its cursor leaves the sweeper.
+            if hasattr(self, "cursor"):
+                await sweeper_forget(cursor=self.cursor)
+
     def disconnect(self, code):
         if not hasattr(self, "group"):
             return
+        # First: the group_discard below fails while Redis is away, and the cursor must go anyway.
+        self.cursor_relay(self.cursor.release())
         async_to_sync(self.channel_layer.group_discard)(self.group, self.channel_name)
         # A stroke its author never finished is not stored: take it off the other screens.
         for stroke_id in self.drawing.abandon():
             self.broadcast(erase_frame(stroke_id=stroke_id, author=self.author))
-        self.cursor_relay(self.cursor.release())
 
     def receive_json(self, content, **kwargs):
         match frame_parse(content):

@@ -254,7 +254,12 @@ class CursorSweeper:
                     await asyncio.wait_for(self.wake, settings.CURSOR_IDLE_SECONDS / SWEEPS_PER_IDLE_LIMIT)
                 now = time.monotonic()
                 for cursor in [cursor for cursor in self.cursors if cursor.is_idle(now=now)]:
-                    await self.idle_tell(cursor=cursor)
+                    if now - cursor.moved_at > place_lease():
+                        # Its consumer never answered (it ended without disconnect()), and its place has
+                        # expired meanwhile: telling it again would only fill a dead channel.
+                        self.cursors.discard(cursor)
+                    else:
+                        await self.idle_tell(cursor=cursor)
         finally:
             # Synchronously, so that a cursor watched from now on starts a task of its own.
             self.task = self.wake = None

@@ -1,5 +1,6 @@
 """Live cursors on the board socket, against the in-memory and the Redis channel layer."""
 
+import asyncio
 import types
 
 import pytest
@@ -236,3 +237,29 @@ async def test_cursors_are_never_stored_nor_in_a_snapshot(connect, board):
     assert await stored() == []
     counts = Board.objects.filter(pk=board.pk).values_list("strokes_count", "points_count", "strokes_version")
     assert await sync_to_async(counts.get)() == (0, 0, 0)
+
+
+class StaleCursor:
+    """A cursor whose consumer ended without disconnect() (it crashed, or was cancelled)."""
+
+    def __init__(self, *, moved_at: float):
+        self.moved_at = moved_at
+
+    def is_idle(self, *, now: float) -> bool:
+        return True
+
+
+async def test_the_sweeper_forgets_a_cursor_nobody_answers_for_once_its_place_has_expired(clock, monkeypatch):
+    told = asyncio.Event()
+
+    async def idle_tell(self, *, cursor):
+        told.set()
+
+    monkeypatch.setattr(cursors.CursorSweeper, "idle_tell", idle_tell)
+    sweeper = cursors.sweeper_get()
+    stale = StaleCursor(moved_at=clock[0])
+    sweeper.watch(stale)
+    await asyncio.wait_for(told.wait(), timeout=WAIT)  # idle: told at each sweep while its place may be held
+    clock[0] += cursors.place_lease() + 1
+    await asyncio.wait_for(sweeper.task, timeout=WAIT)  # forgotten, and with nothing left to watch, done
+    assert stale not in sweeper.cursors
