@@ -33,6 +33,10 @@ CHAT_RATE_LIMIT_SECONDS = 10
 # per window of this many seconds, over all their tabs.
 CHAT_JOIN_LIMIT = 20
 CHAT_JOIN_SECONDS = 10
+# Each user may get this many socket tickets (POST /ws-ticket/, one per socket opened or
+# reopened) per window of this many seconds: their sockets' cap (32 per process) reconnecting at once.
+CHAT_TICKET_LIMIT = 40
+CHAT_TICKET_SECONDS = 10
 # A user is listed as typing in a room until this many seconds pass without a
 # "typing" from them (pages send one every 2 s at most while their user types),
 # their message arrives, or the socket they typed on leaves the room or closes.

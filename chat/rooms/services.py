@@ -42,6 +42,13 @@ def membership_rate_allow(*, user_id: int) -> bool:
     )
 
 
+def ticket_rate_allow(*, user_id: int) -> bool:
+    """Count one socket ticket of the user (each a cache entry for 30 s), over all their tabs and every process."""
+    return window_allow(
+        key=f"rooms:tickets:{user_id}", limit=settings.CHAT_TICKET_LIMIT, seconds=settings.CHAT_TICKET_SECONDS
+    )
+
+
 @transaction.atomic
 def session_rooms_update(*, session_key: str, join: str | None = None, leave: str | None = None) -> bool:
     """Add a room's slug to, or remove it from, the rooms kept in the session.

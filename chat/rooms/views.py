@@ -13,6 +13,7 @@ from realtime_common.tickets import ticket_grant
 from . import demo
 from .routing import SOCKET_PATH
 from .selectors import room_list
+from .services import ticket_rate_allow
 
 
 class LoginView(auth_views.LoginView):
@@ -49,4 +50,7 @@ def ws_ticket(request):
     (the page's, on the socket origin; the terminal client's): realtime_common.tickets."""
     if not request.user.is_authenticated:
         return JsonResponse({"error": "not_logged_in", "detail": "Log in first."}, status=401)
+    if not ticket_rate_allow(user_id=request.user.pk):
+        # The page retries with its backoff, as after any failed attempt.
+        return JsonResponse({"error": "rate_limited", "detail": "Too many tickets; wait a moment."}, status=429)
     return JsonResponse(ticket_grant(request=request, path=SOCKET_PATH))

@@ -53,6 +53,11 @@ class TestView:
         settings.SOCKET_ORIGIN = "wss://ws.example.com"
         assert alice.post("/ws-ticket/").json()["url"].startswith("wss://ws.example.com/ws/chat/?ticket=")
 
+    def test_tickets_past_the_user_s_limit_are_refused_429_until_the_window_ends(self, alice, settings):
+        settings.CHAT_TICKET_LIMIT, settings.CHAT_TICKET_SECONDS = 3, 3600  # one window for the whole test
+        assert [alice.post("/ws-ticket/").status_code for _ in range(4)] == [200, 200, 200, 429]
+        assert alice.post("/ws-ticket/").json()["error"] == "rate_limited"
+
     def test_each_ticket_is_new(self, alice):
         assert alice.post("/ws-ticket/").json()["ticket"] != alice.post("/ws-ticket/").json()["ticket"]
 

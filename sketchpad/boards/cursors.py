@@ -143,9 +143,11 @@ PLACE_RELEASES = OutageLog(
 )
 
 
-def place_release(*, key: str) -> None:
+def place_release(*, key: str, holder: str) -> None:
     try:
-        cache.delete(key)
+        # Only its own: a lease that ran out (a stalled consumer) may be another cursor's place by now.
+        if cache.get(key) == holder:
+            cache.delete(key)
     except REDIS_DOWN as error:
         # The socket is closing, or its cursor idle: nothing to refuse, and the lease ends anyway.
         PLACE_RELEASES.failed(error_text(error))
@@ -187,8 +189,16 @@ class CursorSender:
         if self.place is not None:
             if now - self.renewed_at >= settings.CURSOR_IDLE_SECONDS / 2:
                 self.renewed_at = now
-                # set, not touch: after a Redis restart the place is taken again.
-                cache.set(self.place, self.channel_name, timeout=place_lease())
+                holder = cache.get(self.place)
+                if holder == self.channel_name:
+                    cache.touch(self.place, timeout=place_lease())
+                elif holder is not None or not cache.add(self.place, self.channel_name, timeout=place_lease()):
+                    # Its lease ran out (a stalled consumer) and another cursor holds the place now: the cap
+                    # holds, so this one claims a free place like a new cursor. (After a Redis restart, add
+                    # takes its place again.)
+                    self.place = None
+                    async_to_sync(sweeper_forget)(cursor=self)
+                    return self.place_hold(now=now)
             return True
         if now < self.claim_after:
             return False
@@ -214,7 +224,7 @@ class CursorSender:
         if self.place is not None:
             key, self.place = self.place, None
             async_to_sync(sweeper_forget)(cursor=self)
-            place_release(key=key)
+            place_release(key=key, holder=self.channel_name)
         return frame
 
     def frame(self, *, x: float | None, y: float | None) -> dict:

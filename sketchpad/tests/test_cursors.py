@@ -5,11 +5,13 @@ import types
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.cache import cache
 
 from boards import cursors
 from boards.consumers import BoardConsumer
 from boards.cursors import CURSOR_BURST, CURSOR_RATE, author_badge
 from boards.models import Board
+from boards.wire import Cursor
 from realtime_common.throttle import TokenBucket
 from tests.conftest import draw
 from tests.test_consumer import join, stored
@@ -263,3 +265,21 @@ async def test_the_sweeper_forgets_a_cursor_nobody_answers_for_once_its_place_ha
     clock[0] += cursors.place_lease() + 1
     await asyncio.wait_for(sweeper.task, timeout=WAIT)  # forgotten, and with nothing left to watch, done
     assert stale not in sweeper.cursors
+
+
+async def test_a_cursor_whose_lease_ran_out_leaves_the_place_another_cursor_took(clock, monkeypatch):
+    monkeypatch.setattr(cursors, "CURSORS_PER_BOARD", 1)
+    monkeypatch.setattr(cursors, "CLAIM_RETRY_SECONDS", 0)
+    alice = cursors.CursorSender(board_id=1, author="alice", channel_name="alice-channel")
+    bob = cursors.CursorSender(board_id=1, author="bob", channel_name="bob-channel")
+    assert await sync_to_async(alice.move)(Cursor(x=0.1, y=0.1)) is not None
+    place = alice.place
+    await sync_to_async(cache.delete)(place)  # her lease ran out while her consumer stalled...
+    assert await sync_to_async(bob.move)(Cursor(x=0.2, y=0.2)) is not None  # ...and bob took the one place
+    clock[0] += 0.5  # her renewal is due: it finds the place bob's, and no other free
+    assert await sync_to_async(alice.move)(Cursor(x=0.3, y=0.3)) is None
+    assert await sync_to_async(cache.get)(place) == "bob-channel"
+    await sync_to_async(alice.release)()
+    assert await sync_to_async(cache.get)(place) == "bob-channel"  # nor does she free his place
+    await sync_to_async(bob.release)()
+    assert await sync_to_async(cache.get)(place) is None
