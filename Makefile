@@ -4,7 +4,7 @@
 # make lint  - ruff, missing migrations, and Django's deployment checks under production settings
 # make bench - load measurements of the three demos against their floors (bench/), about 10 minutes
 # make bench-smoke - the same at small sizes, under a minute (CI runs it)
-# make faults - faults made for real (Redis restarts, daphne killed, slow readers, ...) against real processes, ~4 minutes
+# make faults - faults made for real (Redis restarts, daphne killed, slow readers, ...) against real processes, the database's on Postgres too, ~4 minutes
 # make compose-test - the docker compose stack, built, started and tested with the e2e suite
 # make e2e-sharded - the e2e suite with every site on two Redis shards (REDIS_URL=a,b), about 3 minutes
 SHELL := /bin/bash
@@ -118,8 +118,13 @@ bench: install system-deps
 bench-smoke: install system-deps
 	$(BIN)/python -m bench --smoke
 
+# Then the faults whose guarantees are the database's (marked database) again, each site's
+# database in a throwaway Postgres (TEST_DATABASE=postgres, as make test-postgres).
 faults: install system-deps
+	@echo "==> faults: every fault, on SQLite"
 	cd faults && $(BIN)/pytest -q
+	@echo "==> faults: the database's faults, on Postgres"
+	cd faults && TEST_DATABASE=postgres $(BIN)/pytest -q -m database
 
 screenshots: install system-deps
 	cd e2e && E2E_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q test_screenshots.py

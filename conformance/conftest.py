@@ -39,7 +39,7 @@ class EchoServer:
 
 @pytest.fixture(scope="session")
 def echo_server(tmp_path_factory) -> Iterator[EchoServer]:
-    """daphne serving echo_site.asgi for the whole run, as the sites are served (no extra flags)."""
+    """daphne serving echo_site.asgi for the whole run, started as the sites' is (realtime_common.serve)."""
     port = free_port()
     env = {
         **os.environ,
@@ -56,7 +56,7 @@ def echo_server(tmp_path_factory) -> Iterator[EchoServer]:
     log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port), "echo_site.asgi:application"],
+            [sys.executable, "-m", "realtime_common.serve", "-b", HOST, "-p", str(port), "echo_site.asgi:application"],
             cwd=HERE,
             env=env,
             stdout=log,

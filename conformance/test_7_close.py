@@ -8,6 +8,8 @@ import pytest
 from cases import Cases
 from wsclient import CLOSE, CONTINUATION, TEXT, Close, Message, close, close_payload, frame, message, ping
 
+from realtime_common.consumers import FRAME_MAX_BYTES
+
 CASES = Cases()
 HELLO = "Hello World!"
 
@@ -38,9 +40,10 @@ def case_7_1_5(ws):
     ws.close_handshake(frame_bytes=frame(TEXT, "fragment1", fin=False) + close(1000) + frame(CONTINUATION, "fragment2"))
 
 
-@CASES.add("7.1.6", "Send a 256 KiB message, a small one, a close frame and a ping, back to back.")
+@CASES.add("7.1.6", "Send a 64 KiB message, a small one, a close frame and a ping, back to back.")
 def case_7_1_6(ws):
-    big = ("BAsd7&jh23" * (256 * 1024 // 10 + 1))[: 256 * 1024]
+    # Autobahn's is 256 KiB: over the sites' limit, refused with 1009 (test_frame_size.py).
+    big = ("BAsd7&jh23" * (FRAME_MAX_BYTES // 10 + 1))[:FRAME_MAX_BYTES]
     ws.send(message(big), message(HELLO), close(1000), ping())
     # Autobahn grades this one informational: the echoes may or may not beat the
     # Close, but they come in order, whole, and nothing answers the ping.

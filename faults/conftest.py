@@ -3,26 +3,41 @@ loopback, with faults made for real: Redis stopped and started again, daphne and
 the worker killed, a page that stops reading, a storm of sockets, a database
 locked by another connection, an event write that fails.
 
+The sites' databases are SQLite files, or with TEST_DATABASE=postgres databases in a
+throwaway Postgres (``postgres_server``, one for the run): ``make faults`` runs the
+faults marked ``database`` a second time that way.
+
 Each test starts what it needs (a Redis of its own, sites served from a database
 prepared once per run), waits on events with deadlines, records what it measured
 (``record``) and the run ends with the table of results.
 """
 
+import itertools
 import json
 import os
 import re
 import resource
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from realtime_common.testing.servers import LiveSite, RedisServer, free_port, healthy, stop, wait_until
+from realtime_common.testing.servers import (
+    LiveSite,
+    PostgresServer,
+    RedisServer,
+    free_port,
+    healthy,
+    stop,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SITESCRIPT = Path(__file__).with_name("sitescript.py")
@@ -164,7 +179,7 @@ class FaultSite(LiveSite):
             where = ["-e", f"tcp:port={port}:interface=127.0.0.1:backlog={backlog}"]
         with log.open("w") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", *where, "config.asgi:application"],
+                [sys.executable, "-m", "realtime_common.serve", *where, "config.asgi:application"],
                 cwd=self.directory,
                 env={**self.env, "DJANGO_PUBLIC_PORTS": str(port)},
                 stdout=out,
@@ -210,27 +225,52 @@ class FaultSite(LiveSite):
         self.servers.clear()
 
 
-def prepare(name: str, root: Path) -> Path:
-    """A site's folder, migrated, seeded and with its static files: copied by every test that serves it."""
+@dataclass(frozen=True)
+class Prepared:
+    """A site migrated and seeded once per run, copied by every test that serves it: its
+    folder (static files, the SQLite file) and, on Postgres, its database's name."""
+
+    workdir: Path
+    database: str | None = None
+
+
+def prepare(name: str, root: Path, postgres: PostgresServer | None) -> Prepared:
     workdir = root / name
     workdir.mkdir()
-    site = LiveSite(directory=REPO / name, workdir=workdir)
+    database = f"{name}_prepared" if postgres else None
+    site = LiveSite(
+        directory=REPO / name,
+        workdir=workdir,
+        database_url=postgres.database_create(name=database) if postgres else None,
+    )
     site.prepare()
     site.manage("seed")
-    return workdir
+    return Prepared(workdir=workdir, database=database)
 
 
 @pytest.fixture(scope="session")
-def prepared(tmp_path_factory):
+def prepared(tmp_path_factory, postgres_server):
     root = tmp_path_factory.mktemp("prepared")
-    done: dict[str, Path] = {}
+    done: dict[str, Prepared] = {}
 
-    def get(name: str) -> Path:
+    def get(name: str) -> Prepared:
         if name not in done:
-            done[name] = prepare(name, root)
+            done[name] = prepare(name, root, postgres_server)
         return done[name]
 
     return get
+
+
+# Names for the tests' copies of the prepared databases, unique over the run.
+COPIES = itertools.count()
+
+
+def database_connect(site: LiveSite) -> sqlite3.Connection | psycopg.Connection:
+    """A connection of the test's own to the site's database, in autocommit: statements run
+    as written (a test's BEGIN holds its locks until its ROLLBACK)."""
+    if site.database_url:
+        return psycopg.connect(site.database_url, autocommit=True)
+    return sqlite3.connect(str(site.workdir / "db.sqlite3"), isolation_level=None, timeout=10)
 
 
 @pytest.fixture
@@ -245,7 +285,7 @@ def redis(tmp_path):
 
 
 @pytest.fixture
-def sites(prepared, redis, tmp_path):
+def sites(prepared, redis, tmp_path, postgres_server):
     """``sites(name, servers=2, env={...}, worker=False)``: a site served by that many
     daphne processes (plus the thumbnail worker), on the test's Redis and a fresh
     copy of the prepared database. Stopped after the test."""
@@ -262,14 +302,19 @@ def sites(prepared, redis, tmp_path):
         template = prepared(name)
         workdir = tmp_path / name
         workdir.mkdir()
-        for path in template.glob("db.sqlite3*"):
+        database_url = None
+        if postgres_server:
+            copy = f"{name}_{next(COPIES)}"
+            database_url = postgres_server.database_create(name=copy, template=template.database)
+        for path in template.workdir.glob("db.sqlite3*"):
             shutil.copy(path, workdir / path.name)
         site = FaultSite(
             directory=REPO / name,
             workdir=workdir,
             redis_url=redis.url,
+            database_url=database_url,
             extra=dict(env or {}),
-            static=template / "static",
+            static=template.workdir / "static",
         )
         started.append(site)
         # Started together, waited for together: each takes a second or two to load Django.

@@ -11,8 +11,11 @@ event once it catches up.
 import asyncio
 import time
 
+import pytest
 from client import BoardPage, ChatPage, LiveblogPage, all_until, pages_open
 from conftest import ScriptError, log_count, record, seconds_round, tracebacks
+
+pytestmark = pytest.mark.database
 
 RUN = 8.0  # seconds of writing
 DOWN_AT, UP_AT = 2.0, 5.0  # when Redis dies, and when a new one starts, from the first write

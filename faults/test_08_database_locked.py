@@ -1,5 +1,7 @@
 """8. The database is locked past its busy timeout: another connection holds
-SQLite's write lock (BEGIN IMMEDIATE) for 3 s, while the timeout is 0.5 s here
+SQLite's write lock (BEGIN IMMEDIATE), or on Postgres every table's EXCLUSIVE
+lock (which lets plain reads through, as SQLite's WAL does), for 3 s, while the
+timeout (SQLite's busy timeout, Postgres' lock_timeout) is 0.5 s here
 (DJANGO_DATABASE_TIMEOUT; 20 s by default).
 
 A frame whose handling must write then gets the error ``busy`` (the consumer
@@ -11,20 +13,33 @@ is gone the same writes succeed.
 """
 
 import asyncio
-import sqlite3
 import time
 
+import pytest
 from client import BoardPage, ChatPage, LiveblogPage, pages_open
-from conftest import log_count, record, seconds_round, tracebacks
+from conftest import database_connect, log_count, record, seconds_round, tracebacks
+from psycopg import sql
+
+pytestmark = pytest.mark.database
 
 TIMEOUT = 0.5
 HOLD = 3.0
 ENV = {"DJANGO_DATABASE_TIMEOUT": str(TIMEOUT)}
 
 
-def lock(database: str) -> sqlite3.Connection:
-    connection = sqlite3.connect(database, isolation_level=None, timeout=10)
-    connection.execute("BEGIN IMMEDIATE")
+def lock(site):
+    """Another connection holding every write off the site's database until its ROLLBACK."""
+    connection = database_connect(site)
+    if not site.database_url:
+        connection.execute("BEGIN IMMEDIATE")
+        return connection
+    # Postgres has no lock on a whole database: every table's EXCLUSIVE lock stops
+    # every write (and SELECT ... FOR UPDATE), and no plain read.
+    tables = [name for (name,) in connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+    connection.execute("BEGIN")
+    connection.execute(
+        sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
+    )
     return connection
 
 
@@ -45,7 +60,7 @@ async def test_database_locked_past_its_timeout(sites):
     pages = [writer, reader, drawer, watcher]
     async with pages_open(pages=pages):
         late = LiveblogPage(name="late", slug="djangocon", urls=[liveblog.daphnes[0].url])
-        held = [lock(str(site.workdir / "db.sqlite3")) for site in (chat, sketchpad)]
+        held = [lock(site) for site in (chat, sketchpad)]
         locked_at = time.monotonic()
         try:
             # A message: refused with "busy" once the timeout is over.
@@ -100,8 +115,9 @@ async def test_database_locked_past_its_timeout(sites):
             chat.daphnes[0].text() + sketchpad.daphnes[0].text(), "refused a frame: the database failed"
         )
         assert refusals == 3
+        how = "Postgres: every table EXCLUSIVE" if chat.database_url else "SQLite: BEGIN IMMEDIATE"
         record(
-            f"8. database locked {HOLD:.0f} s by another connection (BEGIN IMMEDIATE), busy timeout {TIMEOUT} s",
+            f"8. database locked {HOLD:.0f} s by another connection ({how}), busy timeout {TIMEOUT} s",
             "chat message and join, finished stroke: error 'busy', socket open, nothing stored, the stroke erased "
             "from the other screen; a liveblog page connected meanwhile; the same writes succeed after",
             **seconds_round(message_busy_s=message_busy, stroke_busy_s=stroke_busy),

@@ -15,21 +15,36 @@ Either way no post, no message, no change is left, no seq is used up, and no
 page hears of anything; once the fault is gone the next event takes the next seq.
 """
 
-import sqlite3
-
+import pytest
 from client import ChatPage, LiveblogPage, pages_open
-from conftest import record, tracebacks
+from conftest import database_connect, record, tracebacks
 
-TRIGGER = """
-CREATE TRIGGER faults_no_events BEFORE INSERT ON realtime_common_streamevent
-BEGIN SELECT RAISE(ABORT, 'fault injected: no event'); END
-"""
+pytestmark = pytest.mark.database
+
+# A trigger refusing every event insert, and its removal, in each database's dialect.
+TRIGGER = {
+    "sqlite": [
+        """CREATE TRIGGER faults_no_events BEFORE INSERT ON realtime_common_streamevent
+        BEGIN SELECT RAISE(ABORT, 'fault injected: no event'); END""",
+    ],
+    "postgres": [
+        """CREATE FUNCTION faults_no_events() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN RAISE EXCEPTION 'fault injected: no event'; END $$""",
+        """CREATE TRIGGER faults_no_events BEFORE INSERT ON realtime_common_streamevent
+        FOR EACH ROW EXECUTE FUNCTION faults_no_events()""",
+    ],
+}
+TRIGGER_DROP = {
+    "sqlite": ["DROP TRIGGER faults_no_events"],
+    "postgres": ["DROP TRIGGER faults_no_events ON realtime_common_streamevent", "DROP FUNCTION faults_no_events()"],
+}
 
 
-def sql(site, statement: str) -> None:
-    connection = sqlite3.connect(str(site.workdir / "db.sqlite3"), isolation_level=None, timeout=10)
+def sql(site, statements: dict[str, list[str]]) -> None:
+    connection = database_connect(site)
     try:
-        connection.execute(statement)
+        for statement in statements["postgres" if site.database_url else "sqlite"]:
+            connection.execute(statement)
     finally:
         connection.close()
 
@@ -76,7 +91,7 @@ async def test_a_failed_event_write_leaves_nothing(sites):
         )
         outcomes = {**blog_writers["outcome"], **chat_writers["outcome"]}
         for site in (liveblog, chat):
-            sql(site, "DROP TRIGGER faults_no_events")
+            sql(site, TRIGGER_DROP)
 
         # Nothing left behind: no row, no event, no seq used up, nothing sent.
         blog_after = await blog_script.acall("liveblog_state", slug="djangocon", marker="atomic:")

@@ -1,4 +1,4 @@
-"""The echo site: one WebSocket route behind the sites' own stack (Origin check,
+"""The echo site: its WebSocket routes behind the sites' own stack (Origin check,
 session and user, URL router), built by the same realtime_common.asgi builder."""
 
 import os
@@ -11,10 +11,10 @@ django_asgi_app = get_asgi_application()
 
 from django.urls import path  # noqa: E402
 
-from echo_site.consumers import EchoConsumer  # noqa: E402
+from echo_site.consumers import EchoConsumer, SizedConsumer  # noqa: E402
 from realtime_common.asgi import asgi_application  # noqa: E402
 
 application = asgi_application(
     http=django_asgi_app,
-    websocket_urlpatterns=[path("ws/echo/", EchoConsumer.as_asgi())],
+    websocket_urlpatterns=[path("ws/echo/", EchoConsumer.as_asgi()), path("ws/sized/", SizedConsumer.as_asgi())],
 )

@@ -12,3 +12,11 @@ class EchoConsumer(AsyncSafeJsonWebsocketConsumer):
             await self.send(text_data=text_data)
         else:
             await self.send(bytes_data=bytes_data)
+
+
+class SizedConsumer(AsyncSafeJsonWebsocketConsumer):
+    """Answers a text message ``n`` with a binary message of n octets: a frame the
+    server sends may be bigger than any a page may send."""
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        await self.send(bytes_data=b"x" * int(text_data))

@@ -117,6 +117,18 @@ def stroke_delete(*, board_id: int, author: str, stroke_id: str) -> bool:
 
 
 @transaction.atomic
+def boards_delete(*, board_ids: list[int]) -> None:
+    """Delete the boards and their strokes (the admin's delete). Each board's row is
+    locked first, as every change to its strokes does (board_lock), and in one order:
+    an undo or a clear of the board at the same moment goes before or after, never
+    halfway. Unlocked, the cascade would lock the strokes first, then wait for the
+    board's row that the undo holds while it waits for a stroke: a deadlock on Postgres."""
+    for board_id in sorted(board_ids):
+        board_lock(board_id=board_id)
+    Board.objects.filter(pk__in=board_ids).delete()
+
+
+@transaction.atomic
 def board_clear(*, board_id: int) -> None:
     # The counts first, which locks the board: a stroke ending meanwhile waits, then
     # counts in from zero. Deleting first, one committed between the DELETE and the

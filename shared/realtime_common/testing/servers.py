@@ -254,10 +254,14 @@ class PostgresServer:
         except (RuntimeError, TimeoutError) as error:
             raise RuntimeError(f"{error}\n{log_path.read_text()}") from error
 
-    def database_create(self, *, name: str) -> str:
-        """Create an empty database ``name``; its DATABASE_URL."""
+    def database_create(self, *, name: str, template: str | None = None) -> str:
+        """Create a database ``name``, empty or a copy of the database ``template`` (which
+        nobody may be connected to); its DATABASE_URL."""
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         with psycopg.connect(self.url(name="postgres"), autocommit=True) as connection:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            connection.execute(statement)
         return self.url(name=name)
 
     def stop(self) -> None:
@@ -354,9 +358,8 @@ class LiveSite:
                 [
                     sys.executable,
                     "-m",
-                    "daphne",
-                    "--websocket-max-message-size",
-                    "65536",
+                    # daphne as the Procfile and docker/start run it.
+                    "realtime_common.serve",
                     "-b",
                     "127.0.0.1",
                     "-p",

@@ -1,0 +1,59 @@
+"""daphne as every site runs it: ``python -m realtime_common.serve [daphne's options] config.asgi:application``.
+
+The Procfile, ``docker/start`` and the test servers all start this, not ``daphne``, for
+one thing: a page that sends a frame over FRAME_MAX_BYTES (64 KiB), of any size, gets a
+Close frame with **1009** (message too big), not a dropped connection; while what the
+server sends is not held to that limit.
+
+- The limit is FRAME_MAX_BYTES, set here so that no command line can leave it out
+  (daphne's own default is 1 MiB). A ``--websocket-max-message-size`` given on the
+  command line comes later, so it wins.
+- autobahn, daphne's WebSocket implementation, fails a connection by dropping TCP unless
+  told otherwise (its ``failByDrop`` option, on by default; daphne has no flag for it).
+  The page would see 1006, as on a network failure, and send the same frame again once
+  it reconnects. Here autobahn sends the Close frame first: 1009 for a message over the
+  limit, 1002 or 1007 for a protocol violation. It decides on a frame's header and reads
+  the rest of an oversized frame without keeping it, so a 2 MiB frame takes no more
+  memory than a 64 KiB one.
+- autobahn holds what the server sends to the same limit (daphne's flag too): over it,
+  the message would be lost with an error in the log. The sites' own frames (a board's
+  snapshot, a room's history) can be bigger, and are bounded by the sites (README,
+  Security, "the largest frames the server sends"): here nothing holds them back.
+"""
+
+import sys
+
+from daphne import server, ws_protocol
+from daphne.cli import CommandLineInterface
+
+from .consumers import FRAME_MAX_BYTES
+
+
+class WebSocketProtocol(ws_protocol.WebSocketProtocol):
+    def serverSend(self, content, binary=False) -> None:
+        # The limit is on what the page sends: lifted while the server sends (one thread, the reactor's).
+        limit, self.maxMessagePayloadSize = self.maxMessagePayloadSize, 0
+        try:
+            super().serverSend(content, binary)
+        finally:
+            self.maxMessagePayloadSize = limit
+
+
+class WebSocketFactory(server.WebSocketFactory):
+    """daphne's factory, with autobahn's defaults but one: fail a connection with a Close frame."""
+
+    protocol = WebSocketProtocol
+
+    def resetProtocolOptions(self) -> None:
+        super().resetProtocolOptions()
+        self.failByDrop = False
+
+
+def main() -> None:
+    # daphne's Server builds its factory from this module's name, with no option or hook for failByDrop.
+    server.WebSocketFactory = WebSocketFactory
+    CommandLineInterface().run(["--websocket-max-message-size", str(FRAME_MAX_BYTES), *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    main()
