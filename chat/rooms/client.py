@@ -14,6 +14,7 @@ import http.cookiejar
 import json
 import random
 import threading
+import time
 import unicodedata
 import urllib.error
 import urllib.request
@@ -27,9 +28,13 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Origin
 
 HTTP_TIMEOUT = 10
-# The page's reconnect delays (frontend/js/socket.js, backoffDelay): full jitter under
-# base * 2**attempt, at most the max, never under half the base.
-BACKOFF_BASE, BACKOFF_MAX = 0.5, 15.0
+# The page's reconnect policy (frontend/js/socket.js): a delay in the upper half of a ceiling
+# that doubles from the base to the max, counted up again only once a connection stayed open
+# STABLE_SECONDS (a server that accepts and closes at once is not hammered), and after a
+# restart (1012, a deploy) a random spread, never shorter than the backoff.
+BACKOFF_BASE, BACKOFF_MAX, STABLE_SECONDS = 0.5, 30.0, 30.0
+RESTART_SPREAD = (0.5, 5.0)
+CLOSE_SERVICE_RESTART = 1012
 # A joined frame holds up to 50 messages of up to 24.5 KB (README): over websockets' 1 MiB default.
 FRAME_MAX_BYTES = 4 * 1024 * 1024
 # What the first join may answer that no retry can change.
@@ -111,9 +116,12 @@ def text_printable(*, text: str) -> str:
     return "".join("\N{REPLACEMENT CHARACTER}" if unicodedata.category(char) == "Cc" else char for char in text)
 
 
-def backoff_delay(*, attempt: int) -> float:
+def backoff_delay(*, attempt: int, code: int | None) -> float:
     ceiling = min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt)
-    return max(BACKOFF_BASE / 2, random.random() * ceiling)
+    delay = ceiling / 2 + random.random() * ceiling / 2
+    if code == CLOSE_SERVICE_RESTART:
+        delay = max(delay, random.uniform(*RESTART_SPREAD))
+    return delay
 
 
 @dataclass
@@ -218,7 +226,7 @@ class ChatClient:
     async def connection_keep(self) -> None:
         attempt = 0
         while not self.closing:
-            code = None  # the server's close code, once connected
+            code = opened = None  # the server's close code, and when the socket opened, once connected
             try:
                 url = await asyncio.to_thread(ticket_url_fetch, login=self.login)
                 async with connect(
@@ -228,13 +236,14 @@ class ChatClient:
                     open_timeout=HTTP_TIMEOUT,
                     **socket_address(url=url),
                 ) as socket:
-                    attempt = 0
+                    opened = time.monotonic()
                     self.socket = socket
                     # Not the ticket: it is a credential, if only for seconds.
                     self.say(f"-- connected to {urlsplit(url)._replace(query='').geturl()}")
-                    if not self.view.joined:
-                        await socket.send(json.dumps({"command": "join", "room": self.view.room}))
+                    # A server may close right after accepting (too many sockets, a crash): a drop like any.
                     with contextlib.suppress(ConnectionClosed):
+                        if not self.view.joined:
+                            await socket.send(json.dumps({"command": "join", "room": self.view.room}))
                         async for text in socket:
                             self.frame_show(frame=json.loads(text))
                     code = socket.close_code
@@ -249,10 +258,15 @@ class ChatClient:
             # 4400-4499: refused for good (4401: logged out), as the page reads them.
             if code is not None and 4400 <= code <= 4499:
                 raise ClientStopped(f"Disconnected for good ({why}): logged out?")
-            delay = backoff_delay(attempt=attempt)
+            if opened is not None and time.monotonic() - opened >= STABLE_SECONDS:
+                attempt = 0
+            delay = backoff_delay(attempt=attempt, code=code)
             attempt += 1
             self.say(f"-- disconnected ({why}); reconnecting in {delay:.1f} s")
-            await asyncio.sleep(delay)
+            await self.reconnect_wait(delay)
+
+    async def reconnect_wait(self, delay: float) -> None:
+        await asyncio.sleep(delay)
 
     def frame_show(self, *, frame: dict) -> None:
         if frame.get("type") == "error" and frame.get("code") in JOIN_REFUSALS and not self.view.joined:

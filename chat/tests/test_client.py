@@ -2,6 +2,7 @@
 the command itself against the chat served by daphne, as a user runs it, typed into and read
 line by line."""
 
+import io
 import queue
 import re
 import subprocess
@@ -11,9 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.server import serve
 
 from realtime_common.testing.servers import LiveSite
-from rooms.client import RoomView, socket_address, text_printable, url_with_since
+from rooms import client as client_module
+from rooms.client import ChatClient, Login, RoomView, backoff_delay, socket_address, text_printable, url_with_since
 
 CHAT = Path(__file__).resolve().parents[1]
 PASSWORD = "a-long-password-for-the-client"
@@ -94,6 +97,38 @@ def test_a_reconnect_asks_for_what_came_after_the_last_event_shown():
     url = "ws://127.0.0.1:8012/ws/chat/?ticket=abc%3A1"
     assert url_with_since(url=url, room="lobby", seq=None) == url
     assert url_with_since(url=url, room="lobby", seq=41) == f"{url}&since=lobby%3A41"
+
+
+@pytest.mark.parametrize("code", [1011, 1013])
+async def test_a_server_that_accepts_then_closes_gets_ever_fewer_attempts(monkeypatch, code):
+    async def accept_then_close(connection):
+        await connection.close(code=code)
+
+    waits: list[float] = []
+    client = ChatClient(
+        login=Login(base_url="http://127.0.0.1", csrf_cookie="csrftoken"), room="lobby", out=io.StringIO()
+    )
+
+    async def wait(delay: float) -> None:  # the client's pause between attempts, taken at once and counted
+        waits.append(delay)
+        client.closing = len(waits) == 12
+
+    async with serve(accept_then_close, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        monkeypatch.setattr(client_module, "ticket_url_fetch", lambda *, login: f"ws://127.0.0.1:{port}/")
+        monkeypatch.setattr(client, "reconnect_wait", wait)
+        await client.connection_keep()
+
+    # As the page does (socket.js): the first minute holds at most 10 attempts, then one in 15 s at most.
+    assert sum(waits[:9]) >= 60, waits
+    assert min(waits[9:]) >= 15, waits
+
+
+def test_a_restart_comes_back_within_a_short_spread_never_sooner_than_the_backoff():
+    delays = [backoff_delay(attempt=0, code=1012) for _ in range(200)]
+    assert 0.5 <= min(delays) and max(delays) <= 5
+    assert max(delays) - min(delays) > 2  # spread out, not all at once
+    assert backoff_delay(attempt=8, code=1012) >= 15
 
 
 def test_localhost_names_are_the_loopback_as_in_browsers():

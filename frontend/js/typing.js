@@ -15,8 +15,10 @@ export function typingText(users) {
 }
 
 // Per room, whether a keystroke should send "typing" now: at most one every `interval` ms.
+// On a monotonic clock: with Date.now(), setting the system clock back would stop the notices
+// until it caught up with the last one sent.
 export class TypingThrottle {
-  constructor({ interval = TYPING_INTERVAL_MS, now = () => Date.now() } = {}) {
+  constructor({ interval = TYPING_INTERVAL_MS, now = () => performance.now() } = {}) {
     this.interval = interval;
     this.now = now;
     this.sent = new Map(); // room -> when "typing" was last sent

@@ -1,18 +1,24 @@
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { JsonSocket, backoffDelay, isFinalCloseCode, ticketUrlProvider } from '../js/socket.js';
+import { JsonSocket, backoffDelay, isFinalCloseCode, restartDelay, ticketUrlProvider } from '../js/socket.js';
 
 // Stands in for the browser WebSocket: records what the client does and lets
 // a test play the server's part. Like browsers, a failed attempt fires
-// "error" and then "close" with 1006.
+// "error" and then "close" with 1006, and readyState follows along.
 let sockets = [];
 
 class FakeWebSocket {
+  static CONNECTING = 0;
+  static OPEN = 1;
+  static CLOSING = 2;
+  static CLOSED = 3;
+
   constructor(url) {
     this.url = url;
     this.sent = [];
     this.closedByClient = false;
+    this.readyState = FakeWebSocket.CONNECTING;
     sockets.push(this);
   }
 
@@ -22,9 +28,11 @@ class FakeWebSocket {
 
   close() {
     this.closedByClient = true;
+    this.readyState = FakeWebSocket.CLOSING;
   }
 
   open() {
+    this.readyState = FakeWebSocket.OPEN;
     this.onopen?.({ type: 'open' });
   }
 
@@ -33,6 +41,7 @@ class FakeWebSocket {
   }
 
   serverClose(code = 1006) {
+    this.readyState = FakeWebSocket.CLOSED;
     this.onclose?.({ type: 'close', code });
   }
 
@@ -46,6 +55,9 @@ const last = () => sockets.at(-1);
 
 // random() = 1 makes every delay the ceiling: 500, 1000, 2000, ...
 const noJitter = (attempt) => backoffDelay(attempt, { random: () => 1 });
+// random() = 0: the shortest delays each can draw, the worst case for the server.
+const shortest = (attempt) => backoffDelay(attempt, { random: () => 0 });
+const shortestRestart = () => restartDelay({ random: () => 0 });
 
 function fakeWindow(href = 'https://example.test/liveblog/') {
   const window = new EventTarget();
@@ -53,8 +65,14 @@ function fakeWindow(href = 'https://example.test/liveblog/') {
   return window;
 }
 
+function fakeDocument() {
+  const document = new EventTarget();
+  document.visibilityState = 'visible';
+  return document;
+}
+
 function connect({ url = 'wss://example.test/ws/', ...options } = {}) {
-  return new JsonSocket(url, { WebSocket: FakeWebSocket, backoff: noJitter, ...options });
+  return new JsonSocket(url, { WebSocket: FakeWebSocket, backoff: noJitter, restart: shortestRestart, ...options });
 }
 
 beforeEach(() => {
@@ -67,9 +85,9 @@ afterEach(() => {
 });
 
 describe('backoffDelay', () => {
-  it('scales the jitter window by random()', () => {
-    assert.equal(backoffDelay(2, { random: () => 0.5 }), 1000);
-    assert.equal(backoffDelay(3, { random: () => 0.25 }), 1000);
+  it('draws from the upper half of the ceiling', () => {
+    assert.equal(backoffDelay(2, { random: () => 0.5 }), 1500);
+    assert.equal(backoffDelay(3, { random: () => 0 }), 2000);
   });
 
   it('doubles the ceiling with each attempt', () => {
@@ -78,22 +96,29 @@ describe('backoffDelay', () => {
   });
 
   it('never goes above maxMs, even for huge attempt counts', () => {
-    assert.equal(backoffDelay(5, { random: () => 1 }), 15000);
-    assert.equal(backoffDelay(5000, { random: () => 1 }), 15000);
+    assert.equal(backoffDelay(6, { random: () => 1 }), 30000);
+    assert.equal(backoffDelay(5000, { random: () => 1 }), 30000);
     assert.equal(backoffDelay(3, { maxMs: 3000, random: () => 1 }), 3000);
   });
 
-  it('never goes below half of baseMs', () => {
+  it('never goes below half the ceiling: the floor grows to 15 s', () => {
     assert.equal(backoffDelay(0, { random: () => 0 }), 250);
-    assert.equal(backoffDelay(10, { random: () => 0 }), 250);
-    assert.equal(backoffDelay(4, { baseMs: 100, random: () => 0 }), 50);
+    assert.equal(backoffDelay(4, { random: () => 0 }), 4000);
+    assert.equal(backoffDelay(10, { random: () => 0 }), 15000);
+    assert.equal(backoffDelay(4, { baseMs: 100, random: () => 0 }), 800);
   });
 
   it('stays within [floor, ceiling] with the real Math.random', () => {
     for (let i = 0; i < 200; i++) {
       const delay = backoffDelay(2);
-      assert.ok(delay >= 250 && delay <= 2000, `delay ${delay} out of range`);
+      assert.ok(delay >= 1000 && delay <= 2000, `delay ${delay} out of range`);
     }
+  });
+});
+
+describe('restartDelay', () => {
+  it('spreads pages over 0.5–5 s', () => {
+    assert.deepEqual([0, 0.5, 1].map((r) => restartDelay({ random: () => r })), [500, 2750, 5000]);
   });
 });
 
@@ -222,10 +247,40 @@ describe('ticketUrlProvider', () => {
     const fetch = fakeFetch(200, { ticket: 'x', url: 'ws://sockets.test/ws/chat/?ticket=x', expires_in: 30 });
     const url = await ticketUrlProvider('/ws-ticket/', { csrfToken: 'token', fetch })();
     assert.equal(url, 'ws://sockets.test/ws/chat/?ticket=x');
-    assert.deepEqual(fetch.mock.calls[0].arguments, [
-      '/ws-ticket/',
-      { method: 'POST', headers: { 'X-CSRFToken': 'token' }, credentials: 'same-origin' },
-    ]);
+    const [ticketUrl, { signal, ...init }] = fetch.mock.calls[0].arguments;
+    assert.equal(ticketUrl, '/ws-ticket/');
+    assert.deepEqual(init, { method: 'POST', headers: { 'X-CSRFToken': 'token' }, credentials: 'same-origin' });
+    assert.ok(signal instanceof AbortSignal);
+  });
+
+  // Like the browser's fetch on a server that never answers: it rejects only when aborted.
+  function hangingFetch() {
+    return mock.fn((url, { signal }) => new Promise((resolve, reject) => {
+      signal?.addEventListener('abort', () => reject(signal.reason));
+    }));
+  }
+
+  it('gives up on a request with no answer after 10 s', async () => {
+    const fetch = hangingFetch();
+    const asked = ticketUrlProvider('/ws-ticket/', { fetch })();
+    mock.timers.tick(9999);
+    assert.equal(fetch.mock.calls[0].arguments[1].signal.aborted, false);
+    mock.timers.tick(1);
+    await assert.rejects(asked, /no answer in 10000 ms/);
+  });
+
+  it('makes a socket try again with backoff when the request hangs', async (t) => {
+    t.mock.method(console, 'warn', () => {});
+    const fetch = hangingFetch();
+    const socket = connect({ url: ticketUrlProvider('/ws-ticket/', { fetch }) });
+    await settle();
+    mock.timers.tick(10000);
+    await settle();
+    assert.equal(socket.state, 'reconnecting');
+    mock.timers.tick(500);
+    await settle();
+    assert.equal(fetch.mock.callCount(), 2);
+    assert.equal(sockets.length, 0);
   });
 
   it('answers null when logged out and throws on other failures', async () => {
@@ -258,7 +313,7 @@ describe('JsonSocket state', () => {
     assert.ok(statusElement.title, 'explains the state in a tooltip');
   });
 
-  it('grows the reconnect delay on each failure and resets it after opening', () => {
+  it('grows the reconnect delay on each failure and resets it once a connection stayed open 30 s', () => {
     const socket = connect();
     const states = [];
     socket.addEventListener('statechange', () => states.push(socket.state));
@@ -272,10 +327,121 @@ describe('JsonSocket state', () => {
     }
 
     last().open();
+    mock.timers.tick(30000);
     last().serverClose();
     mock.timers.tick(500);
     assert.equal(sockets.length, 5, 'back to the first delay');
     assert.deepEqual(states, ['reconnecting', 'open', 'reconnecting'], 'repeated failures are one change');
+  });
+
+  it('keeps growing the delay over connections that close before 30 s', () => {
+    connect();
+    for (const delay of [500, 1000, 2000, 4000]) {
+      last().open();
+      mock.timers.tick(29999);
+      last().serverClose(1011);
+      const count = sockets.length;
+      mock.timers.tick(delay - 1);
+      assert.equal(sockets.length, count, `no attempt before ${delay}ms`);
+      mock.timers.tick(1);
+      assert.equal(sockets.length, count + 1, `an attempt at ${delay}ms`);
+    }
+  });
+
+  // Plays a server that accepts every connection and closes it at once, for `ms`, in steps
+  // of 10 ms; answers when each attempt came, in ms from the start.
+  function acceptAndClose({ code, ms }) {
+    const attempts = [];
+    for (let now = 0; now < ms; now += 10) {
+      while (attempts.length < sockets.length) {
+        const ws = sockets[attempts.length];
+        attempts.push(now);
+        ws.open();
+        ws.serverClose(code);
+      }
+      mock.timers.tick(10);
+    }
+    return attempts;
+  }
+
+  for (const code of [1013, 1011, 1006, 1012]) {
+    it(`gives a server that accepts then closes with ${code} ≤ 10 attempts in a minute, then ≤ 1 per 15 s`, () => {
+      connect({ backoff: shortest });
+      const attempts = acceptAndClose({ code, ms: 10 * 60 * 1000 });
+      const firstMinute = attempts.filter((at) => at < 60000);
+      assert.ok(firstMinute.length <= 10, `${firstMinute.length} attempts in the first minute: ${firstMinute}`);
+      const later = attempts.filter((at) => at >= 60000);
+      assert.ok(later.length >= 30, `it keeps trying: ${later.length} attempts in 9 minutes`);
+      for (const [i, at] of attempts.entries()) {
+        const gap = at - attempts[i - 1];
+        if (at >= 60000) assert.ok(gap >= 15000, `an attempt at ${at} ms, ${gap} ms after the one before`);
+      }
+    });
+  }
+
+  it('comes back within a random 0.5–5 s after a deploy (1012), not after a long backoff', () => {
+    const spreads = [3000];
+    connect({ restart: () => spreads.shift() });
+    for (let i = 0; i < 5; i++) {
+      last().fail();
+      mock.timers.tick(60000);
+    }
+    last().open();
+    mock.timers.tick(30000);
+    last().serverClose(1012);
+    const count = sockets.length;
+    mock.timers.tick(2999);
+    assert.equal(sockets.length, count, 'spread out: not at once');
+    mock.timers.tick(1);
+    assert.equal(sockets.length, count + 1, 'soon: at the drawn spread, however long the backoff was before');
+  });
+
+  it('waits the backoff instead after a 1012 when it is longer: a restart loop backs off too', () => {
+    connect({ restart: () => 500 });
+    for (let i = 0; i < 4; i++) {
+      last().fail();
+      mock.timers.tick(60000);
+    }
+    last().open();
+    last().serverClose(1012);
+    const count = sockets.length;
+    mock.timers.tick(7999); // backoff(4), the fifth delay
+    assert.equal(sockets.length, count);
+    mock.timers.tick(1);
+    assert.equal(sockets.length, count + 1);
+  });
+
+  it('tries again with backoff when opening throws (a URL the browser refuses)', (t) => {
+    t.mock.method(console, 'warn', () => {});
+    let refuse = 2;
+    class PickyWebSocket extends FakeWebSocket {
+      constructor(url) {
+        if (refuse-- > 0) throw new SyntaxError(`The URL '${url}' is invalid.`);
+        super(url);
+      }
+    }
+    const socket = connect({ WebSocket: PickyWebSocket });
+    assert.equal(socket.state, 'reconnecting');
+    mock.timers.tick(499);
+    assert.equal(sockets.length, 0);
+    mock.timers.tick(1);
+    assert.equal(sockets.length, 0, 'the second attempt threw too');
+    mock.timers.tick(999);
+    assert.equal(sockets.length, 0);
+    mock.timers.tick(1);
+    assert.equal(sockets.length, 1, 'the third comes after a longer one');
+  });
+
+  it('tries again with backoff when a URL provider answers a URL that is no URL', async (t) => {
+    t.mock.method(console, 'warn', () => {});
+    const urls = ['ws://[bad', 'ws://sockets.test/ws/'];
+    const socket = connect({ url: async () => urls.shift() });
+    await settle();
+    assert.equal(socket.state, 'reconnecting');
+    assert.equal(sockets.length, 0);
+    mock.timers.tick(500);
+    await settle();
+    assert.equal(last().url, 'ws://sockets.test/ws/');
   });
 
   it('stops for good on a final close code', () => {
@@ -285,6 +451,7 @@ describe('JsonSocket state', () => {
     last().serverClose(4401);
 
     assert.equal(socket.state, 'closed');
+    assert.equal(socket.closeCode, 4401, 'the page can say why');
     assert.equal(statusElement.textContent, 'Disconnected');
     mock.timers.tick(10 * 60 * 1000);
     assert.equal(sockets.length, 1);
@@ -305,6 +472,7 @@ describe('JsonSocket state', () => {
     socket.close();
 
     assert.equal(socket.state, 'closed');
+    assert.equal(socket.closeCode, null, 'no close code stopped it');
     mock.timers.tick(10 * 60 * 1000);
     assert.equal(sockets.length, 1);
   });
@@ -380,6 +548,15 @@ describe('JsonSocket messages', () => {
     assert.equal(socket.send({ type: 'ping' }), false);
     assert.equal(last().sent.length, 1);
   });
+
+  it('send() returns false while the connection is closing, before its close event', () => {
+    const socket = connect();
+    last().open();
+    last().readyState = FakeWebSocket.CLOSING; // the server's close frame came in
+    assert.equal(socket.state, 'open');
+    assert.equal(socket.send({ command: 'send', text: 'hi' }), false);
+    assert.deepEqual(last().sent, []);
+  });
 });
 
 describe('JsonSocket online/offline', () => {
@@ -407,17 +584,130 @@ describe('JsonSocket online/offline', () => {
     assert.equal(sockets.length, count + 2, 'backoff starts over');
   });
 
-  it('stops listening to the window after close()', () => {
+  it('stops listening to the window and the document after close()', () => {
     const window = fakeWindow();
-    const socket = connect({ url: '/ws/', window });
+    const document = fakeDocument();
+    const socket = connect({ url: '/ws/', window, document });
     const remove = mock.method(window, 'removeEventListener');
+    const removeFromDocument = mock.method(document, 'removeEventListener');
     socket.close();
 
     assert.deepEqual(remove.mock.calls.map((call) => call.arguments[0]).sort(), ['offline', 'online']);
+    assert.deepEqual(removeFromDocument.mock.calls.map((call) => call.arguments[0]), ['visibilitychange']);
     window.dispatchEvent(new Event('online'));
     window.dispatchEvent(new Event('offline'));
+    document.dispatchEvent(new Event('visibilitychange'));
     mock.timers.tick(10 * 60 * 1000);
     assert.equal(sockets.length, 1);
     assert.equal(socket.state, 'closed');
+  });
+});
+
+describe('JsonSocket visibility', () => {
+  function show(document, visibilityState) {
+    document.visibilityState = visibilityState;
+    document.dispatchEvent(new Event('visibilitychange'));
+  }
+
+  it('reconnects at once, backoff reset, when the page becomes visible while waiting to reconnect', () => {
+    const document = fakeDocument();
+    connect({ document });
+    for (const delay of [500, 1000, 2000, 4000]) {
+      last().fail();
+      mock.timers.tick(delay);
+    }
+    last().fail(); // the next attempt is 8 s away
+    show(document, 'hidden');
+    assert.equal(sockets.length, 5, 'nothing while hidden');
+    show(document, 'visible');
+    assert.equal(sockets.length, 6, 'no waiting for the backoff');
+    show(document, 'visible');
+    assert.equal(sockets.length, 6, 'an attempt under way is left to finish');
+
+    last().fail();
+    mock.timers.tick(500);
+    assert.equal(sockets.length, 7, 'backoff starts over');
+
+    last().open();
+    show(document, 'hidden');
+    show(document, 'visible');
+    assert.equal(sockets.length, 7, 'an open connection is left alone');
+  });
+});
+
+describe('JsonSocket heartbeat', () => {
+  it('pings after 15 s without a frame, and drops and reconnects 20 s after an unanswered ping', (t) => {
+    t.mock.method(console, 'warn', () => {});
+    const socket = connect();
+    const ws = last();
+    ws.open();
+    mock.timers.tick(14999);
+    assert.deepEqual(ws.sent, []);
+    mock.timers.tick(1);
+    assert.deepEqual(ws.sent, ['{"type":"ping"}']);
+
+    mock.timers.tick(19999);
+    assert.equal(socket.state, 'open');
+    mock.timers.tick(1);
+    assert.ok(ws.closedByClient, 'a dead connection is noticed within 35 s (≤ 45 s)');
+    assert.equal(socket.state, 'reconnecting');
+    mock.timers.tick(500);
+    assert.equal(sockets.length, 2);
+  });
+
+  it('counts any frame as a sign of life, and keeps the pong from onMessage', () => {
+    const onMessage = mock.fn();
+    const socket = connect({ onMessage });
+    const ws = last();
+    ws.open();
+    mock.timers.tick(10000);
+    ws.receive('{"type":"post"}');
+    mock.timers.tick(14999);
+    assert.deepEqual(ws.sent, [], 'the frame postponed the ping');
+    mock.timers.tick(1);
+    assert.equal(ws.sent.length, 1);
+    mock.timers.tick(19000);
+    ws.receive('{"type":"pong"}');
+    mock.timers.tick(14999);
+    assert.equal(ws.sent.length, 1);
+    mock.timers.tick(1);
+    assert.equal(ws.sent.length, 2, 'the next ping, 15 s after the pong');
+    assert.equal(socket.state, 'open');
+    assert.ok(!ws.closedByClient);
+    assert.deepEqual(onMessage.mock.calls.map((call) => call.arguments[0]), [{ type: 'post' }]);
+  });
+
+  it('takes its frame and timings as options, and ping: null turns it off', (t) => {
+    t.mock.method(console, 'warn', () => {});
+    const socket = connect({ ping: { command: 'ping' }, pingAfterMs: 1000, pongTimeoutMs: 500 });
+    last().open();
+    mock.timers.tick(1000);
+    assert.deepEqual(last().sent, ['{"command":"ping"}']);
+    mock.timers.tick(500);
+    assert.equal(socket.state, 'reconnecting');
+
+    const quiet = connect({ ping: null });
+    last().open();
+    mock.timers.tick(10 * 60 * 1000);
+    assert.deepEqual(last().sent, []);
+    assert.equal(quiet.state, 'open');
+  });
+
+  it('keeps one heartbeat, for the current connection, and none after close()', () => {
+    const socket = connect();
+    const first = last();
+    first.open();
+    mock.timers.tick(10000);
+    first.serverClose(1006);
+    mock.timers.tick(500);
+    const second = last();
+    second.open();
+    mock.timers.tick(15000);
+    assert.deepEqual(first.sent, []);
+    assert.deepEqual(second.sent, ['{"type":"ping"}']);
+    socket.close();
+    mock.timers.tick(10 * 60 * 1000);
+    assert.equal(second.sent.length, 1);
+    assert.equal(sockets.length, 2);
   });
 });

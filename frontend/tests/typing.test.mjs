@@ -47,4 +47,16 @@ describe('TypingThrottle', () => {
     assert.equal(typing.due('lobby'), true);
     for (clock.now = 100; clock.now < TYPING_INTERVAL_MS; clock.now += 100) assert.equal(typing.due('lobby'), false);
   });
+
+  it('keeps letting notices through when the system clock is set back', (t) => {
+    // Two keystrokes 2 s apart, while the wall clock (Date) is set an hour back: the monotonic one goes on.
+    t.mock.timers.enable({ apis: ['Date'], now: 1_800_000_000_000 });
+    let monotonic = 5000;
+    t.mock.method(performance, 'now', () => monotonic);
+    const typing = new TypingThrottle();
+    assert.equal(typing.due('lobby'), true);
+    t.mock.timers.setTime(Date.now() - 60 * 60 * 1000 + TYPING_INTERVAL_MS);
+    monotonic += TYPING_INTERVAL_MS;
+    assert.equal(typing.due('lobby'), true);
+  });
 });

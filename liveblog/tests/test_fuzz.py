@@ -95,9 +95,9 @@ async def test_any_query_string_catches_up_or_resyncs_and_changes_nothing(query,
     fuzz_tally.consumer = "liveblog-page"
     before = await stored()
     socket = await fuzz_sockets.open(PAGE, query=query)
-    # The ping's read_only marks the end of the catch-up (the connect handler sends
+    # The probe's read_only marks the end of the catch-up (the connect handler sends
     # it all before any frame is handled), without waiting out a timeout.
-    await fuzz.frame_send(socket, fuzz.PING)
+    await fuzz.frame_send(socket, fuzz.PROBE)
     got: list[fuzz.Event] = []
     while True:
         answer = await fuzz.event_next(socket)

@@ -11,6 +11,12 @@ over it a frame is refused with ``rate_limited``; a page that keeps going is
 closed with 4429. A consumer whose socket only sends sets ``read_only_detail``.
 Anything under ``receive_json`` refuses a frame by raising ``ClientError``.
 
+**Heartbeat.** A page sends ``{"type": "ping"}`` when its socket has been quiet
+for a while (``JsonSocket``), to notice a connection that died without a close
+(a network change, a laptop that slept). Every socket, read-only ones too,
+answers ``{"type": "pong"}`` here, before ``receive_json``: no site handles it,
+and it touches no database. It counts against the frame rate like any frame.
+
 **Relayed frames.** A group message made by ``relay_message`` carries its frame
 already encoded. Every consumer in the group sends that text to its page from
 the event loop: the frame is encoded once for the whole group, not once per
@@ -40,9 +46,9 @@ logger = logging.getLogger(__name__)
 RELAY = "frame.relay"
 # In 4400-4499, which pages treat as final: a flooding page does not reconnect.
 CLOSE_FLOODING = 4429
-# The largest frame a page may send. daphne refuses bigger ones itself when run with
-# --websocket-max-message-size 65536 (Procfile, docker/start, the test servers);
-# this holds under any server, e.g. one started without the flag.
+# The largest frame a page may send. daphne refuses bigger ones itself, with 1009, as
+# realtime_common.serve runs it (Procfile, docker/start, the test servers); this holds
+# under any server, e.g. plain daphne, whose limit is 1 MiB.
 FRAME_MAX_BYTES = 64 * 1024
 # Message too big: the standard close code.
 CLOSE_TOO_BIG = 1009
@@ -71,14 +77,17 @@ async def relay_send(*, message: dict, channel_name: str, send) -> None:
 class ClientError(Exception):
     """Refuses the frame being handled: raised anywhere under receive_json (a
     wire.py parser, a check in the consumer), it becomes one error frame, and
-    the socket stays open."""
+    the socket stays open. ``client_id``, the page's own id of the command
+    refused (when it gave one), goes back in the frame: the page then knows
+    which of its commands to give back to its user."""
 
-    def __init__(self, code: str, detail: str):
+    def __init__(self, code: str, detail: str, *, client_id: str | None = None):
         super().__init__(detail)
-        self.code, self.detail = code, detail
+        self.code, self.detail, self.client_id = code, detail, client_id
 
     def frame(self) -> dict:
-        return error_frame(code=self.code, detail=self.detail)
+        frame = error_frame(code=self.code, detail=self.detail)
+        return frame if self.client_id is None else {**frame, "client_id": self.client_id}
 
 
 def fault_frame(error: Exception) -> dict | None:
@@ -106,6 +115,28 @@ class Flooding(Exception):
 
 class Oversized(Exception):
     """A frame over FRAME_MAX_BYTES: close the socket with CLOSE_TOO_BIG."""
+
+
+class Ping(Exception):
+    """The page's heartbeat: answer PONG_TEXT, and nothing else."""
+
+
+# The heartbeat, and its answer encoded once for every socket.
+PING = {"type": "ping"}
+PONG_TEXT = frame_encode(frame={"type": "pong"})
+# Longer than any spacing of PING that an encoder writes: a longer frame is not parsed to look for it.
+PING_MAX_CHARS = 32
+
+
+def frame_is_ping(*, text_data: str | None) -> bool:
+    """Is this frame the heartbeat? Compared as JSON, so that any client's encoder will do;
+    only a frame this short is parsed here, which costs next to nothing."""
+    if text_data is None or len(text_data) > PING_MAX_CHARS:
+        return False
+    try:
+        return json.loads(text_data) == PING
+    except ValueError:
+        return False
 
 
 def frame_size(*, text_data: str | None, bytes_data: bytes | None) -> int:
@@ -157,10 +188,14 @@ def unstorable_text_in(content) -> bool:
 def frame_receive(
     *, guard: FrameGuard, read_only_detail: str | None, text_data: str | None, bytes_data: bytes | None
 ) -> dict:
-    """The frame as a JSON object, once it passed the socket's limits; ClientError, Flooding or Oversized otherwise."""
+    """The frame as a JSON object, once it passed the socket's limits; Ping for the heartbeat;
+    ClientError, Flooding or Oversized otherwise."""
     if frame_size(text_data=text_data, bytes_data=bytes_data) > FRAME_MAX_BYTES:
         raise Oversized
     guard.admit()
+    # Before read_only: a socket that only sends still tells its page that it is alive.
+    if frame_is_ping(text_data=text_data):
+        raise Ping
     if read_only_detail is not None:
         raise ClientError("read_only", read_only_detail)
     if text_data is None:
@@ -223,6 +258,8 @@ class SafeJsonWebsocketConsumer(FrameLimits, JsonWebsocketConsumer):
         try:
             content = self.frame_content(text_data=text_data, bytes_data=bytes_data)
             self.receive_json(content, **kwargs)
+        except Ping:
+            self.send(text_data=PONG_TEXT)
         except ClientError as error:
             self.send_json(error.frame())
         except Flooding as flooding:
@@ -266,6 +303,8 @@ class AsyncSafeJsonWebsocketConsumer(FrameLimits, AsyncJsonWebsocketConsumer):
         try:
             content = self.frame_content(text_data=text_data, bytes_data=bytes_data)
             await self.receive_json(content, **kwargs)
+        except Ping:
+            await self.send(text_data=PONG_TEXT)
         except ClientError as error:
             await self.send_json(error.frame())
         except Flooding as flooding:

@@ -107,3 +107,33 @@ def test_a_lone_surrogate_spelled_with_an_escape_is_bad_json(text):
 
 def test_an_escaped_surrogate_pair_is_a_character():
     assert receive('{"text": "\\ud83d\\ude00"}') == {"text": "\U0001f600"}
+
+
+@pytest.mark.parametrize(
+    "text", ['{"type":"ping"}', '{"type": "ping"}', ' { "type" : "ping" }\n', '{"type":"p\\u0069ng"}']
+)
+def test_the_heartbeat_is_recognised_however_spaced_even_where_every_frame_is_read_only(text):
+    from realtime_common.consumers import Ping
+
+    with pytest.raises(Ping):
+        receive(text, read_only_detail="Only sends.")
+
+
+@pytest.mark.parametrize(
+    "text", ['{"type": "ping", "n": 1}', '{"type": "pong"}', '"ping"', '{"type":"ping"' + " " * 32 + "}"]
+)
+def test_anything_else_is_an_ordinary_frame(text):
+    with pytest.raises(ClientError) as refused:
+        receive(text, read_only_detail="Only sends.")
+    assert refused.value.code == "read_only"
+
+
+def test_the_heartbeat_counts_against_the_frame_rate():
+    from realtime_common.consumers import Ping
+
+    guard = FrameGuard(rate=0, burst=1)
+    with pytest.raises(Ping):
+        receive('{"type":"ping"}', guard=guard)
+    with pytest.raises(ClientError) as refused:
+        receive('{"type":"ping"}', guard=guard)
+    assert refused.value.code == "rate_limited"

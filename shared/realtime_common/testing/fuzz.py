@@ -72,7 +72,7 @@ from hypothesis.strategies import SearchStrategy
 
 from realtime_common.consumers import REFUSAL_BURST, unstorable_text_in
 
-# daphne's --websocket-max-message-size (Procfile, docker/start): a bigger frame is
+# daphne's limit (realtime_common.serve, FRAME_MAX_BYTES): a bigger frame is
 # closed with 1009 before any consumer sees it, so fuzz frames stay at or under it.
 FRAME_BUDGET = 64 * 1024
 # Generous: an answer normally comes within milliseconds, and a wait only runs
@@ -667,7 +667,8 @@ def error_check(event: Event, *, codes: Iterable[str], documented: frozenset[str
     allowed = set(codes)
     assert isinstance(event, dict), f"expected an error frame with a code in {sorted(allowed)}, got {event}"
     assert event.get("type") == "error", f"expected an error frame with a code in {sorted(allowed)}, got {event}"
-    assert set(event) == {"type", "code", "detail"} and isinstance(event["detail"], str), event
+    # client_id: the page's id of the command refused, when it gave one (ClientError).
+    assert set(event) - {"client_id"} == {"type", "code", "detail"} and isinstance(event["detail"], str), event
     assert event["code"] in documented, f"undocumented error code {event['code']!r}"
     assert event["code"] in allowed, f"expected a code in {sorted(allowed)}, got {event}"
     return event["code"]
@@ -837,14 +838,15 @@ def frame_tests(
     return FrameTests
 
 
-# What a page might send a socket that only sends: a frame that gets read_only, as any does.
-PING = {"type": "ping"}
+# What a page might send a socket that only sends: a frame that gets read_only, as any does
+# but the heartbeat ({"type": "ping"}, answered with a pong on every socket).
+PROBE = {"type": "hello"}
 
 
 async def alive_check(socket: WebsocketCommunicator, *, documented: frozenset[str]) -> None:
     """A socket that only sends is still alive: a page's next frame gets its normal
     answer, read_only."""
-    await frame_send(socket, PING)
+    await frame_send(socket, PROBE)
     error_check(await event_next(socket), codes={"read_only"}, documented=documented)
 
 
