@@ -233,6 +233,26 @@ def test_a_cursor_shows_on_the_other_screens_with_a_name_and_goes_when_it_leaves
         assert page.evaluate("window.violations") == [], f"the CSP refused something on {page.url}"
 
 
+def test_two_tabs_of_one_browser_are_two_cursors_on_another_screen(new_page, sketchpad_site):
+    alice, bob, path = two_on_a_new_board(new_page, sketchpad_site)
+    # Alice's second tab: her browser's, so the same author, on the other daphne process.
+    alice_tab = alice.context.new_page()
+    alice_tab.goto(f"{sketchpad_site.urls[1]}{path}")
+    expect_ready(alice_tab)
+
+    alice.mouse.move(*at(alice, 0.1, 0.1))
+    alice.mouse.move(*at(alice, 0.2, 0.2), steps=5)
+    alice_tab.mouse.move(*at(alice_tab, 0.6, 0.6))
+    alice_tab.mouse.move(*at(alice_tab, 0.7, 0.7), steps=5)
+    cursors = bob.locator("#cursors .cursor")
+    expect(cursors).to_have_count(2)
+    expect(cursors.locator(".cursor-name").nth(0)).to_have_text(cursors.locator(".cursor-name").nth(1).inner_text())
+    # One tab's pointer leaves the board: the other tab's cursor stays where it was.
+    alice.mouse.move(*at(alice, 0.2, -0.2), steps=5)
+    expect(cursors).to_have_count(1)
+    bob.wait_for_function(CURSOR_POINTS_AT, arg=[0.7, 0.7])
+
+
 PROBE = """window.sketchpadProbe = (event, stroke, count) => {
   (window.probed ??= []).push([event, count, performance.timeOrigin + performance.now()]);
 };"""

@@ -13,7 +13,9 @@ the same semantics) has one entry per process and user in the room,
 refreshed; a count of live entries per user; and a version, raised by every
 change of the set of users. One ``apply`` adds, refreshes and removes entries,
 prunes the expired ones (a dead process's) and answers who joined and who left,
-atomically (a Lua script in Redis).
+atomically (a Lua script in Redis). Expiry goes by the store's clock, never a
+process's: Redis's own (``TIME``), so that hosts whose clocks differ by more
+than the TTL neither prune each other's users nor have theirs pruned.
 
 **Flushed in batches.** Count changes go to the store in flushes: at most one in
 flight per room and process, at most one per CHAT_PRESENCE_BATCH seconds, so
@@ -27,7 +29,9 @@ every room in one pipeline; its prunes are how a dead process's users leave.
 message to the room: the version and the page's frame, encoded once. Each
 socket passes on the next version and drops older ones; after a gap (a lost
 message, or a store that lost its keys and started a new epoch) it reads and
-sends the full member list instead.
+sends the full member list instead; and so does every socket once the channel
+layer is back after an outage (``layer_reconnected``), as the changes sent
+meanwhile are lost without a later one to reveal the gap.
 """
 
 import asyncio
@@ -37,6 +41,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -46,6 +51,7 @@ from django.conf import settings
 from redis.exceptions import NoScriptError
 
 from realtime_common.consumers import frame_encode
+from realtime_common.layers import REDIS_DOWN
 from realtime_common.loops import loop_local
 from realtime_common.outages import OutageLog
 
@@ -99,13 +105,16 @@ class MemoryRoom:
 class MemoryStore:
     """The store of a site without Redis, as far as its in-memory channel layer reaches: one process."""
 
-    def __init__(self):
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic):
         self.rooms: dict[int, MemoryRoom] = {}
+        # One process's store, so one clock: the monotonic one, which no clock adjustment moves.
+        self.clock = clock
         # Event loops of other threads (a test's, a management command's) may use it too.
         self.lock = threading.Lock()
 
-    async def apply(self, *, changes: list[Change], now: float, ttl: float) -> list[Applied]:
+    async def apply(self, *, changes: list[Change], ttl: float) -> list[Applied]:
         with self.lock:
+            now = self.clock()
             return [self.change_apply(change=change, now=now, ttl=ttl) for change in changes]
 
     def change_apply(self, *, change: Change, now: float, ttl: float) -> Applied:
@@ -149,12 +158,16 @@ class MemoryStore:
 
 
 # KEYS: the room's entries (a sorted set scored by expiry), users (a hash: username ->
-# live entries) and version (a hash: epoch, number). ARGV: now, the expiry of added
-# entries, the keys' lifetime in seconds, an epoch in case the version is new, "1" to
-# answer the members, the number of adds, the adds, the removes.
+# live entries) and version (a hash: epoch, number). ARGV: the entries' TTL in seconds,
+# the keys' lifetime in seconds, an epoch in case the version is new, "1" to answer the
+# members, the number of adds, the adds, the removes. The time is the Redis server's,
+# the one clock every process shares (scripts may read it since Redis 5).
 APPLY_SCRIPT = """
 local entries, users, version = KEYS[1], KEYS[2], KEYS[3]
-local adds = tonumber(ARGV[6])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local expiry = now + tonumber(ARGV[1])
+local adds = tonumber(ARGV[5])
 local net = {}
 
 local function user_of(entry)
@@ -171,10 +184,10 @@ local function drop(entry)
   end
 end
 
-for _, entry in ipairs(redis.call('ZRANGEBYSCORE', entries, '-inf', ARGV[1])) do drop(entry) end
-for i = 7 + adds, #ARGV do drop(ARGV[i]) end
-for i = 7, 6 + adds do
-  if redis.call('ZADD', entries, ARGV[2], ARGV[i]) == 1 then
+for _, entry in ipairs(redis.call('ZRANGEBYSCORE', entries, '-inf', now)) do drop(entry) end
+for i = 6 + adds, #ARGV do drop(ARGV[i]) end
+for i = 6, 5 + adds do
+  if redis.call('ZADD', entries, expiry, ARGV[i]) == 1 then
     local user = user_of(ARGV[i])
     if redis.call('HINCRBY', users, user, 1) == 1 then net[user] = (net[user] or 0) + 1 end
   end
@@ -184,16 +197,16 @@ local joined, left = {}, {}
 for user, delta in pairs(net) do
   if delta > 0 then joined[#joined + 1] = user elseif delta < 0 then left[#left + 1] = user end
 end
-redis.call('HSETNX', version, 'epoch', ARGV[4])
+redis.call('HSETNX', version, 'epoch', ARGV[3])
 local number
 if #joined + #left > 0 then
   number = redis.call('HINCRBY', version, 'number', 1)
 else
   number = tonumber(redis.call('HGET', version, 'number') or 0)
 end
-for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ARGV[3]) end
+for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ARGV[2]) end
 local members = {}
-if ARGV[5] == '1' then members = redis.call('HKEYS', users) end
+if ARGV[4] == '1' then members = redis.call('HKEYS', users) end
 return {redis.call('HGET', version, 'epoch'), number, joined, left, members}
 """
 
@@ -209,12 +222,12 @@ class RedisStore:
         self.client = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_keepalive=True)
         self.script = self.client.register_script(APPLY_SCRIPT)
 
-    async def apply(self, *, changes: list[Change], now: float, ttl: float) -> list[Applied]:
+    async def apply(self, *, changes: list[Change], ttl: float) -> list[Applied]:
         try:
-            replies = await self.apply_pipeline(changes=changes, now=now, ttl=ttl)
+            replies = await self.apply_pipeline(changes=changes, ttl=ttl)
         except NoScriptError:  # a restarted Redis has forgotten the script; nothing was applied
             await self.client.script_load(self.script.script)
-            replies = await self.apply_pipeline(changes=changes, now=now, ttl=ttl)
+            replies = await self.apply_pipeline(changes=changes, ttl=ttl)
         return [
             Applied(
                 version=Version(epoch, number),
@@ -225,13 +238,13 @@ class RedisStore:
             for change, (epoch, number, joined, left, members) in zip(changes, replies, strict=True)
         ]
 
-    async def apply_pipeline(self, *, changes: list[Change], now: float, ttl: float) -> list:
+    async def apply_pipeline(self, *, changes: list[Change], ttl: float) -> list:
         # EVALSHA straight into the pipeline: redis-py's Script would first ask
         # SCRIPT EXISTS, a second round trip on every call.
         async with self.client.pipeline(transaction=False) as pipeline:
             for change in changes:
                 keys = room_keys(room_id=change.room_id)
-                args = [now, now + ttl, math.ceil(ttl), epoch_new(), int(change.members), len(change.adds)]
+                args = [ttl, math.ceil(ttl), epoch_new(), int(change.members), len(change.adds)]
                 pipeline.evalsha(self.script.sha, len(keys), *keys, *args, *change.adds, *change.removes)
             return await pipeline.execute()
 
@@ -350,7 +363,7 @@ class Registry:
             state.dirty, state.refresh, state.next_flush, state.members_wanted = set(), False, None, False
             state.last_flush = asyncio.get_running_loop().time()
         try:
-            applied = await self.store_get().apply(changes=changes, now=time.time(), ttl=settings.CHAT_PRESENCE_TTL)
+            applied = await self.store_get().apply(changes=changes, ttl=settings.CHAT_PRESENCE_TTL)
             for future, result in zip(waiting, applied, strict=True):
                 if future is not None:
                     future.set_result(result)
@@ -470,6 +483,20 @@ class PresenceMixin:
             # A failed flush is logged by the registry, and the entry expires by itself.
             with contextlib.suppress(Exception):
                 await registry.flush_await(room_id=room.pk, members=False)
+
+    async def layer_reconnected(self, message):
+        await super().layer_reconnected(message)
+        # The changes announced while this process's pub/sub connection was away are lost, and in a
+        # quiet room no later change would reveal the gap: the whole list of every room, read once
+        # per room for all the process's sockets (``members_read``).
+        registry = registry_get()
+        for slug, have in list(self.presence_versions.items()):
+            try:
+                members, now = await registry.members_read(room_id=self.presence_rooms[slug].pk, at_least=have)
+            except REDIS_DOWN:
+                return  # away again: its return brings another layer_reconnected
+            self.presence_versions[slug] = now
+            await self.send_json(presence_members_frame(slug=slug, members=members))
 
     async def presence_changed(self, message):
         slug = message["room"]

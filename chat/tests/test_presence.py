@@ -1,4 +1,4 @@
-"""The presence stores, in memory and in Redis, with a clock the tests move: entries
+"""The presence stores, in memory and in Redis, with time the tests move: entries
 live TTL seconds unless refreshed. Both must answer alike."""
 
 import pytest
@@ -9,10 +9,20 @@ from rooms.presence import Change, MemoryStore, RedisStore, room_keys
 LOBBY, RANDOM = 1, 2
 
 
+class Clock:
+    """The memory store's clock, moved by the test."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture(params=["memory", "redis"])
 async def store(request):
     if request.param == "memory":
-        yield MemoryStore()
+        yield MemoryStore(clock=Clock())
         return
     url = request.getfixturevalue("redis_server")
     redis.Redis.from_url(url).flushall()
@@ -21,8 +31,24 @@ async def store(request):
     await store.close()
 
 
-async def apply(store, *, now: float = 100, ttl: float = 10, room_id: int = LOBBY, **change):
-    [applied] = await store.apply(changes=[Change(room_id=room_id, **change)], now=now, ttl=ttl)
+@pytest.fixture
+def later(store, request):
+    """``later(seconds)``: that much time passes for the store."""
+
+    def memory_later(seconds: float) -> None:
+        store.clock.now += seconds
+
+    def redis_later(seconds: float) -> None:
+        # Redis's clock is its server's, which no test moves: its entries' expiry times move back instead.
+        client = redis.Redis.from_url(request.getfixturevalue("redis_server"))
+        for key in client.scan_iter("rooms:presence:*:entries"):
+            client.zadd(key, {entry: expiry - seconds for entry, expiry in client.zrange(key, 0, -1, withscores=True)})
+
+    return memory_later if isinstance(store, MemoryStore) else redis_later
+
+
+async def apply(store, *, ttl: float = 10, room_id: int = LOBBY, **change):
+    [applied] = await store.apply(changes=[Change(room_id=room_id, **change)], ttl=ttl)
     return applied
 
 
@@ -36,10 +62,10 @@ async def test_first_entry_of_a_user_joins_and_their_last_leaves(store):
     assert await store.snapshot(room_id=LOBBY) == (["alice"], first.version)
 
     # alice in a second process, and bob: only bob is news.
-    second = await apply(store, adds=("p2 alice", "p1 bob"), now=101)
+    second = await apply(store, adds=("p2 alice", "p1 bob"))
     assert diff(second) == (["bob"], []) and second.version == first.version._replace(number=2)
-    assert diff(await apply(store, removes=("p1 alice",), now=102)) == ([], [])
-    last = await apply(store, removes=("p2 alice",), now=103)
+    assert diff(await apply(store, removes=("p1 alice",))) == ([], [])
+    last = await apply(store, removes=("p2 alice",))
     assert diff(last) == ([], ["alice"]) and last.version.number == 3
     assert await store.snapshot(room_id=LOBBY) == (["bob"], last.version)
 
@@ -47,31 +73,36 @@ async def test_first_entry_of_a_user_joins_and_their_last_leaves(store):
 async def test_the_version_rises_only_when_the_users_change(store):
     joined = await apply(store, adds=("p1 alice",))
     for refreshed in [
-        await apply(store, adds=("p1 alice",), now=105),  # a heartbeat
-        await apply(store, removes=("p9 nobody",), now=106),  # an entry that is not there
-        await apply(store, now=107),  # nothing at all
+        await apply(store, adds=("p1 alice",)),  # a heartbeat
+        await apply(store, removes=("p9 nobody",)),  # an entry that is not there
+        await apply(store),  # nothing at all
     ]:
         assert diff(refreshed) == ([], []) and refreshed.version == joined.version
 
 
-async def test_entries_of_a_process_that_stopped_refreshing_them_expire(store):
-    await apply(store, adds=("dead alice", "dead bob"), now=100)
-    await apply(store, adds=("live bob",), now=105)
-    # The live process refreshes its entry; the dead one's expire at 110.
-    assert diff(await apply(store, adds=("live bob",), now=109.9)) == ([], [])
-    expired = await apply(store, adds=("live bob",), now=110)
+async def test_entries_of_a_process_that_stopped_refreshing_them_expire(store, later):
+    await apply(store, adds=("dead alice", "dead bob"))
+    later(5)
+    await apply(store, adds=("live bob",))
+    # The live process refreshes its entry; the dead one's expire 10 s after they were added.
+    later(4.5)
+    assert diff(await apply(store, adds=("live bob",))) == ([], [])
+    later(0.5)
+    expired = await apply(store, adds=("live bob",))
     assert diff(expired) == ([], ["alice"])
     assert (await store.snapshot(room_id=LOBBY))[0] == ["bob"]
 
 
-async def test_one_call_reports_the_net_change(store):
-    await apply(store, adds=("dead alice",), now=100)
-    before = await apply(store, adds=("p1 carol",), now=101)
+async def test_one_call_reports_the_net_change(store, later):
+    await apply(store, adds=("dead alice",))
+    later(1)
+    before = await apply(store, adds=("p1 carol",))
     # alice's expired entry goes as her entry of another process comes: she never left.
-    same = await apply(store, adds=("p2 alice",), now=110)
+    later(9)
+    same = await apply(store, adds=("p2 alice",))
     assert diff(same) == ([], []) and same.version == before.version
     # carol leaves and bob comes, in one call: one change, one version.
-    both = await apply(store, adds=("p1 bob",), removes=("p1 carol",), now=111)
+    both = await apply(store, adds=("p1 bob",), removes=("p1 carol",))
     assert diff(both) == (["bob"], ["carol"]) and both.version.number == before.version.number + 1
 
 
@@ -81,7 +112,6 @@ async def test_members_are_answered_only_when_asked_and_rooms_are_apart(store):
             Change(room_id=LOBBY, adds=("p1 carol", "p1 alice", "p2 alice"), members=True),
             Change(room_id=RANDOM, adds=("p1 bob",)),
         ],
-        now=100,
         ttl=10,
     )
     assert lobby.members == ["alice", "carol"] and random.members is None
@@ -95,7 +125,7 @@ async def test_a_room_whose_keys_were_lost_starts_a_new_epoch(store, request):
         redis.Redis.from_url(request.getfixturevalue("redis_server")).flushall()
     else:
         store.rooms.clear()
-    after = await apply(store, adds=("p1 alice",), now=101)
+    after = await apply(store, adds=("p1 alice",))
     # The same number in another epoch: a consumer at 1 must not take this for "nothing new".
     assert diff(after) == (["alice"], []) and after.version.number == 1
     assert after.version.epoch != before.version.epoch

@@ -27,7 +27,7 @@ async def elsewhere_apply(room, *, adds=(), removes=(), ttl: float = 60, announc
     """What another process does: change its entries in the store, and (unless the
     message is to be lost) tell the room's group."""
     change = Change(room_id=room.pk, adds=tuple(adds), removes=tuple(removes))
-    [applied] = await registry_get().store_get().apply(changes=[change], now=time.time(), ttl=ttl)
+    [applied] = await registry_get().store_get().apply(changes=[change], ttl=ttl)
     if announce:
         message = change_message(slug=room.slug, applied=applied)
         await get_channel_layer().group_send(room_group(room_id=room.pk), message)
@@ -289,3 +289,58 @@ async def test_a_consumer_that_crashed_in_a_room_leaves_its_presence(
     # bob was counted in before the crash, and out after it.
     assert await alice.receive_json_from() == presence("lobby", joined=["bob"])
     assert await alice.receive_json_from() == presence("lobby", left=["bob"])
+
+
+async def test_after_a_channel_layer_outage_every_page_gets_the_whole_list_of_each_of_its_rooms(
+    logged_in, users, chat_rooms
+):
+    lobby = chat_rooms["lobby"]
+    alice = await (await logged_in(users["alice"])).open_tab()
+    await join(alice, "lobby")
+    await join(alice, "random")
+    bob = await (await logged_in(users["bob"])).open_tab()
+    await join(bob, "lobby")
+    assert await alice.receive_json_from() == presence("lobby", joined=["bob"])
+
+    # While this process's pub/sub connection was away, carol came from another process: the
+    # message was lost, and the room stays quiet after.
+    await elsewhere_apply(lobby, adds=["elsewhere carol"], announce=False)
+    # What the layer puts in every consumer's queue once Redis is back (realtime_common.layers).
+    await get_channel_layer().group_send(room_group(room_id=lobby.pk), {"type": "layer.reconnected"})
+    members = {"type": "presence", "room": "lobby", "members": ["alice", "bob", "carol"]}
+    assert await bob.receive_json_from() == members
+    assert [await alice.receive_json_from() for _ in range(2)] == [
+        members,
+        {"type": "presence", "room": "random", "members": ["alice"]},
+    ]
+    # In order again from there: the next change comes as a change.
+    await elsewhere_apply(lobby, removes=["elsewhere carol"])
+    for socket in [alice, bob]:
+        assert await socket.receive_json_from() == presence("lobby", left=["carol"])
+
+
+async def test_a_process_whose_clock_is_off_by_more_than_the_ttl_neither_prunes_nor_flaps_members(
+    chat_rooms, settings, monkeypatch
+):
+    settings.CHAT_PRESENCE_TTL, settings.CHAT_PRESENCE_HEARTBEAT, settings.CHAT_PRESENCE_BATCH = 6, 60, 0
+    lobby, registry, wall_clock = chat_rooms["lobby"], registry_get(), time.time
+
+    async def enter(username: str, *, skew: float):
+        """A user enters through a process whose clock is ``skew`` seconds off."""
+        monkeypatch.setattr(time, "time", lambda: wall_clock() + skew)
+        registry.count_change(room=lobby, username=username, by=1)
+        return await registry.flush_await(room_id=lobby.pk, members=True)
+
+    entered = [
+        await enter("alice", skew=0),
+        await enter("bob", skew=7),  # ahead by more than the TTL: alice's entry is not expired for it
+        await enter("carol", skew=-7),  # behind: its entries are not expired for the others
+        await enter("dave", skew=0),
+    ]
+    assert [(applied.joined, applied.left) for applied in entered] == [
+        (["alice"], []),
+        (["bob"], []),
+        (["carol"], []),
+        (["dave"], []),
+    ]
+    assert entered[-1].members == ["alice", "bob", "carol", "dave"]

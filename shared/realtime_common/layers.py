@@ -49,7 +49,8 @@ class RedisCoreLayer(RedisChannelLayer):
     socket open longer than that stopped receiving its groups' messages. Each
     process re-adds its own sockets' memberships three times per group_expiry, in
     one task per event loop, so only those of a dead process (or of a consumer
-    that crashed) expire.
+    that crashed) expire; a membership discarded while a refresh re-adds it is
+    taken out again once that refresh's pipeline is done.
     """
 
     def __init__(self, *args, **kwargs):
@@ -122,19 +123,40 @@ class RedisCoreLayer(RedisChannelLayer):
 
     async def memberships_add_again(self, *, batch: int = 500) -> None:
         """Re-add every membership of this process with the current time, one pipeline per batch of groups."""
-        groups = [(group, list(channels)) for group, channels in self.memberships.items() if channels]
+        groups = list(self.memberships)
         for start in range(0, len(groups), batch):
-            by_shard: dict[int, list] = {}
-            for group, channels in groups[start : start + batch]:
-                by_shard.setdefault(self.consistent_hash(group), []).append((group, channels))
-            for index, members in by_shard.items():
+            by_shard: dict[int, list[str]] = {}
+            for group in groups[start : start + batch]:
+                by_shard.setdefault(self.consistent_hash(group), []).append(group)
+            for index, shard_groups in by_shard.items():
+                # The channels as they are now, not when the refresh began: one discarded while an
+                # earlier pipeline was under way is not re-added.
+                members = [(group, list(self.memberships.get(group, ()))) for group in shard_groups]
                 now = time.time()
                 async with self.connection(index).pipeline(transaction=False) as pipeline:
                     for group, channels in members:
-                        key = self._group_key(group)
-                        pipeline.zadd(key, dict.fromkeys(channels, now))
-                        pipeline.expire(key, self.group_expiry)
+                        if channels:
+                            key = self._group_key(group)
+                            pipeline.zadd(key, dict.fromkeys(channels, now))
+                            pipeline.expire(key, self.group_expiry)
                     await pipeline.execute()
+                await self.memberships_discard_again(index=index, members=members)
+
+    async def memberships_discard_again(self, *, index: int, members: list[tuple[str, list[str]]]) -> None:
+        """Take out again what the refresh just re-added but was discarded while it ran: that
+        group_discard's ZREM may have reached Redis before the refresh's ZADD."""
+        gone = [
+            (group, channel)
+            for group, channels in members
+            for channel in channels
+            if channel not in self.memberships.get(group, ())
+        ]
+        if not gone:
+            return
+        async with self.connection(index).pipeline(transaction=False) as pipeline:
+            for group, channel in gone:
+                pipeline.zrem(self._group_key(group), channel)
+            await pipeline.execute()
 
 
 class ResilientShard(RedisSingleShardConnection):

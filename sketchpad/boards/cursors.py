@@ -6,21 +6,25 @@ snapshot. A page that joins sees each cursor when it next moves. What is kept is
 per socket (``CursorSender``): whether the others show its cursor, when it last
 moved, and its place among the board's cursors.
 
-**A cursor looks like its author.** Every page shows it with a name and a colour
-derived from the author id its strokes carry (``author_badge``), the same in
-every process.
+**A cursor looks like its author, and is its socket's.** Every page shows it
+with a name and a colour derived from the author id its strokes carry
+(``author_badge``), the same in every process, and tells it apart by a random id
+per socket: two tabs of one browser are one author and two cursors.
 
 **At most CURSORS_PER_BOARD per board, over every process.** Before its first
 move is relayed a cursor takes one of the board's numbered places in the cache
 (Redis when REDIS_URL is set, shared by every process) with ``cache.add``, so
-two pages never get the same one. It keeps it while its page sends cursor
-frames, and gives it back when its socket closes or after
-``CURSOR_IDLE_SECONDS`` without one (a pointer that left the board keeps it
-that long, so moving in and out costs no new claim). A cursor that finds no
+two pages never get the same one. It keeps it only while its page sends
+positions, and gives it back when its socket closes or ``CURSOR_IDLE_SECONDS``
+after its last position: nothing else holds it, not ``x: null`` (a pointer that
+left the board keeps it that long, so moving in and out costs no new claim),
+so idle sockets cannot hold a board's places. A cursor that finds no
 free place is not relayed; it tries again at most once every
 CLAIM_RETRY_SECONDS. A place is leased for PLACE_LEASE_IDLE_LIMITS idle limits
 and renewed every half one while the cursor moves: the places of a process that
-died (SIGKILL) come free by themselves within 20 s.
+died (SIGKILL) come free by themselves within 20 s. While the cache is away, a
+cursor frame that needs it (a claim, a renewal) is dropped without a word to
+its page, and the outage is logged once.
 
 **Idle cursors are ended by their own process.** One task per process (per
 running event loop) looks at the cursors of that process that hold a place,
@@ -31,7 +35,9 @@ and the task runs only while a cursor of the process holds a place.
 
 **Rate.** Pages send at most 20 cursor frames a second; past CURSOR_RATE a
 second (bursts of CURSOR_BURST) they are dropped without a word, as the next one
-carries the position anyway. They count towards the socket's frame rate too.
+carries the position anyway; removals count too, or alternating them with moves
+would double what a page gets relayed. They count towards the socket's frame
+rate too.
 """
 
 import asyncio
@@ -40,6 +46,7 @@ import hashlib
 import logging
 import math
 import random
+import secrets
 import time
 from typing import NamedTuple
 
@@ -64,6 +71,8 @@ CURSOR_RATE, CURSOR_BURST = 25, 25
 # A cursor refused for want of a free place claims again no sooner than this (seconds):
 # a claim reads all of the board's places, a round trip to Redis.
 CLAIM_RETRY_SECONDS = 1.0
+# A cursor's id, per socket: 6 random bytes, 8 characters; unique among a board's 50 cursors.
+CURSOR_ID_BYTES = 6
 PLACE_LEASE_IDLE_LIMITS = 2
 # Idle cursors are taken off at most a tenth of the limit late.
 SWEEPS_PER_IDLE_LIMIT = 10
@@ -136,6 +145,13 @@ def place_claim(*, board_id: int, holder: str) -> str | None:
     return next((key for key in free if cache.add(key, holder, timeout=place_lease())), None)
 
 
+# Cursor frames that needed the cache while it was away were dropped, without a word to their page.
+PLACE_HOLDS = OutageLog(
+    logger=logger,
+    failing="cursors: could not claim or renew a place (%s); cursors are not relayed meanwhile",
+    working="cursors: places are claimed again ({failures} cursor frames were dropped)",
+)
+
 PLACE_RELEASES = OutageLog(
     logger=logger,
     failing="cursors: could not free a place (%s); its lease ends by itself",
@@ -161,23 +177,29 @@ class CursorSender:
     def __init__(self, *, board_id: int, author: str, channel_name: str):
         self.board_id, self.author, self.channel_name = board_id, author, channel_name
         self.badge = author_badge(author=author)
+        # What the other pages tell this socket's cursor by: an author's tabs are one author, but two
+        # cursors. Random, not the channel name, which names the socket to the channel layer.
+        self.id = secrets.token_urlsafe(CURSOR_ID_BYTES)
         self.bucket = TokenBucket(rate=CURSOR_RATE, burst=CURSOR_BURST)
         self.place: str | None = None  # the cache key of its place among the board's cursors
         self.shown = False  # the other pages show it
-        # time.monotonic() of its last cursor frame, of its place's last renewal, and of
+        # time.monotonic() of its last move (a position: not a removal), of its place's last renewal, and of
         # the earliest next claim after a refusal. Read by the sweeper, on the event loop.
         self.moved_at = self.renewed_at = self.claim_after = 0.0
 
     def move(self, cursor: Cursor) -> dict | None:
         """The frame the other pages get for this cursor frame, if any."""
-        now = time.monotonic()
+        # Every cursor frame counts, a removal too: pages send at most 20 a second, so only a
+        # page over the rate loses one, and a cursor whose removal was dropped goes once idle.
+        if not self.bucket.take():
+            return None
         if cursor.x is None:
             if not self.shown:
                 return None
-            self.shown, self.moved_at = False, now
+            # Not a move: a pointer that left the board keeps its place only until it is idle.
+            self.shown = False
             return self.frame(x=None, y=None)
-        if not self.bucket.take():
-            return None
+        now = time.monotonic()
         self.moved_at = now
         if not self.place_hold(now=now):
             return None
@@ -185,28 +207,44 @@ class CursorSender:
         return self.frame(x=cursor.x, y=cursor.y)
 
     def place_hold(self, *, now: float) -> bool:
-        """Claims a place among the board's cursors, or renews its own; False: none is free."""
-        if self.place is not None:
-            if now - self.renewed_at >= settings.CURSOR_IDLE_SECONDS / 2:
-                self.renewed_at = now
-                holder = cache.get(self.place)
-                if holder == self.channel_name:
-                    cache.touch(self.place, timeout=place_lease())
-                elif holder is not None or not cache.add(self.place, self.channel_name, timeout=place_lease()):
-                    # Its lease ran out (a stalled consumer) and another cursor holds the place now: the cap
-                    # holds, so this one claims a free place like a new cursor. (After a Redis restart, add
-                    # takes its place again.)
-                    self.place = None
-                    async_to_sync(sweeper_forget)(cursor=self)
-                    return self.place_hold(now=now)
-            return True
-        if now < self.claim_after:
+        """Claims a place among the board's cursors, or renews its own; False: none is free, or
+        the cache is away (the frame is dropped without a word: the next one tries again)."""
+        if self.place is not None and now - self.renewed_at < settings.CURSOR_IDLE_SECONDS / 2:
+            return True  # renewed lately: no round trip
+        if self.place is None and now < self.claim_after:
             return False
+        try:
+            held = self.place_renew(now=now) if self.place is not None else self.place_new(now=now)
+        except REDIS_DOWN as error:
+            PLACE_HOLDS.failed(error_text(error))
+            return False
+        PLACE_HOLDS.worked()
+        return held
+
+    def place_new(self, *, now: float) -> bool:
+        # Set first, so that a claim that fails (the cache away) is not tried again at every frame.
         self.claim_after = now + CLAIM_RETRY_SECONDS
         self.place = place_claim(board_id=self.board_id, holder=self.channel_name)
         if self.place is None:
             return False
         self.renewed_at = now
+        async_to_sync(sweeper_watch)(cursor=self)
+        return True
+
+    def place_renew(self, *, now: float) -> bool:
+        self.renewed_at = now  # first, as claim_after: a renewal that fails waits for the next one
+        holder = cache.get(self.place)
+        if holder == self.channel_name:
+            cache.touch(self.place, timeout=place_lease())
+        elif holder is not None or not cache.add(self.place, self.channel_name, timeout=place_lease()):
+            # Its lease ran out (a stalled consumer) and another cursor holds the place now: the cap
+            # holds, so this one claims a free place like a new cursor. (After a Redis restart, add
+            # takes its place again.)
+            self.place = None
+            async_to_sync(sweeper_forget)(cursor=self)
+            return self.place_new(now=now) if now >= self.claim_after else False
+        # Watched again: a sweeper that took its consumer for gone (it stayed idle past its
+        # lease, unanswered) forgot it, and would never take it off the others once idle.
         async_to_sync(sweeper_watch)(cursor=self)
         return True
 
@@ -228,7 +266,9 @@ class CursorSender:
         return frame
 
     def frame(self, *, x: float | None, y: float | None) -> dict:
-        return cursor_frame(author=self.author, name=self.badge.name, color=self.badge.color, x=x, y=y)
+        return cursor_frame(
+            cursor_id=self.id, author=self.author, name=self.badge.name, color=self.badge.color, x=x, y=y
+        )
 
 
 class CursorSweeper:

@@ -153,9 +153,10 @@ def erase_frame(*, stroke_id: str, author: str) -> dict:
 CLEAR_FRAME = {"type": "clear"}
 
 
-def cursor_frame(*, author: str, name: str, color: str, x: float | None, y: float | None) -> dict:
-    """Another page's pointer; x and y null: it is gone (left the board, idle, or closed)."""
-    return {"type": "cursor", "author": author, "name": name, "color": color, "x": x, "y": y}
+def cursor_frame(*, cursor_id: str, author: str, name: str, color: str, x: float | None, y: float | None) -> dict:
+    """Another page's pointer, ``id`` its socket's (an author's tabs each have one); x and y
+    null: it is gone (left the board, idle, or closed)."""
+    return {"type": "cursor", "id": cursor_id, "author": author, "name": name, "color": color, "x": x, "y": y}
 
 
 def thumbnail_url(*, slug: str, version: int) -> str | None:

@@ -88,6 +88,7 @@ class BoardModel(fuzz.SiteModel):
     in_progress: dict[str, InProgress] = field(default_factory=dict)  # the fuzz page's
     version: int = 0  # strokes_version: raised by every store, undo and clear
     cursor_shown: bool = False  # the others show the fuzz page's cursor
+    cursor_id: str | None = None  # its socket's, random: learnt from the first of its cursor frames the others get
 
     def __repr__(self) -> str:
         return f"BoardModel(stored={[s['stroke'] for s in self.stored]}, in_progress={list(self.in_progress)})"
@@ -174,7 +175,15 @@ class BoardModel(fuzz.SiteModel):
         """What the others get of the fuzz page's cursor. Its name and colour are the product's
         choice (tests/test_cursors.py); one page's cursor never meets the rate or the board's cap."""
         name, color = author_badge(author=self.author)
-        return {"type": "cursor", "author": self.author, "name": name, "color": color, "x": x, "y": y}
+        return {
+            "type": "cursor",
+            "id": self.cursor_id,
+            "author": self.author,
+            "name": name,
+            "color": color,
+            "x": x,
+            "y": y,
+        }
 
     def apply(self, command: Command) -> tuple[list[dict], list[dict]]:
         """The command was valid: change the model; what the sender and the other pages receive."""
@@ -308,7 +317,7 @@ class BoardPages:
             if model.cursor_shown:
                 assert await fuzz.event_next(self.watcher) == model.cursor_seen(x=None, y=None)
         model.in_progress.clear()
-        model.cursor_shown = False
+        model.cursor_shown, model.cursor_id = False, None
         if model.stored != START_STROKES:
             await sync_to_async(board_start)(board_id=self.board.pk)
             model.stored, model.version = (
@@ -324,7 +333,7 @@ class BoardPages:
                 await self.factory.discard(socket)
         self.fuzz_page = self.watcher = None
         self.model.in_progress.clear()
-        self.model.cursor_shown = False
+        self.model.cursor_shown, self.model.cursor_id = False, None
 
 
 @pytest.fixture
@@ -426,6 +435,8 @@ async def frame_check(frame: fuzz.Frame, pages: BoardPages, model: BoardModel) -
     probe_erase = {"type": "erase", "stroke": probe_draw["stroke"], "author": CREATOR}
     to_sender = await events_until(pages.fuzz_page, probe_erase)
     to_others = await events_until(pages.watcher, probe_erase)
+    if model.cursor_id is None:
+        model.cursor_id = next((frame["id"] for frame in to_others if frame.get("type") == "cursor"), None)
     if expected.command is not None and not (to_sender and to_sender[0].get("type") == "error"):
         outcome = type(expected.command).__name__.lower()
         sender_gets, others_get = model.apply(expected.command)

@@ -59,7 +59,8 @@ export class CursorSender {
 /** The other pages' cursors, as elements in `layer`, which lies over the board. */
 export class RemoteCursors {
   #layer;
-  #cursors = new Map(); // by author id
+  // By the id of the socket each comes from: an author's tabs are one author, but two cursors.
+  #cursors = new Map();
   #frame = null;
   #frameAt = 0;
   #staleTimer = null;
@@ -69,16 +70,16 @@ export class RemoteCursors {
   }
 
   /** A cursor frame: `x` and `y` from 0 to 1, or null when the cursor is gone. */
-  apply({ author, name, color, x, y }) {
+  apply({ id, name, color, x, y }) {
     if (x === null || y === null) {
-      this.remove(author);
+      this.remove(id);
       return;
     }
-    let cursor = this.#cursors.get(author);
+    let cursor = this.#cursors.get(id);
     if (!cursor) {
       // It appears where it is, rather than flying in from a corner.
       cursor = { element: this.#element(name, color), x, y };
-      this.#cursors.set(author, cursor);
+      this.#cursors.set(id, cursor);
       this.#layer.append(cursor.element);
       this.#place(cursor);
       this.#staleTimer ??= setInterval(() => this.#dropStale(), 1000);
@@ -90,9 +91,9 @@ export class RemoteCursors {
     }
   }
 
-  remove(author) {
-    this.#cursors.get(author)?.element.remove();
-    this.#cursors.delete(author);
+  remove(id) {
+    this.#cursors.get(id)?.element.remove();
+    this.#cursors.delete(id);
     if (!this.#cursors.size) {
       clearInterval(this.#staleTimer);
       this.#staleTimer = null;
@@ -101,7 +102,7 @@ export class RemoteCursors {
 
   /** All of them: a new snapshot, or the connection is gone. */
   clear() {
-    for (const author of [...this.#cursors.keys()]) this.remove(author);
+    for (const id of [...this.#cursors.keys()]) this.remove(id);
   }
 
   #element(name, color) {
@@ -145,6 +146,6 @@ export class RemoteCursors {
 
   #dropStale() {
     const now = performance.now();
-    for (const [author, cursor] of this.#cursors) if (now - cursor.heardAt > STALE_MS) this.remove(author);
+    for (const [id, cursor] of this.#cursors) if (now - cursor.heardAt > STALE_MS) this.remove(id);
   }
 }
