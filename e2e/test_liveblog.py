@@ -132,3 +132,22 @@ def test_publishing_after_the_session_expired_says_so_and_keeps_the_text(new_pag
     expect(staff.locator("#publish-error")).to_have_text("Your session expired: log in again, then publish.")
     expect(staff.get_by_label("New post")).to_have_value(text)
     expect(post_on(staff, text)).to_have_count(0)
+
+
+def test_a_liveblog_deleted_while_open_says_so_and_stops_reconnecting(new_page, liveblog_site):
+    slug = f"short-lived-{uuid.uuid4().hex[:8]}"
+    liveblog_site.manage(
+        "shell", "-c", f"from blog.models import Liveblog; Liveblog.objects.create(slug='{slug}', title='Short-lived')"
+    )
+    page = new_page(f"{liveblog_site.urls[0]}/{slug}/")
+    expect_live(page)
+    text = unique("Said before the end")
+    liveblog_site.manage("post", slug, text)
+    expect(post_on(page, text)).to_have_count(1)
+
+    liveblog_site.manage(
+        "shell", "-c", f"from blog.models import Liveblog; Liveblog.objects.get(slug='{slug}').delete()"
+    )
+    expect(page.locator("#liveblog-gone")).to_be_visible()
+    expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "closed")
+    expect(page.locator("#posts article")).to_have_count(0)

@@ -173,14 +173,16 @@ async def test_frames_from_the_page_get_an_error_and_the_socket_stays_open(conne
     assert (await socket.receive_json_from())["post"]["html"] == "<p>still live</p>"
 
 
-async def test_deleting_the_liveblog_does_not_break_its_open_pages(connect, liveblog):
+async def test_deleting_the_liveblog_resyncs_its_open_pages(connect, liveblog):
+    # Its posts go with it, unannounced one by one (their stream went first): the page
+    # is told to reload what it shows, and so finds the liveblog gone.
     socket, _ = await connect("/ws/liveblog/launch/")
     await create(liveblog=liveblog, body="one")
     assert (await socket.receive_json_from())["seq"] == 1
     await sync_to_async(liveblog.delete)()
     assert await sync_to_async(Post.objects.count)() == 0
-    await socket.send_to(text_data="ping")
-    assert (await socket.receive_json_from())["code"] == "read_only"
+    assert await socket.receive_json_from() == {"type": "resync"}
+    assert await socket.receive_output() == {"type": "websocket.close", "code": CLOSE_RESYNC}
 
 
 async def test_a_page_flooding_its_socket_is_refused_then_closed(connect, liveblog, monkeypatch):

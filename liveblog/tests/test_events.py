@@ -55,6 +55,18 @@ def test_deleting_a_post_is_an_event(liveblog):
     }
 
 
+def test_a_deleted_post_leaves_no_body_in_its_stream(liveblog):
+    post = post_create(liveblog=liveblog, body="first draft")
+    post.body = "second draft"
+    post.save()
+    Post.objects.filter(pk=post.pk).delete()  # as the admin's bulk delete
+    frames = stream_frames_since(stream=stream_of(liveblog), seq=0)
+    # Its earlier events keep their seqs, as tombstones: a page catching up finds no gap.
+    assert frames == [
+        {"type": "post.deleted", "liveblog": "launch", "seq": seq, "post": {"id": post.pk}} for seq in (1, 2, 3)
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "write",

@@ -19,10 +19,15 @@ class StreamEvent(models.Model):
     stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="events")
     seq = models.PositiveBigIntegerField()
     frame = models.JSONField()
+    # The row the event is about ("<app>.<model>:<pk>", streams.live_row_key): deleting the row
+    # finds its events by this index and scrubs them, whichever stream they are in.
+    row = models.CharField(max_length=255, default="")
 
     class Meta:
         ordering = ["seq"]
         constraints = [models.UniqueConstraint(fields=["stream", "seq"], name="realtime_event_unique_seq")]
+        # One plain index (db_index would add a second, for LIKE, on Postgres): every save writes it.
+        indexes = [models.Index(fields=["row"], name="realtime_event_row")]
 
     def __str__(self):
         return f"{self.stream_id}#{self.seq} {self.frame.get('type')}"

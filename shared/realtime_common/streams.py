@@ -13,13 +13,16 @@ The three steps (README, "Make your own model live in three steps"):
 """
 
 import re
-from collections.abc import Callable
+import threading
+import weakref
+from collections.abc import Callable, Sequence
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from django.apps import apps
 from django.db import IntegrityError, models, router, transaction
-from django.db.models import F
-from django.db.models.signals import post_delete, post_save
+from django.db.models import F, prefetch_related_objects
+from django.db.models.signals import post_delete, post_save, pre_delete
 
 from .broadcast import group_send_on_commit
 from .consumers import AsyncSafeJsonWebsocketConsumer, frame_encode
@@ -29,10 +32,16 @@ from .models import Stream, StreamEvent
 CLOSE_RESYNC = 4000
 # A seq fits a PositiveBigIntegerField; longer digit strings are refused before int() sees them.
 SINCE = re.compile(r"[0-9]{1,18}")
+# Rows whose events one query looks up when a deletion scrubs them: below the 999
+# parameters a query that SQLite allowed before 3.32.
+ROWS_PER_QUERY = 500
 
 
 class LiveModel(models.Model):
     """A model whose every save and delete becomes an event of its row's stream.
+
+    A deleted row, however deleted (delete(), a QuerySet's, the admin's, a cascade
+    from any parent), leaves nothing it said in any stream: see ``live_rows_deleted``.
 
     QuerySet.update() and bulk_create() send no signals, so they make no events:
     write through save() and delete(), as the admin and forms do.
@@ -61,35 +70,63 @@ class LiveModel(models.Model):
             super().save(*args, **kwargs)
 
 
-@transaction.atomic
-def stream_append(*, stream: str, frame_for: Callable[[int], dict], retention: int) -> dict:
+def stream_append(*, stream: str, frame_for: Callable[[int], dict], retention: int, row: str = "") -> dict:
     """Store the next event of the stream, in the current transaction, and broadcast it after commit.
+
+    ``row`` names the row the event is about (``live_row_key``): deleting it scrubs the event.
+    """
+    return stream_extend(stream=stream, events=[(row, frame_for)], retention=retention)[0]
+
+
+@transaction.atomic
+def stream_extend(
+    *, stream: str, events: Sequence[tuple[str, Callable[[int], dict]]], retention: int, create: bool = True
+) -> list[dict] | None:
+    """Store the next events of the stream, numbered in the order given, in the current
+    transaction, and broadcast them after commit; each is (the row it is about, its
+    frame for a seq). None, and nothing stored, when the stream does not exist and
+    ``create`` is False (it went with the row that owned it).
 
     Raising last_seq with an UPDATE locks the stream's row until commit, so
     concurrent writers get their seqs in the order they commit (on Postgres as on
     SQLite): no reader sees event n+1 before event n, which a page catching up by
-    seq would skip for good. A rolled-back change takes its event and its broadcast with it.
+    seq would skip for good. A rolled-back change takes its events and broadcasts with it.
+
+    Of more events than ``retention``, only the newest are stored and sent: pruning
+    would delete the others at once, and a page missing them resyncs, as after any
+    gap it cannot fill. So a write is at most ``retention`` inserts, however many rows.
     """
-    if not Stream.objects.filter(name=stream).update(last_seq=F("last_seq") + 1):
+    count = len(events)
+    if not Stream.objects.filter(name=stream).update(last_seq=F("last_seq") + count):
+        if not create:
+            return None
         try:
             with transaction.atomic():
-                Stream.objects.create(name=stream, last_seq=1)
+                Stream.objects.create(name=stream, last_seq=count)
         except IntegrityError:  # another writer created it first
-            Stream.objects.filter(name=stream).update(last_seq=F("last_seq") + 1)
-    stream_id, seq = Stream.objects.values_list("pk", "last_seq").get(name=stream)
-    frame = frame_for(seq)
-    if frame.get("seq") != seq:
-        raise ValueError(f"the frame of event {seq} of {stream!r} must carry its seq")
-    StreamEvent.objects.create(stream_id=stream_id, seq=seq, frame=frame)
-    StreamEvent.objects.filter(stream_id=stream_id, seq__lte=seq - retention).delete()
-    message = {"type": "stream.event", "stream": stream, "seq": seq, "text": frame_encode(frame=frame)}
-    group_send_on_commit(group=stream, message=message)
-    return frame
+            Stream.objects.filter(name=stream).update(last_seq=F("last_seq") + count)
+    stream_id, last_seq = Stream.objects.values_list("pk", "last_seq").get(name=stream)
+    kept = events[max(count - retention, 0) :]
+    frames = []
+    for seq, (row, frame_for) in enumerate(kept, start=last_seq - len(kept) + 1):
+        frame = frame_for(seq)
+        if frame.get("seq") != seq:
+            raise ValueError(f"the frame of event {seq} of {stream!r} must carry its seq")
+        StreamEvent.objects.create(stream_id=stream_id, seq=seq, frame=frame, row=row)
+        message = {"type": "stream.event", "stream": stream, "seq": seq, "text": frame_encode(frame=frame)}
+        group_send_on_commit(group=stream, message=message)
+        frames.append(frame)
+    StreamEvent.objects.filter(stream_id=stream_id, seq__lte=last_seq - retention).delete()
+    return frames
 
 
 def stream_delete(*, stream: str) -> None:
-    """Forget the stream and its events, e.g. with the row whose changes it carried."""
+    """Forget the stream and its events, with the row that owned it, e.g. a liveblog:
+    call it from that model's pre_delete receiver. Its LiveModel rows, which the cascade
+    deletes after it in the same transaction, then find no stream to write to. Once
+    committed, the pages following the stream are told (``StreamConsumer.stream_deleted``)."""
     Stream.objects.filter(name=stream).delete()
+    group_send_on_commit(group=stream, message={"type": "stream.deleted", "stream": stream})
 
 
 def stream_seq(*, stream: str) -> int:
@@ -194,32 +231,125 @@ class StreamConsumer(AsyncSafeJsonWebsocketConsumer):
         await self.send_json({"type": "resync"})
         await self.close(code=CLOSE_RESYNC)
 
+    async def stream_deleted(self, message):
+        # The stream went with the row that owned it (stream_delete): what the page shows
+        # is gone. A resync has it reload what it shows, and so find out.
+        if self.stream_seqs.get(message["stream"]) is not None:
+            await self.stream_resync(message["stream"])
+
+
+def live_row_key(*, instance: LiveModel) -> str:
+    """What the events of a row are stored under (StreamEvent.row): "<app>.<model>:<pk>"."""
+    return f"{instance._meta.label_lower}:{instance.pk}"
+
+
+def live_rows_deleted(*, rows: Sequence[LiveModel]) -> None:
+    """Take what the deleted rows said out of every stream, and tell the pages that
+    follow their streams, in the transaction of the delete.
+
+    Each stored event of a row keeps its seq, but its frame becomes the row's
+    ``deleted`` frame (a tombstone): a page catching up by seq finds no gap, and
+    nothing of the row. (In a stream the row has left, an edit having changed its
+    ``live_stream``, its events are deleted instead.) Then each row's stream gets its
+    ``deleted`` event, unless the stream is gone: deleted with the row that owned it
+    (``stream_delete``), whose cascade is deleting these rows.
+
+    A few queries per stream and per ROWS_PER_QUERY rows, not per row (and at most
+    ``live_retention`` inserts per stream: ``stream_extend``): deleting a user takes
+    every message they wrote, by cascade, in one go.
+    """
+    rows_by_key = {live_row_key(instance=row): row for row in rows}
+    live_rows_prefetch(rows=list(rows_by_key.values()))
+    streams = {key: row.live_stream() for key, row in rows_by_key.items()}
+    keys = list(rows_by_key)
+    tombstones, strays = [], []
+    for start in range(0, len(keys), ROWS_PER_QUERY):
+        events = StreamEvent.objects.filter(row__in=keys[start : start + ROWS_PER_QUERY])
+        for pk, seq, key, stream in events.values_list("pk", "seq", "row", "stream__name"):
+            if stream == streams[key]:
+                tombstones.append(StreamEvent(pk=pk, frame=rows_by_key[key].live_frame(event="deleted", seq=seq)))
+            else:
+                strays.append(pk)
+    StreamEvent.objects.bulk_update(tombstones, ["frame"])  # in as few queries as the database takes
+    StreamEvent.objects.filter(pk__in=strays).delete()
+    by_stream: dict[str, list[str]] = {}
+    for key, stream in streams.items():
+        by_stream.setdefault(stream, []).append(key)
+    for stream, stream_keys in by_stream.items():
+        stream_extend(
+            stream=stream,
+            events=[(key, live_deleted_frame_for(instance=rows_by_key[key])) for key in stream_keys],
+            retention=min(rows_by_key[key].live_retention for key in stream_keys),
+            create=False,
+        )
+
+
+def live_deleted_frame_for(*, instance: LiveModel) -> Callable[[int], dict]:
+    return lambda seq: instance.live_frame(event="deleted", seq=seq)
+
+
+def live_rows_prefetch(*, rows: list[LiveModel]) -> None:
+    """Load the parents of the rows, one query per relation: their frames may read them
+    (a message's frame its room's slug), which would otherwise be a query per row."""
+    by_model: dict[type[LiveModel], list[LiveModel]] = {}
+    for row in rows:
+        by_model.setdefault(type(row), []).append(row)
+    for model, instances in by_model.items():
+        prefetch_related_objects(instances, *(field.name for field in model._meta.concrete_fields if field.is_relation))
+
+
+class Deletions(threading.local):
+    """The LiveModel rows of each deletion under way on this thread, by the id of its
+    origin (the row or QuerySet whose delete() started it, cascades included).
+
+    Django sends pre_delete for every row a deletion takes before it deletes any, and
+    post_delete after: the first post_delete handles them all at once. The origin is
+    held weakly, so that a deletion that failed in between is forgotten with it.
+    """
+
+    def __init__(self):
+        self.pending: dict[int, tuple[weakref.ref, list[LiveModel]]] = {}
+
+
+DELETIONS = Deletions()
+
 
 def live_saved(sender, instance, created: bool, raw: bool, **kwargs) -> None:
-    if raw or not isinstance(instance, LiveModel):  # raw: loaddata; fixtures are not news
+    if raw:  # loaddata: fixtures are not news
         return
     event = "created" if created else "updated"
     stream_append(
         stream=instance.live_stream(),
         frame_for=lambda seq: instance.live_frame(event=event, seq=seq),
         retention=instance.live_retention,
+        row=live_row_key(instance=instance),
     )
+
+
+def live_deleting(sender, instance, origin=None, **kwargs) -> None:
+    if origin is None:  # a Collector used directly, without an origin: live_deleted takes its rows one by one
+        return
+    key, pending = id(origin), DELETIONS.pending
+    if key not in pending:
+        pending[key] = (weakref.ref(origin, lambda _: pending.pop(key, None)), [])
+    pending[key][1].append(instance)
 
 
 def live_deleted(sender, instance, origin=None, **kwargs) -> None:
-    if not isinstance(instance, LiveModel):
+    if origin is None:
+        live_rows_deleted(rows=[instance])
         return
-    # Deleted with a parent (a cascade): the pages following it belong to the parent, which is gone.
-    origin_model = origin.model if isinstance(origin, models.QuerySet) else type(origin)
-    if origin is not None and not issubclass(sender, origin_model):
-        return
-    stream_append(
-        stream=instance.live_stream(),
-        frame_for=lambda seq: instance.live_frame(event="deleted", seq=seq),
-        retention=instance.live_retention,
-    )
+    deletion = DELETIONS.pending.pop(id(origin), None)
+    if deletion is not None:  # else done already, at the first post_delete of the deletion
+        live_rows_deleted(rows=deletion[1])
 
 
 def receivers_connect() -> None:
-    post_save.connect(live_saved, dispatch_uid="realtime_common.live_saved")
-    post_delete.connect(live_deleted, dispatch_uid="realtime_common.live_deleted")
+    # Per LiveModel, not for every model: a model with no receivers is deleted with
+    # one DELETE (Django's fast delete), e.g. the events pruned at every save.
+    for model in apps.get_models():
+        if issubclass(model, LiveModel):
+            uid = f"realtime_common.live.{model._meta.label}"
+            post_save.connect(live_saved, sender=model, dispatch_uid=uid)
+            pre_delete.connect(live_deleting, sender=model, dispatch_uid=uid)
+            post_delete.connect(live_deleted, sender=model, dispatch_uid=uid)

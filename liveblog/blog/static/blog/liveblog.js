@@ -52,10 +52,22 @@ function remove(post) {
 
 const apply = { 'post.created': upsert, 'post.updated': upsert, 'post.deleted': remove };
 
-// The server could not replay what this page missed: load the whole list again.
+// The liveblog itself was deleted: nothing is left to follow, and its socket would only be refused.
+function showGone() {
+  socket.close();
+  list.replaceChildren();
+  emptyNote.hidden = true;
+  document.getElementById('liveblog-gone').hidden = false;
+}
+
+// The server could not replay what this page missed, or the liveblog was deleted: load the whole list again.
 let resyncing = null;
 async function resync() {
   const response = await fetch(list.dataset.snapshotUrl, { headers: { Accept: 'application/json' } });
+  if (response.status === 404) {
+    showGone();
+    return;
+  }
   if (!response.ok) throw new Error(`snapshot: HTTP ${response.status}`);
   const snapshot = await response.json();
   list.replaceChildren(...snapshot.posts.map(render));
