@@ -8,8 +8,9 @@ from realtime_common.settings import site_settings
 globals().update(site_settings(name="chat", app="rooms", base_dir=Path(__file__).resolve().parent.parent))
 
 # The sockets keep the rooms a browser joined in its session, so sessions must
-# be stored on the server (the default database backend), not in signed cookies.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# be stored on the server (in the database), not in signed cookies; and a request
+# that saves the session must not undo a socket's join (rooms/sessions.py).
+SESSION_ENGINE = "rooms.sessions"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "rooms:index"
