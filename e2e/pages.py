@@ -23,6 +23,9 @@ CHAT_ROOMS += [
     "limits",
     "socket-domain",
     "typing",
+    "pending",
+    "pending-stored",
+    "flooding",
 ]
 
 

@@ -18,7 +18,8 @@ def room(page: Page, slug: str):
 
 
 def message(page: Page, slug: str, text: str):
-    return room(page, slug).locator(".message").filter(has_text=text)
+    """The message as stored: not while the sender's page still shows it as pending (sending…)."""
+    return room(page, slug).locator(".message:not(.message-pending)").filter(has_text=text)
 
 
 def members(page: Page, slug: str):
@@ -472,3 +473,23 @@ def test_the_chat_the_sketchpad_and_the_liveblog_keep_their_logins_side_by_side(
     page.goto(f"{liveblog_url}/djangocon/")
     expect_live(page)
     expect(page.get_by_label("New post")).to_be_visible()
+
+
+def test_a_page_closed_for_flooding_says_so_rather_than_that_it_was_logged_out(new_page, chat):
+    url = chat.urls[0]
+    connections = []
+
+    def relay(connection):
+        connection.connect_to_server()  # frames pass both ways as they are
+        connections.append(connection)
+
+    page = new_page(f"{url}/")
+    page.route_web_socket(re.compile(r"/ws/chat/"), relay)
+    open_chat(page, url, "alice", "flooding")
+    # What the server does to a page that keeps sending past its frame rate (README: 4429).
+    connections[-1].close(code=4429, reason="flooding")
+
+    expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "closed")
+    expect(page.locator("#chat-ended")).to_contain_text("sent too much too fast")
+    expect(page.locator("#logged-out")).to_be_hidden()
+    expect(room(page, "flooding").get_by_role("button", name="Send")).to_be_disabled()

@@ -83,3 +83,17 @@ def test_logging_out_closes_the_socket_on_the_other_origin(new_page, chat, socke
     # The ticket's socket was the session's: closed 4401 with it, and the page says so.
     expect(first_tab.locator("#connection-state")).to_have_attribute("data-socket-state", "closed")
     expect(first_tab.locator("#logged-out")).to_be_visible()
+
+
+def test_a_refused_ticket_says_the_site_refused_the_page_rather_than_that_it_logged_out(new_page, chat, socket_domain):
+    page_url, _ = socket_domain
+    page = open_chat(new_page("about:blank"), page_url, "bob", ROOM)
+    # The session is still a login, but the ticket view refuses (as it does a stale page's CSRF token).
+    page.route(re.compile(r"/ws-ticket/$"), lambda route: route.fulfill(status=403))
+    page.context.set_offline(True)
+    expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "reconnecting")
+    page.context.set_offline(False)
+
+    expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "closed")
+    expect(page.locator("#chat-ended")).to_contain_text("refused this page a connection")
+    expect(page.locator("#logged-out")).to_be_hidden()

@@ -1,13 +1,13 @@
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 
-from realtime_common.consumers import ClientError
+from realtime_common.consumers import ClientError, fault_frame
 from realtime_common.streams import StreamConsumer
 
-from .models import Room
+from .models import Message, Room
 from .presence import PresenceMixin
-from .selectors import room_get, room_history, room_may_join, session_rooms
-from .services import membership_rate_allow, message_create, message_rate_allow, session_rooms_update
+from .selectors import message_frame_stored, message_sent_get, room_get, room_history, room_may_join, session_rooms
+from .services import membership_rate_allow, message_rate_allow, message_send, session_rooms_update
 from .sessions import SessionMixin
 from .typing import TypingMixin
 from .wire import Command, command_parse, joined_frame, left_frame, room_group, since_parse
@@ -27,7 +27,15 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
         # Back into the rooms of the session, unasked: a reload or a new tab carries on.
         since = since_parse(self.scope["query_string"])
         for room in await database_sync_to_async(session_rooms)(session=self.scope["session"], user=self.user):
-            await self.enter(room, since=since.get(room.slug))
+            try:
+                await self.enter(room, since=since.get(room.slug))
+            except Exception as error:
+                if (frame := fault_frame(error)) is None:
+                    raise
+                # Redis or the database failed: this room is not entered, but the socket
+                # stays open for the others, and the session keeps the room, so the next
+                # connect enters it. No frame of the page's asked for it: name the room.
+                await self.send_json({**frame, "room": room.slug})
 
     async def disconnect(self, code):
         if not hasattr(self, "rooms"):
@@ -39,7 +47,7 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
     async def receive_json(self, content, **kwargs):
         command = command_parse(content)
         if command.name != "join" and command.room not in self.rooms:
-            raise ClientError("not_joined", f"Join {command.room!r} first.")
+            raise ClientError("not_joined", f"Join {command.room!r} first.", client_id=command.client_id)
         if command.name in ("join", "leave") and not await sync_to_async(membership_rate_allow)(user_id=self.user.pk):
             # Each join and leave writes the session: a page must not make that a flood of writes.
             raise ClientError("rate_limited", "Too many joins and leaves; wait a moment.")
@@ -50,7 +58,7 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
         elif command.name == "typing":
             await self.typing_note(room=self.rooms[command.room])
         else:
-            await self.say(self.rooms[command.room], command.text)
+            await self.say(self.rooms[command.room], command)
 
     async def join(self, command: Command):
         room = await database_sync_to_async(room_get)(slug=command.room)
@@ -70,26 +78,69 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
         await self.exit(room)
         await self.send_json(left_frame(room=room))
 
-    async def say(self, room: Room, text: str):
-        if not await sync_to_async(message_rate_allow)(user_id=self.user.pk):
-            raise ClientError("rate_limited", "Too many messages; wait a moment.")
-        if not await self.session_confirm():
-            return
-        # Reaches every socket in the room, this one too, once committed.
-        await database_sync_to_async(message_create)(room=room, user=self.user, text=text)
-        await self.typing_end(room=room)
+    async def say(self, room: Room, command: Command):
+        """Store the message, once per client_id. Every refusal, a fault of the database or
+        Redis included, names the message (its client_id): the page gives it back to its user."""
+        client_id = command.client_id
+        try:
+            # A resend (after a reconnect) of a message stored already: no new message, so
+            # no rate limit either; the answer is the stored frame, below.
+            message = await database_sync_to_async(message_sent_get)(user=self.user, client_id=client_id)
+            if message is None:
+                if not await sync_to_async(message_rate_allow)(user_id=self.user.pk):
+                    raise ClientError("rate_limited", "Too many messages; wait a moment.", client_id=client_id)
+                if not await self.session_confirm():
+                    return
+                message, created = await database_sync_to_async(message_send)(
+                    room=room, user=self.user, text=command.text, client_id=client_id
+                )
+                if created:
+                    # Reaches every socket in the room, this one too, once committed.
+                    await self.typing_end(room=room)
+                    return
+        except Exception as error:
+            if (frame := fault_frame(error)) is None:
+                raise  # a ClientError, or a bug
+            raise ClientError(frame["code"], frame["detail"], client_id=client_id) from error
+        if (message.room_id, message.text) != (room.pk, command.text):
+            raise ClientError(
+                "invalid_client_id", "This client_id names another message: use a new one.", client_id=client_id
+            )
+        # To this socket alone: the page has the message, or gets it now.
+        await self.message_resend(room=room, message=message)
+
+    async def message_resend(self, *, room: Room, message: Message):
+        stream = room_group(room_id=room.pk)
+        frame = await database_sync_to_async(message_frame_stored)(message=message)
+        if frame["seq"] > self.stream_seqs[stream]:
+            # Still on its way through the room's group: send the page every event it lacks, in order.
+            await self.stream_catch_up(stream)
+        else:
+            # Sent already (the page dedups it by seq) or older than the room keeps (seq 0).
+            await self.send_json(frame)
 
     async def enter(self, room: Room, *, since: int | None):
         # Join the room's group (its stream's) before reading the history: an
         # event committed in between then arrives twice and its seq drops the
         # copy, instead of not at all. Likewise, a presence change made after
         # the members are read reaches this socket.
+        #
+        # Entered whole or not at all: when Redis (the layer, presence) or the
+        # database fails midway, exit() undoes what was done, rather than leave
+        # the user listed in a room whose joined frame never came. A room entered
+        # already (joined again, a resync) keeps its state: nothing was undone.
         stream = room_group(room_id=room.pk)
-        await self.channel_layer.group_add(stream, self.channel_name)
+        entering = room.slug not in self.rooms
         self.rooms[room.slug] = room
-        members = await self.presence_enter(room=room)
-        await self.typing_enter(room=room)
-        history = await database_sync_to_async(room_history)(room=room, since=since)
+        try:
+            await self.channel_layer.group_add(stream, self.channel_name)
+            members = await self.presence_enter(room=room)
+            await self.typing_enter(room=room)
+            history = await database_sync_to_async(room_history)(room=room, since=since)
+        except Exception:
+            if entering:
+                await self.exit(room)
+            raise
         self.stream_seqs[stream] = history.seq
         await self.send_json(joined_frame(room=room, history=history.frames, members=members, more=history.more))
         await self.typing_show(room=room)
@@ -106,3 +157,13 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
         # as a joined frame whose "more" tells the page to replace what it shows.
         room = next(room for room in self.rooms.values() if room_group(room_id=room.pk) == stream)
         await self.enter(room, since=None)
+
+    async def stream_deleted(self, message):
+        # The room was deleted (rooms/receivers.py). Not a resync, whose joined frame
+        # would show it again, empty: "left", which has the page take it away with
+        # its messages, as after a leave. The session keeps its slug, which
+        # session_rooms skips from now on: no room has it.
+        room = next((room for room in self.rooms.values() if room_group(room_id=room.pk) == message["stream"]), None)
+        if room is not None:
+            await self.exit(room)
+            await self.send_json(left_frame(room=room))

@@ -3,7 +3,14 @@ from django.db import models
 
 from realtime_common.streams import LiveModel
 
-from .wire import SLUG_MAX_LENGTH, TEXT_MAX_LENGTH, message_deleted_frame, message_frame, room_group
+from .wire import (
+    CLIENT_ID_MAX_LENGTH,
+    SLUG_MAX_LENGTH,
+    TEXT_MAX_LENGTH,
+    message_deleted_frame,
+    message_frame,
+    room_group,
+)
 
 
 class Room(models.Model):
@@ -26,10 +33,20 @@ class Message(LiveModel):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages")
     text = models.TextField(max_length=TEXT_MAX_LENGTH)
     created = models.DateTimeField(auto_now_add=True)
+    # The sending page's id of the message (README: send): a resend finds it stored, and
+    # the page matches the message frame to what it shows as pending. Null: it gave none.
+    client_id = models.CharField(max_length=CLIENT_ID_MAX_LENGTH, null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["room", "id"])]
+        constraints = [
+            # The database, not a read before the write, keeps one message per id: of two
+            # sends of one id at once, the second's INSERT waits for the first's commit and
+            # fails (on Postgres as on SQLite), and it then answers with the first's message.
+            # Nulls are never equal, so messages sent without an id are not limited.
+            models.UniqueConstraint(fields=["user", "client_id"], name="rooms_message_user_client_id_unique")
+        ]
 
     def __str__(self):
         return f"{self.user} in {self.room}: {self.text[:60]}"

@@ -14,10 +14,10 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from realtime_common.models import StreamEvent
-from realtime_common.streams import stream_frames_since, stream_seq
+from realtime_common.streams import live_row_key, stream_frames_since, stream_seq
 
-from .models import Room
-from .wire import room_group
+from .models import Message, Room
+from .wire import message_frame, room_group
 
 HISTORY_LENGTH = 50
 # Where the session keeps the slugs of the rooms its sockets joined.
@@ -36,10 +36,25 @@ def room_may_join(*, room: Room, user: AbstractBaseUser) -> bool:
     return user.is_staff or not room.staff_only
 
 
+def message_sent_get(*, user: AbstractBaseUser, client_id: str | None) -> Message | None:
+    """The user's message stored under the page's id; None when there is none (or no id)."""
+    if client_id is None:
+        return None
+    return Message.objects.select_related("room", "user").filter(user=user, client_id=client_id).first()
+
+
+def message_frame_stored(*, message: Message) -> dict:
+    """The frame of the message's newest event in its room's stream, as pages got it (with its seq).
+    Once the room no longer keeps that event (Message.live_retention newer ones), the frame is
+    made again from the row with seq 0: no event for a page to apply, only the message."""
+    events = StreamEvent.objects.filter(stream__name=message.live_stream(), row=live_row_key(instance=message))
+    return events.order_by("-seq").values_list("frame", flat=True).first() or message_frame(message=message, seq=0)
+
+
 class History(NamedTuple):
     frames: list[dict]  # oldest first
     seq: int  # where the page is once it has them
-    more: bool  # the room had events before these that the page may not have: it must start again from these
+    more: bool  # what the page shows may not fit these (events before them, a `since` not honoured): start again
 
 
 def room_history(*, room: Room, since: int | None = None) -> History:
@@ -53,9 +68,11 @@ def room_history(*, room: Room, since: int | None = None) -> History:
             return History(frames=frames, seq=frames[-1]["seq"] if frames else since, more=False)
     events = StreamEvent.objects.filter(stream__name=stream).order_by("-seq").values_list("frame", flat=True)
     frames = list(events[:HISTORY_LENGTH])[::-1]
-    if not frames:
-        return History(frames=[], seq=stream_seq(stream=stream), more=False)
-    return History(frames=frames, seq=frames[-1]["seq"], more=frames[0]["seq"] > 1)
+    # A ``since`` not honoured always means more, even with nothing before these: one
+    # ahead of the room's (a room re-created, a database reset) would otherwise have
+    # the page keep its old events and drop every new one up to its old seq.
+    more = since is not None or (bool(frames) and frames[0]["seq"] > 1)
+    return History(frames=frames, seq=frames[-1]["seq"] if frames else stream_seq(stream=stream), more=more)
 
 
 def session_rooms(*, session: SessionBase, user: AbstractBaseUser) -> list[Room]:

@@ -8,22 +8,37 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from realtime_common.broadcast import group_send_on_commit
 from realtime_common.throttle import window_allow
 
 from .models import Message, Room
-from .selectors import SESSION_ROOMS, session_data_logged_in
+from .selectors import SESSION_ROOMS, message_sent_get, session_data_logged_in
 from .wire import session_group, user_group
 
 logger = logging.getLogger(__name__)
 
 
-def message_create(*, room: Room, user: AbstractBaseUser, text: str) -> Message:
+def message_create(*, room: Room, user: AbstractBaseUser, text: str, client_id: str | None = None) -> Message:
     # Message is a LiveModel: stored with its event and seq in one transaction,
     # sent to the room once committed; pages that miss it catch up by seq.
-    return Message.objects.create(room=room, user=user, text=text)
+    return Message.objects.create(room=room, user=user, text=text, client_id=client_id)
+
+
+def message_send(*, room: Room, user: AbstractBaseUser, text: str, client_id: str | None) -> tuple[Message, bool]:
+    """Store the user's message once per client_id: (it, True) when stored now, or (the
+    message already stored under this id, False) when a send of the same id got there first."""
+    try:
+        # A savepoint: the failed INSERT is undone alone, in whatever transaction the caller runs.
+        with transaction.atomic():
+            return message_create(room=room, user=user, text=text, client_id=client_id), True
+    except IntegrityError:
+        # The unique constraint (Message.Meta) made this INSERT wait for the other's commit, so
+        # the other is now visible. Nothing found: the error was something else (e.g. the room is gone).
+        if client_id is None or (stored := message_sent_get(user=user, client_id=client_id)) is None:
+            raise
+        return stored, False
 
 
 def message_rate_allow(*, user_id: int) -> bool:

@@ -19,6 +19,10 @@ TEXT_MAX_LENGTH = 2000
 SINCE_ITEMS_MAX = 50
 SEQ_LIMIT = 10**18
 SINCE_ITEM = re.compile(r"(?P<room>[-a-zA-Z0-9_]{1,50}):(?P<seq>[0-9]{1,18})")
+# The page's own id of a message it sends (e.g. a random UUID): a resend with the same id
+# stores nothing new. Fits Message.client_id, and any log line, as is.
+CLIENT_ID_MAX_LENGTH = 64
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class Command:
     room: str
     since: int | None = None
     text: str = ""
+    client_id: str | None = None  # a send's, when the page gave one
 
 
 def command_parse(content: dict) -> Command:
@@ -41,14 +46,19 @@ def command_parse(content: dict) -> Command:
     # bool is an int in Python, but true is no seq.
     if since is not None and (type(since) is not int or not 0 <= since < SEQ_LIMIT):
         raise ClientError("invalid_since", "since must be a seq (an integer, 0 or more).")
-    text = ""
+    text, client_id = "", None
     if name == "send":
+        # Checked before the text: a refusal of the text then names the message it refuses.
+        client_id = content.get("client_id")
+        if client_id is not None and (not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id)):
+            detail = f"client_id must be 1 to {CLIENT_ID_MAX_LENGTH} characters: ASCII letters, digits, - and _."
+            raise ClientError("invalid_client_id", detail)
         text = content.get("text")
         text = text.strip() if isinstance(text, str) else ""
         if not 1 <= len(text) <= TEXT_MAX_LENGTH:
             detail = f"text must be 1 to {TEXT_MAX_LENGTH} characters, not counting spaces around it."
-            raise ClientError("invalid_text", detail)
-    return Command(name=name, room=room, since=since, text=text)
+            raise ClientError("invalid_text", detail, client_id=client_id)
+    return Command(name=name, room=room, since=since, text=text, client_id=client_id)
 
 
 def since_parse(query_string: bytes) -> dict[str, int]:
@@ -67,6 +77,8 @@ def message_frame(*, message, seq: int) -> dict:
         "user": message.user.get_username(),
         "text": message.text,
         "created": message.created.isoformat(),
+        # The sender's page matches it to the message it shows as pending; null when it gave none.
+        "client_id": message.client_id,
     }
 
 

@@ -69,6 +69,7 @@ async def test_join_sends_title_history_and_members(logged_in, users, chat_rooms
         "user": "bob",
         "text": "message 5",
         "created": first["created"],
+        "client_id": None,  # sent without one
     }
 
 
@@ -107,6 +108,7 @@ async def test_a_message_reaches_every_member_of_the_room_once_committed(logged_
             "user": "alice",
             "text": "Hello <b>bob</b>",
             "created": stored.created.isoformat(),
+            "client_id": None,  # sent without one
         }
     # Had alice's message reached carol, it would arrive before her own.
     await say(carol, "random", "Anyone?")

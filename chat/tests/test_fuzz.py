@@ -39,6 +39,7 @@ DOCUMENTED = fuzz.SHARED_ERROR_CODES | {
     "invalid_room",
     "invalid_since",
     "invalid_text",
+    "invalid_client_id",
     "room_not_found",
     "forbidden",
     "not_joined",
@@ -54,6 +55,8 @@ TEXT_MAX = 2000
 HISTORY = 50
 SINCE_ITEM = re.compile(r"(?P<room>[-a-zA-Z0-9_]{1,50}):(?P<seq>[0-9]{1,18})")
 SINCE_ITEMS_MAX = 50
+# README: a send's client_id, optional (null: none), 1 to 64 ASCII letters, digits, - and _.
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(repr=False)
@@ -68,6 +71,7 @@ class ChatModel(fuzz.SiteModel):
     joined: set[str] = field(default_factory=set)  # this socket's rooms
     events: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)  # by room: (seq, user, text)
     messages: list[tuple[str, str, str]] = field(default_factory=list)  # stored, in order: (room, user, text)
+    client_ids: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # stored: id → (room, text, seq)
 
     def __repr__(self) -> str:
         return f"ChatModel(session={self.session}, joined={sorted(self.joined)}, messages={len(self.messages)})"
@@ -84,6 +88,9 @@ class ChatModel(fuzz.SiteModel):
         text = text.strip() if isinstance(text, str) else ""
         if kind == "send" and not 1 <= len(text) <= TEXT_MAX:
             codes.add("invalid_text")
+        client_id = content.get("client_id") if kind == "send" else None
+        if client_id is not None and not (isinstance(client_id, str) and CLIENT_ID.fullmatch(client_id)):
+            codes.add("invalid_client_id")
         if kind == "send" and fuzz.has_surrogates(text):
             # Not documented: a JSON escape of a lone surrogate is no character that can
             # be stored or sent on. Refused, as not text or not JSON, is what can be right.
@@ -98,7 +105,9 @@ class ChatModel(fuzz.SiteModel):
             return frozenset(), Command(kind, room, since=since)
         if room not in self.joined:
             return frozenset({"not_joined"}), None
-        return frozenset(), Command(kind, room, text=text if kind == "send" else "")
+        if client_id in self.client_ids and self.client_ids[client_id][:2] != (room, text):
+            return frozenset({"invalid_client_id"}), None  # the id names another message
+        return frozenset(), Command(kind, room, text=text if kind == "send" else "", client_id=client_id)
 
     def history(self, room: str, since: int | None) -> tuple[list[tuple[int, str, str]], bool]:
         """README: every event after ``since``, else (none, too many, or ahead) the newest 50, and more."""
@@ -106,7 +115,7 @@ class ChatModel(fuzz.SiteModel):
         if since is not None and since <= len(events) and len(events) - since <= HISTORY:
             return events[since:], False
         newest = events[-HISTORY:]
-        return newest, bool(newest) and newest[0][0] > 1
+        return newest, since is not None or (bool(newest) and newest[0][0] > 1)
 
     def joined_check(self, answer: fuzz.Event, *, room: str, since: int | None) -> None:
         assert isinstance(answer, dict) and answer.get("type") == "joined", answer
@@ -124,10 +133,18 @@ class ChatModel(fuzz.SiteModel):
             self.joined.add(command.room)
         elif command.name == "leave":
             self.joined.discard(command.room)
-        elif command.name == "send":  # a typing changes nothing stored
+        elif command.name == "send" and command.client_id not in self.client_ids:  # else a resend: nothing new
             room_events = self.events.setdefault(command.room, [])
             room_events.append((len(room_events) + 1, self.username, command.text))
             self.messages.append((command.room, self.username, command.text))
+            if command.client_id is not None:
+                self.client_ids[command.client_id] = (command.room, command.text, len(room_events))
+
+    def send_seq(self, command: Command) -> int:
+        """The seq of the message a send is answered with: its own, when a resend, else the room's next."""
+        if command.client_id in self.client_ids:
+            return self.client_ids[command.client_id][2]
+        return len(self.events.get(command.room, [])) + 1
 
 
 @sync_to_async
@@ -207,6 +224,8 @@ chat_commands = fuzz.near_valid(
         "since": st.integers(min_value=0, max_value=60) | st.integers(min_value=0, max_value=SEQ_LIMIT - 1),
         "text": fuzz.unicode_text(min_size=1, max_size=50).filter(str.strip)
         | fuzz.huge_text(budget=TEXT_MAX, unit=st.sampled_from("xé€😀")),
+        # A few ids over and over, so that resends (of the same text or not) come up too.
+        "client_id": st.sampled_from(["m-1", "m-2"]) | st.from_regex(CLIENT_ID, fullmatch=True),
     },
     edges={
         "command": st.sampled_from(["JOIN", "join ", "", "delete", "leave\n"]),
@@ -227,6 +246,7 @@ chat_commands = fuzz.near_valid(
         )
         | st.from_regex(r"[-a-zA-Z0-9_]{1,60}", fullmatch=True),
         "since": st.sampled_from([SEQ_LIMIT - 1, SEQ_LIMIT, -1, True, False, 1.0, 0.5, "1", None, 10**30, -(10**30)]),
+        "client_id": st.sampled_from(["", "x" * 64, "x" * 65, "m 1", "m-1\n", "é", "m/1", None, 1, True, ["m-1"]]),
         "text": st.sampled_from(
             [
                 "",
@@ -309,13 +329,13 @@ async def frame_check(frame: fuzz.Frame, socket, model: ChatModel) -> str:
             messages.append(await answer_next(socket))
         command = expected.command
         assert len(messages) == 1, messages
-        seq = len(model.events.get(command.room, [])) + 1
-        assert {key: messages[0].get(key) for key in ("type", "room", "seq", "user", "text")} == {
+        assert {key: messages[0].get(key) for key in ("type", "room", "seq", "user", "text", "client_id")} == {
             "type": "message",
             "room": command.room,
-            "seq": seq,
+            "seq": model.send_seq(command),
             "user": model.username,
             "text": command.text,
+            "client_id": command.client_id,
         }, messages[0]
     else:
         assert not messages, f"{frame!r} sent {messages}"

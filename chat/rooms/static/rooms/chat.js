@@ -10,9 +10,18 @@ const { chat, joined, noRooms, errorBox, roomTemplate, messageTemplate } = eleme
   roomTemplate: 'room-template', messageTemplate: 'message-template',
 });
 const timeFormat = new Intl.DateTimeFormat([], { timeStyle: 'short' });
+// The session is no login any more (rooms/sessions.py): the page offers to log in again.
+const CLOSE_LOGGED_OUT = 4401;
+// The page kept sending past its frame rate (realtime_common/consumers.py).
+const CLOSE_FLOODING = 4429;
 
 // The seq of the last event applied per room: a reconnect asks only for what came after.
 const lastSeqs = new Map();
+// This page's messages the server has not answered yet, by the client_id the page gave
+// each (README: send): shown greyed as "sending…", and sent again after every reconnect
+// until their own message frame, or a refusal naming them, comes. The server stores a
+// client_id once, so a resend of one that did get there is no second message.
+const pending = new Map(); // client_id → { room, text, item }
 // When this page last told the server its user is typing, per room.
 const typingThrottle = new TypingThrottle();
 // ?join=<slug>, from the room list. Sent once, then taken out of the URL: the
@@ -21,6 +30,12 @@ let joinFromUrl = new URLSearchParams(window.location.search).get('join');
 
 function roomSection(slug) {
   return [...joined.querySelectorAll('section.room')].find((section) => section.dataset.room === slug);
+}
+
+// 128 random bits, in [0-9a-f] (the protocol allows [A-Za-z0-9_-]). Not crypto.randomUUID():
+// that needs a secure context, and a copy of this page may be served over plain http.
+function newClientId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
 function renderMessage(message) {
@@ -40,14 +55,39 @@ function applyEvents(slug, events) {
   const list = roomSection(slug)?.querySelector('.messages');
   if (!list) return;
   for (const event of events) {
+    // Stored: no longer pending, whatever its seq (a resend is answered with a frame this page may have).
+    if (event.type === 'message' && event.user === chat.dataset.username) settle(event.client_id);
     if (event.seq <= (lastSeqs.get(slug) ?? 0)) continue;
     lastSeqs.set(slug, event.seq);
     const shown = [...list.children].find((item) => item.dataset.messageId === String(event.id));
     if (event.type === 'message.deleted') shown?.remove();
     else if (shown) shown.replaceWith(renderMessage(event));
-    else list.append(renderMessage(event));
+    else list.insertBefore(renderMessage(event), list.querySelector('.message-pending')); // pending ones stay last
   }
   list.scrollTop = list.scrollHeight;
+}
+
+// A message of this page's user, greyed as "sending…" until the server answers; its text as text.
+function renderPending(text) {
+  const item = messageTemplate.content.firstElementChild.cloneNode(true);
+  item.classList.add('message-pending');
+  item.querySelector('.message-user').textContent = chat.dataset.username;
+  item.querySelector('.message-text').textContent = text;
+  item.querySelector('time').replaceWith(Object.assign(document.createElement('span'), {
+    className: 'message-state', textContent: 'sending…',
+  }));
+  return item;
+}
+
+function settle(clientId) {
+  pending.get(clientId)?.item.remove();
+  pending.delete(clientId);
+}
+
+// True when it went out; false (not connected) leaves it pending, for the next 'open'.
+function sendPending(clientId) {
+  const { room, text } = pending.get(clientId);
+  return socket.send({ command: 'send', room, text, client_id: clientId });
 }
 
 function showMembers(slug, members) {
@@ -99,8 +139,9 @@ function onJoined(frame) {
   showMembers(frame.room, frame.members);
   showTyping(frame.room, []); // the server sends the list after joined when anyone is typing
   if (frame.more) {
-    // Not everything since this page's last event: start again from the newest.
-    section.querySelector('.messages').replaceChildren();
+    // Not everything since this page's last event: start again from the newest, still pending ones last.
+    const list = section.querySelector('.messages');
+    list.replaceChildren(...list.querySelectorAll('.message-pending'));
     lastSeqs.delete(frame.room);
   }
   applyEvents(frame.room, frame.history);
@@ -119,6 +160,17 @@ function showError({ code, detail }) {
   errorBox.hidden = false;
 }
 
+// The server refused one of this page's messages (too many, bad text, a room not joined,
+// a fault): it goes back into its room's input, before anything typed since, with the reason.
+function giveBack({ code, detail, client_id: clientId }) {
+  const { room, text } = pending.get(clientId);
+  settle(clientId);
+  const input = roomSection(room)?.querySelector('input[name="text"]');
+  if (input) input.value = [text, input.value].filter(Boolean).join(' ');
+  // No input (the room was left meanwhile): the text is in the error, not lost.
+  showError({ code, detail: input ? detail : `${detail} Not sent: ${text}` });
+}
+
 const apply = {
   joined: onJoined,
   left: onLeft,
@@ -126,7 +178,7 @@ const apply = {
   'message.deleted': (frame) => applyEvents(frame.room, [frame]),
   presence: onPresence,
   typing: (frame) => showTyping(frame.room, frame.users),
-  error: showError,
+  error: (frame) => (pending.has(frame.client_id) ? giveBack(frame) : showError(frame)),
 };
 
 // With the sockets on an origin of their own (data-ticket-url), where this page's cookie does
@@ -147,14 +199,38 @@ function command(data) {
   return sent;
 }
 
+// Why the socket stopped for good, in words: the server's final close code (4400-4499, README),
+// or none when the site refused this page a socket ticket (its login ended, or the page is stale).
+function endedText(code) {
+  if (code === null) return 'The site refused this page a connection: your login may have ended. Reload the page.';
+  if (code === CLOSE_FLOODING) {
+    return 'This page sent too much too fast, so the server closed its connection. Reload the page to carry on.';
+  }
+  return `The server closed this page's connection for good (code ${code}). Reload the page.`;
+}
+
+function showEnded(code) {
+  if (code === CLOSE_LOGGED_OUT) {
+    document.getElementById('logged-out').hidden = false;
+    return;
+  }
+  const ended = document.getElementById('chat-ended');
+  ended.textContent = endedText(code);
+  ended.hidden = false;
+}
+
 socket.addEventListener('statechange', () => {
+  if (socket.state === 'open') {
+    // The server handles these after it put the new socket back into the session's rooms:
+    // each is stored now, or (it got there before the connection dropped) answered with its frame.
+    pending.forEach((_, clientId) => sendPending(clientId));
+  }
   if (socket.state === 'open' && joinFromUrl) {
     command({ command: 'join', room: joinFromUrl });
     joinFromUrl = null;
     window.history.replaceState(null, '', window.location.pathname);
   } else if (socket.state === 'closed') {
-    // Only a final close code gets here, and the server sends one only when the session ended.
-    document.getElementById('logged-out').hidden = false;
+    showEnded(socket.closeCode);
     chat.querySelectorAll('button, input').forEach((control) => { control.disabled = true; });
   }
 });
@@ -176,11 +252,20 @@ joined.addEventListener('input', (event) => {
   if (room && input.value.trim() && typingThrottle.due(room)) socket.send({ command: 'typing', room });
 });
 
+// Shown as pending at once, and the input cleared: from here the message is kept until the
+// server answers it, across reconnects (never lost, never sent twice).
 joined.addEventListener('submit', (event) => {
   event.preventDefault();
   const form = event.target;
   const room = form.closest('section.room').dataset.room;
-  if (command({ command: 'send', room, text: form.elements.text.value })) {
-    form.reset();
-  }
+  const text = form.elements.text.value;
+  const clientId = newClientId();
+  const item = renderPending(text);
+  pending.set(clientId, { room, text, item });
+  const list = form.closest('section.room').querySelector('.messages');
+  list.append(item);
+  list.scrollTop = list.scrollHeight;
+  form.reset();
+  errorBox.hidden = true;
+  sendPending(clientId);
 });

@@ -1,0 +1,115 @@
+"""A sent message is stored once and shown, or given back, never lost (README, the chat
+protocol: send). The page shows it as pending until its own message frame comes, and
+sends it again, with the same client_id, after a reconnect: here, after the server
+stopped between the send and its answer, and was started again on its port."""
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from signal import SIGSTOP
+
+import pytest
+from pages import expect_live
+from playwright.sync_api import Page, WebSocketRoute, expect
+from test_chat import chat_as, message, open_chat, room, say, shell_output, unique
+
+from realtime_common.testing.servers import STARTUP_TIMEOUT, ComposeSite, healthy, wait_until
+
+
+@dataclass
+class OwnServer:
+    """A chat server (a daphne process, or a container of the compose stack) of the test's own."""
+
+    url: str
+    freeze: Callable[[], None]  # SIGSTOP: its sockets stay open, but it reads and answers nothing
+    restart: Callable[[], None]  # SIGKILL (what it had read dies with it), then start it on its port again
+
+
+@pytest.fixture
+def own_server(chat) -> Iterator[OwnServer]:
+    url = chat.serve()
+    server = chat.servers[-1]
+    if isinstance(chat, ComposeSite):
+
+        def restart() -> None:
+            server.kill()
+            server.wait()
+            server.docker("start")  # the container keeps its port
+            wait_until(lambda: healthy(url), timeout=STARTUP_TIMEOUT * 2, what="the chat container again")
+
+        yield OwnServer(url=url, freeze=lambda: server.docker("kill", "--signal=SIGSTOP"), restart=restart)
+        return
+
+    def restart() -> None:
+        server.kill()
+        server.wait()
+        chat.serve(port=int(url.rsplit(":", 1)[1]))
+
+    yield OwnServer(url=url, freeze=lambda: server.send_signal(SIGSTOP), restart=restart)
+
+
+def stored_count(chat, text: str) -> int:
+    code = f"from rooms.models import Message; print(Message.objects.filter(text={text!r}).count())"
+    return int(shell_output(chat, code=code))
+
+
+def expect_stored_once(chat, pages: list[Page], slug: str, text: str) -> None:
+    for page in pages:
+        expect(room(page, slug).locator(".message").filter(has_text=text)).to_have_count(1)  # pending or not
+        expect(message(page, slug, text)).to_have_count(1)  # and not pending
+    assert stored_count(chat, text) == 1
+
+
+def expect_pending(page: Page, slug: str, text: str) -> None:
+    shown = room(page, slug).locator(".message-pending").filter(has_text=text)
+    expect(shown).to_contain_text("sending…")
+    expect(room(page, slug).get_by_label("Message")).to_have_value("")
+
+
+def test_a_message_sent_to_a_server_that_stopped_is_stored_once_it_is_back(new_page, chat, own_server):
+    alice = chat_as(new_page, own_server.url, "alice", "pending")
+    bob = chat_as(new_page, chat.urls[0], "bob", "pending")
+    text = unique("Through the restart")
+
+    own_server.freeze()  # before the send: it surely reads nothing of it
+    say(alice, "pending", text)
+    expect_pending(alice, "pending", text)
+    own_server.restart()
+
+    expect_live(alice)
+    expect_stored_once(chat, [alice, bob], "pending", text)
+
+
+def test_a_message_stored_whose_answer_was_lost_is_not_stored_again(new_page, chat, own_server):
+    text = unique("Answer dropped")
+    connections: list[WebSocketRoute] = []
+
+    # alice's page talks to the server through this. On its first connection, the message
+    # frame of the text and whatever comes after it are dropped, as by a connection that died
+    # just after the server stored the message; its next connections are left alone.
+    def relay(socket: WebSocketRoute) -> None:
+        connections.append(socket)
+        first, dropping = len(connections) == 1, []
+        server = socket.connect_to_server()
+        socket.on_message(server.send)
+
+        def from_server(frame: str | bytes) -> None:
+            if first and (dropping or (isinstance(frame, str) and '"type":"message"' in frame and text in frame)):
+                dropping.append(frame)
+            else:
+                socket.send(frame)
+
+        server.on_message(from_server)
+
+    page = new_page(f"{own_server.url}/")
+    page.route_web_socket(re.compile(r"/ws/chat/"), relay)
+    alice = open_chat(page, own_server.url, "alice", "pending-stored")
+    bob = chat_as(new_page, chat.urls[0], "bob", "pending-stored")
+
+    say(alice, "pending-stored", text)
+    expect(message(bob, "pending-stored", text)).to_be_visible()  # stored, and sent to every page
+    expect_pending(alice, "pending-stored", text)  # but alice's page never got it
+    own_server.restart()
+
+    expect_live(alice)
+    expect_stored_once(chat, [alice, bob], "pending-stored", text)
