@@ -15,7 +15,8 @@ Anything under ``receive_json`` refuses a frame by raising ``ClientError``.
 for a while (``JsonSocket``), to notice a connection that died without a close
 (a network change, a laptop that slept). Every socket, read-only ones too,
 answers ``{"type": "pong"}`` here, before ``receive_json``: no site handles it,
-and it touches no database. It counts against the frame rate like any frame.
+and it touches no database (the sync base answers it from the event loop, not
+from the ORM's thread). It counts against the frame rate like any frame.
 
 **Relayed frames.** A group message made by ``relay_message`` carries its frame
 already encoded. Every consumer in the group sends that text to its page from
@@ -240,8 +241,9 @@ class FrameLimits:
 
 class SafeJsonWebsocketConsumer(FrameLimits, JsonWebsocketConsumer):
     """The sync consumer: handlers run in the one thread Django's ORM uses (one
-    at a time for all sync consumers of a process), except relayed frames,
-    which go out from the event loop and never queue behind that thread."""
+    at a time for all sync consumers of a process), except relayed frames and
+    the heartbeat, which are answered from the event loop and never queue
+    behind that thread."""
 
     async def __call__(self, scope, receive, send):
         # Channels keeps only a sync wrapper of ``send`` (base_send) for sync consumers.
@@ -252,14 +254,29 @@ class SafeJsonWebsocketConsumer(FrameLimits, JsonWebsocketConsumer):
         if message["type"] == RELAY:
             await relay_send(message=message, channel_name=self.channel_name, send=self.async_send)
             return
+        # Behind the ORM's thread, a slow or locked database would hold every pong
+        # past the page's patience, and make its idle pages reconnect for nothing.
+        if message["type"] == "websocket.receive" and frame_is_ping(text_data=message.get("text")):
+            await self.ping_answer()
+            return
         await super().dispatch(message)
+
+    async def ping_answer(self) -> None:
+        """The heartbeat's answer, within the socket's frame rate, as ``receive`` would give it."""
+        try:
+            self.frame_guard.admit()
+        except ClientError as error:
+            await self.async_send({"type": "websocket.send", "text": frame_encode(frame=error.frame())})
+        except Flooding as flooding:
+            if flooding.first:
+                await self.async_send({"type": "websocket.close", "code": CLOSE_FLOODING})
+        else:
+            await self.async_send({"type": "websocket.send", "text": PONG_TEXT})
 
     def receive(self, text_data=None, bytes_data=None, **kwargs):
         try:
             content = self.frame_content(text_data=text_data, bytes_data=bytes_data)
             self.receive_json(content, **kwargs)
-        except Ping:
-            self.send(text_data=PONG_TEXT)
         except ClientError as error:
             self.send_json(error.frame())
         except Flooding as flooding:

@@ -2,6 +2,8 @@
 in the consumer base, before ``receive_json`` and the read_only check, without the database,
 so that a page notices a dead connection (frontend/js/socket.js) with no code in any site."""
 
+import threading
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -89,3 +91,27 @@ async def test_a_socket_that_only_sends_answers_a_ping_and_refuses_the_rest(quer
     assert await socket.receive_json_from() == {"type": "error", "code": "read_only", "detail": "Only sends."}
     assert queries == []
     await socket.disconnect()
+
+
+class SyncStalled(SafeJsonWebsocketConsumer):
+    """A sync consumer whose frame holds the ORM's thread until the test lets it go (a locked database)."""
+
+    release = threading.Event()
+
+    def connect(self):
+        self.accept()
+
+    def receive_json(self, content, **kwargs):
+        self.release.wait(timeout=30)
+        self.send_json({"done": True})
+
+
+async def test_the_sync_base_answers_a_ping_while_another_socket_holds_the_orm_thread():
+    stalled, idle = await socket_open(SyncStalled), await socket_open(SyncStalled)
+    try:
+        await stalled.send_json_to({"type": "hello"})  # now holding the thread every sync consumer shares
+        await idle.send_to(text_data='{"type":"ping"}')
+        assert await idle.receive_from() == PONG
+    finally:
+        SyncStalled.release.set()  # from this thread: the ORM's is the one stalled
+    assert await stalled.receive_json_from() == {"done": True}
