@@ -9,8 +9,8 @@ globals().update(site_settings(name="chat", app="rooms", base_dir=Path(__file__)
 
 # The sockets keep the rooms a browser joined in its session, so sessions must
 # be stored on the server (in the database), not in signed cookies; and a request
-# that saves the session must not undo a socket's join (rooms/sessions.py).
-SESSION_ENGINE = "rooms.sessions"
+# that saves the session must not undo a socket's join (rooms/session_store.py).
+SESSION_ENGINE = "rooms.session_store"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "rooms:index"

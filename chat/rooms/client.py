@@ -29,7 +29,7 @@ from websockets.typing import Origin
 
 HTTP_TIMEOUT = 10
 # The page's reconnect policy (frontend/js/socket.js): a delay in the upper half of a ceiling
-# that doubles from the base to the max, counted up again only once a connection stayed open
+# that doubles from the base to the max, starting over only once a connection stayed open
 # STABLE_SECONDS (a server that accepts and closes at once is not hammered), and after a
 # restart (1012, a deploy) a random spread, never shorter than the backoff.
 BACKOFF_BASE, BACKOFF_MAX, STABLE_SECONDS = 0.5, 30.0, 30.0
@@ -266,6 +266,7 @@ class ChatClient:
             await self.reconnect_wait(delay)
 
     async def reconnect_wait(self, delay: float) -> None:
+        """The pause between attempts: a method of its own, so that a test can count the pauses."""
         await asyncio.sleep(delay)
 
     def frame_show(self, *, frame: dict) -> None:

@@ -16,26 +16,20 @@ socket makes none. So a session that ends must reach its sockets:
   user's group is told, and each process holding their sockets re-checks now.
 - **Every write** (send, join, leave) checks its own session first, so a socket
   whose session ended stores nothing in the moment before it is closed.
-
-It is also the chat's session engine (SESSION_ENGINE = "rooms.sessions"):
-``SessionStore`` keeps the rooms a socket joins while a request has the session.
 """
 
 import asyncio
 import contextlib
 import logging
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.contrib.sessions.backends import db
-from django.db import transaction
 
 from realtime_common.loops import loop_local
 from realtime_common.outages import OutageLog
 
-from .selectors import SESSION_ROOMS, session_logged_in, sessions_logged_in
+from .selectors import session_logged_in, sessions_logged_in
 from .wire import session_group, user_group
 
 logger = logging.getLogger(__name__)
@@ -173,64 +167,3 @@ class SessionMixin:
     async def user_sessions_changed(self, message):
         """The user was saved or deleted: this process re-checks its sessions now, once for all its sockets."""
         session_watch_get().check_soon()
-
-
-class SessionStore(db.SessionStore):
-    """Django's database sessions, but a save keeps the rooms the sockets stored meanwhile.
-
-    Django's SessionMiddleware loads the whole session when a request first reads it,
-    and saves all of it back at the end when the request changed anything in it (a
-    view that sets a key). A socket that joins or leaves a room in between
-    (``services.session_rooms_update``, which writes the stored session under its row
-    lock) would have its change overwritten by that older copy: the room lost, or
-    back. So a save of an existing session that left the rooms as it loaded them reads
-    the stored ones under the row lock, and writes them back with the rest.
-
-    Why not keep the rooms in a table of their own: in the session's data they go to a
-    login's new key with the rest (``cycle_key``) and end with it (a logout,
-    ``clearsessions``); a table would need that done by hand. A new session (a first
-    visit, a login's new key, which no socket has yet) is saved as is.
-    """
-
-    rooms_loaded: list[str] | None = None  # the rooms as this copy was loaded with
-
-    def load(self):
-        data = super().load()
-        self.rooms_loaded = data.get(SESSION_ROOMS)
-        return data
-
-    async def aload(self):
-        data = await super().aload()
-        self.rooms_loaded = data.get(SESSION_ROOMS)
-        return data
-
-    def save(self, must_create=False):
-        if must_create or self.session_key is None:
-            super().save(must_create=must_create)
-            return
-        with transaction.atomic():
-            self.rooms_merge()
-            super().save()
-
-    async def asave(self, must_create=False):
-        await sync_to_async(self.save)(must_create=must_create)
-
-    def rooms_merge(self) -> None:
-        """Put the stored rooms into this copy, unless it changed them; under the row lock until commit."""
-        data = self._get_session()
-        if data.get(SESSION_ROOMS) != self.rooms_loaded:
-            return  # changed by this copy (a view that leaves a room): its rooms win
-        stored = (
-            self.model.objects.select_for_update()
-            .filter(session_key=self.session_key)
-            .values_list("session_data", flat=True)
-            .first()
-        )
-        if stored is None:
-            return  # deleted meanwhile: the save fails as Django's does (UpdateError)
-        rooms = self.decode(stored).get(SESSION_ROOMS)
-        if rooms is None:
-            data.pop(SESSION_ROOMS, None)
-        else:
-            data[SESSION_ROOMS] = rooms
-        self.rooms_loaded = rooms

@@ -1,5 +1,5 @@
 """A plain HTTP request that saves the session while a socket joins a room
-(rooms/sessions.py, ``SessionStore``): Django's SessionMiddleware saves the copy it
+(rooms/session_store.py): Django's SessionMiddleware saves the copy it
 loaded at the start of the request, which must not undo the join. The two run at once,
 each on a connection of its own (``concurrent_writers``: their transactions really
 overlap on Postgres), in the one order that loses the join without the fix: the request
@@ -15,7 +15,7 @@ from django.test import Client, RequestFactory
 from realtime_common.testing.databases import WRITERS_TIMEOUT
 from rooms.selectors import SESSION_ROOMS
 from rooms.services import session_rooms_update
-from rooms.sessions import SessionStore
+from rooms.session_store import SessionStore
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,6 +72,16 @@ def test_a_request_that_changes_the_rooms_itself_keeps_its_change(concurrent_wri
         session[SESSION_ROOMS] = []
 
     calls = request_during_join(session_key=session_key, view_change=leave_every_room, settings=settings)
+    assert concurrent_writers(*calls) == [200, True]
+    assert SessionStore(session_key)[SESSION_ROOMS] == []
+
+
+def test_a_request_that_changes_the_rooms_in_place_keeps_its_change(concurrent_writers, session_key, settings):
+    def leave_in_place(session) -> None:
+        session[SESSION_ROOMS].remove("lobby")
+        session.modified = True
+
+    calls = request_during_join(session_key=session_key, view_change=leave_in_place, settings=settings)
     assert concurrent_writers(*calls) == [200, True]
     assert SessionStore(session_key)[SESSION_ROOMS] == []
 
