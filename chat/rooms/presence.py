@@ -53,8 +53,10 @@ from redis.exceptions import NoScriptError
 from realtime_common.consumers import frame_encode
 from realtime_common.layers import REDIS_DOWN
 from realtime_common.loops import loop_local
+from realtime_common.metrics import site_inc
 from realtime_common.outages import OutageLog
 
+from .metrics import MEMBERS_PRESENT
 from .models import Room
 from .wire import presence_change_frame, presence_members_frame, room_group
 
@@ -315,6 +317,7 @@ class Registry:
             self.heartbeat = asyncio.create_task(self.heartbeat_run())
         if bool(before) == bool(after):
             return False
+        site_inc(MEMBERS_PRESENT, 1 if after else -1)
         state.dirty.add(username)
         return True
 

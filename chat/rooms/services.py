@@ -11,8 +11,11 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from realtime_common.broadcast import group_send_on_commit
+from realtime_common.consumers import ClientError
+from realtime_common.metrics import site_inc
 from realtime_common.throttle import window_allow
 
+from .metrics import MESSAGES_STORED
 from .models import Message, Room
 from .selectors import SESSION_ROOMS, message_sent_get, session_data_logged_in
 from .wire import session_group, user_group
@@ -23,22 +26,36 @@ logger = logging.getLogger(__name__)
 def message_create(*, room: Room, user: AbstractBaseUser, text: str, client_id: str | None = None) -> Message:
     # Message is a LiveModel: stored with its event and seq in one transaction,
     # sent to the room once committed; pages that miss it catch up by seq.
-    return Message.objects.create(room=room, user=user, text=text, client_id=client_id)
+    message = Message.objects.create(room=room, user=user, text=text, client_id=client_id)
+    site_inc(MESSAGES_STORED)
+    return message
 
 
 def message_send(*, room: Room, user: AbstractBaseUser, text: str, client_id: str | None) -> tuple[Message, bool]:
-    """Store the user's message once per client_id: (it, True) when stored now, or (the
-    message already stored under this id, False) when a send of the same id got there first."""
-    try:
-        # A savepoint: the failed INSERT is undone alone, in whatever transaction the caller runs.
-        with transaction.atomic():
-            return message_create(room=room, user=user, text=text, client_id=client_id), True
-    except IntegrityError:
-        # The unique constraint (Message.Meta) made this INSERT wait for the other's commit, so
-        # the other is now visible. Nothing found: the error was something else (e.g. the room is gone).
-        if client_id is None or (stored := message_sent_get(user=user, client_id=client_id)) is None:
-            raise
-        return stored, False
+    """Store the user's message once per client_id: (it, True) when stored now, or (the message
+    stored under this id already, False) for a resend: the page could not tell whether its first
+    send got there. Only a new message counts against the user's rate. ClientError (naming the
+    client_id) when over the rate, or when the id names another message (another text or room)."""
+    stored = message_sent_get(user=user, client_id=client_id)
+    if stored is None:
+        if not message_rate_allow(user_id=user.pk):
+            raise ClientError("rate_limited", "Too many messages; wait a moment.", client_id=client_id)
+        try:
+            # A savepoint: the failed INSERT is undone alone, in whatever transaction the caller runs.
+            with transaction.atomic():
+                return message_create(room=room, user=user, text=text, client_id=client_id), True
+        except IntegrityError:
+            # The unique constraint (Message.Meta) made this INSERT wait for the other send's
+            # commit, so that one is now visible. Nothing found: the error was something else
+            # (e.g. the room is gone).
+            if client_id is None or (stored := message_sent_get(user=user, client_id=client_id)) is None:
+                raise
+    if (stored.room_id, stored.text) != (room.pk, text):
+        # A page's bug: one id for two messages. Storing the second would lose it to the first.
+        raise ClientError(
+            "invalid_client_id", "This client_id names another message: use a new one.", client_id=client_id
+        )
+    return stored, False
 
 
 def message_rate_allow(*, user_id: int) -> bool:
@@ -103,4 +120,4 @@ def user_sessions_recheck(*, user_id: int) -> None:
     """Once committed, have every process holding sockets of this user re-check their
     sessions now, rather than at their next heartbeat: a change of the user (a new
     password, a deactivation, a deletion) may have ended them."""
-    group_send_on_commit(group=user_group(user_id=user_id), message={"type": "user.sessions_changed"})
+    group_send_on_commit(group=user_group(user_id=user_id), messages=[{"type": "user.sessions_changed"}])

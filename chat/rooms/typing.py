@@ -37,9 +37,11 @@ from realtime_common.broadcast import group_send_logged
 from realtime_common.consumers import ClientError, frame_encode
 from realtime_common.layers import REDIS_DOWN, error_text
 from realtime_common.loops import loop_local
+from realtime_common.metrics import site_inc
 from realtime_common.outages import OutageLog
 from realtime_common.throttle import TokenBucket
 
+from .metrics import TYPING_NOTICES
 from .models import Room
 from .wire import typing_frame, typing_group
 
@@ -367,6 +369,7 @@ class TypingMixin:
         """The page says its user is typing in the room."""
         if not self.typing_bucket.take():
             raise ClientError("rate_limited", "Too many typing notices; one every 2 seconds is enough.")
+        site_inc(TYPING_NOTICES)
         await registry_get().typing_note(
             room_id=room.pk, channel=self.channel_name, username=self.scope["user"].get_username()
         )

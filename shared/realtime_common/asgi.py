@@ -12,9 +12,11 @@ from channels.security.websocket import WebsocketDenier
 from channels.sessions import SessionMiddlewareStack
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import re_path
 
 from realtime_common.checks import wildcard_check
 from realtime_common.layers import channel_layer_description
+from realtime_common.metrics import MetricsEndpoint, handshake_refused
 from realtime_common.origins import ANY_ORIGIN, origin_normalise
 from realtime_common.sockets import SocketGuard
 from realtime_common.tickets import TicketMiddleware
@@ -51,6 +53,7 @@ class OriginValidator:
     async def __call__(self, scope, receive, send):
         if self.origin_allowed(headers=scope["headers"]):
             return await self.application(scope, receive, send)
+        handshake_refused(outcome="origin")
         return await self.denier(scope, receive, send)
 
 
@@ -81,6 +84,7 @@ class ConnectionCaps:
     async def __call__(self, scope, receive, send):
         keys = self.keys_of(scope)
         if any(self.open.get(key, 0) >= self.limits[key.partition(":")[0]] for key in keys):
+            handshake_refused(outcome="cap")
             await receive()  # websocket.connect
             await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": CLOSE_TOO_MANY_SOCKETS})
@@ -96,6 +100,15 @@ class ConnectionCaps:
                     del self.open[key]
 
 
+class RouteRefusal(WebsocketDenier):
+    """The last route: a socket on a path no route takes is refused (HTTP 403) and
+    counted, where Channels' URLRouter would raise, with a traceback per stray request."""
+
+    async def connect(self):
+        handshake_refused(outcome="route")
+        await super().connect()
+
+
 def asgi_application(*, http, websocket_urlpatterns, channels: dict | None = None) -> ProtocolTypeRouter:
     """``channels`` maps channel names to the consumers ``manage.py runworker <name>`` runs."""
     # daphne runs no system checks: refuse here what `manage.py check` reports as an error.
@@ -106,7 +119,8 @@ def asgi_application(*, http, websocket_urlpatterns, channels: dict | None = Non
     if settings.SOCKET_ORIGIN:
         logger.info("Pages open their sockets at %s, each logged in by a ticket", settings.SOCKET_ORIGIN)
     protocols = {
-        "http": http,
+        # GET /metrics is answered before Django, for the allowed networks only (realtime_common.metrics).
+        "http": MetricsEndpoint(http),
         # Outermost first: bound what each socket holds, close them all with 1012
         # on shutdown, let consumers close with the RFC's codes (realtime_common.sockets);
         # refuse foreign Origins (cross-site WebSocket hijacking); load the session from
@@ -118,7 +132,7 @@ def asgi_application(*, http, websocket_urlpatterns, channels: dict | None = Non
                     TicketMiddleware(
                         AuthMiddleware(
                             ConnectionCaps(
-                                URLRouter(websocket_urlpatterns),
+                                URLRouter([*websocket_urlpatterns, re_path("", RouteRefusal.as_asgi())]),
                                 per_ip=settings.WEBSOCKETS_PER_IP,
                                 per_user=settings.WEBSOCKETS_PER_USER,
                             )

@@ -30,6 +30,9 @@ open, and the services' transactions saw to it that nothing was half written.
 After a Redis outage the pub/sub layer sends every consumer ``layer.reconnected``
 (``layer_reconnected``): group messages may have been lost meanwhile, so a
 consumer that can catches its page up (``StreamConsumer`` does).
+
+**Metrics.** Every socket counts its handshake, its frames in and out, its error
+frames by code and its close by code (``SocketMetrics``, realtime_common.metrics).
 """
 
 import json
@@ -40,6 +43,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocket
 from django.db import OperationalError
 
 from .layers import REDIS_DOWN, error_text
+from .metrics import SocketMeter
 from .throttle import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -239,16 +243,33 @@ class FrameLimits:
         )
 
 
-class SafeJsonWebsocketConsumer(FrameLimits, JsonWebsocketConsumer):
+class SocketMetrics:
+    """What the two consumer bases share: the socket's metrics (realtime_common.metrics).
+    Its ASGI ``receive`` and ``send`` are counted where every message passes, whatever
+    code sends (a handler, a relayed frame, the heartbeat's answer, a mixin's lists),
+    and its open socket is counted closed however the consumer ends, raising included.
+    ``async_send`` is the counted ``send``: Channels keeps only a sync wrapper of it
+    (base_send) for sync consumers, whose event loop sends go through this one."""
+
+    async def __call__(self, scope, receive, send):
+        self.meter = SocketMeter(consumer=type(self).__name__)
+        if self.meter.on:
+            receive, send = self.meter.receive_counted(receive), self.meter.send_counted(send)
+        self.async_send = send
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            self.meter.ended(crashed=True)
+            raise
+        finally:
+            self.meter.ended(crashed=False)
+
+
+class SafeJsonWebsocketConsumer(SocketMetrics, FrameLimits, JsonWebsocketConsumer):
     """The sync consumer: handlers run in the one thread Django's ORM uses (one
     at a time for all sync consumers of a process), except relayed frames and
     the heartbeat, which are answered from the event loop and never queue
     behind that thread."""
-
-    async def __call__(self, scope, receive, send):
-        # Channels keeps only a sync wrapper of ``send`` (base_send) for sync consumers.
-        self.async_send = send
-        await super().__call__(scope, receive, send)
 
     async def dispatch(self, message):
         if message["type"] == RELAY:
@@ -266,6 +287,7 @@ class SafeJsonWebsocketConsumer(FrameLimits, JsonWebsocketConsumer):
         try:
             self.frame_guard.admit()
         except ClientError as error:
+            self.meter.error_frame(code=error.code)
             await self.async_send({"type": "websocket.send", "text": frame_encode(frame=error.frame())})
         except Flooding as flooding:
             if flooding.first:
@@ -292,12 +314,16 @@ class SafeJsonWebsocketConsumer(FrameLimits, JsonWebsocketConsumer):
     def layer_reconnected(self, message):
         """Redis is back after an outage: group messages may have been lost. Override to catch the page up."""
 
+    def send_json(self, content, close=False):
+        self.meter.json_sent(content)
+        super().send_json(content, close)
+
     @classmethod
     def encode_json(cls, content):
         return frame_encode(frame=content)
 
 
-class AsyncSafeJsonWebsocketConsumer(FrameLimits, AsyncJsonWebsocketConsumer):
+class AsyncSafeJsonWebsocketConsumer(SocketMetrics, FrameLimits, AsyncJsonWebsocketConsumer):
     """The async consumer. Reach the database only through
     ``channels.db.database_sync_to_async``, which closes stale connections
     around each call, as Django does around each request."""
@@ -336,6 +362,10 @@ class AsyncSafeJsonWebsocketConsumer(FrameLimits, AsyncJsonWebsocketConsumer):
 
     async def layer_reconnected(self, message):
         """Redis is back after an outage: group messages may have been lost. Override to catch the page up."""
+
+    async def send_json(self, content, close=False):
+        self.meter.json_sent(content)
+        await super().send_json(content, close)
 
     @classmethod
     async def encode_json(cls, content):

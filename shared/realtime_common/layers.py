@@ -1,6 +1,7 @@
 """The channel layer a site uses, from its Redis URLs."""
 
 import asyncio
+import collections
 import logging
 import os
 import time
@@ -12,6 +13,9 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .loops import loop_local
+from .metrics import channel_layer_reconnected, channel_layer_state
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +53,18 @@ class RedisCoreLayer(RedisChannelLayer):
     socket open longer than that stopped receiving its groups' messages. Each
     process re-adds its own sockets' memberships three times per group_expiry, in
     one task per event loop, so only those of a dead process (or of a consumer
-    that crashed) expire; a membership discarded while a refresh re-adds it is
-    taken out again once that refresh's pipeline is done.
+    that crashed) expire. A group_discard waits for the refresh's pipeline under way
+    on its Redis, so that its ZREM lands after that pipeline's ZADD, never before.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.memberships: dict[str, set[str]] = {}  # group -> this process's channels in it
         self.refreshers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+        # By event loop (a lock's waiters belong to one), then by Redis: a refresh pipeline
+        # and the group_discards on that Redis take turns. A group_add need not: the
+        # refresh only adds, so the two land in either order.
+        self.shard_locks = loop_local(lambda: collections.defaultdict(asyncio.Lock))
         self.refresh_failing = False
 
     def create_pool(self, index):
@@ -75,12 +83,13 @@ class RedisCoreLayer(RedisChannelLayer):
             self.refresher_ensure()
 
     async def group_discard(self, group, channel):
-        channels = self.memberships.get(group)
-        if channels is not None:
-            channels.discard(channel)
-            if not channels:
-                del self.memberships[group]
-        await super().group_discard(group, channel)
+        async with self.shard_locks()[self.consistent_hash(group)]:
+            channels = self.memberships.get(group)
+            if channels is not None:
+                channels.discard(channel)
+                if not channels:
+                    del self.memberships[group]
+            await super().group_discard(group, channel)
 
     async def receive(self, channel):
         try:
@@ -129,34 +138,19 @@ class RedisCoreLayer(RedisChannelLayer):
             for group in groups[start : start + batch]:
                 by_shard.setdefault(self.consistent_hash(group), []).append(group)
             for index, shard_groups in by_shard.items():
-                # The channels as they are now, not when the refresh began: one discarded while an
-                # earlier pipeline was under way is not re-added.
-                members = [(group, list(self.memberships.get(group, ()))) for group in shard_groups]
-                now = time.time()
-                async with self.connection(index).pipeline(transaction=False) as pipeline:
-                    for group, channels in members:
-                        if channels:
-                            key = self._group_key(group)
-                            pipeline.zadd(key, dict.fromkeys(channels, now))
-                            pipeline.expire(key, self.group_expiry)
-                    await pipeline.execute()
-                await self.memberships_discard_again(index=index, members=members)
-
-    async def memberships_discard_again(self, *, index: int, members: list[tuple[str, list[str]]]) -> None:
-        """Take out again what the refresh just re-added but was discarded while it ran: that
-        group_discard's ZREM may have reached Redis before the refresh's ZADD."""
-        gone = [
-            (group, channel)
-            for group, channels in members
-            for channel in channels
-            if channel not in self.memberships.get(group, ())
-        ]
-        if not gone:
-            return
-        async with self.connection(index).pipeline(transaction=False) as pipeline:
-            for group, channel in gone:
-                pipeline.zrem(self._group_key(group), channel)
-            await pipeline.execute()
+                # A group_discard waits until this pipeline is done: what it re-adds is still wanted.
+                async with self.shard_locks()[index]:
+                    # The channels as they are now, not when the refresh began: one discarded while an
+                    # earlier pipeline was under way is not re-added.
+                    members = [(group, self.memberships.get(group, ())) for group in shard_groups]
+                    now = time.time()
+                    async with self.connection(index).pipeline(transaction=False) as pipeline:
+                        for group, channels in members:
+                            if channels:
+                                key = self._group_key(group)
+                                pipeline.zadd(key, dict.fromkeys(channels, now))
+                                pipeline.expire(key, self.group_expiry)
+                        await pipeline.execute()
 
 
 class ResilientShard(RedisSingleShardConnection):
@@ -176,6 +170,7 @@ class ResilientShard(RedisSingleShardConnection):
         self.resync = False  # Redis's subscriptions may differ from _subscribed_to
         self.reconnected = False  # the connection was made again: messages may have been lost
         self.hooked = None  # the connection whose reconnects on_connect() hears of
+        channel_layer_state(connection=self, up=True)  # up until it fails
 
     async def subscribe(self, channel):
         async with self._lock:
@@ -253,6 +248,7 @@ class ResilientShard(RedisSingleShardConnection):
         self.resync = True
         if self.outage_started is None:
             self.outage_started = time.monotonic()
+            channel_layer_state(connection=self, up=False)
             logger.warning(
                 "channel layer: lost Redis at %s (%s); group messages stop until it is back",
                 redact_url(self.host.get("address", "?")),
@@ -261,6 +257,8 @@ class ResilientShard(RedisSingleShardConnection):
 
     def outage_end(self) -> None:
         told = self.consumers_tell()
+        channel_layer_state(connection=self, up=True)
+        channel_layer_reconnected()
         if self.outage_started is not None:
             logger.info(
                 "channel layer: Redis at %s is back after %.1f s; %d subscriptions restored, %d consumers told to catch up",

@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from realtime_common.cache import caches
 from realtime_common.layers import channel_layers
+from realtime_common.metrics import networks_parse
 from realtime_common.origins import socket_origin, websocket_origins
 
 
@@ -284,6 +285,14 @@ CONTENT_SECURITY_POLICY = {
 # process (realtime_common.asgi.ConnectionCaps): over it, close 1013.
 WEBSOCKETS_PER_IP = int(os.environ.get("DJANGO_WEBSOCKETS_PER_IP", "256"))
 WEBSOCKETS_PER_USER = int(os.environ.get("DJANGO_WEBSOCKETS_PER_USER", "32"))
+
+# Prometheus metrics (realtime_common.metrics): counted unless DJANGO_METRICS=0; GET /metrics
+# answers only clients of these networks (CIDRs), anyone else gets the site's 404.
+METRICS_ENABLED = env_bool("DJANGO_METRICS", default=True)
+METRICS_ALLOWED_NETWORKS = networks_parse(env_list("DJANGO_METRICS_ALLOWED_NETWORKS", default="127.0.0.0/8,::1/128"))
+# The worker has no HTTP server: with a port, it serves its metrics there (`manage.py runworker`).
+METRICS_PORT = int(os.environ["DJANGO_METRICS_PORT"]) if os.environ.get("DJANGO_METRICS_PORT") else None
+METRICS_ADDR = os.environ.get("DJANGO_METRICS_ADDR", "127.0.0.1")
 
 LOGGING = {
     "version": 1,

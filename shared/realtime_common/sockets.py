@@ -29,6 +29,8 @@ import time
 import weakref
 from functools import partial
 
+from .metrics import slow_reader_closed
+
 logger = logging.getLogger(__name__)
 
 # Bytes waiting to be sent on one socket beyond which it is closed as a slow reader.
@@ -106,6 +108,7 @@ class GuardedSend:
                     SEND_BUFFER_LIMIT,
                 )
                 close_frame(self.protocol, CLOSE_SLOW_READER)
+                slow_reader_closed()
                 return
         elif kind == "websocket.close" and message.get("code") in RFC_SERVER_CODES:
             if self.protocol.state != self.protocol.STATE_CONNECTING:

@@ -13,14 +13,13 @@ The three steps (README, "Make your own model live in three steps"):
 """
 
 import re
-import threading
 import weakref
 from collections.abc import Callable, Sequence
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.apps import apps
-from django.db import IntegrityError, models, router, transaction
+from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import F, prefetch_related_objects
 from django.db.models.signals import post_delete, post_save, pre_delete
 
@@ -94,7 +93,8 @@ def stream_extend(
 
     Of more events than ``retention``, only the newest are stored and sent: pruning
     would delete the others at once, and a page missing them resyncs, as after any
-    gap it cannot fill. So a write is at most ``retention`` inserts, however many rows.
+    gap it cannot fill. The events are one INSERT (on SQLite one per 249, its limit
+    of 999 parameters a query) and one on-commit hook, however many rows.
     """
     count = len(events)
     if not Stream.objects.filter(name=stream).update(last_seq=F("last_seq") + count):
@@ -107,15 +107,17 @@ def stream_extend(
             Stream.objects.filter(name=stream).update(last_seq=F("last_seq") + count)
     stream_id, last_seq = Stream.objects.values_list("pk", "last_seq").get(name=stream)
     kept = events[max(count - retention, 0) :]
-    frames = []
+    frames, stored, messages = [], [], []
     for seq, (row, frame_for) in enumerate(kept, start=last_seq - len(kept) + 1):
         frame = frame_for(seq)
         if frame.get("seq") != seq:
             raise ValueError(f"the frame of event {seq} of {stream!r} must carry its seq")
-        StreamEvent.objects.create(stream_id=stream_id, seq=seq, frame=frame, row=row)
+        stored.append(StreamEvent(stream_id=stream_id, seq=seq, frame=frame, row=row))
         message = {"type": "stream.event", "stream": stream, "seq": seq, "text": frame_encode(frame=frame)}
-        group_send_on_commit(group=stream, message=message)
+        messages.append(message)
         frames.append(frame)
+    StreamEvent.objects.bulk_create(stored)
+    group_send_on_commit(group=stream, messages=messages)
     StreamEvent.objects.filter(stream_id=stream_id, seq__lte=last_seq - retention).delete()
     return frames
 
@@ -126,7 +128,7 @@ def stream_delete(*, stream: str) -> None:
     deletes after it in the same transaction, then find no stream to write to. Once
     committed, the pages following the stream are told (``StreamConsumer.stream_deleted``)."""
     Stream.objects.filter(name=stream).delete()
-    group_send_on_commit(group=stream, message={"type": "stream.deleted", "stream": stream})
+    group_send_on_commit(group=stream, messages=[{"type": "stream.deleted", "stream": stream}])
 
 
 def stream_seq(*, stream: str) -> int:
@@ -209,6 +211,8 @@ class StreamConsumer(AsyncSafeJsonWebsocketConsumer):
             return
         await self.send(text_data=message["text"])  # encoded once for every page, by the writer
         self.stream_seqs[stream] = seq
+        # From its commit (group_send_on_commit stamps it) to this page: the delay pages see.
+        self.meter.event_sent(committed=message.get("committed"))
 
     async def layer_reconnected(self, message):
         # Redis was away: the group messages of that time never came. The stored events have them.
@@ -254,8 +258,8 @@ def live_rows_deleted(*, rows: Sequence[LiveModel]) -> None:
     ``deleted`` event, unless the stream is gone: deleted with the row that owned it
     (``stream_delete``), whose cascade is deleting these rows.
 
-    A few queries per stream and per ROWS_PER_QUERY rows, not per row (and at most
-    ``live_retention`` inserts per stream: ``stream_extend``): deleting a user takes
+    A few queries per stream and per ROWS_PER_QUERY rows, not per row (the deleted
+    events of a stream are one INSERT: ``stream_extend``): deleting a user takes
     every message they wrote, by cascade, in one go.
     """
     rows_by_key = {live_row_key(instance=row): row for row in rows}
@@ -298,20 +302,13 @@ def live_rows_prefetch(*, rows: list[LiveModel]) -> None:
         prefetch_related_objects(instances, *(field.name for field in model._meta.concrete_fields if field.is_relation))
 
 
-class Deletions(threading.local):
-    """The LiveModel rows of each deletion under way on this thread, by the id of its
-    origin (the row or QuerySet whose delete() started it, cascades included).
-
-    Django sends pre_delete for every row a deletion takes before it deletes any, and
-    post_delete after: the first post_delete handles them all at once. The origin is
-    held weakly, so that a deletion that failed in between is forgotten with it.
-    """
-
-    def __init__(self):
-        self.pending: dict[int, tuple[weakref.ref, list[LiveModel]]] = {}
-
-
-DELETIONS = Deletions()
+# The LiveModel rows of each deletion under way, by the atomic block that Django's
+# Collector.delete() runs it in: one per call of delete() (a row's, a QuerySet's, the
+# admin's), cascades included. Django sends pre_delete for every row a deletion takes
+# before it deletes any, and post_delete after: the first post_delete handles them all
+# at once. The rows of a deletion that failed in between stay under its block, which
+# no other deletion runs in (a retry opens its own), until the block is collected.
+DELETIONS: weakref.WeakKeyDictionary[transaction.Atomic, list[LiveModel]] = weakref.WeakKeyDictionary()
 
 
 def live_saved(sender, instance, created: bool, raw: bool, **kwargs) -> None:
@@ -326,22 +323,20 @@ def live_saved(sender, instance, created: bool, raw: bool, **kwargs) -> None:
     )
 
 
-def live_deleting(sender, instance, origin=None, **kwargs) -> None:
-    if origin is None:  # a Collector used directly, without an origin: live_deleted takes its rows one by one
-        return
-    key, pending = id(origin), DELETIONS.pending
-    if key not in pending:
-        pending[key] = (weakref.ref(origin, lambda _: pending.pop(key, None)), [])
-    pending[key][1].append(instance)
+def deletion_block(*, using: str) -> transaction.Atomic:
+    """The atomic block of the deletion sending a pre_delete or post_delete: the innermost
+    one open, as Collector.delete() sends them from within its own."""
+    return connections[using].atomic_blocks[-1]
 
 
-def live_deleted(sender, instance, origin=None, **kwargs) -> None:
-    if origin is None:
-        live_rows_deleted(rows=[instance])
-        return
-    deletion = DELETIONS.pending.pop(id(origin), None)
-    if deletion is not None:  # else done already, at the first post_delete of the deletion
-        live_rows_deleted(rows=deletion[1])
+def live_deleting(sender, instance, using: str, **kwargs) -> None:
+    DELETIONS.setdefault(deletion_block(using=using), []).append(instance)
+
+
+def live_deleted(sender, instance, using: str, **kwargs) -> None:
+    rows = DELETIONS.pop(deletion_block(using=using), None)
+    if rows is not None:  # else done already, at the first post_delete of the deletion
+        live_rows_deleted(rows=rows)
 
 
 def receivers_connect() -> None:

@@ -34,6 +34,7 @@ from django.db import OperationalError
 from django.http import HttpRequest
 
 from realtime_common.layers import REDIS_DOWN, error_text
+from realtime_common.metrics import handshake_refused
 
 logger = logging.getLogger(__name__)
 
@@ -117,5 +118,6 @@ class TicketMiddleware:
             logger.warning("socket ticket not redeemed: %s", error_text(error))
             session = None
         if session is None:
+            handshake_refused(outcome="ticket")
             return await self.denier(scope, receive, send)
         return await self.application({**scope, "session": session}, receive, send)

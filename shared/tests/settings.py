@@ -2,6 +2,8 @@
 
 import dj_database_url
 
+from realtime_common.metrics import networks_parse
+
 SECRET_KEY = "realtime-common-tests-only"
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -22,3 +24,6 @@ TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP
 # Tickets (realtime_common.tickets) are signed per site, and lead to this socket origin ("": the page's own).
 SITE_NAME = "shared-tests"
 SOCKET_ORIGIN = ""
+# Metrics (realtime_common.metrics), readable from loopback, as a site's are by default.
+METRICS_ENABLED = True
+METRICS_ALLOWED_NETWORKS = networks_parse(["127.0.0.0/8", "::1/128"])

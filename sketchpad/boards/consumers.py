@@ -3,10 +3,12 @@ from django.db import OperationalError
 
 from realtime_common.broadcast import group_send_logged
 from realtime_common.consumers import ClientError, SafeJsonWebsocketConsumer, relay_message
+from realtime_common.metrics import site_inc
 from realtime_common.worker import WorkerConsumer
 
 from .cursors import CursorSender, sweeper_forget
 from .drawing import Drawing
+from .metrics import CURSOR_FRAMES_RELAYED
 from .selectors import author_get, board_get, board_has_room, stroke_exists, stroke_list, thumbnail_urls
 from .services import (
     BoardFull,
@@ -140,6 +142,7 @@ class BoardConsumer(SafeJsonWebsocketConsumer):
     def cursor_relay(self, frame: dict | None):
         """To every other page: its cursor is never stored, nor sent back to it."""
         if frame is not None:
+            site_inc(CURSOR_FRAMES_RELAYED)
             self.broadcast(frame, skip=self.channel_name)
 
     def broadcast(self, frame: dict, *, skip: str | None = None):

@@ -3,6 +3,7 @@ rendering once it is committed, whoever makes it."""
 
 import logging
 import secrets
+import time
 
 from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
@@ -16,8 +17,10 @@ from django.utils.text import slugify
 from realtime_common.broadcast import group_send_logged
 from realtime_common.consumers import relay_message
 from realtime_common.layers import WORKER_LAYER
+from realtime_common.metrics import site_inc, site_observe
 from realtime_common.throttle import window_allow
 
+from .metrics import STROKES_STORED, THUMBNAIL_RENDER_SECONDS, THUMBNAILS_RENDERED
 from .models import Board, Stroke
 from .render import strokes_png
 from .selectors import AUTHOR_SESSION_KEY, stroke_list
@@ -96,6 +99,7 @@ def stroke_store(*, board_id: int, author: str, stroke_id: str, color: str, widt
             board_changed(board_id=board_id)
     except IntegrityError:
         return None
+    site_inc(STROKES_STORED)
     return stroke
 
 
@@ -175,6 +179,7 @@ def thumbnail_render(*, board_id: int) -> Board | None:
     """Draw the board as it is now and store the PNG; None if the board is gone."""
     # The version first: a stroke stored between the two reads is drawn but not
     # counted, which costs one more rendering, never a stale thumbnail.
+    started = time.perf_counter()
     strokes_version = Board.objects.filter(pk=board_id).values_list("strokes_version", flat=True).first()
     if strokes_version is None:
         return None
@@ -183,7 +188,11 @@ def thumbnail_render(*, board_id: int) -> Board | None:
         updated = Board.objects.filter(pk=board_id).update(
             thumbnail=png, thumbnail_version=F("thumbnail_version") + 1, thumbnail_of=strokes_version
         )
-        return Board.objects.defer("thumbnail").get(pk=board_id) if updated else None
+        board = Board.objects.defer("thumbnail").get(pk=board_id) if updated else None
+    if board is not None:
+        site_inc(THUMBNAILS_RENDERED)
+        site_observe(THUMBNAIL_RENDER_SECONDS, time.perf_counter() - started)
+    return board
 
 
 def thumbnails_catch_up() -> int:
