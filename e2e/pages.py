@@ -25,7 +25,12 @@ CHAT_ROOMS += [
     "typing",
     "pending",
     "pending-stored",
+    "pending-paced",
+    "pending-refused",
+    "pending-text",
+    "pending-unload",
     "flooding",
+    "not-entered",
 ]
 
 

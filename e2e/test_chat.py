@@ -493,3 +493,54 @@ def test_a_page_closed_for_flooding_says_so_rather_than_that_it_was_logged_out(n
     expect(page.locator("#chat-ended")).to_contain_text("sent too much too fast")
     expect(page.locator("#logged-out")).to_be_hidden()
     expect(room(page, "flooding").get_by_role("button", name="Send")).to_be_disabled()
+
+
+def test_a_room_not_entered_again_after_a_reconnect_shows_it_and_can_be_joined_again(new_page, chat):
+    url = chat.urls[0]
+    connections, replaced = [], []
+    refusal = {
+        "type": "error",
+        "code": "unavailable",
+        "detail": "The server cannot reach Redis.",
+        "room": "not-entered",
+    }
+
+    # On the page's second connection, the room's first joined frame becomes the error frame the
+    # server sends for a room of the session it could not enter on connect (README: the handshake).
+    def relay(connection):
+        connections.append(connection)
+        reconnected = len(connections) > 1
+        server = connection.connect_to_server()
+        connection.on_message(server.send)
+
+        def from_server(frame):
+            if reconnected and not replaced and isinstance(frame, str):
+                data = json.loads(frame)
+                if (data["type"], data.get("room")) == ("joined", "not-entered"):
+                    replaced.append(frame)
+                    frame = json.dumps(refusal)
+            connection.send(frame)
+
+        server.on_message(from_server)
+
+    page = new_page(f"{url}/")
+    page.route_web_socket(re.compile(r"/ws/chat/"), relay)
+    open_chat(page, url, "alice", "not-entered")
+    before = unique("Said before")
+    say(page, "not-entered", before)
+    expect(message(page, "not-entered", before)).to_be_visible()
+    connections[-1].close(code=1011, reason="dropped")  # the page reconnects
+
+    join_again = room(page, "not-entered").get_by_role("button", name="Join again")
+    expect(join_again).to_be_visible()
+    expect(page.locator('[data-join="not-entered"]')).to_be_enabled()
+    expect(message(page, "not-entered", before)).to_be_visible()  # what it showed stays
+    expect(room(page, "not-entered").get_by_role("button", name="Leave")).to_be_hidden()
+
+    join_again.click()
+    expect(join_again).to_be_hidden()
+    expect(page.locator('[data-join="not-entered"]')).to_be_disabled()
+    after = unique("Said after")
+    say(page, "not-entered", after)
+    expect(message(page, "not-entered", after)).to_be_visible()
+    expect(message(page, "not-entered", before)).to_have_count(1)

@@ -88,7 +88,8 @@ def test_logging_out_closes_the_socket_on_the_other_origin(new_page, chat, socke
 def test_a_refused_ticket_says_the_site_refused_the_page_rather_than_that_it_logged_out(new_page, chat, socket_domain):
     page_url, _ = socket_domain
     page = open_chat(new_page("about:blank"), page_url, "bob", ROOM)
-    # The session is still a login, but the ticket view refuses (as it does a stale page's CSRF token).
+    # The session is still a login, but the ticket view refuses (as it does a stale page's CSRF token):
+    # not a logout, which has the page offer to log in again (the test below).
     page.route(re.compile(r"/ws-ticket/$"), lambda route: route.fulfill(status=403))
     page.context.set_offline(True)
     expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "reconnecting")
@@ -97,3 +98,21 @@ def test_a_refused_ticket_says_the_site_refused_the_page_rather_than_that_it_log
     expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "closed")
     expect(page.locator("#chat-ended")).to_contain_text("refused this page a connection")
     expect(page.locator("#logged-out")).to_be_hidden()
+
+
+def test_a_ticket_refused_for_want_of_a_login_says_the_page_was_logged_out(new_page, chat, socket_domain):
+    page_url, _ = socket_domain
+    page = open_chat(new_page("about:blank"), page_url, "bob", ROOM)
+    # The ticket view's answer once the session is no login (e.g. it expired while the page was offline).
+    body = '{"error": "not_logged_in", "detail": "Log in first."}'
+    page.route(
+        re.compile(r"/ws-ticket/$"), lambda route: route.fulfill(status=401, content_type="application/json", body=body)
+    )
+    page.context.set_offline(True)
+    expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "reconnecting")
+    page.context.set_offline(False)
+
+    expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "closed")
+    expect(page.locator("#logged-out")).to_be_visible()
+    expect(page.locator("#logged-out").get_by_role("link", name="Log in again")).to_be_visible()
+    expect(page.locator("#chat-ended")).to_be_hidden()

@@ -243,7 +243,7 @@ def op_writers_without_events(slug, room, username, marker):
         user = get_user_model().objects.get(username=username)
         existing_message = Message.objects.filter(room=room_row).first()
 
-    def failing_create(*args, **kwargs):
+    def failing_insert(*args, **kwargs):
         raise RuntimeError("fault injected: the event was not stored")
 
     writers = {}
@@ -276,7 +276,8 @@ def op_writers_without_events(slug, room, username, marker):
             instance.save()
 
     outcome = {}
-    with mock.patch.object(StreamEvent.objects, "create", side_effect=failing_create):
+    # Every event is stored by one bulk_create (realtime_common.streams.stream_extend).
+    with mock.patch.object(StreamEvent.objects, "bulk_create", side_effect=failing_insert):
         for name, write in writers.items():
             try:
                 write()

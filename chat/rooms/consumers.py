@@ -6,8 +6,8 @@ from realtime_common.streams import StreamConsumer
 
 from .models import Message, Room
 from .presence import PresenceMixin
-from .selectors import message_frame_stored, message_sent_get, room_get, room_history, room_may_join, session_rooms
-from .services import membership_rate_allow, message_rate_allow, message_send, session_rooms_update
+from .selectors import message_frame_stored, room_get, room_history, room_may_join, session_rooms
+from .services import membership_rate_allow, message_send, session_rooms_update
 from .sessions import SessionMixin
 from .typing import TypingMixin
 from .wire import Command, command_parse, joined_frame, left_frame, room_group, since_parse
@@ -79,35 +79,24 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
         await self.send_json(left_frame(room=room))
 
     async def say(self, room: Room, command: Command):
-        """Store the message, once per client_id. Every refusal, a fault of the database or
-        Redis included, names the message (its client_id): the page gives it back to its user."""
-        client_id = command.client_id
+        """Store the message, once per client_id (services.message_send). Every refusal, a fault of
+        the database or Redis included, names the message (its client_id): the page gives it back."""
         try:
-            # A resend (after a reconnect) of a message stored already: no new message, so
-            # no rate limit either; the answer is the stored frame, below.
-            message = await database_sync_to_async(message_sent_get)(user=self.user, client_id=client_id)
-            if message is None:
-                if not await sync_to_async(message_rate_allow)(user_id=self.user.pk):
-                    raise ClientError("rate_limited", "Too many messages; wait a moment.", client_id=client_id)
-                if not await self.session_confirm():
-                    return
-                message, created = await database_sync_to_async(message_send)(
-                    room=room, user=self.user, text=command.text, client_id=client_id
-                )
-                if created:
-                    # Reaches every socket in the room, this one too, once committed.
-                    await self.typing_end(room=room)
-                    return
+            if not await self.session_confirm():
+                return
+            message, created = await database_sync_to_async(message_send)(
+                room=room, user=self.user, text=command.text, client_id=command.client_id
+            )
         except Exception as error:
             if (frame := fault_frame(error)) is None:
                 raise  # a ClientError, or a bug
-            raise ClientError(frame["code"], frame["detail"], client_id=client_id) from error
-        if (message.room_id, message.text) != (room.pk, command.text):
-            raise ClientError(
-                "invalid_client_id", "This client_id names another message: use a new one.", client_id=client_id
-            )
-        # To this socket alone: the page has the message, or gets it now.
-        await self.message_resend(room=room, message=message)
+            raise ClientError(frame["code"], frame["detail"], client_id=command.client_id) from error
+        if created:
+            # Reaches every socket in the room, this one too, once committed.
+            await self.typing_end(room=room)
+        else:
+            # A resend: to this socket alone, the page has the message or gets it now.
+            await self.message_resend(room=room, message=message)
 
     async def message_resend(self, *, room: Room, message: Message):
         stream = room_group(room_id=room.pk)
@@ -152,18 +141,21 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
         await self.presence_exit(room=room)
         await self.channel_layer.group_discard(room_group(room_id=room.pk), self.channel_name)
 
+    def stream_room(self, stream: str) -> Room | None:
+        """The room of this socket whose stream that is; None once the socket left it."""
+        return next((room for room in self.rooms.values() if room_group(room_id=room.pk) == stream), None)
+
     async def stream_resync(self, stream: str) -> None:
         # More was missed than the room keeps: the room's newest messages again,
         # as a joined frame whose "more" tells the page to replace what it shows.
-        room = next(room for room in self.rooms.values() if room_group(room_id=room.pk) == stream)
-        await self.enter(room, since=None)
+        if (room := self.stream_room(stream)) is not None:
+            await self.enter(room, since=None)
 
     async def stream_deleted(self, message):
         # The room was deleted (rooms/receivers.py). Not a resync, whose joined frame
-        # would show it again, empty: "left", which has the page take it away with
-        # its messages, as after a leave. The session keeps its slug, which
-        # session_rooms skips from now on: no room has it.
-        room = next((room for room in self.rooms.values() if room_group(room_id=room.pk) == message["stream"]), None)
-        if room is not None:
-            await self.exit(room)
-            await self.send_json(left_frame(room=room))
+        # would show it again, empty: a leave, which takes the slug out of the session
+        # too (a room made later with that slug is not joined unasked), and answers
+        # "left", which has the page take the room away with its messages. A session
+        # with no socket open keeps the slug, which session_rooms skips: no room has it.
+        if (room := self.stream_room(message["stream"])) is not None:
+            await self.leave(room)

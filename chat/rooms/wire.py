@@ -22,7 +22,7 @@ SINCE_ITEM = re.compile(r"(?P<room>[-a-zA-Z0-9_]{1,50}):(?P<seq>[0-9]{1,18})")
 # The page's own id of a message it sends (e.g. a random UUID): a resend with the same id
 # stores nothing new. Fits Message.client_id, and any log line, as is.
 CLIENT_ID_MAX_LENGTH = 64
-CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CLIENT_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{CLIENT_ID_MAX_LENGTH}}}")
 
 
 @dataclass(frozen=True)

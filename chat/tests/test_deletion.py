@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from realtime_common.models import Stream, StreamEvent
-from rooms.models import Message
+from rooms.models import Message, Room
 from rooms.services import message_create
 from rooms.wire import room_group
 from tests.helpers import join, say
@@ -81,6 +81,24 @@ async def test_deleting_a_room_deletes_its_stream_and_its_pages_take_it_away(log
     # The socket goes on in its other rooms.
     await say(alice, "random", "still here")
     assert (await alice.receive_json_from())["text"] == "still here"
+
+
+async def test_a_deleted_room_leaves_the_session_so_a_new_room_of_its_slug_is_not_joined_unasked(
+    logged_in, users, chat_rooms
+):
+    browser = await logged_in(users["alice"])
+    tab = await browser.open_tab()
+    await join(tab, "lobby")
+    await join(tab, "random")
+
+    await sync_to_async(chat_rooms["lobby"].delete)()
+    assert await tab.receive_json_from() == {"type": "left", "room": "lobby"}
+
+    # Another room, made later under the old slug: the browser never joined this one.
+    await sync_to_async(Room.objects.create)(slug="lobby", title="Another lobby")
+    new_tab = await browser.open_tab()
+    assert (await new_tab.receive_json_from())["room"] == "random"
+    assert await new_tab.receive_nothing()
 
 
 async def test_a_bulk_delete_of_messages_in_a_shell_tells_the_room(logged_in, users, chat_rooms):

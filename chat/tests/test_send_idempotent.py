@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import OperationalError
 
+from realtime_common.consumers import ClientError
 from rooms import consumers
 from rooms.models import Message
 from rooms.services import message_send
@@ -150,4 +151,23 @@ def test_sends_of_one_client_id_at_once_store_one_message(concurrent_writers, us
     results = concurrent_writers(*sends)
     assert sorted(created for _, created in results) == [False, False, False, True]
     assert len({message.pk for message, _ in results}) == 1
+    assert Message.objects.count() == 1
+
+
+def test_message_send_stores_an_id_once_uncounted_after_and_refuses_another_message_under_it(
+    users, chat_rooms, settings
+):
+    settings.CHAT_RATE_LIMIT_MESSAGES = 1
+    settings.CHAT_RATE_LIMIT_SECONDS = 10**6  # one window for the whole test
+    send = partial(message_send, user=users["alice"], client_id="m-1")
+    stored, created = send(room=chat_rooms["lobby"], text="Hello")
+    assert created
+    assert send(room=chat_rooms["lobby"], text="Hello") == (stored, False)  # a resend, not counted
+    for room, text in [("lobby", "Not what m-1 said"), ("random", "Hello")]:
+        with pytest.raises(ClientError) as refused:
+            send(room=chat_rooms[room], text=text)
+        assert (refused.value.code, refused.value.client_id) == ("invalid_client_id", "m-1")
+    with pytest.raises(ClientError) as over:
+        message_send(room=chat_rooms["lobby"], user=users["alice"], text="Two", client_id="m-2")
+    assert (over.value.code, over.value.client_id) == ("rate_limited", "m-2")
     assert Message.objects.count() == 1

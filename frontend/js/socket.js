@@ -11,6 +11,8 @@ const STATUS = {
 const OPEN = 1;
 // "Service restart": the server is going away on purpose (a deploy) and another one takes over.
 export const CLOSE_SERVICE_RESTART = 1012;
+// The final close code of a socket whose user is not logged in (these sites' 4xxx codes mirror HTTP's 4xx).
+export const CLOSE_LOGGED_OUT = 4401;
 
 /**
  * Milliseconds to wait before reconnect attempt number `attempt` (0-based):
@@ -44,9 +46,11 @@ export function isFinalCloseCode(code) {
  * A URL provider for a JsonSocket on another origin than its page (a socket domain), where
  * the page's cookies do not go: before each attempt it POSTs to `ticketUrl` on the page's own
  * site (with the session cookie and `csrfToken`) and answers the URL of the single-use ticket
- * it gets. A 401 or 403 (logged out) answers null, which stops the socket, as a final close
- * code does; any other failure throws, and the socket tries again with backoff. So does a
- * request with no answer within `timeoutMs` (10 s): a hung request would hang the socket.
+ * it gets. Refused for good, it stops the socket, as a final close code does: a 401 (logged
+ * out) answers CLOSE_LOGGED_OUT (4401), which the socket's `closeCode` then reports, as if the
+ * server had closed it so; a 403 (e.g. a stale page's CSRF token) answers null. Any other failure
+ * throws, and the socket tries again with backoff. So does a request with no answer within
+ * `timeoutMs` (10 s): a hung request would hang the socket.
  */
 export function ticketUrlProvider(ticketUrl, { csrfToken, fetch = globalThis.fetch, timeoutMs = 10000 } = {}) {
   return async () => {
@@ -59,7 +63,8 @@ export function ticketUrlProvider(ticketUrl, { csrfToken, fetch = globalThis.fet
         credentials: 'same-origin',
         signal: request.signal,
       });
-      if (response.status === 401 || response.status === 403) return null;
+      if (response.status === 401) return CLOSE_LOGGED_OUT;
+      if (response.status === 403) return null;
       if (!response.ok) throw new Error(`no ticket: HTTP ${response.status}`);
       return (await response.json()).url;
     } finally {
@@ -118,7 +123,8 @@ export class JsonSocket extends EventTarget {
   /**
    * @param {string | (() => Promise<string | null>)} url  absolute ws(s):// URL, or a path
    *   resolved against the page; or an async function called before every attempt for the
-   *   URL to use (e.g. `ticketUrlProvider`), whose null stops the socket for good
+   *   URL to use (e.g. `ticketUrlProvider`), which may instead stop the socket for good: with
+   *   null, or with a final close code (a number, e.g. 4401) that `closeCode` then reports
    * @param {object} [options]
    * @param {(data: any) => void} [options.onMessage]
    * @param {() => object | null | undefined} [options.resume]  query parameters for
@@ -170,8 +176,9 @@ export class JsonSocket extends EventTarget {
   }
 
   /**
-   * Once closed: the server's final close code that stopped the socket (e.g. 4401), so the
-   * page can say what happened; null when it was stopped by close() or a URL provider's null.
+   * Once closed: the final close code that stopped the socket (e.g. 4401), the server's or one
+   * a URL provider answered, so the page can say what happened; null when it was stopped by
+   * close() or a URL provider's null.
    */
   get closeCode() {
     return this.#closeCode;
@@ -221,8 +228,10 @@ export class JsonSocket extends EventTarget {
       .then(
         (url) => {
           if (!current()) return;
-          if (url == null) this.close();
-          else this.#open(url);
+          if (url == null || typeof url === 'number') {
+            this.#closeCode = url ?? null;
+            this.close();
+          } else this.#open(url);
         },
         (error) => {
           if (!current()) return;

@@ -1,7 +1,9 @@
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { JsonSocket, backoffDelay, isFinalCloseCode, restartDelay, ticketUrlProvider } from '../js/socket.js';
+import {
+  CLOSE_LOGGED_OUT, JsonSocket, backoffDelay, isFinalCloseCode, restartDelay, ticketUrlProvider,
+} from '../js/socket.js';
 
 // Stands in for the browser WebSocket: records what the client does and lets
 // a test play the server's part. Like browsers, a failed attempt fires
@@ -216,6 +218,18 @@ describe('JsonSocket URL provider', () => {
     assert.equal(sockets.length, 0);
   });
 
+  it('stops for good with the final close code the provider answers', async () => {
+    const url = mock.fn(async () => 4401);
+    const socket = connect({ url });
+    await settle();
+    assert.equal(socket.state, 'closed');
+    assert.equal(socket.closeCode, 4401);
+    mock.timers.tick(10 * 60 * 1000);
+    await settle();
+    assert.equal(url.mock.callCount(), 1);
+    assert.equal(sockets.length, 0);
+  });
+
   it('drops an answer that comes after close() or reconnect()', async () => {
     const answers = [];
     const url = () => new Promise((resolve) => answers.push(resolve));
@@ -283,11 +297,21 @@ describe('ticketUrlProvider', () => {
     assert.equal(sockets.length, 0);
   });
 
-  it('answers null when logged out and throws on other failures', async () => {
-    for (const status of [401, 403]) {
-      assert.equal(await ticketUrlProvider('/ws-ticket/', { fetch: fakeFetch(status, {}) })(), null);
-    }
+  it('answers 4401 when logged out, null when refused otherwise, and throws on other failures', async () => {
+    assert.equal(await ticketUrlProvider('/ws-ticket/', { fetch: fakeFetch(401, {}) })(), CLOSE_LOGGED_OUT);
+    assert.equal(CLOSE_LOGGED_OUT, 4401);
+    assert.equal(await ticketUrlProvider('/ws-ticket/', { fetch: fakeFetch(403, {}) })(), null);
     await assert.rejects(ticketUrlProvider('/ws-ticket/', { fetch: fakeFetch(502, {}) })(), /HTTP 502/);
+  });
+
+  it('stops a socket whose user logged out with closeCode 4401, and a refused one with null', async () => {
+    for (const [status, closeCode] of [[401, 4401], [403, null]]) {
+      const socket = connect({ url: ticketUrlProvider('/ws-ticket/', { fetch: fakeFetch(status, {}) }) });
+      await settle();
+      assert.equal(socket.state, 'closed');
+      assert.equal(socket.closeCode, closeCode, 'the page can tell a logout from a refusal');
+      assert.equal(sockets.length, 0);
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 """The core layer's refresh of this process's group memberships (RedisCoreLayer), against a real Redis:
-a group_discard that runs while a refresh is under way is not undone by it."""
+a group_discard that runs while a refresh is under way is not undone by it, nor a group_add after it."""
 
 import asyncio
 import contextlib
@@ -26,26 +26,32 @@ async def core_layer(redis_server):
     await layer.close_pools()
 
 
-class HeldPipeline:
-    """Holds the first pipeline sent (the refresh's) at its await point until ``release()``."""
+class HeldPipelines:
+    """Holds each pipeline sent (the refresh's: group_add and group_discard send none) at its
+    await point until ``release()``, while ``hold`` is on."""
 
     def __init__(self, monkeypatch):
-        self.holding, self.released = asyncio.Event(), asyncio.Event()
+        self.held: asyncio.Queue[asyncio.Event] = asyncio.Queue()
+        self.hold, self.current = True, asyncio.Event()
         execute = Pipeline.execute
 
         async def held_execute(pipeline, *args, **kwargs):
-            if not self.holding.is_set():
-                self.holding.set()
-                await self.released.wait()
+            if self.hold:
+                release = asyncio.Event()
+                self.held.put_nowait(release)
+                await release.wait()
             return await execute(pipeline, *args, **kwargs)
 
         monkeypatch.setattr(Pipeline, "execute", held_execute)
 
     async def wait(self) -> None:
-        await asyncio.wait_for(self.holding.wait(), timeout=WAIT)
+        """Until the next pipeline is held."""
+        self.current = await asyncio.wait_for(self.held.get(), timeout=WAIT)
 
-    def release(self) -> None:
-        self.released.set()
+    def release(self, *, hold: bool) -> None:
+        """Let the held pipeline go; ``hold``: whether to hold the next ones."""
+        self.hold = hold
+        self.current.set()
 
 
 async def group_members(layer: RedisCoreLayer, group: str) -> list[str]:
@@ -53,27 +59,53 @@ async def group_members(layer: RedisCoreLayer, group: str) -> list[str]:
 
 
 async def test_a_channel_discarded_while_the_refresh_re_adds_it_stays_discarded(core_layer, monkeypatch):
+    """The lock: the discard waits for the refresh's pipeline, so its ZREM lands after that ZADD
+    (without, it goes first: the refresh's pipeline opens a connection of its own)."""
     stay, leave = await core_layer.new_channel(), await core_layer.new_channel()
     for channel in (stay, leave):
         await core_layer.group_add("room", channel)
-    held = HeldPipeline(monkeypatch)
+    held = HeldPipelines(monkeypatch)
     refresh = asyncio.ensure_future(core_layer.memberships_add_again())
     await held.wait()
-    await core_layer.group_discard("room", leave)  # its ZREM reaches Redis first, the refresh's ZADD after
-    held.release()
-    await asyncio.wait_for(refresh, timeout=WAIT)
+    discard = asyncio.ensure_future(core_layer.group_discard("room", leave))
+    held.release(hold=False)
+    await asyncio.wait_for(asyncio.gather(refresh, discard), timeout=WAIT)
     assert await group_members(core_layer, "room") == [stay]
 
 
 async def test_a_group_discarded_while_an_earlier_pipeline_ran_is_not_re_added(core_layer, monkeypatch):
+    """Each pipeline takes the channels as they are when it starts: the second group's,
+    made once the discard is done (it waited for the first), re-adds nothing."""
     channel = await core_layer.new_channel()
     for group in ("first", "second"):
         await core_layer.group_add(group, channel)
-    held = HeldPipeline(monkeypatch)
-    # One group per pipeline: the second group's is made once the first one's has run.
-    refresh = asyncio.ensure_future(core_layer.memberships_add_again(batch=1))
+    held = HeldPipelines(monkeypatch)
+    refresh = asyncio.ensure_future(core_layer.memberships_add_again(batch=1))  # one group per pipeline
     await held.wait()
-    await core_layer.group_discard("second", channel)
-    held.release()
-    await asyncio.wait_for(refresh, timeout=WAIT)
+    discard = asyncio.ensure_future(core_layer.group_discard("second", channel))
+    held.release(hold=False)
+    await asyncio.wait_for(asyncio.gather(refresh, discard), timeout=WAIT)
     assert (await group_members(core_layer, "first"), await group_members(core_layer, "second")) == ([channel], [])
+
+
+async def test_a_channel_that_leaves_and_rejoins_during_a_refresh_stays_a_member(core_layer, monkeypatch):
+    """Whatever the refresh sends after the leave (nothing, or a ZREM of what it re-added)
+    is sent before the rejoin's ZADD, which lands last."""
+    channel = await core_layer.new_channel()
+    await core_layer.group_add("room", channel)
+    held = HeldPipelines(monkeypatch)
+    refresh = asyncio.ensure_future(core_layer.memberships_add_again())
+    await held.wait()
+    leave = asyncio.ensure_future(core_layer.group_discard("room", channel))
+    held.release(hold=True)
+    # The rejoin once the leave is done: while the refresh's next pipeline is held, if it sends one.
+    next_held = asyncio.ensure_future(held.wait())
+    await asyncio.wait([next_held, refresh], timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait_for(leave, timeout=WAIT)
+    await core_layer.group_add("room", channel)
+    if next_held.done():
+        held.release(hold=False)
+    else:
+        next_held.cancel()
+    await asyncio.wait_for(refresh, timeout=WAIT)
+    assert (await group_members(core_layer, "room"), core_layer.memberships) == ([channel], {"room": {channel}})

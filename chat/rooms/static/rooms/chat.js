@@ -1,7 +1,7 @@
 // The chat page: one socket for every room this tab is in. The protocol is in the
 // repository README. Everything people wrote is set as text, never as HTML.
 // The shared client, from its (hashed) URL in base.html: the CSP refuses an inline import map.
-const { JsonSocket, ticketUrlProvider } = await import(document.getElementById('frontend-socket').href);
+const { CLOSE_LOGGED_OUT, JsonSocket, ticketUrlProvider } = await import(document.getElementById('frontend-socket').href);
 const { TypingThrottle, typingText } = await import(document.getElementById('frontend-typing').href);
 const { elementsById } = await import(document.getElementById('frontend-elements').href);
 
@@ -10,8 +10,6 @@ const { chat, joined, noRooms, errorBox, roomTemplate, messageTemplate } = eleme
   roomTemplate: 'room-template', messageTemplate: 'message-template',
 });
 const timeFormat = new Intl.DateTimeFormat([], { timeStyle: 'short' });
-// The session is no login any more (rooms/sessions.py): the page offers to log in again.
-const CLOSE_LOGGED_OUT = 4401;
 // The page kept sending past its frame rate (realtime_common/consumers.py).
 const CLOSE_FLOODING = 4429;
 
@@ -22,6 +20,14 @@ const lastSeqs = new Map();
 // until their own message frame, or a refusal naming them, comes. The server stores a
 // client_id once, so a resend of one that did get there is no second message.
 const pending = new Map(); // client_id → { room, text, item }
+// Pending messages waiting for their turn to go (again), oldest first: after a reconnect, all of
+// them. They go one at a time, RESEND_INTERVAL_MS apart: a little slower than the server takes a
+// user's messages (CHAT_RATE_LIMIT_MESSAGES per CHAT_RATE_LIMIT_SECONDS: 10 per 10 s), and far
+// within a socket's frame rate (20 a second, bursts of 40). So a long queue (written offline) is
+// neither given back as too many nor refused as a flood. A new message waits behind them.
+const sendQueue = new Set(); // client_ids
+const RESEND_INTERVAL_MS = 1200;
+let sendTimer = null; // the wait for the next turn
 // When this page last told the server its user is typing, per room.
 const typingThrottle = new TypingThrottle();
 // ?join=<slug>, from the room list. Sent once, then taken out of the URL: the
@@ -82,12 +88,38 @@ function renderPending(text) {
 function settle(clientId) {
   pending.get(clientId)?.item.remove();
   pending.delete(clientId);
+  sendQueue.delete(clientId);
 }
 
 // True when it went out; false (not connected) leaves it pending, for the next 'open'.
 function sendPending(clientId) {
   const { room, text } = pending.get(clientId);
   return socket.send({ command: 'send', room, text, client_id: clientId });
+}
+
+// The first queued message now, the next one a turn later. Not connected: it stays first, and
+// the next 'open' starts the queue again.
+function sendNext() {
+  sendTimer = null;
+  const [clientId] = sendQueue;
+  if (clientId === undefined || !sendPending(clientId)) return;
+  sendQueue.delete(clientId);
+  sendTimer = setTimeout(sendNext, RESEND_INTERVAL_MS);
+}
+
+// Every pending message into the queue (those in it keep their place), sent from the next turn
+// on: now, or `later` (the server just said to slow down) a whole turn from now.
+function sendAllPending({ later = false } = {}) {
+  pending.forEach((_, clientId) => sendQueue.add(clientId));
+  if (sendTimer === null) sendTimer = setTimeout(sendNext, later ? RESEND_INTERVAL_MS : 0);
+}
+
+// Text the server can store, which the page's user cannot see the difference of: a lone surrogate
+// (half an emoji, from a bad paste) becomes U+FFFD, and NUL goes. A frame holding either is refused
+// (bad_json) before the server reads which message it is, so the message would stay pending.
+// A browser without toWellFormed() (before 2023) sends the text as it is.
+function storableText(text) {
+  return (text.toWellFormed?.() ?? text).replaceAll('\0', '');
 }
 
 function showMembers(slug, members) {
@@ -123,6 +155,13 @@ function markJoined(slug, isJoined) {
   if (button) {
     button.disabled = isJoined;
     button.textContent = isJoined ? 'Joined' : 'Join';
+  }
+  // A room shown but not joined (the server could not take a new socket back into it) keeps its
+  // messages, says so and offers to join it again; a leave would only be refused as not_joined.
+  const section = roomSection(slug);
+  if (section) {
+    section.querySelector('.room-away').hidden = isJoined;
+    section.querySelector('[data-leave]').hidden = !isJoined;
   }
   noRooms.hidden = joined.querySelector('section.room') !== null;
 }
@@ -171,6 +210,21 @@ function giveBack({ code, detail, client_id: clientId }) {
   showError({ code, detail: input ? detail : `${detail} Not sent: ${text}` });
 }
 
+function onError(frame) {
+  if (pending.has(frame.client_id)) {
+    giveBack(frame);
+    return;
+  }
+  // A room named, and no message: on connect, the server could not put this socket back into
+  // the room (README: the handshake). The session keeps it, but this socket is not in it.
+  if (frame.room && frame.client_id == null) markJoined(frame.room, false);
+  // No message named: a frame refused before the server read it (the socket's frame rate), which
+  // may have been one of the pending messages. They all go again, from the next turn: a resend
+  // of one stored already stores nothing, and is answered with its message frame.
+  if (frame.code === 'rate_limited' && frame.client_id == null) sendAllPending({ later: true });
+  showError(frame);
+}
+
 const apply = {
   joined: onJoined,
   left: onLeft,
@@ -178,7 +232,7 @@ const apply = {
   'message.deleted': (frame) => applyEvents(frame.room, [frame]),
   presence: onPresence,
   typing: (frame) => showTyping(frame.room, frame.users),
-  error: (frame) => (pending.has(frame.client_id) ? giveBack(frame) : showError(frame)),
+  error: onError,
 };
 
 // With the sockets on an origin of their own (data-ticket-url), where this page's cookie does
@@ -200,9 +254,10 @@ function command(data) {
 }
 
 // Why the socket stopped for good, in words: the server's final close code (4400-4499, README),
-// or none when the site refused this page a socket ticket (its login ended, or the page is stale).
+// or none when the site refused this page a socket ticket (403: e.g. the page's CSRF token is
+// stale). A ticket refused for want of a login (401) stops the socket with 4401, as a logout does.
 function endedText(code) {
-  if (code === null) return 'The site refused this page a connection: your login may have ended. Reload the page.';
+  if (code === null) return 'The site refused this page a connection. Reload the page.';
   if (code === CLOSE_FLOODING) {
     return 'This page sent too much too fast, so the server closed its connection. Reload the page to carry on.';
   }
@@ -223,7 +278,7 @@ socket.addEventListener('statechange', () => {
   if (socket.state === 'open') {
     // The server handles these after it put the new socket back into the session's rooms:
     // each is stored now, or (it got there before the connection dropped) answered with its frame.
-    pending.forEach((_, clientId) => sendPending(clientId));
+    sendAllPending();
   }
   if (socket.state === 'open' && joinFromUrl) {
     command({ command: 'join', room: joinFromUrl });
@@ -241,8 +296,10 @@ chat.querySelector('.room-picker').addEventListener('click', (event) => {
 });
 
 joined.addEventListener('click', (event) => {
-  const button = event.target.closest('[data-leave]');
-  if (button) command({ command: 'leave', room: button.closest('section.room').dataset.room });
+  const room = event.target.closest('section.room')?.dataset.room;
+  if (event.target.closest('[data-leave]')) command({ command: 'leave', room });
+  // With the seq of its last event shown: the server sends only what this page lacks.
+  else if (event.target.closest('[data-join-again]')) command({ command: 'join', room, since: lastSeqs.get(room) });
 });
 
 // While the user types, "typing" at most every 2 s per room; a lost one only shows them a little late.
@@ -258,7 +315,7 @@ joined.addEventListener('submit', (event) => {
   event.preventDefault();
   const form = event.target;
   const room = form.closest('section.room').dataset.room;
-  const text = form.elements.text.value;
+  const text = storableText(form.elements.text.value);
   const clientId = newClientId();
   const item = renderPending(text);
   pending.set(clientId, { room, text, item });
@@ -267,5 +324,15 @@ joined.addEventListener('submit', (event) => {
   list.scrollTop = list.scrollHeight;
   form.reset();
   errorBox.hidden = true;
-  sendPending(clientId);
+  // At once, unless older messages wait for their turn: then after them, in the order written.
+  if (sendQueue.size === 0) sendPending(clientId);
+  else sendQueue.add(clientId);
+});
+
+// "Never lost" holds across a reload or a closed tab too: while a message is pending, the browser
+// asks first. returnValue is for browsers from before preventDefault() was enough (Chrome 119).
+window.addEventListener('beforeunload', (event) => {
+  if (pending.size === 0) return;
+  event.preventDefault();
+  event.returnValue = true;
 });
