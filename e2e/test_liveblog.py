@@ -1,3 +1,4 @@
+import re
 import uuid
 
 from pages import expect_live, log_in_as_staff
@@ -151,3 +152,30 @@ def test_a_liveblog_deleted_while_open_says_so_and_stops_reconnecting(new_page, 
     expect(page.locator("#liveblog-gone")).to_be_visible()
     expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "closed")
     expect(page.locator("#posts article")).to_have_count(0)
+
+
+def test_a_connection_that_went_silent_is_noticed_by_the_heartbeat_and_replaced(new_page, liveblog_site):
+    """A half-open connection (a network change, a laptop that slept): nothing is closed, nothing
+    arrives. The page pings after 15 s of silence, gives up 20 s later, and reconnects (README)."""
+    connections = []
+
+    def relay(page_side):
+        server_side = page_side.connect_to_server()
+        silent = not connections  # only the first connection dies; the reconnect goes through
+        connections.append(page_side)
+        page_side.on_message(lambda message: None if silent and dead else server_side.send(message))
+        server_side.on_message(lambda message: None if silent and dead else page_side.send(message))
+
+    dead = False
+    page = new_page("about:blank")
+    page.route_web_socket(re.compile(r"/ws/liveblog/"), relay)
+    page.goto(f"{liveblog_site.urls[0]}/djangocon/")
+    expect_live(page)
+    dead = True  # from now on the first connection carries nothing, either way, and never closes
+
+    text = unique("Published while the connection was silent")
+    liveblog_site.manage("post", "djangocon", text)
+    expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "reconnecting", timeout=45_000)
+    expect_live(page)
+    expect(post_on(page, text)).to_have_count(1)
+    assert len(connections) == 2
