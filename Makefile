@@ -1,7 +1,7 @@
 # make run   - serve the demos on http://127.0.0.1:8001, :8002 (the chat's sockets on :8012), :8003 (set REDIS_URL to use Redis)
 # make test  - the lint stage, then every test: unit, consumer (in-memory and Redis layers), Node, browser
 # make test-postgres - the shared, site and browser tests again on a throwaway Postgres instead of SQLite, about 5 minutes
-# make lint  - ruff, missing migrations, and Django's deployment checks under production settings
+# make lint  - ruff, missing migrations, Django's deployment checks under production settings, promtool on monitoring/
 # make bench - load measurements of the three demos against their floors (bench/), about 10 minutes
 # make bench-smoke - the same at small sizes, under a minute (CI runs it)
 # make faults - faults made for real (Redis restarts, daphne killed, slow readers, ...) against real processes, the database's on Postgres too, ~4 minutes
@@ -27,9 +27,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt shared/pyproject.toml
 install: $(VENV)/.installed
 
 # What the tests need from the system. Installed with apt when missing (as root on Debian).
+# promtool (make lint) comes with Debian's prometheus package, Prometheus 2.42 as in compose.
+# Where systemd runs, installing it starts its server, on compose's Prometheus port 9090:
+# only promtool is wanted, so that server is stopped and disabled.
 system-deps:
 	@missing=(); \
 	command -v redis-server >/dev/null || missing+=(redis-server); \
+	command -v promtool >/dev/null || missing+=(prometheus); \
 	command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql); \
 	[ -x "$(CHROMIUM_PATH)" ] || missing+=(chromium); \
 	command -v node >/dev/null || missing+=(nodejs); \
@@ -37,6 +41,9 @@ system-deps:
 	  echo "==> Installing system packages: $${missing[*]}"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "Not root: install $${missing[*]} and run again." >&2; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$${missing[@]}" >/dev/null; \
+	  if [[ " $${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then \
+	    systemctl disable --now prometheus; \
+	  fi; \
 	fi
 
 migrate: install
@@ -62,7 +69,9 @@ run: migrate
 	    echo "==> No redis-server found: the in-memory channel layer (each site one process, the thumbnail worker idle); make system-deps installs it"; \
 	  fi; \
 	fi; \
+	export THUMBNAILS_METRICS_PORT=$$($(BIN)/python -c 'from realtime_common.testing.servers import free_port; print(free_port())'); \
 	echo "==> Serving liveblog http://127.0.0.1:8001, chat http://127.0.0.1:8002 (its sockets on :8012), sketchpad http://127.0.0.1:8003 (Ctrl-C stops everything)"; \
+	echo "==> Metrics, for the loopback only: liveblog http://127.0.0.1:8001/metrics, chat http://127.0.0.1:8002/metrics, sketchpad http://127.0.0.1:8003/metrics, thumbnails http://127.0.0.1:$$THUMBNAILS_METRICS_PORT/metrics"; \
 	DJANGO_DEBUG=1 PATH="$(BIN):$$PATH" exec $(BIN)/honcho start $$processes
 
 # Production as the README describes it: DEBUG off, a secret key, a host name, behind
@@ -70,10 +79,13 @@ run: migrate
 PRODUCTION_ENV := DJANGO_DEBUG=0 DJANGO_SECRET_KEY=lint-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-a-long-random-secret \
 	DJANGO_ALLOWED_HOSTS=demo.example.com DJANGO_BEHIND_TLS_PROXY=1 DJANGO_HSTS_SECONDS=31536000 DJANGO_HSTS_INCLUDE_SUBDOMAINS=1
 
-lint: install
+lint: install system-deps
 	@echo "==> lint: ruff check, ruff format --check"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@echo "==> monitoring: promtool check config, check rules (Prometheus 2.42, as in compose)"
+	promtool check config monitoring/prometheus.yml
+	promtool check rules monitoring/alerts.yml
 	@for site in $(SITES); do \
 	  echo "==> $$site: makemigrations --check, check --deploy under production settings"; \
 	  (cd $$site && DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run \
