@@ -15,7 +15,7 @@ SITES := liveblog chat sketchpad
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 
-.PHONY: run test test-postgres lint bench bench-smoke faults screenshots compose-test e2e-sharded install system-deps migrate clean
+.PHONY: run test test-postgres lint promtool bench bench-smoke faults screenshots compose-test e2e-sharded install system-deps migrate clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt shared/pyproject.toml
@@ -27,13 +27,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt shared/pyproject.toml
 install: $(VENV)/.installed
 
 # What the tests need from the system. Installed with apt when missing (as root on Debian).
-# promtool (make lint) comes with Debian's prometheus package, Prometheus 2.42 as in compose.
-# Where systemd runs, installing it starts its server, on compose's Prometheus port 9090:
-# only promtool is wanted, so that server is stopped and disabled.
 system-deps:
 	@missing=(); \
 	command -v redis-server >/dev/null || missing+=(redis-server); \
-	command -v promtool >/dev/null || missing+=(prometheus); \
 	command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql); \
 	[ -x "$(CHROMIUM_PATH)" ] || missing+=(chromium); \
 	command -v node >/dev/null || missing+=(nodejs); \
@@ -41,10 +37,18 @@ system-deps:
 	  echo "==> Installing system packages: $${missing[*]}"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "Not root: install $${missing[*]} and run again." >&2; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$${missing[@]}" >/dev/null; \
-	  if [[ " $${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then \
-	    systemctl disable --now prometheus; \
-	  fi; \
 	fi
+
+# promtool (make lint) comes with Debian's prometheus package, Prometheus 2.42 as in compose.
+# Only promtool is wanted: no recommended exporter, and where systemd runs, the server the
+# package starts (on compose's Prometheus port, 9090) is stopped and disabled.
+promtool:
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "Not root: install Debian's prometheus package (promtool) and run again." >&2; exit 1; fi; \
+	  echo "==> Installing system packages: prometheus (for promtool)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  if [ -d /run/systemd/system ]; then systemctl disable --now prometheus; fi; \
+	}
 
 migrate: install
 	@for site in $(SITES); do \
@@ -79,7 +83,7 @@ run: migrate
 PRODUCTION_ENV := DJANGO_DEBUG=0 DJANGO_SECRET_KEY=lint-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-a-long-random-secret \
 	DJANGO_ALLOWED_HOSTS=demo.example.com DJANGO_BEHIND_TLS_PROXY=1 DJANGO_HSTS_SECONDS=31536000 DJANGO_HSTS_INCLUDE_SUBDOMAINS=1
 
-lint: install system-deps
+lint: install promtool
 	@echo "==> lint: ruff check, ruff format --check"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
