@@ -16,7 +16,7 @@ from django.urls import re_path
 
 from realtime_common.checks import wildcard_check
 from realtime_common.layers import channel_layer_description
-from realtime_common.metrics import MetricsEndpoint, handshake_refused
+from realtime_common.metrics import MetricsEndpoint, handshake_refused, metrics_init
 from realtime_common.origins import ANY_ORIGIN, origin_normalise
 from realtime_common.sockets import SocketGuard
 from realtime_common.tickets import TicketMiddleware
@@ -115,6 +115,7 @@ def asgi_application(*, http, websocket_urlpatterns, channels: dict | None = Non
     if errors := wildcard_check():
         raise ImproperlyConfigured(" ".join(error.msg for error in errors))
     logger.info("Using the %s", channel_layer_description(settings.CHANNEL_LAYERS))
+    metrics_init()
     logger.info("WebSocket origins accepted: %s", ", ".join(settings.WEBSOCKET_ORIGINS) or "none")
     if settings.SOCKET_ORIGIN:
         logger.info("Pages open their sockets at %s, each logged in by a ticket", settings.SOCKET_ORIGIN)

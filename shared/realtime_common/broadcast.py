@@ -29,9 +29,8 @@ def group_send_on_commit(*, group: str, messages: Sequence[dict]) -> None:
     measures the delay pages see (realtime_common.metrics).
     """
 
-    async def send() -> None:
+    async def send(*, committed: float) -> None:
         layer = get_channel_layer()
-        committed = time.time()
         for message in messages:
             try:
                 await layer.group_send(group, {**message, "committed": committed})
@@ -40,7 +39,9 @@ def group_send_on_commit(*, group: str, messages: Sequence[dict]) -> None:
                 raise
             group_send_counted(sent=True)
 
-    transaction.on_commit(lambda: async_to_sync(send)(), robust=True)
+    # The time taken in the hook, before async_to_sync's hop to an event loop that may be busy: that wait is
+    # part of the delay pages see.
+    transaction.on_commit(lambda: async_to_sync(send)(committed=time.time()), robust=True)
 
 
 GROUP_SENDS = OutageLog(

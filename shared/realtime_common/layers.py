@@ -1,7 +1,6 @@
 """The channel layer a site uses, from its Redis URLs."""
 
 import asyncio
-import collections
 import logging
 import os
 import time
@@ -15,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .loops import loop_local
-from .metrics import channel_layer_reconnected, channel_layer_state
+from .metrics import channel_layer_reconnected, channel_layer_watch
 
 logger = logging.getLogger(__name__)
 
@@ -54,17 +53,19 @@ class RedisCoreLayer(RedisChannelLayer):
     process re-adds its own sockets' memberships three times per group_expiry, in
     one task per event loop, so only those of a dead process (or of a consumer
     that crashed) expire. A group_discard waits for the refresh's pipeline under way
-    on its Redis, so that its ZREM lands after that pipeline's ZADD, never before.
+    on its Redis, if any, so that its ZREM lands after that pipeline's ZADD, never
+    before; discards never wait for each other (a deploy closes thousands of sockets
+    at once: one round trip after another would take minutes).
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.memberships: dict[str, set[str]] = {}  # group -> this process's channels in it
         self.refreshers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
-        # By event loop (a lock's waiters belong to one), then by Redis: a refresh pipeline
-        # and the group_discards on that Redis take turns. A group_add need not: the
-        # refresh only adds, so the two land in either order.
-        self.shard_locks = loop_local(lambda: collections.defaultdict(asyncio.Lock))
+        # By event loop (an event's waiters belong to one), then by Redis: the refresh
+        # pipeline under way on that Redis, set once it is done. A group_discard waits for
+        # it; a group_add need not: the refresh only adds, so the two land in either order.
+        self.refreshing = loop_local(dict)
         self.refresh_failing = False
 
     def create_pool(self, index):
@@ -83,13 +84,16 @@ class RedisCoreLayer(RedisChannelLayer):
             self.refresher_ensure()
 
     async def group_discard(self, group, channel):
-        async with self.shard_locks()[self.consistent_hash(group)]:
-            channels = self.memberships.get(group)
-            if channels is not None:
-                channels.discard(channel)
-                if not channels:
-                    del self.memberships[group]
-            await super().group_discard(group, channel)
+        # Out of the memberships first: a refresh pipeline made from now on leaves it out.
+        channels = self.memberships.get(group)
+        if channels is not None:
+            channels.discard(channel)
+            if not channels:
+                del self.memberships[group]
+        # One made before may re-add it: the ZREM goes once that pipeline is done.
+        if (refresh := self.refreshing().get(self.consistent_hash(group))) is not None:
+            await refresh.wait()
+        await super().group_discard(group, channel)
 
     async def receive(self, channel):
         try:
@@ -138,11 +142,13 @@ class RedisCoreLayer(RedisChannelLayer):
             for group in groups[start : start + batch]:
                 by_shard.setdefault(self.consistent_hash(group), []).append(group)
             for index, shard_groups in by_shard.items():
-                # A group_discard waits until this pipeline is done: what it re-adds is still wanted.
-                async with self.shard_locks()[index]:
-                    # The channels as they are now, not when the refresh began: one discarded while an
-                    # earlier pipeline was under way is not re-added.
-                    members = [(group, self.memberships.get(group, ())) for group in shard_groups]
+                # The channels as they are now, not when the refresh began: one discarded while an
+                # earlier pipeline was under way is not re-added.
+                members = [(group, self.memberships.get(group, ())) for group in shard_groups]
+                # From the snapshot on, with no await in between: a group_discard of a channel in it
+                # waits until this pipeline is done, so that its ZREM lands after this ZADD.
+                done = self.refreshing()[index] = asyncio.Event()
+                try:
                     now = time.time()
                     async with self.connection(index).pipeline(transaction=False) as pipeline:
                         for group, channels in members:
@@ -151,6 +157,9 @@ class RedisCoreLayer(RedisChannelLayer):
                                 pipeline.zadd(key, dict.fromkeys(channels, now))
                                 pipeline.expire(key, self.group_expiry)
                         await pipeline.execute()
+                finally:
+                    del self.refreshing()[index]
+                    done.set()
 
 
 class ResilientShard(RedisSingleShardConnection):
@@ -170,7 +179,12 @@ class ResilientShard(RedisSingleShardConnection):
         self.resync = False  # Redis's subscriptions may differ from _subscribed_to
         self.reconnected = False  # the connection was made again: messages may have been lost
         self.hooked = None  # the connection whose reconnects on_connect() hears of
-        channel_layer_state(connection=self, up=True)  # up until it fails
+        channel_layer_watch(connection=self)  # realtime_channel_layer_up reads ``lost``
+
+    @property
+    def lost(self) -> bool:
+        """Redis is away (from the first failure until the connection works again)."""
+        return self.outage_started is not None
 
     async def subscribe(self, channel):
         async with self._lock:
@@ -248,7 +262,6 @@ class ResilientShard(RedisSingleShardConnection):
         self.resync = True
         if self.outage_started is None:
             self.outage_started = time.monotonic()
-            channel_layer_state(connection=self, up=False)
             logger.warning(
                 "channel layer: lost Redis at %s (%s); group messages stop until it is back",
                 redact_url(self.host.get("address", "?")),
@@ -257,7 +270,6 @@ class ResilientShard(RedisSingleShardConnection):
 
     def outage_end(self) -> None:
         told = self.consumers_tell()
-        channel_layer_state(connection=self, up=True)
         channel_layer_reconnected()
         if self.outage_started is not None:
             logger.info(

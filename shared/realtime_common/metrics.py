@@ -17,13 +17,15 @@ a user, a board, an address or a channel: each value of a label is a series that
 Prometheus keeps.
 
 **Cheap on the per-frame path.** A socket's series are looked up once, when it
-starts (``SocketMeter``); a frame then costs a counter's increment. With
-DJANGO_METRICS=0 nothing is counted: a socket is not even wrapped, and the other
-calls return after one check.
+starts (``SocketMeter``), and the site's own ones once per process (``site_child``):
+a frame then costs a counter's increment. With DJANGO_METRICS=0 nothing is counted:
+a socket is not even wrapped, and the other calls return after one check.
 """
 
+import functools
 import ipaddress
 import logging
+import threading
 import time
 import weakref
 from wsgiref.simple_server import WSGIServer
@@ -62,8 +64,9 @@ OTHER_CODE = "other"
 SOCKETS_OPEN = Gauge("realtime_sockets_open", "WebSockets open now, by consumer class.", ["site", "consumer"])
 HANDSHAKES = Counter(
     "realtime_handshakes",
-    "WebSocket handshakes by outcome: accepted; refused for origin, cap (1013), ticket, route (no route for the "
-    "path), or by the consumer itself (refused). consumer is empty when refused before routing.",
+    "WebSocket handshakes by outcome: accepted; refused for origin, cap (1013), ticket (bad or spent), unavailable "
+    "(the ticket could not be redeemed: Redis or the database failed), route (no route for the path), or by the "
+    "consumer itself (refused). consumer is empty when refused before routing.",
     ["site", "consumer", "outcome"],
 )
 CLOSES = Counter(
@@ -83,7 +86,10 @@ GROUP_SENDS = Counter(
 )
 LAYER_UP = Gauge(
     "realtime_channel_layer_up",
-    "1 while the pub/sub channel layer reaches every Redis it uses, 0 while one is lost.",
+    "0 while one of this process's pub/sub-layer subscriber connections to Redis is lost, else 1. Only a process "
+    "on the pub/sub layer has it, from its first use of that layer; a process that subscribed to nothing holds no "
+    "connection and stays 1 while Redis is down; the core layer (and the worker on it) does not set it: "
+    'realtime_group_sends_total{outcome="failed"} covers every layer.',
     ["site"],
 )
 LAYER_RECONNECTS = Counter(
@@ -124,6 +130,16 @@ def client_allowed(*, client: tuple[str, int] | list | None) -> bool:
     return any(address in network for network in settings.METRICS_ALLOWED_NETWORKS)
 
 
+# Headers a proxy adds. daphne's --proxy-headers takes the client's address from the first
+# X-Forwarded-For, which the client itself may have written ("127.0.0.1"): a request with any
+# of these came through a proxy, and Prometheus scrapes directly, so it is never answered.
+PROXY_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
+
+
+def proxied(*, headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name in PROXY_HEADERS for name, _ in headers)
+
+
 class MetricsEndpoint:
     """ASGI middleware in front of Django's HTTP application: answers ``GET /metrics``
     to allowed clients, and passes everything else on.
@@ -142,6 +158,7 @@ class MetricsEndpoint:
             scope["path"] == METRICS_PATH
             and scope["method"] == "GET"
             and settings.METRICS_ENABLED
+            and not proxied(headers=scope["headers"])
             and client_allowed(client=scope.get("client"))
         ):
             return await self.application(scope, receive, send)
@@ -164,48 +181,80 @@ def metrics_serve() -> WSGIServer | None:
     return server
 
 
+# The handshake outcomes of no consumer yet (refused before routing), pre-created by metrics_init().
+REFUSED_BEFORE_ROUTING = ("origin", "cap", "ticket", "unavailable", "route")
+
+
+@functools.cache
+def site_child(metric: Counter | Gauge | Histogram, site: str, *labels: str):
+    """The series of ``metric`` for ``site`` (and its other ``labels``), looked up once per process.
+    Keyed by the site too, though a process has one: a test that changes SITE_NAME gets its own."""
+    return metric.labels(site, *labels)
+
+
+def metrics_init() -> None:
+    """Create the site's rare counters at 0, at startup: a counter's first sample is at 1,
+    so increase() and rate(), which need two samples, would miss a process's first event
+    (its first slow reader closed, its first reconnect). Idempotent."""
+    if not settings.METRICS_ENABLED:
+        return
+    site = settings.SITE_NAME
+    for metric in (SLOW_READERS_CLOSED, LAYER_RECONNECTS):
+        site_child(metric, site)
+    for outcome in ("sent", "failed"):
+        site_child(GROUP_SENDS, site, outcome)
+    for outcome in REFUSED_BEFORE_ROUTING:
+        site_child(HANDSHAKES, site, "", outcome)
+
+
 def site_inc(metric: Counter | Gauge, amount: float = 1) -> None:
     """Add to a metric whose only label is the site (a Gauge goes down with a negative amount)."""
     if settings.METRICS_ENABLED:
-        metric.labels(settings.SITE_NAME).inc(amount)
+        site_child(metric, settings.SITE_NAME).inc(amount)
 
 
 def site_observe(metric: Histogram, value: float) -> None:
     """Observe a value of a histogram whose only label is the site."""
     if settings.METRICS_ENABLED:
-        metric.labels(settings.SITE_NAME).observe(value)
+        site_child(metric, settings.SITE_NAME).observe(value)
 
 
-def handshake_refused(*, outcome: str, consumer: str = "") -> None:
-    """A handshake refused before routing (origin, cap, ticket, route), so of no consumer yet."""
+def handshake_refused(*, outcome: str) -> None:
+    """A handshake refused before routing (one of REFUSED_BEFORE_ROUTING), so of no consumer yet."""
     if settings.METRICS_ENABLED:
-        HANDSHAKES.labels(settings.SITE_NAME, consumer, outcome).inc()
+        site_child(HANDSHAKES, settings.SITE_NAME, "", outcome).inc()
 
 
 def group_send_counted(*, sent: bool) -> None:
     if settings.METRICS_ENABLED:
-        GROUP_SENDS.labels(settings.SITE_NAME, "sent" if sent else "failed").inc()
+        site_child(GROUP_SENDS, settings.SITE_NAME, "sent" if sent else "failed").inc()
 
 
 def slow_reader_closed() -> None:
     site_inc(SLOW_READERS_CLOSED)
 
 
-# The Redis connections of the pub/sub layer that are lost now (one per Redis and event
-# loop); weakly held, so that a connection forgotten with its event loop is no longer counted.
-LAYER_LOST: "weakref.WeakSet" = weakref.WeakSet()
+# The pub/sub layer's Redis connections (one per Redis and event loop), each with a ``lost``
+# attribute; weakly held, so that one forgotten with its event loop is no longer counted.
+# The gauge is computed from them whenever it is read: it cannot drift from what they are.
+LAYER_CONNECTIONS: "weakref.WeakSet" = weakref.WeakSet()
+# Added to by each event loop's thread, read by the scrape's (the worker serves its metrics from a thread).
+LAYER_CONNECTIONS_LOCK = threading.Lock()
 
 
-def channel_layer_state(*, connection: object, up: bool) -> None:
-    """A Redis connection of the pub/sub layer is new (up until it fails), lost or back:
-    the layer is up while none of this process's is lost."""
+def channel_layer_up() -> int:
+    """1 unless one of the pub/sub layer's connections is lost now: the value of realtime_channel_layer_up."""
+    with LAYER_CONNECTIONS_LOCK:
+        return 0 if any(connection.lost for connection in LAYER_CONNECTIONS) else 1
+
+
+def channel_layer_watch(*, connection: object) -> None:
+    """Count a Redis connection of the pub/sub layer in realtime_channel_layer_up, as long as it lives."""
     if not settings.METRICS_ENABLED:
         return
-    if up:
-        LAYER_LOST.discard(connection)
-    else:
-        LAYER_LOST.add(connection)
-    LAYER_UP.labels(settings.SITE_NAME).set(0 if LAYER_LOST else 1)
+    with LAYER_CONNECTIONS_LOCK:
+        LAYER_CONNECTIONS.add(connection)
+    site_child(LAYER_UP, settings.SITE_NAME).set_function(channel_layer_up)
 
 
 def channel_layer_reconnected() -> None:

@@ -114,9 +114,11 @@ class TicketMiddleware:
         try:
             session = await database_sync_to_async(ticket_redeem)(ticket=ticket)
         except (OperationalError, *REDIS_DOWN) as error:
-            # Refused like a bad ticket, not a 500 with a traceback: the page fetches a new one and retries.
+            # Refused, not a 500 with a traceback: the page fetches a new one and retries. Counted
+            # apart from a bad ticket: an outage is not someone presenting a spent one.
             logger.warning("socket ticket not redeemed: %s", error_text(error))
-            session = None
+            handshake_refused(outcome="unavailable")
+            return await self.denier(scope, receive, send)
         if session is None:
             handshake_refused(outcome="ticket")
             return await self.denier(scope, receive, send)

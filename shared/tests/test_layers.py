@@ -6,6 +6,7 @@ import contextlib
 
 import pytest
 import redis
+import redis.asyncio
 from redis.asyncio.client import Pipeline
 
 from realtime_common.layers import RedisCoreLayer
@@ -109,3 +110,28 @@ async def test_a_channel_that_leaves_and_rejoins_during_a_refresh_stays_a_member
         next_held.cancel()
     await asyncio.wait_for(refresh, timeout=WAIT)
     assert (await group_members(core_layer, "room"), core_layer.memberships) == ([channel], {"room": {channel}})
+
+
+async def test_discards_do_not_wait_for_each_other(core_layer, monkeypatch):
+    """A deploy closes thousands of sockets at once: their ZREMs go together, not one round trip after
+    another. The first discard's ZREM is held; the second's, on the same Redis, lands meanwhile."""
+    first, second = await core_layer.new_channel(), await core_layer.new_channel()
+    for channel in (first, second):
+        await core_layer.group_add("room", channel)
+    first_sent, release = asyncio.Event(), asyncio.Event()
+    zrem = redis.asyncio.Redis.zrem
+
+    async def held_zrem(client, name, *values):
+        if first in values:
+            first_sent.set()
+            await release.wait()
+        return await zrem(client, name, *values)
+
+    monkeypatch.setattr(redis.asyncio.Redis, "zrem", held_zrem)
+    leave_first = asyncio.ensure_future(core_layer.group_discard("room", first))
+    await asyncio.wait_for(first_sent.wait(), timeout=WAIT)
+    await asyncio.wait_for(core_layer.group_discard("room", second), timeout=WAIT)
+    assert await group_members(core_layer, "room") == [first]
+    release.set()
+    await asyncio.wait_for(leave_first, timeout=WAIT)
+    assert await group_members(core_layer, "room") == []

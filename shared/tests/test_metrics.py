@@ -5,25 +5,44 @@ The registry is the process's: every test compares a value before and after."""
 
 import asyncio
 import contextlib
+import gc
+import itertools
 import time
 import urllib.request
 from types import SimpleNamespace
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from autobahn.websocket.protocol import WebSocketProtocol
 from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.core.asgi import get_asgi_application
+from django.db import OperationalError, transaction
 from django.urls import path
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from realtime_common.asgi import CLOSE_TOO_MANY_SOCKETS, asgi_application
-from realtime_common.consumers import AsyncSafeJsonWebsocketConsumer, ClientError, SafeJsonWebsocketConsumer
+from realtime_common.broadcast import group_send_logged, group_send_on_commit
+from realtime_common.consumers import (
+    AsyncSafeJsonWebsocketConsumer,
+    ClientError,
+    SafeJsonWebsocketConsumer,
+    SocketMetrics,
+    relay_message,
+)
 from realtime_common.layers import LAYER_RECONNECTED, channel_layers
-from realtime_common.metrics import MetricsEndpoint, metrics_serve, networks_parse
+from realtime_common.metrics import (
+    DELAY_BUCKETS,
+    OTHER_CODE,
+    REFUSED_BEFORE_ROUTING,
+    MetricsEndpoint,
+    channel_layer_watch,
+    metrics_init,
+    metrics_serve,
+    networks_parse,
+)
 from realtime_common.sockets import CLOSE_SLOW_READER, SEND_BUFFER_LIMIT, GuardedSend
 from realtime_common.testing.servers import RedisServer, free_port
 from tests.liveapp.consumers import NoteConsumer
@@ -41,6 +60,20 @@ def value(name: str, **labels: str) -> float:
 
 def values(*names_and_labels: tuple[str, dict]) -> list[float]:
     return [value(name, **labels) for name, labels in names_and_labels]
+
+
+# The families the sites define (the client's own process_ and python_ ones aside).
+OURS = ("realtime_", "chat_", "sketchpad_")
+
+
+def ours() -> dict[tuple[str, tuple], float]:
+    """Every sample of our families, of every site: (name, labels) -> value."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in REGISTRY.collect()
+        if family.name.startswith(OURS)
+        for sample in family.samples
+    }
 
 
 async def until(condition, *, timeout: float = 10.0) -> None:
@@ -191,8 +224,6 @@ async def test_frames_in_and_out_count_every_frame_and_error_frames_count_by_cod
 
 @consumers
 async def test_relayed_frames_count_as_sent(consumer, layer):
-    from realtime_common.consumers import relay_message
-
     socket = await opened(consumer)
     before = counts(consumer)
     await layer.group_send("echo", relay_message(frame={"type": "note"}))
@@ -250,6 +281,54 @@ async def test_a_socket_over_the_cap_counts_as_refused_for_cap(site_application)
     await sockets[0].disconnect()
 
 
+async def test_a_ticket_not_redeemed_for_an_outage_counts_as_unavailable_not_as_a_bad_ticket(
+    site_application, monkeypatch
+):
+    def database_down(*, ticket):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr("realtime_common.tickets.ticket_redeem", database_down)
+    before = refusals("unavailable"), refusals("ticket")
+    socket = WebsocketCommunicator(site_application, "/echo/?ticket=x", headers=[(b"origin", ORIGIN.encode())])
+    assert not (await socket.connect())[0]
+    assert (refusals("unavailable") - before[0], refusals("ticket") - before[1]) == (1, 0)
+
+
+def exposed(*, site: str) -> dict[tuple[str, tuple], float]:
+    """The site's samples in the exposition Prometheus reads: (name, labels but site) -> value."""
+    return {
+        (sample.name, tuple(sorted((k, v) for k, v in sample.labels.items() if k != "site"))): sample.value
+        for family in text_string_to_metric_families(generate_latest(REGISTRY).decode())
+        for sample in family.samples
+        if sample.labels.get("site") == site
+    }
+
+
+RARE_SERIES = [
+    ("realtime_slow_readers_closed_total", ()),
+    ("realtime_channel_layer_reconnects_total", ()),
+    *[("realtime_group_sends_total", (("outcome", outcome),)) for outcome in ("failed", "sent")],
+    *[("realtime_handshakes_total", (("consumer", ""), ("outcome", outcome))) for outcome in REFUSED_BEFORE_ROUTING],
+]
+
+
+# Each a site of its own, whose series no other test made.
+FRESH_SITES = ("fresh-asgi-application", "fresh-metrics-init")
+
+
+@pytest.mark.parametrize("site", FRESH_SITES)
+def test_the_rare_counters_are_exposed_at_0_from_the_start(settings, site):
+    """A counter first seen at 1 is no increase() for Prometheus: the first slow reader closed would not alert."""
+    settings.SITE_NAME = site
+    if site == "fresh-asgi-application":
+        asgi_application(http=get_asgi_application(), websocket_urlpatterns=[])
+    else:
+        metrics_init()
+        metrics_init()  # idempotent
+    samples = exposed(site=settings.SITE_NAME)
+    assert {series: samples.get(series) for series in RARE_SERIES} == dict.fromkeys(RARE_SERIES, 0.0)
+
+
 create = sync_to_async(Note.objects.create)
 notes = URLRouter([path("notes/<slug:board>/", NoteConsumer.as_asgi())])
 
@@ -272,6 +351,31 @@ async def test_the_delay_is_observed_once_per_event_sent_and_not_for_events_caug
         await socket.disconnect()
 
 
+def test_the_commit_time_is_taken_before_the_hop_to_the_event_loop(monkeypatch):
+    """A busy event loop makes the hop wait: that wait is part of the delay pages see. On a clock
+    that ticks at each reading, the commit's reading comes before the hop starts."""
+    ticks, hops, sent = itertools.count(), [], []
+    monkeypatch.setattr("realtime_common.broadcast.time", SimpleNamespace(time=lambda: next(ticks)))
+
+    def hop_timed(function):
+        to_sync = async_to_sync(function)
+
+        def hop(**kwargs):
+            hops.append(next(ticks))
+            return to_sync(**kwargs)
+
+        return hop
+
+    async def group_send(group, message):
+        sent.append(message)
+
+    monkeypatch.setattr("realtime_common.broadcast.async_to_sync", hop_timed)
+    monkeypatch.setattr("realtime_common.broadcast.get_channel_layer", lambda: SimpleNamespace(group_send=group_send))
+    with transaction.atomic():
+        group_send_on_commit(group="notes", messages=[{"type": "note"}])
+    assert [message["committed"] for message in sent] == [0] and hops == [1]
+
+
 async def test_a_lost_redis_sets_the_layer_down_and_its_return_up_again(settings, tmp_path):
     server = RedisServer(directory=tmp_path)
     server.start()
@@ -280,17 +384,35 @@ async def test_a_lost_redis_sets_the_layer_down_and_its_return_up_again(settings
         layer = get_channel_layer()
         channel = await layer.new_channel()
         receiving = asyncio.ensure_future(layer.receive(channel))
-        await until(lambda: value("realtime_channel_layer_up") == 1)
+        # The gauge is the process's: this test's own connection is looked at with it.
+        (shard,) = layer._get_layer()._shards
+        await until(lambda: shard._pubsub is not None and shard._pubsub.subscribed)
+        assert (shard.lost, value("realtime_channel_layer_up")) == (False, 1)
         reconnects = value("realtime_channel_layer_reconnects_total")
         server.stop()
-        await until(lambda: value("realtime_channel_layer_up") == 0)
+        await until(lambda: shard.lost and value("realtime_channel_layer_up") == 0)
         server.start()
         assert (await asyncio.wait_for(receiving, 10))["type"] == LAYER_RECONNECTED
-        assert value("realtime_channel_layer_up") == 1
+        assert (shard.lost, value("realtime_channel_layer_up")) == (False, 1)
         assert value("realtime_channel_layer_reconnects_total") - reconnects == 1
         await layer.flush()
     finally:
         server.stop()
+
+
+def test_a_lost_connection_forgotten_no_longer_holds_the_layer_down():
+    """The gauge is computed from the connections alive when it is read: one forgotten while lost
+    (its event loop closed, the layer flushed) does not keep the process down for ever."""
+
+    class Connection:
+        lost = True
+
+    connection = Connection()
+    channel_layer_watch(connection=connection)
+    assert value("realtime_channel_layer_up") == 0
+    del connection
+    gc.collect()
+    assert value("realtime_channel_layer_up") == 1
 
 
 @contextlib.asynccontextmanager
@@ -336,14 +458,32 @@ async def test_a_network_allowed_by_the_settings_may_read_them(settings):
 @pytest.mark.usefixtures("layer")
 async def test_with_metrics_off_nothing_is_counted_and_the_endpoint_is_a_404(settings):
     settings.METRICS_ENABLED = False
+    before = ours()
     assert (await metrics_get("127.0.0.1"))["status"] == 404
-    before = counts(AsyncEcho)
     async with socket_session(AsyncEcho) as socket:
         await socket.send_json_to({"n": 1})
         assert await socket.receive_json_from() == {"echo": {"n": 1}}
         await socket.send_to(text_data="{nope")
         assert (await socket.receive_json_from())["code"] == "bad_json"
-    assert counts(AsyncEcho) == before
+        assert await group_send_logged(group="echo", message=relay_message(frame={"type": "note"}))
+        assert await socket.receive_json_from() == {"type": "note"}
+    assert ours() == before
+
+
+def subclass_names(base: type) -> set[str]:
+    return {name for sub in base.__subclasses__() for name in {sub.__name__, *subclass_names(sub)}}
+
+
+ERROR_CODES = {"bad_json", "bad_frame", "binary_frame", "rate_limited", "read_only", "busy", "unavailable", "not_here"}
+# Every value each label may take: a value from a page, a room or a user would be a series per value.
+BOUNDED = {
+    "site": {SITE, "liveblog", "chat", "sketchpad", *FRESH_SITES}.__contains__,
+    "consumer": {"", *subclass_names(SocketMetrics)}.__contains__,
+    "outcome": {"accepted", "refused", *REFUSED_BEFORE_ROUTING, "sent", "failed"}.__contains__,
+    # A close code (a number, or OTHER_CODE), or an error frame's code.
+    "code": lambda code: code.isdigit() or code in {OTHER_CODE, *ERROR_CODES},
+    "le": lambda le: le == "+Inf" or float(le) in DELAY_BUCKETS,
+}
 
 
 @pytest.mark.usefixtures("layer")
@@ -351,13 +491,14 @@ async def test_labels_are_only_of_bounded_kinds():
     async with socket_session(SyncEcho), socket_session(AsyncEcho):
         text = generate_latest(REGISTRY).decode()
     labels = {
-        label
+        (label, label_value)
         for family in text_string_to_metric_families(text)
-        if family.name.startswith("realtime_")
+        if family.name.startswith(OURS)
         for sample in family.samples
-        for label in sample.labels
+        for label, label_value in sample.labels.items()
     }
-    assert "consumer" in labels and labels <= {"site", "consumer", "outcome", "code", "le"}
+    assert ("consumer", "SyncEcho") in labels and {label for label, _ in labels} <= BOUNDED.keys()
+    assert {(label, label_value) for label, label_value in labels if not BOUNDED[label](label_value)} == set()
 
 
 async def test_a_slow_reader_closed_is_counted():
@@ -394,3 +535,12 @@ def test_the_worker_serves_its_metrics_on_its_port_only_when_one_is_set(settings
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("header", [b"x-forwarded-for", b"forwarded", b"x-real-ip"])
+async def test_a_request_that_came_through_a_proxy_is_never_answered_whatever_address_it_claims(header):
+    # daphne's --proxy-headers would have taken "127.0.0.1" from the client's own X-Forwarded-For.
+    application = with_client(MetricsEndpoint(site_not_found), "127.0.0.1")
+    communicator = HttpCommunicator(application, "GET", "/metrics", headers=[(header, b"127.0.0.1")])
+    response = await communicator.get_response()
+    assert (response["status"], response["body"]) == (404, b"the site's own 404")

@@ -1,6 +1,6 @@
 from channels.management.commands import runworker
 
-from realtime_common.metrics import metrics_serve
+from realtime_common.metrics import metrics_init, metrics_serve
 from realtime_common.worker import ResilientWorker
 
 
@@ -10,5 +10,6 @@ class Command(runworker.Command):
 
     def handle(self, *args, **options):
         # The worker has no HTTP server of its own: its metrics get one, on DJANGO_METRICS_PORT when set.
+        metrics_init()
         metrics_serve()
         super().handle(*args, **options)
