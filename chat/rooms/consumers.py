@@ -1,16 +1,32 @@
+import logging
+
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.db import OperationalError
 
 from realtime_common.consumers import ClientError, fault_frame
+from realtime_common.layers import REDIS_DOWN, error_text
+from realtime_common.outages import OutageLog
 from realtime_common.streams import StreamConsumer
 
 from .models import Message, Room
 from .presence import PresenceMixin
 from .selectors import message_frame_stored, room_get, room_history, room_may_join, session_rooms
-from .services import membership_rate_allow, message_send, session_rooms_update
+from .services import ClientIdTaken, MessageRateLimited, membership_rate_allow, message_send, session_rooms_update
 from .sessions import SessionMixin
 from .typing import TypingMixin
 from .wire import Command, command_parse, joined_frame, left_frame, room_group, since_parse
+
+logger = logging.getLogger(__name__)
+
+# A deleted room's leave on every socket in it: while Redis or the database fails, one
+# warning for all of them, not one per socket.
+DELETED_ROOM_LEAVES = OutageLog(
+    logger=logger,
+    failing="chat: a deleted room was left, but not cleaned up (%s): a group membership left behind "
+    "expires, a slug left in a session is skipped while no room has it",
+    working="chat: deleted rooms are cleaned up again, after {failures} failures",
+)
 
 
 class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
@@ -87,6 +103,14 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
             message, created = await database_sync_to_async(message_send)(
                 room=room, user=self.user, text=command.text, client_id=command.client_id
             )
+        except MessageRateLimited as error:
+            raise ClientError(
+                "rate_limited", "Too many messages; wait a moment.", client_id=command.client_id
+            ) from error
+        except ClientIdTaken as error:
+            raise ClientError(
+                "invalid_client_id", "This client_id names another message: use a new one.", client_id=command.client_id
+            ) from error
         except Exception as error:
             if (frame := fault_frame(error)) is None:
                 raise  # a ClientError, or a bug
@@ -153,9 +177,32 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
 
     async def stream_deleted(self, message):
         # The room was deleted (rooms/receivers.py). Not a resync, whose joined frame
-        # would show it again, empty: a leave, which takes the slug out of the session
-        # too (a room made later with that slug is not joined unasked), and answers
-        # "left", which has the page take the room away with its messages. A session
-        # with no socket open keeps the slug, which session_rooms skips: no room has it.
-        if (room := self.stream_room(message["stream"])) is not None:
-            await self.leave(room)
+        # would show it again, empty: a leave, which answers "left", which has the page
+        # take the room away with its messages, and takes the slug out of the session
+        # (a room made later with that slug is not joined unasked). A session with no
+        # socket open keeps the slug, which session_rooms skips: no room has it.
+        if (room := self.stream_room(message["stream"])) is None:
+            return
+        # A group message's handler, not a page's frame: what raises here would end the
+        # socket (1011), in all its rooms. So the page is told in any case, and what Redis
+        # or the database fails to clean up is left behind: the room's group membership
+        # expires (nothing is sent to a deleted room's group again), and a slug left in
+        # the session is harmless until a room takes it again.
+        whole = True  # nothing left behind
+        try:
+            await self.exit(room)  # only its last step needs Redis: the room's group_discard
+        except REDIS_DOWN as error:
+            whole = False
+            DELETED_ROOM_LEAVES.failed(error_text(error))
+        await self.send_json(left_frame(room=room))
+        try:
+            logged_in = await database_sync_to_async(session_rooms_update)(
+                session_key=self.session_key, leave=room.slug
+            )
+        except OperationalError as error:
+            DELETED_ROOM_LEAVES.failed(str(error))
+            return
+        if whole:
+            DELETED_ROOM_LEAVES.worked()
+        if not logged_in:
+            await self.session_close()

@@ -2,6 +2,7 @@
 rate limits, the rooms kept in a session, and telling sockets their session ended."""
 
 import logging
+from functools import partial
 from importlib import import_module
 
 from asgiref.sync import async_to_sync
@@ -11,9 +12,8 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from realtime_common.broadcast import group_send_on_commit
-from realtime_common.consumers import ClientError
 from realtime_common.metrics import site_inc
-from realtime_common.throttle import window_allow
+from realtime_common.throttle import window_allow, window_return
 
 from .metrics import MESSAGES_STORED
 from .models import Message, Room
@@ -23,48 +23,67 @@ from .wire import session_group, user_group
 logger = logging.getLogger(__name__)
 
 
+class MessageRateLimited(Exception):
+    """The user sent more new messages than CHAT_RATE_LIMIT_MESSAGES in the current window."""
+
+
+class ClientIdTaken(Exception):
+    """The user's client_id names another message already stored (another text or room)."""
+
+
 def message_create(*, room: Room, user: AbstractBaseUser, text: str, client_id: str | None = None) -> Message:
-    # Message is a LiveModel: stored with its event and seq in one transaction,
-    # sent to the room once committed; pages that miss it catch up by seq.
-    message = Message.objects.create(room=room, user=user, text=text, client_id=client_id)
-    site_inc(MESSAGES_STORED)
-    return message
+    # Message is a LiveModel: stored with its event and seq in one transaction (a savepoint
+    # in a caller's), sent to the room once committed; pages that miss it catch up by seq.
+    with transaction.atomic():
+        # Counted once committed (a transaction rolled back stored nothing), and before the
+        # broadcast that the create sets up for its commit: a message a page got is counted.
+        transaction.on_commit(partial(site_inc, MESSAGES_STORED))
+        return Message.objects.create(room=room, user=user, text=text, client_id=client_id)
 
 
 def message_send(*, room: Room, user: AbstractBaseUser, text: str, client_id: str | None) -> tuple[Message, bool]:
     """Store the user's message once per client_id: (it, True) when stored now, or (the message
     stored under this id already, False) for a resend: the page could not tell whether its first
-    send got there. Only a new message counts against the user's rate. ClientError (naming the
-    client_id) when over the rate, or when the id names another message (another text or room)."""
+    send got there. Only a new message counts against the user's rate. MessageRateLimited when
+    over the rate; ClientIdTaken when the id names another message (another text or room)."""
     stored = message_sent_get(user=user, client_id=client_id)
     if stored is None:
+        # Counted before the INSERT, so that a message over the rate is never stored.
         if not message_rate_allow(user_id=user.pk):
-            raise ClientError("rate_limited", "Too many messages; wait a moment.", client_id=client_id)
+            raise MessageRateLimited
         try:
-            # A savepoint: the failed INSERT is undone alone, in whatever transaction the caller runs.
-            with transaction.atomic():
-                return message_create(room=room, user=user, text=text, client_id=client_id), True
+            # In a transaction of its own, or a savepoint in the caller's: a failed INSERT is undone alone.
+            return message_create(room=room, user=user, text=text, client_id=client_id), True
         except IntegrityError:
             # The unique constraint (Message.Meta) made this INSERT wait for the other send's
             # commit, so that one is now visible. Nothing found: the error was something else
             # (e.g. the room is gone).
             if client_id is None or (stored := message_sent_get(user=user, client_id=client_id)) is None:
                 raise
+            # A resend after all (it lost the race to its own first send): not counted.
+            message_rate_return(user_id=user.pk)
     if (stored.room_id, stored.text) != (room.pk, text):
         # A page's bug: one id for two messages. Storing the second would lose it to the first.
-        raise ClientError(
-            "invalid_client_id", "This client_id names another message: use a new one.", client_id=client_id
-        )
+        raise ClientIdTaken
     return stored, False
 
 
 def message_rate_allow(*, user_id: int) -> bool:
     """Count one message of the user, over all their tabs and every process; False once over the limit."""
     return window_allow(
-        key=f"rooms:messages:{user_id}",
+        key=message_rate_key(user_id=user_id),
         limit=settings.CHAT_RATE_LIMIT_MESSAGES,
         seconds=settings.CHAT_RATE_LIMIT_SECONDS,
     )
+
+
+def message_rate_return(*, user_id: int) -> None:
+    """Uncount a message that message_rate_allow counted but that was no new message."""
+    window_return(key=message_rate_key(user_id=user_id), seconds=settings.CHAT_RATE_LIMIT_SECONDS)
+
+
+def message_rate_key(*, user_id: int) -> str:
+    return f"rooms:messages:{user_id}"
 
 
 def membership_rate_allow(*, user_id: int) -> bool:

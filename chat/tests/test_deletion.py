@@ -3,14 +3,19 @@ message deleted alone or in bulk (the admin's, a shell's) leave no text in any s
 event, in any history a page is sent, and the pages open in the room are told."""
 
 import json
+import logging
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
+from django.db import OperationalError
 from django.test import Client
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from realtime_common.models import Stream, StreamEvent
+from rooms import consumers
 from rooms.models import Message, Room
+from rooms.selectors import SESSION_ROOMS
 from rooms.services import message_create
 from rooms.wire import room_group
 from tests.helpers import join, say
@@ -99,6 +104,54 @@ async def test_a_deleted_room_leaves_the_session_so_a_new_room_of_its_slug_is_no
     new_tab = await browser.open_tab()
     assert (await new_tab.receive_json_from())["room"] == "random"
     assert await new_tab.receive_nothing()
+
+
+def session_write_locked(monkeypatch, channel_layer, room) -> None:
+    """From now on, writing the session finds the database locked past its timeout."""
+
+    def locked(**kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(consumers, "session_rooms_update", locked)
+
+
+def group_discard_down(monkeypatch, channel_layer, room) -> None:
+    """From now on, leaving the room's group finds Redis away."""
+    discard, stream = channel_layer.group_discard, room_group(room_id=room.pk)  # the pk is gone once deleted
+
+    async def failing_discard(group, channel):
+        if group == stream:
+            raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        await discard(group, channel)
+
+    monkeypatch.setattr(channel_layer, "group_discard", failing_discard)
+
+
+@pytest.mark.parametrize("fail", [session_write_locked, group_discard_down])
+async def test_a_room_deleted_while_its_cleanup_fails_still_leaves_the_page_and_keeps_the_socket(
+    logged_in, users, chat_rooms, channel_layer, monkeypatch, caplog, fail
+):
+    browser = await logged_in(users["alice"])
+    tab = await browser.open_tab()
+    await join(tab, "lobby")
+    await join(tab, "random")
+    fail(monkeypatch, channel_layer, chat_rooms["lobby"])
+    # No failure logged before this test's: its first one is warned of.
+    monkeypatch.setattr(consumers.DELETED_ROOM_LEAVES, "failures", 0)
+
+    with caplog.at_level(logging.WARNING, logger="rooms.consumers"):
+        await sync_to_async(chat_rooms["lobby"].delete)()
+        assert await tab.receive_json_from() == {"type": "left", "room": "lobby"}
+        # The socket goes on in its other rooms.
+        await say(tab, "random", "still here")
+        assert (await tab.receive_json_from())["text"] == "still here"
+    assert [record.getMessage().split(" (")[0] for record in caplog.records if record.name == "rooms.consumers"] == [
+        "chat: a deleted room was left, but not cleaned up"
+    ]
+    monkeypatch.undo()
+    # A session write that failed left the slug in the session; one that worked took it out.
+    kept = await sync_to_async(lambda: browser.client.session.get(SESSION_ROOMS))()
+    assert kept == (["lobby", "random"] if fail is session_write_locked else ["random"])
 
 
 async def test_a_bulk_delete_of_messages_in_a_shell_tells_the_room(logged_in, users, chat_rooms):

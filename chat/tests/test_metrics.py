@@ -2,8 +2,10 @@
 and no room or user ever named by a label."""
 
 import pytest
+from django.db import transaction
 from prometheus_client import REGISTRY, generate_latest
 
+from rooms.services import message_create
 from tests.helpers import join, say
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
@@ -38,3 +40,20 @@ async def test_members_messages_and_typing_are_counted_and_no_label_names_a_room
     for socket in (alice, second, bob):
         await socket.disconnect()
     assert value("chat_members_present") == present
+
+
+class Undone(Exception):
+    """Raised to roll a test's transaction back."""
+
+
+def test_a_message_is_counted_once_committed_and_not_when_its_transaction_rolls_back(users, chat_rooms):
+    stored = value("chat_messages_stored_total")
+    with pytest.raises(Undone), transaction.atomic():
+        message_create(room=chat_rooms["lobby"], user=users["alice"], text="never stored")
+        raise Undone
+    assert value("chat_messages_stored_total") == stored
+
+    with transaction.atomic():
+        message_create(room=chat_rooms["lobby"], user=users["alice"], text="stored")
+        assert value("chat_messages_stored_total") == stored  # not before the commit
+    assert value("chat_messages_stored_total") == stored + 1

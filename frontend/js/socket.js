@@ -124,7 +124,8 @@ export class JsonSocket extends EventTarget {
    * @param {string | (() => Promise<string | null>)} url  absolute ws(s):// URL, or a path
    *   resolved against the page; or an async function called before every attempt for the
    *   URL to use (e.g. `ticketUrlProvider`), which may instead stop the socket for good: with
-   *   null, or with a final close code (a number, e.g. 4401) that `closeCode` then reports
+   *   null, or with a final close code (a number `isFinal` accepts, e.g. 4401) that `closeCode`
+   *   then reports; any other number is a failed attempt, tried again with backoff
    * @param {object} [options]
    * @param {(data: any) => void} [options.onMessage]
    * @param {() => object | null | undefined} [options.resume]  query parameters for
@@ -228,9 +229,14 @@ export class JsonSocket extends EventTarget {
       .then(
         (url) => {
           if (!current()) return;
-          if (url == null || typeof url === 'number') {
+          if (url == null || (typeof url === 'number' && this.#options.isFinal(url))) {
             this.#closeCode = url ?? null;
             this.close();
+          } else if (typeof url === 'number') {
+            // A close code that is not final (a provider's bug, or a code the page retries):
+            // a failed attempt, like a server's close with it, not a reason to stop for good.
+            console.warn(`JsonSocket: the URL provider answered ${url}, not a final close code; retrying`);
+            this.#scheduleReconnect(url);
           } else this.#open(url);
         },
         (error) => {

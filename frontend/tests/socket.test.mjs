@@ -230,6 +230,30 @@ describe('JsonSocket URL provider', () => {
     assert.equal(sockets.length, 0);
   });
 
+  it('tries again with backoff when the provider answers a close code that is not final', async (t) => {
+    const warn = t.mock.method(console, 'warn', () => {});
+    const answers = [1011, 'ws://sockets.test/ws/'];
+    const url = mock.fn(async () => answers.shift());
+    const socket = connect({ url });
+    await settle();
+    assert.equal(socket.state, 'reconnecting');
+    assert.equal(socket.closeCode, null);
+    assert.equal(sockets.length, 0);
+    assert.match(String(warn.mock.calls[0].arguments[0]), /1011, not a final close code/);
+
+    mock.timers.tick(500);
+    await settle();
+    assert.equal(url.mock.callCount(), 2);
+    assert.equal(last().url, 'ws://sockets.test/ws/');
+  });
+
+  it('stops for good on a close code the isFinal option makes final', async () => {
+    const socket = connect({ url: async () => 4000, isFinal: (code) => code === 4000 });
+    await settle();
+    assert.equal(socket.state, 'closed');
+    assert.equal(socket.closeCode, 4000);
+  });
+
   it('drops an answer that comes after close() or reconnect()', async () => {
     const answers = [];
     const url = () => new Promise((resolve) => answers.push(resolve));

@@ -2,6 +2,7 @@
 memory (per socket), and a counter per time window in the cache (per user or
 address, across every process of the site)."""
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -35,6 +36,19 @@ def window_allow(*, key: str, limit: int, seconds: int) -> bool:
     covers every tab and every process. The key outlives its window, so that
     incr() never finds it expired just after add().
     """
-    window_key = f"rate:{key}:{int(time.time() // seconds)}"
-    cache.add(window_key, 0, timeout=seconds * 2)
-    return cache.incr(window_key) <= limit
+    window = window_key(key=key, seconds=seconds)
+    cache.add(window, 0, timeout=seconds * 2)
+    return cache.incr(window) <= limit
+
+
+def window_return(*, key: str, seconds: int) -> None:
+    """Uncount one action that ``window_allow`` counted but that turned out not to
+    happen. Should a new window have begun in between, its count goes down instead,
+    if it has one: at worst it allows one action more."""
+    with contextlib.suppress(ValueError):  # this window counted nothing yet: nothing to take back
+        cache.decr(window_key(key=key, seconds=seconds))
+
+
+def window_key(*, key: str, seconds: int) -> str:
+    """The cache key counting ``key``'s actions in the current window of ``seconds``."""
+    return f"rate:{key}:{int(time.time() // seconds)}"
