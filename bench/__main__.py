@@ -19,13 +19,17 @@ from pathlib import Path
 
 from bench.context import LAYERS, SIZES_FULL, SIZES_SMOKE, Bench
 from bench.machine import machine_describe
+from bench.metrics import SAMPLE_INTERVAL
+from bench.plots import metrics_timeline_plot
 from bench.procs import REPO, harness_pin, processes_reap, redis_running, rlimit_raise
 from bench.report import report_write
+from bench.scenarios import site_metrics_record
 from bench.scenarios.chat import chat_run
 from bench.scenarios.cursors import cursors_run
 from bench.scenarios.flood import flood_run
 from bench.scenarios.idle import idle_run
 from bench.scenarios.liveblog import liveblog_run
+from bench.scenarios.overhead import overhead_run
 from bench.scenarios.sketchpad import sketchpad_run
 from bench.scenarios.typing import typing_run
 
@@ -37,6 +41,7 @@ SCENARIOS: dict[str, Callable[..., dict]] = {
     "cursors": cursors_run,
     "idle": idle_run,
     "flood": flood_run,
+    "metrics-overhead": overhead_run,
 }
 RESULTS = REPO / "bench" / "results"
 
@@ -67,6 +72,12 @@ def arguments_parse(*, argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--results-dir", type=Path, help="where to write the results (default bench/results, or bench/results/smoke)"
     )
+    parser.add_argument(
+        "--metrics-plot",
+        type=Path,
+        help="sample the sites' /metrics every 0.5 s and plot their open sockets and delay over the run to this PNG "
+        "(the README's docs/operating-metrics.png: python -m bench --smoke --metrics-plot docs/operating-metrics.png)",
+    )
     parser.add_argument("--keep-workdir", action="store_true", help="keep the logs and databases of the run")
     return parser.parse_args(argv)
 
@@ -90,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir=workdir,
         out_dir=out_dir,
         stamp=date.today().isoformat(),
+        metrics_interval=SAMPLE_INTERVAL if options.metrics_plot else None,
     )
     results: dict = {
         "started": datetime.now().isoformat(timespec="seconds"),
@@ -124,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
                     if INTERRUPTED.is_set():
                         # The interrupt surfaced as another error (a cleanup step failing as its process died).
                         raise KeyboardInterrupt from None
+                # Also after a crash: what its sites counted is its own, not the next scenario's.
+                site_metrics = site_metrics_record(bench=bench, scenario=name)
+                if name in results["scenarios"]:
+                    results["scenarios"][name]["site_metrics"] = site_metrics
                 results["durations_s"][name] = round(time.monotonic() - scenario_started, 1)
                 if INTERRUPTED.is_set():
                     raise KeyboardInterrupt
@@ -142,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     results["pinning"] = bench.pinning.summary()
     results["checks"] = bench.checks
     results["machine"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
+    if options.metrics_plot:
+        timeline = [sample for site in bench.sites.values() for sample in site.metrics.timeline]
+        print(f"==> bench: {metrics_timeline_plot(timeline=timeline, path=options.metrics_plot)}", flush=True)
     paths = report_write(
         results=results, bench=bench, merge=not options.smoke and (options.only is not None or options.layer != "both")
     )

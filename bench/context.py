@@ -45,6 +45,7 @@ class Sizes:
     idle_seconds: float
     flood_seconds: float
     profile_seconds: float
+    overhead: tuple[int, int]  # liveblog sockets, rounds of metrics on then off (order alternating)
 
 
 # Each size as (full, smoke), side by side so that a size is added, renamed or dropped in both at once;
@@ -63,6 +64,7 @@ SIZES_BOTH: dict[str, tuple] = {
     "idle_counts": ((2000, 10000), (30, 90)), "idle_seconds": (5.0, 0.5),
     "flood_seconds": (10.0, 0.4),
     "profile_seconds": (8.0, 3.0),
+    "overhead": ((1000, 3), (40, 3)),
 }  # fmt: skip
 
 
@@ -88,6 +90,7 @@ class Bench:
     pinning: Pinning = field(default_factory=Pinning)
     checks: list[dict] = field(default_factory=list)
     sites: dict[str, BenchSite] = field(default_factory=dict)
+    metrics_interval: float | None = None  # sample the sites' metrics this often (--metrics-plot)
 
     def check(self, *, scenario: str, name: str, ok: bool, detail: str = "") -> bool:
         """A 100 % expectation (every socket connected, every frame delivered, nothing dropped unannounced)."""
@@ -98,6 +101,7 @@ class Bench:
         """The site, migrated on first use, on this run's Redis."""
         if name not in self.sites:
             self.sites[name] = site_prepare(name=name, workdir=self.workdir, redis_url=self.redis.url)
+            self.sites[name].metrics.interval = self.metrics_interval
         return self.sites[name]
 
     def artefact(self, *, name: str) -> Path:

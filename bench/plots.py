@@ -7,6 +7,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after matplotlib.use: the backend must be chosen first
 
+from bench.metrics import DELAY, SAMPLE_INTERVAL
+from realtime_common.testing.metrics import histogram_quantile, metrics_delta
+
+SITE_COLOURS = {"liveblog": "tab:blue", "chat": "tab:orange", "sketchpad": "tab:green"}
 STYLES = {"core": "tab:blue", "pubsub": "tab:orange", "bare": "tab:green", "raw_asgi": "tab:red"}
 
 
@@ -91,6 +95,44 @@ def sketchpad_plot(*, sketchpad: dict, path: Path) -> Path:
     axes.set_title("Sketchpad: relay latency against drawers")
     axes_finish(axes=axes)
     return figure_save(figure=figure, path=path)
+
+
+def metrics_timeline_plot(*, timeline: list[dict], path: Path) -> Path:
+    """The README's picture: each site's open sockets and its delay p99 (commit to frame sent, from
+    the histogram's buckets between two samples) over a run, from the metrics the bench sampled."""
+    figure, (sockets_axes, delay_axes) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    start = min(sample["t"] for sample in timeline)
+    for site in sorted({sample["site"] for sample in timeline}):
+        samples = sorted((sample for sample in timeline if sample["site"] == site), key=lambda sample: sample["t"])
+        times, sockets, delay_times, delays = [], [], [], []
+        for previous, sample in zip([None, *samples], samples, strict=False):
+            if previous and sample["t"] - previous["t"] > 2 * SAMPLE_INTERVAL:
+                times.append(float("nan"))  # the site was not served meanwhile: no line across
+                sockets.append(float("nan"))
+            times.append(sample["t"] - start)
+            sockets.append(sample["sockets"])
+            if previous:
+                delta = metrics_delta(before=previous["delay"], after=sample["delay"])
+                # A counter going back is another process (the site served again): no delay from it.
+                p99 = histogram_quantile(delta, DELAY, 0.99) if min(delta.values(), default=0) >= 0 else None
+                if p99 is not None:
+                    delay_times.append(sample["t"] - start)
+                    delays.append(p99 * 1000)
+        colour = SITE_COLOURS.get(site)
+        sockets_axes.plot(times, sockets, "-", color=colour, label=site)
+        delay_axes.plot(delay_times, delays, "o", markersize=3, color=colour, label=site)
+    sockets_axes.set_ylabel("realtime_sockets_open")
+    sockets_axes.set_title(f"The sites' own metrics over a bench run (sampled every {SAMPLE_INTERVAL:g} s)")
+    sockets_axes.legend(fontsize="small")
+    sockets_axes.grid(True, alpha=0.3)
+    delay_axes.set_ylabel("event delay p99 (ms)")
+    delay_axes.set_xlabel("seconds into the run")
+    delay_axes.set_ylim(bottom=0)
+    delay_axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path
 
 
 def axes_finish(*, axes, legend_columns: int = 1) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from bench.metrics import SiteMetrics
 from realtime_common.testing.servers import LiveSite, RedisServer, free_port, healthy, stop, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,6 +70,15 @@ def proc_rss_bytes(*, pid: int) -> int:
 
 def cpu_snapshot(*, pids: dict[str, int]) -> dict[str, float]:
     return {name: proc_cpu_seconds(pid=pid) for name, pid in pids.items()}
+
+
+def steal_seconds(*, cpu: int) -> float:
+    """The time the hypervisor gave CPU ``cpu``'s turns to another machine (/proc/stat's steal), in seconds."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields[0] == f"cpu{cpu}":
+            return int(fields[8]) / CLOCK_TICKS
+    return 0.0
 
 
 def cpu_delta(*, before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -247,9 +257,12 @@ def redis_benchmark(*, port: int, requests: int) -> dict:
 
 @dataclass
 class BenchSite(LiveSite):
-    """A LiveSite on a chosen channel layer (``REDIS_CHANNEL_LAYER``: core or pubsub)."""
+    """A LiveSite on a chosen channel layer (``REDIS_CHANNEL_LAYER``: core or pubsub), counting
+    its metrics or not (``metrics_on``: DJANGO_METRICS), which ``metrics`` reads."""
 
     layer: str | None = None
+    metrics_on: bool = True
+    metrics: SiteMetrics = field(default_factory=SiteMetrics)
     # How much of each log tracebacks() has read: the site (and its logs) serves several scenarios.
     log_marks: dict[Path, int] = field(default_factory=dict)
 
@@ -258,6 +271,7 @@ class BenchSite(LiveSite):
         env = super().env
         if self.layer:
             env["REDIS_CHANNEL_LAYER"] = self.layer
+        env["DJANGO_METRICS"] = "1" if self.metrics_on else "0"
         return env
 
     @property
@@ -293,7 +307,8 @@ def site_prepare(*, name: str, workdir: Path, redis_url: str) -> BenchSite:
 
 @contextmanager
 def site_serving(*, site: BenchSite, count: int, layer: str, pinning: Pinning) -> Iterator[list[str]]:
-    """``count`` daphne processes of the site on ``layer``, pinned to the server CPU; their URLs."""
+    """``count`` daphne processes of the site on ``layer``, pinned to the server CPU; their URLs.
+    With metrics on, what their /metrics moved meanwhile is kept in ``site.metrics``."""
     site.layer = layer
     try:
         urls = []
@@ -305,8 +320,13 @@ def site_serving(*, site: BenchSite, count: int, layer: str, pinning: Pinning) -
             finally:
                 STARTED.extend(process for process in site.servers if process not in STARTED)
             pinning.pid_pin(name=f"daphne {site.directory.name}", pid=site.servers[-1].pid, cpu=SERVER_CPU)
+        if site.metrics_on:
+            site.metrics.started(site=site.directory.name, urls=urls)
         yield urls
+        if site.metrics_on:
+            site.metrics.stopped(layer=layer)
     finally:
+        site.metrics.sampling_stop()
         site.stop()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench.context import Bench
 from bench.plots import plots_write
+from bench.scenarios.liveblog import SITE_PROCESSES
 from bench.targets import targets_evaluate
 from bench.text import DASH, bare_cpu_ratio, fmt, requested, table
 
@@ -123,6 +124,7 @@ def markdown_render(*, results: dict) -> str:
         ("cursors", cursors_section),
         ("idle", idle_section),
         ("flood", flood_section),
+        ("metrics-overhead", overhead_section),
     ):
         if name in scenarios:
             try:
@@ -131,6 +133,7 @@ def markdown_render(*, results: dict) -> str:
                 parts.append(f"\n## {name}\n\nThe table could not be rendered ({error!r}); the JSON has the data.\n")
         if name in results.get("crashes", {}):
             parts.append(f"\n## {name}: CRASHED\n\n```\n{results['crashes'][name][-4000:]}\n```\n")
+    parts.append(site_metrics_section(results=results))
     parts.append(limits_section())
     return "".join(parts)
 
@@ -639,6 +642,82 @@ def flood_section(*, data: dict, results: dict) -> str:
         "or follows a 4429 close.\n"
     )
     return text
+
+
+def overhead_section(*, data: dict, results: dict) -> str:
+    text = (
+        f"\n## metrics-overhead: counting on and off\n\nThe liveblog's fan-out ({data['sockets']:,} sockets over "
+        f"{SITE_PROCESSES} processes, {data['posts']} posts, {data['layer']} layer) on freshly started processes with "
+        f"DJANGO_METRICS on and off, alternated, {data['rounds']} rounds (the order flipped each round).\n\n"
+    )
+    rows = [
+        [
+            row["label"],
+            fmt(row["server_cpu_per_frame_us"], 2),
+            fmt(row["server_cpu_s"], 3),
+            f"{row['delivered']:,}/{row['expected']:,}",
+            fmt(row["server_cpu_steal_pct"], 2),
+        ]
+        for row in sorted((row for rows in data["runs"].values() for row in rows), key=lambda row: row["label"])
+    ]
+    text += table(header=["run", "server CPU per frame (µs)", "server CPU (s)", "delivered", "steal (%)"], rows=rows)
+    per_frame, ratio = data.get("per_frame_us", {}), data.get("ratio")
+    if ratio:
+        text += "\n" + "; ".join(
+            f"{state}: median {fmt(per_frame[state]['median'], 2)} µs ({fmt(per_frame[state]['min'], 2)} – "
+            f"{fmt(per_frame[state]['max'], 2)})"
+            for state in ("on", "off")
+        )
+        text += (
+            f". Ratio on/off {ratio['median']:.3f} (range {ratio['low']:.3f} – {ratio['high']:.3f}): "
+            f"**{data['verdict']}**; steal at most {fmt(data['steal_pct_max'], 2)} %.\n"
+        )
+    return text
+
+
+def site_metrics_section(*, results: dict) -> str:
+    """What each scenario moved in its sites' own /metrics, beside the bench's figures above."""
+    rows = []
+    for name, data in results.get("scenarios", {}).items():
+        for site, counts in data.get("site_metrics", {}).items():
+            rows.append(
+                [
+                    name,
+                    site,
+                    fmt(counts["frames_sent"]),
+                    fmt(counts["frames_received"]),
+                    counts_cell(counts=counts["handshakes"]),
+                    counts_cell(counts=counts["closes"]),
+                    counts_cell(counts=counts["error_frames"]),
+                    fmt(counts["slow_readers_closed"]),
+                    fmt(counts["delay_count"]),
+                    fmt(counts["delay_p99_ms"]),
+                ]
+            )
+    if not rows:
+        return ""
+    return (
+        "\n## The sites' own metrics\n\nWhat each scenario moved in its daphne processes' `/metrics` (summed).\n\n"
+        + table(
+            header=[
+                "scenario",
+                "site",
+                "frames sent",
+                "frames received",
+                "handshakes",
+                "closes by code",
+                "error frames",
+                "slow readers closed",
+                "delays observed",
+                "delay p99 (ms, from buckets)",
+            ],
+            rows=rows,
+        )
+    )
+
+
+def counts_cell(*, counts: dict[str, int]) -> str:
+    return ", ".join(f"{key or '—'} {value:,}" for key, value in counts.items()) or DASH
 
 
 def tracebacks_markdown(*, errors: str | None, who: str) -> str:

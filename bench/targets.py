@@ -1,6 +1,7 @@
 """The issue's targets, judged from a run's results: PASS, FAIL, or n/a where the run had not the
 sizes a target names (a smoke run). Targets never decide the exit code."""
 
+from bench.scenarios.overhead import TARGET as OVERHEAD_TARGET
 from bench.stats import p99_within
 from bench.text import DASH, bare_cpu_ratio, fmt, requested
 
@@ -31,6 +32,21 @@ def targets_evaluate(*, results: dict) -> list[dict]:
     def add(*, scenario: str, target: str, measured: str, ok: bool | None, note: str = "") -> None:
         targets.append(
             {"scenario": scenario, "target": target, "measured": measured, "verdict": verdict(ok=ok), "note": note}
+        )
+
+    overhead = scenarios.get("metrics-overhead")
+    if overhead and overhead.get("ratio"):
+        ratio = overhead["ratio"]
+        targets.append(
+            {
+                "scenario": "metrics-overhead",
+                "target": f"server CPU per frame with metrics on / off within {OVERHEAD_TARGET:.0%}, over the whole range",
+                "measured": f"{ratio['median']:.3f} ({ratio['low']:.3f} – {ratio['high']:.3f}), "
+                f"steal ≤ {overhead['steal_pct_max']} %",
+                # Not PASS/FAIL only: a range wider than the target proves neither.
+                "verdict": overhead["verdict"],
+                "note": "smoke sizes: indicative only" if smoke else "",
+            }
         )
 
     liveblog = scenarios.get("liveblog")

@@ -29,6 +29,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from realtime_common.testing.metrics import Samples, metrics_scrape, metrics_sum
 from realtime_common.testing.servers import (
     LiveSite,
     PostgresServer,
@@ -145,6 +146,10 @@ class Server:
         os.kill(self.process.pid, signum)
         return at
 
+    def metrics(self) -> Samples:
+        """What its /metrics shows now (a daphne's, over loopback; the worker's on its DJANGO_METRICS_PORT)."""
+        return metrics_scrape(url=f"{self.url}/metrics")
+
     def rss(self) -> int:
         with open(f"/proc/{self.pid}/statm") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -195,18 +200,20 @@ class FaultSite(LiveSite):
         wait_until(lambda: healthy(server.url), timeout=timeout, what="daphne", process=server.process)
 
     def worker(self) -> Server:
+        """The thumbnail worker, serving its metrics on a port of its own (its Server's url)."""
         number = len(self.workers)
         log = self.workdir / f"worker-{number}.log"
+        port = free_port()
         with log.open("w") as out:
             process = subprocess.Popen(
                 [sys.executable, "manage.py", "runworker", "--layer", "worker", "thumbnails"],
                 cwd=self.directory,
-                env=self.env,
+                env={**self.env, "DJANGO_METRICS_PORT": str(port)},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
         self.servers.append(process)
-        server = Server(url="", process=process, log=log)
+        server = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
         self.workers.append(server)
         return server
 
@@ -354,6 +361,21 @@ async def wait_for_log(server: "Server", needle: str, *, timeout: float) -> floa
             raise TimeoutError(f"{needle!r} not logged within {timeout} s:\n{server.text()[-3000:]}")
         await asyncio.sleep(0.1)
     return time.monotonic() - started
+
+
+async def metrics_until(servers: list[Server], condition, *, timeout: float, what: str) -> Samples:
+    """Poll the servers' /metrics until ``condition`` holds for their samples summed (one
+    server's, or a site's over its processes); those samples."""
+    import asyncio
+
+    started = time.monotonic()
+    while True:
+        shown = metrics_sum(*[await asyncio.to_thread(server.metrics) for server in servers])
+        if condition(shown):
+            return shown
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"metrics: not {what} within {timeout} s: {shown}")
+        await asyncio.sleep(0.05)
 
 
 def log_count(text: str, needle: str) -> int:

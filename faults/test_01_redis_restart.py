@@ -12,7 +12,9 @@ import asyncio
 import time
 
 from client import BoardPage, ChatPage, GalleryPage, LiveblogPage, all_until, pages_open
-from conftest import log_count, record, seconds_round, tracebacks, wait_for_log
+from conftest import log_count, metrics_until, record, seconds_round, tracebacks, wait_for_log
+
+from realtime_common.testing.metrics import metric_value
 
 OUTAGE = 3.0  # seconds Redis stays down
 BACK_WITHIN = 5.0  # seconds, after Redis is back, for every page to be live and caught up
@@ -50,6 +52,10 @@ async def test_redis_restart_with_pages_of_every_demo_open(sites, redis):
         await all_until(chat_pages, lambda p: p.has("lobby", "before the restart"), timeout=5, what="message before")
         await all_until(board_pages, lambda p: "before" in p.strokes, timeout=5, what="stroke before")
 
+        daphnes = [server for site in (liveblog, chat, sketchpad) for server in site.daphnes]
+        before = [server.metrics() for server in daphnes]
+        assert {metric_value(shown, "realtime_channel_layer_up") for shown in before} == {1}, before
+
         # Redis goes away; writes go on meanwhile: a post, a message (the admin's), a finished stroke.
         redis.stop()
         down_at = time.monotonic()
@@ -68,6 +74,13 @@ async def test_redis_restart_with_pages_of_every_demo_open(sites, redis):
         pages += late
         await asyncio.gather(*(page.start() for page in late))
         assert late[0].has("saved while Redis was down") and "during" in late[1].strokes
+        # Prometheus sees every process's layer down (ChannelLayerDown fires on it).
+        await metrics_until(
+            daphnes,
+            lambda shown: metric_value(shown, "realtime_channel_layer_up") == 0,
+            timeout=max(0.1, down_at + OUTAGE - time.monotonic()),
+            what="the channel layer down during the outage",
+        )
         await asyncio.sleep(max(0.0, down_at + OUTAGE - time.monotonic()))  # the outage itself
         assert [site for site in (liveblog, chat, sketchpad) for server in site.daphnes if not server.alive()] == []
 
@@ -108,6 +121,12 @@ async def test_redis_restart_with_pages_of_every_demo_open(sites, redis):
                 # The sketchpad's stroke stored during the outage could not ask for its
                 # thumbnail: Django logs that failed on_commit, once, with its traceback.
                 assert [line for line in tracebacks(text) if "on_commit()" not in line] == [], text
+        # And up again, each process's layer reconnected once (as it logged).
+        after = [server.metrics() for server in daphnes]
+        for server, then, now in zip(daphnes, before, after, strict=True):
+            assert metric_value(now, "realtime_channel_layer_up") == 1, (server.url, now)
+            reconnects = metric_value(now, "realtime_channel_layer_reconnects_total")
+            assert reconnects - metric_value(then, "realtime_channel_layer_reconnects_total") == 1, (server.url, now)
         assert worker.alive()
         worker_log = worker.text()
         assert log_count(worker_log, "worker: cannot receive on") == 1, worker_log

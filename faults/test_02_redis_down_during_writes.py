@@ -15,6 +15,8 @@ import pytest
 from client import BoardPage, ChatPage, LiveblogPage, all_until, pages_open
 from conftest import ScriptError, log_count, record, seconds_round, tracebacks
 
+from realtime_common.testing.metrics import metric_value
+
 pytestmark = pytest.mark.database
 
 RUN = 8.0  # seconds of writing
@@ -160,6 +162,16 @@ async def test_writes_while_redis_dies(sites, redis):
                 assert server.alive()
                 unexpected = [line for line in tracebacks(server.text()) if "on_commit()" not in line]
                 assert unexpected == [], server.text()
+        # What Prometheus saw: each process's layer lost and back once, and as many error frames as the pages got.
+        for site, site_pages in ((chat, chat_pages), (sketchpad, [drawer, *watchers])):
+            shown = [server.metrics() for server in site.daphnes]
+            errors = sum(metric_value(one, "realtime_error_frames_total") for one in shown)
+            assert errors == sum(len(page.errors) for page in site_pages), shown
+        for site in (liveblog, chat, sketchpad):
+            for server in site.daphnes:
+                shown = server.metrics()
+                assert metric_value(shown, "realtime_channel_layer_up") == 1, (server.url, shown)
+                assert metric_value(shown, "realtime_channel_layer_reconnects_total") == 1, (server.url, shown)
         pad_logs = "".join(server.text() for server in sketchpad.daphnes)
         assert log_count(pad_logs, "group_send: the channel layer is unavailable") <= 2  # once per process and outage
 

@@ -14,6 +14,8 @@ import time
 from client import BoardPage, ChatPage, LiveblogPage, Page, all_until, pages_open
 from conftest import SIGKILL, SIGTERM, record, tracebacks
 
+from realtime_common.testing.metrics import metric_value
+
 RECONNECT_WITHIN = 2.0
 PRESENCE_WITHIN = 6.0 + 2.0  # CHAT_PRESENCE_TTL + CHAT_PRESENCE_HEARTBEAT (the chat's settings)
 
@@ -65,6 +67,15 @@ async def test_daphne_stopped_by_sigterm_then_sigkill(sites):
         await watcher.until(
             lambda: {"gone-on-term", "gone-on-kill"} <= watcher.members["lobby"], timeout=5, what="members"
         )
+        # Prometheus sees every page: each site's open sockets, summed over its processes.
+        staying = {liveblog: len(blog_pages), chat: len(chat_pages), sketchpad: len(board_pages)}
+        for site, open_now in (
+            (liveblog, staying[liveblog]),
+            (chat, staying[chat] + len(leaving)),
+            (sketchpad, staying[sketchpad]),
+        ):
+            shown = [server.metrics() for server in site.daphnes]
+            assert sum(metric_value(one, "realtime_sockets_open") for one in shown) == open_now, shown
         # SIGTERM the first server of each site.
         term_at = time.monotonic()
         for site in (liveblog, chat, sketchpad):
@@ -112,6 +123,11 @@ async def test_daphne_stopped_by_sigterm_then_sigkill(sites):
             assert page.duplicates == 0
         for site in (liveblog, chat, sketchpad):
             third = site.daphnes[2]
+            # Every page moved to the third process: it counts them open, accepted, and none closed.
+            shown = third.metrics()
+            assert metric_value(shown, "realtime_sockets_open") == staying[site], shown
+            assert metric_value(shown, "realtime_handshakes_total", outcome="accepted") == staying[site], shown
+            assert metric_value(shown, "realtime_closes_total") == 0, shown
             assert third.alive()
             assert tracebacks(third.text()) == [], third.text()
             assert "closed" in site.daphnes[0].text() and "(service restart)" in site.daphnes[0].text()

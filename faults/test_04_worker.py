@@ -14,7 +14,9 @@ import time
 
 import redis as redis_py
 from client import BoardPage, GalleryPage, pages_open
-from conftest import SIGCONT, SIGKILL, SIGSTOP, record, seconds_round, tracebacks
+from conftest import SIGCONT, SIGKILL, SIGSTOP, metrics_until, record, seconds_round, tracebacks
+
+from realtime_common.testing.metrics import metric_value
 
 TICK = 2.0
 BOARDS = ["heavy", "b1", "b2", "b3"]
@@ -81,8 +83,17 @@ async def test_worker_killed_mid_render_and_down_for_a_while(sites, redis):
 
         # A new worker: its first tick renders every board that is behind.
         back_at = time.monotonic()
-        sketchpad.worker()
+        new_worker = sketchpad.worker()
         caught_up = await boards_current(script, timeout=TICK + 10 + 2 * render_seconds)
+        # Prometheus sees it: every board behind rendered (its metrics server is up once Django is).
+        shown = await metrics_until(
+            [new_worker],
+            lambda shown: metric_value(shown, "sketchpad_thumbnails_rendered_total") >= len(BOARDS),
+            timeout=5,
+            what=f"{len(BOARDS)} thumbnails rendered",
+        )
+        rendered = metric_value(shown, "sketchpad_thumbnails_rendered_total")
+        assert metric_value(shown, "sketchpad_thumbnail_render_seconds_count") == rendered, shown
         await gallery.until(
             lambda: all(gallery.thumbnails.get(slug) != versions_before.get(slug) for slug in BOARDS),
             timeout=5,
@@ -99,8 +110,14 @@ async def test_worker_killed_mid_render_and_down_for_a_while(sites, redis):
         lost_at = time.monotonic()
         await boards_current(script, timeout=TICK + 5, slugs=["b1"])
         ticked = time.monotonic() - lost_at
+        # The tick's rendering is counted too: one more.
+        await metrics_until(
+            [new_worker],
+            lambda shown: metric_value(shown, "sketchpad_thumbnails_rendered_total") == rendered + 1,
+            timeout=2,
+            what="the ticked rendering counted",
+        )
 
-        new_worker = sketchpad.workers[1]
         assert new_worker.alive()
         assert tracebacks(new_worker.text()) == [], new_worker.text()
         assert tracebacks(sketchpad.daphnes[0].text()) == [], sketchpad.daphnes[0].text()

@@ -15,6 +15,8 @@ import redis as redis_py
 from client import BoardPage, ChatPage, GalleryPage, LiveblogPage, all_until, pages_open
 from conftest import record, seconds_round, tracebacks
 
+from realtime_common.testing.metrics import metric_value
+
 EXPIRY = 3
 CORE = {"REDIS_CHANNEL_LAYER": "core", "REDIS_GROUP_EXPIRY": str(EXPIRY)}
 
@@ -84,6 +86,15 @@ async def test_sockets_outlive_the_group_expiry_on_the_core_layer(sites, redis):
         delivered = time.monotonic() - sent
         for page in pages:
             assert page.closes == [] or page is leaver, page.name
+        # Prometheus sees the same sockets: every old one still open, the leaver's closed, and no other close.
+        for site, open_pages, closed in (
+            (liveblog, blog_pages, 1),
+            (chat, chat_pages, 0),
+            (sketchpad, [drawer, watcher, gallery], 0),
+        ):
+            shown = site.daphnes[0].metrics()
+            assert metric_value(shown, "realtime_sockets_open") == len(open_pages), shown
+            assert metric_value(shown, "realtime_closes_total") == closed, shown
         for site in (liveblog, chat, sketchpad):
             assert tracebacks(site.daphnes[0].text()) == [], site.daphnes[0].text()
         record(

@@ -16,7 +16,9 @@ import time
 from datetime import datetime
 
 from client import LiveblogPage, all_until, pages_open
-from conftest import log_count, record, tracebacks, wait_for_log
+from conftest import log_count, metrics_until, record, tracebacks, wait_for_log
+
+from realtime_common.testing.metrics import metric_value
 
 POSTS = 1000
 BODY = 9 * 1024
@@ -85,6 +87,18 @@ async def test_a_page_that_stops_reading(sites):
 
             assert sum("slow-reader" in html for html in slow.posts.values()) == POSTS
             assert log_count(server.text(), "closed a slow reader") == 1
+            # What Prometheus sees of it: one slow reader closed; as many closes as the slow page saw (the
+            # 1013, a resync's), once the server has counted them; every page's socket open again.
+            shown = await metrics_until(
+                [server],
+                lambda shown: (
+                    metric_value(shown, "realtime_closes_total") == len(slow.closes)
+                    and metric_value(shown, "realtime_sockets_open") == len(pages)
+                ),
+                timeout=5,
+                what=f"{len(slow.closes)} closes and {len(pages)} sockets open",
+            )
+            assert metric_value(shown, "realtime_slow_readers_closed_total") == 1, shown
             slow_close = slow.closes[0][1]
             assert slow_close in (1013, 1006), slow.closes
             # Unbounded, the backlog would be 9 MB (WEBSOCKET_SEND_BUFFER_LIMIT set out of reach, the

@@ -20,6 +20,8 @@ from client import BoardPage, ChatPage, LiveblogPage, pages_open
 from conftest import database_connect, log_count, record, seconds_round, tracebacks
 from psycopg import sql
 
+from realtime_common.testing.metrics import metric_value
+
 pytestmark = pytest.mark.database
 
 TIMEOUT = 0.5
@@ -115,6 +117,12 @@ async def test_database_locked_past_its_timeout(sites):
             chat.daphnes[0].text() + sketchpad.daphnes[0].text(), "refused a frame: the database failed"
         )
         assert refusals == 3
+        # What Prometheus sees of them: the same error frames, by their code, and nothing else refused.
+        chat_shown, pad_shown = (site.daphnes[0].metrics() for site in (chat, sketchpad))
+        assert metric_value(chat_shown, "realtime_error_frames_total", code="busy") == 2, chat_shown
+        assert metric_value(pad_shown, "realtime_error_frames_total", code="busy") == 1, pad_shown
+        assert metric_value(chat_shown, "realtime_error_frames_total") == 2, chat_shown
+        assert metric_value(pad_shown, "realtime_error_frames_total") == 1, pad_shown
         how = "Postgres: every table EXCLUSIVE" if chat.database_url else "SQLite: BEGIN IMMEDIATE"
         record(
             f"8. database locked {HOLD:.0f} s by another connection ({how}), busy timeout {TIMEOUT} s",

@@ -19,6 +19,8 @@ import pytest
 from client import ChatPage, LiveblogPage, pages_open
 from conftest import database_connect, record, tracebacks
 
+from realtime_common.testing.metrics import metric_value
+
 pytestmark = pytest.mark.database
 
 # A trigger refusing every event insert, and its removal, in each database's dialect.
@@ -118,6 +120,12 @@ async def test_a_failed_event_write_leaves_nothing(sites):
         await watcher.until(lambda: watcher.has("lobby", "after the fault"), timeout=5)
         assert watcher.seqs["lobby"] == chat_before["seq"] + 1
 
+        # Prometheus saw it too: one event sent live to the liveblog's page (the one after the fault), and the
+        # chat's one crashed socket counted closed once, the others open.
+        blog_shown, chat_shown = liveblog.daphnes[0].metrics(), chat.daphnes[0].metrics()
+        assert metric_value(blog_shown, "realtime_event_delay_seconds_count") == 1, blog_shown
+        assert metric_value(chat_shown, "realtime_closes_total") == 1, chat_shown
+        assert metric_value(chat_shown, "realtime_sockets_open") == 2, chat_shown
         unexpected = [line for line in tracebacks(chat.daphnes[0].text()) if "Exception inside application" not in line]
         assert unexpected == [] and tracebacks(liveblog.daphnes[0].text()) == []
         record(

@@ -1,6 +1,7 @@
 """The scenarios: each a function ``<name>_run(*, bench) -> dict`` of results for the report."""
 
 from bench.context import Bench
+from bench.metrics import scenario_metrics
 from bench.procs import BenchSite
 
 
@@ -46,3 +47,21 @@ def tracebacks_check(*, bench: Bench, scenario: str, site: BenchSite, name: str 
 
 def per_frame_us(*, cpu_seconds: float, frames: int) -> float | None:
     return round(cpu_seconds / frames * 1e6, 2) if frames else None
+
+
+def site_metrics_record(*, bench: Bench, scenario: str) -> dict:
+    """What the scenario moved in its sites' own metrics, by site, and two exact checks of them
+    against what the bench did: every socket it opened is counted closed by the server before
+    the server stopped (the open-sockets gauge is back where it was), and counted closed once
+    (as many closes as accepted handshakes)."""
+    recorded = scenario_metrics(servings={name: site.metrics.taken() for name, site in bench.sites.items()})
+    for site, counts in recorded.items():
+        accepted, closed = counts["handshakes"].get("accepted", 0), sum(counts["closes"].values())
+        bench.check(
+            scenario=scenario,
+            name=f"{site} metrics: {accepted} handshakes accepted, {closed} closes counted, "
+            f"open sockets {counts['sockets_open_change']:+d}",
+            ok=counts["settled"] and accepted == closed and counts["sockets_open_change"] == 0,
+            detail=f"closes by code {counts['closes']}",
+        )
+    return recorded

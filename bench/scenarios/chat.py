@@ -56,6 +56,7 @@ def chat_run(*, bench: Bench) -> dict:
         )
         # A second process for the rooms: sockets alternate between the two.
         urls.append(site.serve())
+        site.metrics.process_added(url=urls[-1])
         bench.pinning.pid_pin(name="daphne chat", pid=site.pids[-1], cpu=1)
         rooms_users = users[big_users:]
         site_pids = {f"daphne-{number}": pid for number, pid in enumerate(site.pids)}

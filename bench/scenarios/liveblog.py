@@ -8,7 +8,9 @@ from contextlib import ExitStack
 from functools import partial
 
 from bench.context import Bench, profile_record, profiler_running
+from bench.metrics import metrics_summary, metrics_url
 from bench.procs import (
+    SERVER_CPU,
     LineProcess,
     Redis,
     bare_running,
@@ -19,9 +21,11 @@ from bench.procs import (
     raw_asgi_running,
     redis_benchmark,
     site_serving,
+    steal_seconds,
 )
 from bench.scenarios import connect_check, delivery_check, per_frame_us, tracebacks_check, ws_of
 from bench.stats import backlog_verdict
+from realtime_common.testing.metrics import metrics_delta, metrics_scrape, metrics_sum
 
 SCENARIO = "liveblog"
 SLUG = "bench"
@@ -89,6 +93,7 @@ def layer_run(*, bench: Bench, client: LineProcess, layer: str) -> dict:
                     server_pids={f"daphne-{number}": pid for number, pid in enumerate(site.pids)},
                     redis=bench.redis,
                     profile_name=f"liveblog-{sockets}-{layer}" if sockets == profile_at else None,
+                    metrics_urls=urls,
                 )
             )
         for number, pid in enumerate(site.pids):
@@ -134,19 +139,25 @@ def fanout_measure(
     server_pids: dict[str, int],
     redis: Redis | None,
     profile_name: str | None = None,
+    metrics_urls: list[str] | None = None,
+    scenario: str = SCENARIO,
 ) -> dict:
     """Connect the sockets, publish the posts, wait (bounded) for every frame; the server CPU
-    between just before the first post and the last frame (or the deadline)."""
+    between just before the first post and the last frame (or the deadline). With ``metrics_urls``
+    (the site's processes), what their metrics counted over the same posts, checked against the client's."""
     sizes = bench.sizes
     connect = client.call(
         "connect", timeout=300, group="fanout", conns=conns, concurrency=100, deadline=240, ready="open"
     )
-    connect_check(bench=bench, scenario=SCENARIO, what=f"{label} connect", result=connect)
+    connect_check(bench=bench, scenario=scenario, what=f"{label} connect", result=connect)
     try:
         client.call("expect_posts", timeout=30, groups=["fanout"], posts=sizes.liveblog_posts)
         pids = {**server_pids, **({"redis": redis.pid} if redis else {})}
         commands_before = redis.commands_processed() if redis else None
+        # Scraped outside the CPU window: a scrape is not the fan-out's cost.
+        metrics_before = [metrics_scrape(url=metrics_url(url=url)) for url in metrics_urls or []]
         client_before = client.call("status", timeout=30)["cpu_seconds"]
+        steal_before = steal_seconds(cpu=SERVER_CPU)
         before, started = cpu_snapshot(pids=pids), time.monotonic()
         profile_pid = next(iter(server_pids.values()))
         seconds = sizes.profile_seconds if profile_name else 0
@@ -154,7 +165,9 @@ def fanout_measure(
             published = publish()
             wait = client.call("expect_wait", timeout=sizes.liveblog_drain + 60, wait=sizes.liveblog_drain)
             after, elapsed = cpu_snapshot(pids=pids), time.monotonic() - started
+            steal = steal_seconds(cpu=SERVER_CPU) - steal_before
         client_used = client.call("status", timeout=30)["cpu_seconds"] - client_before
+        metrics_after = [metrics_scrape(url=metrics_url(url=url)) for url in metrics_urls or []]
         commands = redis.commands_processed() - commands_before if redis else None
     finally:
         client.call("close", timeout=120, group="fanout")
@@ -176,11 +189,21 @@ def fanout_measure(
             }
         )
     delivery_check(
-        bench=bench, scenario=SCENARIO, what=f"{label} posts", answer=wait, notes={"duplicates": wait["duplicates"]}
+        bench=bench, scenario=scenario, what=f"{label} posts", answer=wait, notes={"duplicates": wait["duplicates"]}
     )
+    site_metrics = None
+    if metrics_urls:
+        deltas = [
+            metrics_delta(before=then, after=now) for then, now in zip(metrics_before, metrics_after, strict=True)
+        ]
+        delta = metrics_sum(*deltas)
+        site_metrics = posts_metrics_check(
+            bench=bench, scenario=scenario, label=label, wait=wait, summary=metrics_summary(delta=delta)
+        )
     return {
         "label": label,
         "sockets": sockets,
+        "site_metrics": site_metrics,
         "connect": {
             key: connect[key] for key in ("requested", "connected", "failed", "failures", "elapsed_s", "per_second")
         },
@@ -198,6 +221,8 @@ def fanout_measure(
         "elapsed_s": round(elapsed, 3),
         "server_cpu_s": round(server_cpu, 3),
         "server_cpu_by_process": used,
+        # The hypervisor's share of the servers' CPU over the window: the CPU figures are only as good as this is small.
+        "server_cpu_steal_pct": round(100 * steal / elapsed, 2),
         "server_cpu_per_frame_us": per_frame_us(cpu_seconds=server_cpu, frames=wait["delivered"]),
         "redis_cpu_s": used.get("redis"),
         "redis_cpu_per_frame_us": per_frame_us(cpu_seconds=used["redis"], frames=wait["delivered"]) if redis else None,
@@ -207,4 +232,28 @@ def fanout_measure(
         "client_cpu_s": round(client_used, 3),
         "publisher": {key: value for key, value in published.items() if key != "client_cpu"},
         "profile": profile_record(profile=profile, bench=bench),
+    }
+
+
+def posts_metrics_check(*, bench: Bench, scenario: str, label: str, wait: dict, summary: dict) -> dict:
+    """The site's count of the posts' frames against the client's, exactly: every frame the site
+    sent over the posts is a post's frame (nothing else is sent to a page that only listens; the
+    servers' pings are WebSocket control frames, not counted), delivered once or as a duplicate.
+    Only when every frame was delivered: a frame still on its way at the deadline is sent but not
+    received. The delay histogram observes the frames sent from a post's group message, not those
+    a socket read from the database (its catch-up when it connected, still running as the first
+    post committed; or after a gap), which the bench cannot tell apart: at most as many as were
+    sent, the difference reported (``caught_up``)."""
+    received = wait["delivered"] + wait["duplicates"]
+    complete = wait["delivered"] == wait["expected"]
+    sent, observed = summary["frames_sent"], summary["delay_count"]
+    bench.check(
+        scenario=scenario,
+        name=f"{label} metrics: {sent} frames sent, {received} received, {observed} delays observed",
+        ok=not complete or (sent == received and observed <= sent),
+        detail="" if complete else "not every frame was delivered: not compared",
+    )
+    return {
+        **{key: summary[key] for key in ("frames_sent", "delay_count", "delay_p99_ms", "error_frames")},
+        "caught_up": sent - observed,
     }
