@@ -29,6 +29,7 @@ ENV PYTHONUNBUFFERED=1 \
 COPY --from=venv /opt/venv /opt/venv
 COPY frontend/js /app/frontend/js
 COPY frontend/css /app/frontend/css
+COPY frontend/vendor /app/frontend/vendor
 COPY ${SITE} /app/site
 COPY docker/start /usr/local/bin/start
 WORKDIR /app/site

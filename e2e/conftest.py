@@ -15,14 +15,24 @@ CHROMIUM_PATH overrides where it is.
 
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from signal import SIGSTOP
 
 import pytest
-from pages import CHAT_PASSWORD, CHAT_ROOMS, CHAT_USERS, STAFF_PASSWORD, STAFF_USERNAME
+from pages import CHAT_PASSWORD, CHAT_ROOMS, CHAT_USERS, STAFF_PASSWORD, STAFF_USERNAME, WATCH_VIOLATIONS, Watched
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from realtime_common.testing.servers import ComposeSite, LiveSite, PostgresServer, RedisServer
+from realtime_common.testing.servers import (
+    STARTUP_TIMEOUT,
+    ComposeSite,
+    LiveSite,
+    PostgresServer,
+    RedisServer,
+    healthy,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -128,6 +138,69 @@ def sketchpad_site(tmp_path_factory, redis_server, postgres_server):
 @pytest.fixture(scope="session")
 def chat_site(tmp_path_factory, redis_server, postgres_server):
     yield from serve_site("chat", tmp_path_factory=tmp_path_factory, redis_url=redis_server, postgres=postgres_server)
+
+
+@pytest.fixture
+def browse(browser: Browser):
+    """Opens ``url`` in a new browser context, watched for anything run or refused (pages.Watched)."""
+    contexts = []
+
+    def open_page(url: str) -> Watched:
+        context = browser.new_context()
+        contexts.append(context)
+        watched = Watched(page=context.new_page())
+        context.expose_binding("__reportViolation", lambda source, violation: watched.violations.append(violation))
+        context.add_init_script(WATCH_VIOLATIONS)
+        watched.page.on("console", lambda message: watched.console(message))
+        watched.page.on("pageerror", lambda error: watched.errors.append(str(error)))
+
+        def on_dialog(dialog):
+            watched.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        watched.page.on("dialog", on_dialog)
+        watched.page.goto(url)
+        return watched
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@dataclass
+class OwnServer:
+    """A server of a site (a daphne process, or a container of the compose stack) of the test's own."""
+
+    url: str
+    freeze: Callable[[], None]  # SIGSTOP: its sockets stay open, but it reads and answers nothing
+    restart: Callable[[], None]  # SIGKILL (what it had read dies with it), then start it on its port again
+
+
+def own_server_start(site: LiveSite | ComposeSite) -> OwnServer:
+    url = site.serve()
+    server = site.servers[-1]
+    if isinstance(site, ComposeSite):
+
+        def restart() -> None:
+            server.kill()
+            server.wait()
+            server.docker("start")  # the container keeps its port
+            wait_until(lambda: healthy(url), timeout=STARTUP_TIMEOUT * 2, what=f"the {site.service} container again")
+
+        return OwnServer(url=url, freeze=lambda: server.docker("kill", "--signal=SIGSTOP"), restart=restart)
+
+    def restart() -> None:
+        server.kill()
+        server.wait()
+        site.serve(port=int(url.rsplit(":", 1)[1]))
+
+    return OwnServer(url=url, freeze=lambda: server.send_signal(SIGSTOP), restart=restart)
+
+
+@pytest.fixture
+def own_server_of() -> Callable[[LiveSite | ComposeSite], OwnServer]:
+    """``own_server_of(site)``: one more server of the site, which the test may freeze or restart."""
+    return own_server_start
 
 
 @pytest.fixture

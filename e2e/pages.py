@@ -1,8 +1,9 @@
 """What the browser tests do on a page, shared by all of them."""
 
 import re
+from dataclasses import dataclass, field
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import ConsoleMessage, Page, expect
 
 STAFF_USERNAME = "staff"
 STAFF_PASSWORD = "e2e-staff-password"
@@ -53,3 +54,36 @@ def log_in(page: Page, username: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
+
+
+# Every CSP violation, kept by the test (it outlives navigations) and in the page (to wait on).
+WATCH_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener('securitypolicyviolation', (event) => {
+  const violation = { directive: event.effectiveDirective, blocked: event.blockedURI, sample: event.sample,
+                      source: event.sourceFile, line: event.lineNumber };
+  window.__violations.push(violation);
+  window.__reportViolation(violation);
+}, true);
+"""
+
+
+@dataclass
+class Watched:
+    """A page in a browser context of its own, and whatever would show that something ran or was refused."""
+
+    page: Page
+    violations: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    def console(self, message: ConsoleMessage) -> None:
+        # Browsers ask every site for /favicon.ico; the demos have none.
+        if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
+            self.errors.append(f"{message.text} ({message.location['url']})")
+
+    def assert_nothing_ran(self) -> None:
+        assert self.page.evaluate("typeof window.__xss") == "undefined", f"a payload ran on {self.page.url}"
+        assert self.dialogs == [], self.dialogs
+        assert self.violations == [], f"the CSP refused something of our own on {self.page.url}: {self.violations}"
+        assert self.errors == [], f"console errors on {self.page.url}: {self.errors}"

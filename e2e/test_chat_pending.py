@@ -5,48 +5,16 @@ stopped between the send and its answer, and was started again on its port."""
 
 import json
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from signal import SIGSTOP
 
 import pytest
 from pages import expect_live
 from playwright.sync_api import Page, WebSocketRoute, expect
 from test_chat import chat_as, message, open_chat, room, say, shell_output, unique
 
-from realtime_common.testing.servers import STARTUP_TIMEOUT, ComposeSite, healthy, wait_until
-
-
-@dataclass
-class OwnServer:
-    """A chat server (a daphne process, or a container of the compose stack) of the test's own."""
-
-    url: str
-    freeze: Callable[[], None]  # SIGSTOP: its sockets stay open, but it reads and answers nothing
-    restart: Callable[[], None]  # SIGKILL (what it had read dies with it), then start it on its port again
-
 
 @pytest.fixture
-def own_server(chat) -> Iterator[OwnServer]:
-    url = chat.serve()
-    server = chat.servers[-1]
-    if isinstance(chat, ComposeSite):
-
-        def restart() -> None:
-            server.kill()
-            server.wait()
-            server.docker("start")  # the container keeps its port
-            wait_until(lambda: healthy(url), timeout=STARTUP_TIMEOUT * 2, what="the chat container again")
-
-        yield OwnServer(url=url, freeze=lambda: server.docker("kill", "--signal=SIGSTOP"), restart=restart)
-        return
-
-    def restart() -> None:
-        server.kill()
-        server.wait()
-        chat.serve(port=int(url.rsplit(":", 1)[1]))
-
-    yield OwnServer(url=url, freeze=lambda: server.send_signal(SIGSTOP), restart=restart)
+def own_server(chat, own_server_of):
+    return own_server_of(chat)
 
 
 def stored_count(chat, text: str) -> int:

@@ -12,13 +12,12 @@ their own; every wait is on something visible.
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from daphne.utils import parse_x_forwarded_for
 from pages import expect_live, log_in, log_in_as_staff
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from playwright.sync_api import Page, expect
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "e2e-xss-password"
@@ -29,65 +28,6 @@ SVG = '"><svg onload=window.__xss=1>'
 # Valid in a username's model field, which the sign-up form's validator alone refuses (no spaces,
 # so presence, which keeps "<process> <username>", is tested with the name as it is).
 NAME_PAYLOAD = "<svg/onload=window.__xss=1>"
-
-# Every CSP violation, kept by the test (it outlives navigations) and in the page (to wait on).
-WATCH_VIOLATIONS = """
-window.__violations = [];
-document.addEventListener('securitypolicyviolation', (event) => {
-  const violation = { directive: event.effectiveDirective, blocked: event.blockedURI, sample: event.sample,
-                      source: event.sourceFile, line: event.lineNumber };
-  window.__violations.push(violation);
-  window.__reportViolation(violation);
-}, true);
-"""
-
-
-@dataclass
-class Watched:
-    """A page in a browser context of its own, and whatever would show that something ran or was refused."""
-
-    page: Page
-    violations: list[dict] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-
-    def console(self, message: ConsoleMessage) -> None:
-        # Browsers ask every site for /favicon.ico; the demos have none.
-        if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
-            self.errors.append(f"{message.text} ({message.location['url']})")
-
-    def assert_nothing_ran(self) -> None:
-        assert self.page.evaluate("typeof window.__xss") == "undefined", f"a payload ran on {self.page.url}"
-        assert self.dialogs == [], self.dialogs
-        assert self.violations == [], f"the CSP refused something of our own on {self.page.url}: {self.violations}"
-        assert self.errors == [], f"console errors on {self.page.url}: {self.errors}"
-
-
-@pytest.fixture
-def browse(browser: Browser):
-    """Opens ``url`` in a new browser context, watched."""
-    contexts = []
-
-    def open_page(url: str) -> Watched:
-        context = browser.new_context()
-        contexts.append(context)
-        watched = Watched(page=context.new_page())
-        context.expose_binding("__reportViolation", lambda source, violation: watched.violations.append(violation))
-        context.add_init_script(WATCH_VIOLATIONS)
-        watched.page.on("console", lambda message: watched.console(message))
-        watched.page.on("pageerror", lambda error: watched.errors.append(str(error)))
-
-        def on_dialog(dialog):
-            watched.dialogs.append(dialog.message)
-            dialog.dismiss()
-
-        watched.page.on("dialog", on_dialog)
-        watched.page.goto(url)
-        return watched
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 def unique(text: str) -> str:

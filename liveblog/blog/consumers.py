@@ -2,8 +2,8 @@ from channels.db import database_sync_to_async
 
 from realtime_common.streams import StreamConsumer, stream_since_parse
 
-from .selectors import liveblog_get
-from .wire import liveblog_stream
+from .selectors import liveblog_get, post_snapshot
+from .wire import frame_post_id, liveblog_gone_fragment, liveblog_stream, post_fragment, posts_fragment
 
 
 class LiveblogConsumer(StreamConsumer):
@@ -24,3 +24,50 @@ class LiveblogConsumer(StreamConsumer):
             await self.stream_resync(stream)
             return
         await self.stream_follow(stream=stream, since=since)
+
+
+class LiveblogFragmentsConsumer(StreamConsumer):
+    """The fragments page's socket: the same stream, sent as the HTML that htmx's WebSocket
+    extension swaps into the page (README, "The two liveblog pages").
+
+    The extension reconnects by itself, with no way for the page to say which seq it
+    has: every connect therefore starts with the list as it is now, and follows the
+    stream from there.
+    """
+
+    read_only_detail = "This socket only sends. Publish posts over HTTP."
+
+    async def connect(self):
+        self.slug = self.scope["url_route"]["kwargs"]["slug"]
+        # The posts the list sent on connect shows: their "created" events, replayed
+        # right after it, replace them rather than add them twice.
+        self.listed: set[int] = set()
+        liveblog = await database_sync_to_async(liveblog_get)(slug=self.slug)
+        if liveblog is None:
+            await self.close()  # before accept(), this refuses the handshake
+            return
+        await self.accept()
+        await self.stream_resync(liveblog_stream(liveblog_id=liveblog.pk))
+
+    async def stream_resync(self, stream: str) -> None:
+        """The list as it is now, then the events after it: on connect, and when the page
+        missed more than the stream keeps. The page needs no reload, unlike the JSON page."""
+        self.stream_seqs[stream] = None
+        liveblog = await database_sync_to_async(liveblog_get)(slug=self.slug)
+        if liveblog is None:
+            # Deleted (StreamConsumer.stream_deleted): say so, and close with 1000,
+            # which the extension does not reconnect after.
+            await self.send(text_data=liveblog_gone_fragment())
+            await self.close(code=1000)
+            return
+        seq, posts = await database_sync_to_async(post_snapshot)(liveblog=liveblog)
+        self.listed = {post["id"] for post in posts}
+        await self.send(text_data=posts_fragment(posts=posts))
+        # The events the list may already show are all replayed here, from the
+        # database, before any live one: none after this can be in the list.
+        await self.stream_follow(stream=liveblog_stream(liveblog_id=liveblog.pk), since=seq)
+        self.listed = set()
+
+    async def stream_send(self, *, stream: str, seq: int, text: str) -> None:
+        created_as_update = bool(self.listed) and frame_post_id(text=text) in self.listed
+        await self.send(text_data=post_fragment(text=text, created_as_update=created_as_update))

@@ -3,15 +3,14 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
-
-from realtime_common.streams import stream_seq
 
 from .forms import PostForm
 from .models import Liveblog
-from .selectors import liveblog_list, post_list
+from .selectors import liveblog_list, post_snapshot
 from .services import post_create
-from .wire import liveblog_stream, post_data
+from .wire import post_view
 
 
 @require_safe
@@ -22,26 +21,36 @@ def index(request):
 @require_safe
 def liveblog_detail(request, slug):
     liveblog = get_object_or_404(Liveblog, slug=slug)
-    # The seq is read before the posts: an event in between is then replayed on
-    # connect and applied again, which is harmless, instead of being skipped.
-    seq = stream_seq(stream=liveblog_stream(liveblog_id=liveblog.pk))
-    context = {
+    seq, posts = post_snapshot(liveblog=liveblog)
+    return render(request, "blog/liveblog.html", liveblog_context(liveblog=liveblog, posts=posts) | {"seq": seq})
+
+
+@require_safe
+def liveblog_fragments(request, slug):
+    """The same liveblog, kept up to date by htmx from the HTML its socket sends, with no
+    script of ours (README, "The two liveblog pages"). The socket sends the list again
+    on connect, so the page needs no seq."""
+    liveblog = get_object_or_404(Liveblog, slug=slug)
+    _, posts = post_snapshot(liveblog=liveblog)
+    return render(request, "blog/liveblog_fragments.html", liveblog_context(liveblog=liveblog, posts=posts))
+
+
+def liveblog_context(*, liveblog: Liveblog, posts: list[dict]) -> dict:
+    return {
         "liveblog": liveblog,
-        "seq": seq,
-        "posts": [post_data(post=post) for post in post_list(liveblog=liveblog)],
+        "posts": [post_view(post=post) for post in posts],
         "form": PostForm(),
         # The seeded demo account (manage.py seed) only exists in development.
         "demo_login": settings.DEBUG,
     }
-    return render(request, "blog/liveblog.html", context)
 
 
 @require_safe
 def liveblog_snapshot(request, slug):
     """The list again, for a page told to resync."""
     liveblog = get_object_or_404(Liveblog, slug=slug)
-    seq = stream_seq(stream=liveblog_stream(liveblog_id=liveblog.pk))
-    return JsonResponse({"seq": seq, "posts": [post_data(post=post) for post in post_list(liveblog=liveblog)]})
+    seq, posts = post_snapshot(liveblog=liveblog)
+    return JsonResponse({"seq": seq, "posts": posts})
 
 
 @require_POST
@@ -58,5 +67,9 @@ def post_publish(request, slug):
         return JsonResponse({"errors": form.errors}, status=400)
     post = post_create(liveblog=liveblog, body=form.cleaned_data["body"])
     if request.accepts("text/html"):
+        # Back to the page the form was on (the fragments page's form posts without script).
+        back = request.POST.get("next", "")
+        if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+            return redirect(back)
         return redirect(liveblog)
     return JsonResponse({"id": post.pk}, status=201)

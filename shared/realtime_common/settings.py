@@ -185,13 +185,14 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 # The browser code all sites share (frontend/ beside shared/), served as
-# static/frontend/js/... and static/frontend/css/...
+# static/frontend/js/..., static/frontend/css/... and static/frontend/vendor/... (the
+# third-party libraries, frontend/vendor/README.md).
 FRONTEND_DIR = Path(os.environ.get("FRONTEND_DIR", Path(__file__).resolve().parents[2] / "frontend"))
 if not (FRONTEND_DIR / "js").is_dir():
     raise ImproperlyConfigured(
         f"The shared browser code is not at {FRONTEND_DIR}: copy frontend/ beside shared/, or point FRONTEND_DIR at it."
     )
-STATICFILES_DIRS = [(f"frontend/{part}", FRONTEND_DIR / part) for part in ("js", "css")]
+STATICFILES_DIRS = [(f"frontend/{part}", FRONTEND_DIR / part) for part in ("js", "css", "vendor")]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

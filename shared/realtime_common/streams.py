@@ -209,7 +209,7 @@ class StreamConsumer(AsyncSafeJsonWebsocketConsumer):
         if seq > last + 1:
             await self.stream_catch_up(stream)
             return
-        await self.send(text_data=message["text"])  # encoded once for every page, by the writer
+        await self.stream_send(stream=stream, seq=seq, text=message["text"])
         self.stream_seqs[stream] = seq
         # From its commit (group_send_on_commit stamps it) to this page: the delay pages see.
         self.meter.event_sent(committed=message.get("committed"))
@@ -226,8 +226,14 @@ class StreamConsumer(AsyncSafeJsonWebsocketConsumer):
             await self.stream_resync(stream)
             return
         for frame in frames:
-            await self.send_json(frame)
+            await self.stream_send(stream=stream, seq=frame["seq"], text=frame_encode(frame=frame))
             self.stream_seqs[stream] = frame["seq"]
+
+    async def stream_send(self, *, stream: str, seq: int, text: str) -> None:
+        """Send the page event ``seq`` of the stream: ``text`` is its frame, JSON encoded once
+        for every page by the writer. A page that wants something else overrides it (the
+        liveblog's fragments page gets HTML: blog.consumers.LiveblogFragmentsConsumer)."""
+        await self.send(text_data=text)
 
     async def stream_resync(self, stream: str) -> None:
         """The page missed more than the stream keeps: tell it, and close; it reloads and reconnects."""
