@@ -42,6 +42,15 @@ def test_the_liveblog(new_page, liveblog_site, shots):
     screenshot(reader, shots / "liveblog.png")
 
 
+def test_the_liveblog_fragments_page(new_page, liveblog_site, shots):
+    url = liveblog_site.urls[0]
+    reader = new_page(f"{url}/djangocon/fragments/")
+    expect(reader.locator("#connection-state")).to_have_attribute("data-socket-state", "open")
+    liveblog_site.manage("post", "djangocon", "Swapped in by htmx: no script of ours on this page.")
+    expect(reader.locator("#posts article").first).to_contain_text("Swapped in by htmx")
+    screenshot(reader, shots / "liveblog-fragments.png")
+
+
 def test_the_chat(new_page, chat, shots):
     url = chat.urls[0]
     chat.manage(
