@@ -478,7 +478,8 @@ ERROR_CODES = {"bad_json", "bad_frame", "binary_frame", "rate_limited", "read_on
 # Every value each label may take: a value from a page, a room or a user would be a series per value.
 BOUNDED = {
     "site": {SITE, "liveblog", "chat", "sketchpad", *FRESH_SITES}.__contains__,
-    "consumer": {"", *subclass_names(SocketMetrics)}.__contains__,
+    # Read when checked: consumers of test modules imported after this one count too.
+    "consumer": lambda name: name in {"", *subclass_names(SocketMetrics)},
     "outcome": {"accepted", "refused", *REFUSED_BEFORE_ROUTING, "sent", "failed"}.__contains__,
     # A close code (a number, or OTHER_CODE), or an error frame's code.
     "code": lambda code: code.isdigit() or code in {OTHER_CODE, *ERROR_CODES},
