@@ -6,6 +6,8 @@ from realtime_common.layers import channel_layers
 from realtime_common.settings import *  # noqa: F403
 from realtime_common.settings import DJANGO_APPS, REDIS_CHANNEL_LAYER, REDIS_URLS
 
+# The site label of its metrics (realtime_common.metrics), as site_settings() gives each site.
+SITE_NAME = "echo"
 INSTALLED_APPS = [*DJANGO_APPS]
 ROOT_URLCONF = "echo_site.urls"
 ASGI_APPLICATION = "echo_site.asgi.application"
