@@ -2,7 +2,7 @@ from channels.db import database_sync_to_async
 
 from realtime_common.streams import StreamConsumer, stream_since_parse
 
-from .selectors import liveblog_get, post_snapshot
+from .selectors import liveblog_get, liveblog_get_by_id, post_snapshot
 from .wire import frame_post_id, liveblog_gone_fragment, liveblog_stream, post_fragment, posts_fragment
 
 
@@ -38,14 +38,14 @@ class LiveblogFragmentsConsumer(StreamConsumer):
     read_only_detail = "This socket only sends. Publish posts over HTTP."
 
     async def connect(self):
-        self.slug = self.scope["url_route"]["kwargs"]["slug"]
         # The posts the list sent on connect shows: their "created" events, replayed
         # right after it, replace them rather than add them twice.
         self.listed: set[int] = set()
-        liveblog = await database_sync_to_async(liveblog_get)(slug=self.slug)
+        liveblog = await database_sync_to_async(liveblog_get)(slug=self.scope["url_route"]["kwargs"]["slug"])
         if liveblog is None:
             await self.close()  # before accept(), this refuses the handshake
             return
+        self.liveblog_id = liveblog.pk  # by id from now on: its slug may change, or be taken by another
         await self.accept()
         await self.stream_resync(liveblog_stream(liveblog_id=liveblog.pk))
 
@@ -53,21 +53,30 @@ class LiveblogFragmentsConsumer(StreamConsumer):
         """The list as it is now, then the events after it: on connect, and when the page
         missed more than the stream keeps. The page needs no reload, unlike the JSON page."""
         self.stream_seqs[stream] = None
-        liveblog = await database_sync_to_async(liveblog_get)(slug=self.slug)
-        if liveblog is None:
+        snapshot = await database_sync_to_async(snapshot_rendered)(liveblog_id=self.liveblog_id)
+        if snapshot is None:
             # Deleted (StreamConsumer.stream_deleted): say so, and close with 1000,
             # which the extension does not reconnect after.
             await self.send(text_data=liveblog_gone_fragment())
             await self.close(code=1000)
             return
-        seq, posts = await database_sync_to_async(post_snapshot)(liveblog=liveblog)
-        self.listed = {post["id"] for post in posts}
-        await self.send(text_data=posts_fragment(posts=posts))
+        seq, self.listed, html = snapshot
+        await self.send(text_data=html)
         # The events the list may already show are all replayed here, from the
         # database, before any live one: none after this can be in the list.
-        await self.stream_follow(stream=liveblog_stream(liveblog_id=liveblog.pk), since=seq)
+        await self.stream_follow(stream=stream, since=seq)
         self.listed = set()
 
     async def stream_send(self, *, stream: str, seq: int, text: str) -> None:
         created_as_update = bool(self.listed) and frame_post_id(text=text) in self.listed
         await self.send(text_data=post_fragment(text=text, created_as_update=created_as_update))
+
+
+def snapshot_rendered(*, liveblog_id: int) -> tuple[int, set[int], str] | None:
+    """The seq, the posts' ids and the list's HTML of the liveblog; None once it is deleted. Rendered here, in the ORM's thread, with the query: a long list rendered on
+    the event loop would hold every other socket of the process meanwhile."""
+    liveblog = liveblog_get_by_id(liveblog_id=liveblog_id)
+    if liveblog is None:
+        return None
+    seq, posts = post_snapshot(liveblog=liveblog)
+    return seq, {post["id"] for post in posts}, posts_fragment(posts=posts)

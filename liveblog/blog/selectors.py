@@ -16,6 +16,10 @@ def liveblog_get(*, slug: str) -> Liveblog | None:
     return Liveblog.objects.filter(slug=slug).first()
 
 
+def liveblog_get_by_id(*, liveblog_id: int) -> Liveblog | None:
+    return Liveblog.objects.filter(pk=liveblog_id).first()
+
+
 def post_list(*, liveblog: Liveblog) -> QuerySet[Post]:
     return liveblog.posts.select_related("liveblog")
 

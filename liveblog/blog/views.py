@@ -8,9 +8,9 @@ from django.views.decorators.http import require_POST, require_safe
 
 from .forms import PostForm
 from .models import Liveblog
-from .selectors import liveblog_list, post_snapshot
+from .selectors import liveblog_list, post_list, post_snapshot
 from .services import post_create
-from .wire import post_view
+from .wire import post_data, post_view
 
 
 @require_safe
@@ -31,7 +31,7 @@ def liveblog_fragments(request, slug):
     script of ours (README, "The two liveblog pages"). The socket sends the list again
     on connect, so the page needs no seq."""
     liveblog = get_object_or_404(Liveblog, slug=slug)
-    _, posts = post_snapshot(liveblog=liveblog)
+    posts = [post_data(post=post) for post in post_list(liveblog=liveblog)]
     return render(request, "blog/liveblog_fragments.html", liveblog_context(liveblog=liveblog, posts=posts))
 
 

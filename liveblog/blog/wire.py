@@ -14,8 +14,10 @@ from django.utils.safestring import SafeString, mark_safe
 # created and updated are stamped microseconds apart on insert; an edit is later than
 # this. The same rule as liveblog.js's, which decides it in the browser on the JSON page.
 EDITED_AFTER_SECONDS = 1
-# Fragments rendered once per process and event, for every page that gets it: a few MB at most.
-FRAGMENTS_CACHED = 512
+# Fragments rendered once per process and event, for every page of the process, which all get
+# it within moments: only the newest few are ever asked for again. A frame is at most ~120 KB
+# (10,000 characters escaped as JSON) and its fragment as much: a few MB at worst.
+FRAGMENTS_CACHED = 16
 
 
 def post_html(*, body: str) -> SafeString:

@@ -171,8 +171,8 @@ def test_the_page_loads_htmx_configured_for_the_csp_and_no_script_of_ours(livebl
     ]
     assert "socket.js" not in html
     assert 'ws-connect="/ws/liveblog/launch/fragments/"' in html
-    assert 'href="/launch/"' in html  # and the JSON page links here
-    assert 'href="/launch/fragments/"' in Client().get("/launch/").content.decode()
+    assert 'href="/launch/"' in html
+    assert 'href="/launch/fragments/"' in Client().get("/launch/").content.decode()  # and the JSON page links here
 
 
 @pytest.mark.parametrize(

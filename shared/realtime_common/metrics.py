@@ -314,7 +314,8 @@ class SocketCounts(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         with self.lock:
-            # Copies: the ended sockets' totals only grow when a socket ends.
+            # Into copies: the open sockets' counts are added to these for this scrape only, while
+            # self.ended keeps the ended sockets' alone.
             totals = {key: FrameCounts() for key in self.ended}
             for key, counts in self.ended.items():
                 totals[key].add(counts)

@@ -230,9 +230,10 @@ class StreamConsumer(AsyncSafeJsonWebsocketConsumer):
             self.stream_seqs[stream] = frame["seq"]
 
     async def stream_send(self, *, stream: str, seq: int, text: str) -> None:
-        """Send the page event ``seq`` of the stream: ``text`` is its frame, JSON encoded once
-        for every page by the writer. A page that wants something else overrides it (the
-        liveblog's fragments page gets HTML: blog.consumers.LiveblogFragmentsConsumer)."""
+        """Send the page event ``seq`` of the stream: ``text`` is its JSON frame (encoded once
+        for every page by the writer when live; from the database at a catch-up). A page that
+        wants something else overrides it (the liveblog's fragments page gets HTML:
+        blog.consumers.LiveblogFragmentsConsumer)."""
         await self.send(text_data=text)
 
     async def stream_resync(self, stream: str) -> None:
