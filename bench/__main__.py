@@ -27,6 +27,7 @@ from bench.scenarios import site_metrics_record
 from bench.scenarios.chat import chat_run
 from bench.scenarios.cursors import cursors_run
 from bench.scenarios.flood import flood_run
+from bench.scenarios.fragments import fragments_run
 from bench.scenarios.idle import idle_run
 from bench.scenarios.liveblog import liveblog_run
 from bench.scenarios.overhead import overhead_run
@@ -35,6 +36,7 @@ from bench.scenarios.typing import typing_run
 
 SCENARIOS: dict[str, Callable[..., dict]] = {
     "liveblog": liveblog_run,
+    "liveblog-fragments": fragments_run,
     "chat": chat_run,
     "typing": typing_run,
     "sketchpad": sketchpad_run,

@@ -45,7 +45,8 @@ class Sizes:
     idle_seconds: float
     flood_seconds: float
     profile_seconds: float
-    overhead: tuple[int, int]  # liveblog sockets, rounds of metrics on then off (order alternating)
+    overhead: tuple[int, int, int, float]  # liveblog sockets, rounds of metrics on and off (alternated), posts, rate
+    fragments: tuple[int, int, int, float]  # liveblog sockets, rounds of each page (alternated), posts, rate
 
 
 # Each size as (full, smoke), side by side so that a size is added, renamed or dropped in both at once;
@@ -64,7 +65,8 @@ SIZES_BOTH: dict[str, tuple] = {
     "idle_counts": ((2000, 10000), (30, 90)), "idle_seconds": (5.0, 0.5),
     "flood_seconds": (10.0, 0.4),
     "profile_seconds": (8.0, 3.0),
-    "overhead": ((1000, 3), (40, 3)),
+    "overhead": ((1000, 5, 80, 8.0), (40, 3, 5, 10.0)),
+    "fragments": ((1000, 3, 40, 8.0), (40, 3, 5, 10.0)),
 }  # fmt: skip
 
 

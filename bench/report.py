@@ -118,6 +118,7 @@ def markdown_render(*, results: dict) -> str:
     scenarios = results.get("scenarios", {})
     for name, render in (
         ("liveblog", liveblog_section),
+        ("liveblog-fragments", fragments_section),
         ("chat", chat_section),
         ("typing", typing_section),
         ("sketchpad", sketchpad_section),
@@ -647,30 +648,54 @@ def flood_section(*, data: dict, results: dict) -> str:
 def overhead_section(*, data: dict, results: dict) -> str:
     text = (
         f"\n## metrics-overhead: counting on and off\n\nThe liveblog's fan-out ({data['sockets']:,} sockets over "
-        f"{SITE_PROCESSES} processes, {data['posts']} posts, {data['layer']} layer) on freshly started processes with "
-        f"DJANGO_METRICS on and off, alternated, {data['rounds']} rounds (the order flipped each round).\n\n"
+        f"{SITE_PROCESSES} processes, {data['posts']} posts at {data['rate']:g}/s, {data['layer']} layer) on freshly "
+        f"started processes with DJANGO_METRICS on and off, alternated, {data['rounds']} rounds (the order flipped "
+        "each round).\n\n"
     )
+    return text + alternated_markdown(data=data, states=("on", "off"))
+
+
+def fragments_section(*, data: dict, results: dict) -> str:
+    text = (
+        f"\n## liveblog-fragments: the fragments page beside the JSON page\n\nThe liveblog's fan-out "
+        f"({data['sockets']:,} sockets over {SITE_PROCESSES} processes, {data['posts']} posts at {data['rate']:g}/s, "
+        f"{data['layer']} layer) to the JSON page's socket and to the fragments page's, alternated on the same "
+        f"processes, {data['rounds']} rounds (the order flipped each round; each round on a liveblog of its own).\n\n"
+    )
+    text += alternated_markdown(data=data, states=("fragments", "json"))
+    return text + tracebacks_markdown(errors=data.get("server_errors"), who="the servers")
+
+
+def alternated_markdown(*, data: dict, states: tuple[str, str]) -> str:
+    """The runs of two states alternated (``bench.scenarios.runs_alternate``), then each state's CPU
+    per frame and the ratio of the first state to the second, round by round."""
     rows = [
         [
             row["label"],
             fmt(row["server_cpu_per_frame_us"], 2),
             fmt(row["server_cpu_s"], 3),
             f"{row['delivered']:,}/{row['expected']:,}",
+            fmt(row["latency_ms"]["p99"]),
             fmt(row["server_cpu_steal_pct"], 2),
         ]
         for row in sorted((row for rows in data["runs"].values() for row in rows), key=lambda row: row["label"])
     ]
-    text += table(header=["run", "server CPU per frame (µs)", "server CPU (s)", "delivered", "steal (%)"], rows=rows)
+    text = table(
+        header=["run", "server CPU per frame (µs)", "server CPU (s)", "delivered", "p99 ms", "steal (%)"], rows=rows
+    )
     per_frame, ratio = data.get("per_frame_us", {}), data.get("ratio")
     if ratio:
         text += "\n" + "; ".join(
             f"{state}: median {fmt(per_frame[state]['median'], 2)} µs ({fmt(per_frame[state]['min'], 2)} – "
             f"{fmt(per_frame[state]['max'], 2)})"
-            for state in ("on", "off")
+            for state in states
         )
+        verdict = f": **{data['verdict']}**" if "verdict" in data else ""
         text += (
-            f". Ratio on/off {ratio['median']:.3f} (range {ratio['low']:.3f} – {ratio['high']:.3f}): "
-            f"**{data['verdict']}**; steal at most {fmt(data['steal_pct_max'], 2)} %.\n"
+            f". Ratio {states[0]}/{states[1]}, round by round: median {ratio['median']:.3f}, range "
+            f"{ratio['low']:.3f} – {ratio['high']:.3f}, interquartile {ratio['q1']:.3f} – {ratio['q3']:.3f} "
+            f"({', '.join(f'{value:.3f}' for value in ratio['values'])}){verdict}; "
+            f"steal at most {fmt(data['steal_pct_max'], 2)} %.\n"
         )
     return text
 

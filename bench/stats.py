@@ -86,3 +86,31 @@ def ratio(*, numerator: float | None, denominator: float | None) -> float | None
 def p99_within(*, latency: dict, limit_ms: float) -> bool:
     """Is the p99 of a latency summary (see ``summary``) within the limit? Not with no values."""
     return latency["p99"] is not None and latency["p99"] <= limit_ms
+
+
+def values_spread(*, values: Sequence[float | None]) -> dict | None:
+    """Median, min and max of the values present, and all of them; None with none."""
+    present = [value for value in values if value is not None]
+    if not present:
+        return None
+    return {"median": median(values=present), "min": min(present), "max": max(present), "values": present}
+
+
+def ratios_summary(*, numerators: Sequence[float | None], denominators: Sequence[float | None]) -> dict | None:
+    """The ratios of paired measurements, numerator i over denominator i: their median, range
+    (low, high) and interquartile range (q1, q3); None with no complete pair."""
+    ratios = [top / bottom for top, bottom in zip(numerators, denominators, strict=True) if top is not None and bottom]
+    if not ratios:
+        return None
+
+    def pick(fraction: float) -> float:
+        return round(percentile(values=ratios, fraction=fraction), 4)
+
+    return {
+        "median": pick(0.5),
+        "low": pick(0.0),
+        "high": pick(1.0),
+        "q1": pick(0.25),
+        "q3": pick(0.75),
+        "values": [round(ratio, 4) for ratio in ratios],
+    }

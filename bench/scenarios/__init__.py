@@ -1,8 +1,11 @@
 """The scenarios: each a function ``<name>_run(*, bench) -> dict`` of results for the report."""
 
+from collections.abc import Callable
+
 from bench.context import Bench
 from bench.metrics import scenario_metrics
 from bench.procs import BenchSite
+from bench.stats import ratios_summary, values_spread
 
 
 def ws_of(*, url: str) -> str:
@@ -65,3 +68,27 @@ def site_metrics_record(*, bench: Bench, scenario: str) -> dict:
             detail=f"closes by code {counts['closes']}",
         )
     return recorded
+
+
+def runs_alternate(*, states: tuple[str, str], rounds: int, measure: Callable[..., dict]) -> dict[str, list[dict]]:
+    """``rounds`` runs of each of two states, alternated, the order flipped each round (a then b,
+    then b then a, ...) so that a drift of the machine (a neighbour's load, a warming cache) falls
+    on both alike. ``measure(state=..., round_number=...)`` makes one run; rounds count from 1."""
+    runs: dict[str, list[dict]] = {state: [] for state in states}
+    for number in range(rounds):
+        for state in states if number % 2 == 0 else states[::-1]:
+            runs[state].append(measure(state=state, round_number=number + 1))
+    return runs
+
+
+def per_frame_compare(*, runs: dict[str, list[dict]], over: tuple[str, str]) -> dict:
+    """The server CPU per frame of alternated runs (``runs_alternate``): median and range per
+    state, and the ratio of ``over[0]`` to ``over[1]`` round by round. A round's two runs are
+    back to back, so its ratio is spared the drift between rounds that the states' own ranges
+    show; the median of those ratios, their range and their interquartile range."""
+    per_frame = {state: [row["server_cpu_per_frame_us"] for row in rows] for state, rows in runs.items()}
+    return {
+        "per_frame_us": {state: values_spread(values=values) for state, values in per_frame.items()},
+        "ratio": ratios_summary(numerators=per_frame[over[0]], denominators=per_frame[over[1]]),
+        "steal_pct_max": max(row["server_cpu_steal_pct"] for rows in runs.values() for row in rows),
+    }

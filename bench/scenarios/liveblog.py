@@ -52,13 +52,15 @@ def liveblog_run(*, bench: Bench) -> dict:
                     conns = [{"url": f"{ws_of(url=server.url)}/ws/all/"} for _ in range(sockets)]
                     # Through the server's publisher socket, to the room every socket is in.
                     route = {"url": f"{ws_of(url=server.url)}/pub/", "room": "all"}
-                    publish = partial(posts_publish, bench=bench, process=client, op="publish", **route)
+                    publish = partial(posts_publish, process=client, op="publish", **route)
                     rows.append(
                         fanout_measure(
                             bench=bench,
                             client=client,
                             label=f"{name} N={sockets}",
                             conns=conns,
+                            posts=sizes.liveblog_posts,
+                            rate=sizes.liveblog_rate,
                             publish=publish,
                             server_pids={name: server.pid},
                             redis=None,
@@ -82,13 +84,15 @@ def layer_run(*, bench: Bench, client: LineProcess, layer: str) -> dict:
         profile_at = 1000 if 1000 in sizes.liveblog_sockets else sizes.liveblog_sockets[0]
         for sockets in sizes.liveblog_sockets:
             conns = liveblog_conns(urls=urls, sockets=sockets, since=publisher.call("status", timeout=60)["last_seq"])
-            publish = partial(posts_publish, bench=bench, process=publisher, op="posts")
+            publish = partial(posts_publish, process=publisher, op="posts")
             rows.append(
                 fanout_measure(
                     bench=bench,
                     client=client,
                     label=f"{layer} N={sockets}",
                     conns=conns,
+                    posts=sizes.liveblog_posts,
+                    rate=sizes.liveblog_rate,
                     publish=publish,
                     server_pids={f"daphne-{number}": pid for number, pid in enumerate(site.pids)},
                     redis=bench.redis,
@@ -108,23 +112,28 @@ def layer_run(*, bench: Bench, client: LineProcess, layer: str) -> dict:
     }
 
 
-def posts_publish(*, bench: Bench, process: LineProcess, op: str, **route: str) -> dict:
-    """The run's posts at its rate: ``op`` "posts" of the site's publisher, or "publish" of the
-    load client through a baseline server (``route``: the url and room of its publisher socket)."""
-    sizes = bench.sizes
+def posts_publish(*, process: LineProcess, op: str, count: int, rate: float, **route: str) -> dict:
+    """``count`` posts, ``rate`` a second: ``op`` "posts" of the site's publisher, or "publish" of
+    the load client through a baseline server (``route``: the url and room of its publisher socket)."""
     # Time for every post at the rate, and a minute more.
-    timeout = 60 + sizes.liveblog_posts / sizes.liveblog_rate
-    return process.call(op, timeout=timeout, count=sizes.liveblog_posts, rate=sizes.liveblog_rate, **route)
+    return process.call(op, timeout=60 + count / rate, count=count, rate=rate, **route)
 
 
-def liveblog_conns(*, urls: list[str], sockets: int, since: int | None) -> list[dict]:
+def liveblog_conns(
+    *, urls: list[str], sockets: int, since: int | None, slug: str = SLUG, fragments: bool = False
+) -> list[dict]:
     """Sockets split evenly over the processes, as a load balancer would, each resuming from
-    ``since`` as the page does (it connects with the seq it rendered). Without ``since`` some
+    ``since`` as the JSON page does (it connects with the seq it rendered). Without ``since`` some
     versions of the site went live only once the consumer had read the seq, after the handshake,
-    so a post committed just after the handshake could count as seen already."""
+    so a post committed just after the handshake could count as seen already. With ``fragments``,
+    the fragments page's socket, which takes no ``since``: it sends the whole list on connect."""
+    path = "fragments/" if fragments else ""
     query = f"?since={since}" if since is not None else ""
     return [
-        {"url": f"{ws_of(url=urls[number % len(urls)])}/ws/liveblog/{SLUG}/{query}", "origin": urls[number % len(urls)]}
+        {
+            "url": f"{ws_of(url=urls[number % len(urls)])}/ws/liveblog/{slug}/{path}{query}",
+            "origin": urls[number % len(urls)],
+        }
         for number in range(sockets)
     ]
 
@@ -135,23 +144,28 @@ def fanout_measure(
     client: LineProcess,
     label: str,
     conns: list[dict],
-    publish: Callable[[], dict],
+    posts: int,
+    rate: float,
+    publish: Callable[..., dict],
     server_pids: dict[str, int],
     redis: Redis | None,
     profile_name: str | None = None,
     metrics_urls: list[str] | None = None,
     scenario: str = SCENARIO,
+    ready: str = "open",
 ) -> dict:
-    """Connect the sockets, publish the posts, wait (bounded) for every frame; the server CPU
-    between just before the first post and the last frame (or the deadline). With ``metrics_urls``
+    """Connect the sockets (``ready``: as the client's Opening; "snapshot" waits for the fragments
+    page's list), publish ``posts`` at ``rate`` a second with ``publish(count=, rate=)``, wait
+    (bounded) for every frame; the server CPU between just before the first post and the last
+    frame (or the deadline). With ``metrics_urls``
     (the site's processes), what their metrics counted over the same posts, checked against the client's."""
     sizes = bench.sizes
     connect = client.call(
-        "connect", timeout=300, group="fanout", conns=conns, concurrency=100, deadline=240, ready="open"
+        "connect", timeout=300, group="fanout", conns=conns, concurrency=100, deadline=240, ready=ready
     )
     connect_check(bench=bench, scenario=scenario, what=f"{label} connect", result=connect)
     try:
-        client.call("expect_posts", timeout=30, groups=["fanout"], posts=sizes.liveblog_posts)
+        client.call("expect_posts", timeout=30, groups=["fanout"], posts=posts)
         pids = {**server_pids, **({"redis": redis.pid} if redis else {})}
         commands_before = redis.commands_processed() if redis else None
         # Scraped outside the CPU window: a scrape is not the fan-out's cost.
@@ -162,7 +176,7 @@ def fanout_measure(
         profile_pid = next(iter(server_pids.values()))
         seconds = sizes.profile_seconds if profile_name else 0
         with profiler_running(bench=bench, pid=profile_pid, name=profile_name, seconds=seconds) as profile:
-            published = publish()
+            published = publish(count=posts, rate=rate)
             wait = client.call("expect_wait", timeout=sizes.liveblog_drain + 60, wait=sizes.liveblog_drain)
             after, elapsed = cpu_snapshot(pids=pids), time.monotonic() - started
             steal = steal_seconds(cpu=SERVER_CPU) - steal_before
@@ -175,7 +189,7 @@ def fanout_measure(
     server_cpu = sum(seconds for name, seconds in used.items() if name != "redis")
     sockets = connect["connected"]
     per_post = []
-    for index in range(sizes.liveblog_posts):
+    for index in range(posts):
         bucket = wait["buckets"].get(str(index), {})
         delivered = bucket.get("delivered", 0)
         per_post.append(
