@@ -33,6 +33,7 @@ system-deps:
 	command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql); \
 	[ -x "$(CHROMIUM_PATH)" ] || missing+=(chromium); \
 	command -v node >/dev/null || missing+=(nodejs); \
+	command -v ss >/dev/null || missing+=(iproute2); \
 	if [ $${#missing[@]} -gt 0 ]; then \
 	  echo "==> Installing system packages: $${missing[*]}"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "Not root: install $${missing[*]} and run again." >&2; exit 1; fi; \

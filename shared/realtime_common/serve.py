@@ -19,6 +19,11 @@ server sends is not held to that limit.
   the message would be lost with an error in the log. The sites' own frames (a board's
   snapshot, a room's history) can be bigger, and are bounded by the sites (README,
   Security, "the largest frames the server sends"): here nothing holds them back.
+- Every endpoint listens with a backlog of LISTEN_BACKLOG connections not yet accepted, not
+  Twisted's 50: when thousands of pages reconnect at once (a deploy, a network blip), a
+  full backlog drops their SYNs, and each waits a second or more to retry. The kernel caps
+  it at net.core.somaxconn (4096 on Linux since 5.4). A ``backlog=`` in an ``--endpoint``
+  wins.
 """
 
 import sys
@@ -27,6 +32,10 @@ from daphne import server, ws_protocol
 from daphne.cli import CommandLineInterface
 
 from .consumers import FRAME_MAX_BYTES
+
+LISTEN_BACKLOG = 4096
+# Twisted's listening endpoints that take a backlog= option.
+BACKLOG_KINDS = ("tcp", "tcp6", "ssl", "unix")
 
 
 class WebSocketProtocol(ws_protocol.WebSocketProtocol):
@@ -49,10 +58,27 @@ class WebSocketFactory(server.WebSocketFactory):
         self.failByDrop = False
 
 
+def endpoint_with_backlog(*, endpoint: str) -> str:
+    """A Twisted endpoint description, with ``backlog=LISTEN_BACKLOG`` if it listens and sets none."""
+    kind, _, options = endpoint.partition(":")
+    if kind not in BACKLOG_KINDS or "backlog=" in options:
+        return endpoint
+    return f"{endpoint}:backlog={LISTEN_BACKLOG}"
+
+
+class Server(server.Server):
+    def __init__(self, *, endpoints, **kwargs):
+        super().__init__(endpoints=[endpoint_with_backlog(endpoint=endpoint) for endpoint in endpoints], **kwargs)
+
+
+class ServerCommandLine(CommandLineInterface):
+    server_class = Server
+
+
 def main() -> None:
     # daphne's Server builds its factory from this module's name, with no option or hook for failByDrop.
     server.WebSocketFactory = WebSocketFactory
-    CommandLineInterface().run(["--websocket-max-message-size", str(FRAME_MAX_BYTES), *sys.argv[1:]])
+    ServerCommandLine().run(["--websocket-max-message-size", str(FRAME_MAX_BYTES), *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,40 @@
+"""Not Autobahn cases: the server listens with a backlog for a reconnect storm, not Twisted's
+50 (realtime_common.serve). The kernel shows a listening socket's backlog as its Send-Q."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from realtime_common.serve import LISTEN_BACKLOG, endpoint_with_backlog
+
+
+def kernel_cap() -> int:
+    return int(Path("/proc/sys/net/core/somaxconn").read_text())
+
+
+def test_the_sites_daphne_listens_with_the_storm_backlog(echo_server):
+    listening = subprocess.run(
+        ["ss", "--listening", "--tcp", "--numeric", "--no-header", f"sport = :{echo_server.port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    # State, Recv-Q (connections waiting to be accepted), Send-Q (the backlog), local address, peer.
+    assert listening[0] == "LISTEN"
+    assert int(listening[2]) == min(LISTEN_BACKLOG, kernel_cap())
+    assert int(listening[2]) > 50
+
+
+@pytest.mark.parametrize(
+    ("given", "listened"),
+    [
+        ("tcp:port=8012:interface=127.0.0.1", f"tcp:port=8012:interface=127.0.0.1:backlog={LISTEN_BACKLOG}"),
+        ("tcp6:port=8012", f"tcp6:port=8012:backlog={LISTEN_BACKLOG}"),
+        ("unix:/run/site.sock", f"unix:/run/site.sock:backlog={LISTEN_BACKLOG}"),
+        ("tcp:port=8012:backlog=128", "tcp:port=8012:backlog=128"),
+        ("fd:fileno=3", "fd:fileno=3"),
+    ],
+)
+def test_an_endpoint_gets_the_backlog_unless_it_sets_one(given, listened):
+    assert endpoint_with_backlog(endpoint=given) == listened
