@@ -58,7 +58,9 @@ def daphne_protocol(send):
     if not isinstance(send, partial) or not send.args:
         return None
     server = getattr(send.func, "__self__", None)
-    if type(server).__module__ != "daphne.server":
+    # Looked up, not imported: importing daphne.server installs Twisted's reactor. realtime_common.serve's is a subclass.
+    daphne_server = sys.modules.get("daphne.server")
+    if daphne_server is None or not isinstance(server, daphne_server.Server):
         return None
     protocol = send.args[0]
     return protocol if hasattr(protocol, "sendCloseFrame") else None
