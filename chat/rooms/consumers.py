@@ -10,11 +10,11 @@ from realtime_common.outages import OutageLog
 from realtime_common.streams import StreamConsumer
 
 from .models import Message, Room
-from .presence import PresenceMixin
+from .presence import SocketPresence
 from .selectors import message_frame_stored, room_get, room_history, room_may_join, session_rooms
 from .services import ClientIdTaken, MessageRateLimited, membership_rate_allow, message_send, session_rooms_update
-from .sessions import SessionMixin
-from .typing import TypingMixin
+from .sessions import CLOSE_LOGGED_OUT, SocketSession, session_watch_get
+from .typing import SocketTyping
 from .wire import Command, command_parse, joined_frame, left_frame, room_group, since_parse
 
 logger = logging.getLogger(__name__)
@@ -29,16 +29,63 @@ DELETED_ROOM_LEAVES = OutageLog(
 )
 
 
-class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
-    """One tab's socket: the rooms it joined, their messages (each room a stream:
-    in seq order, none missed, none twice), who is in them and who is typing; closed
-    (4401) once its session is no login (rooms/sessions.py)."""
+class ChatConsumer(StreamConsumer):
+    """One tab's socket: the rooms it joined, their messages (each room a stream: in seq
+    order, none missed, none twice), who is in them and who is typing; closed (4401) once
+    its session is no login.
+
+    Three pieces, each made at connect, each saying what it keeps, where and for how long:
+    ``self.session`` (sessions.py: the login), ``self.presence`` (presence.py: who is in
+    the rooms), ``self.typing`` (typing.py: who is typing). This class alone calls them,
+    in the order of the one life cycle below; group messages come to its handlers, not theirs.
+
+    - **connect**: no login, no socket (4401); else ``session.attach``, accept, then
+      each room the session keeps is entered, as if joined.
+    - **enter(room)**, on join or resync, whole or not at all (a failure undoes it by exit):
+      1. the room's stream group: an event committed from now on reaches the socket;
+      2. ``presence.enter``, which answers the members: a change made after it reaches the socket;
+      3. ``typing.enter``: the room's list reaches the socket from now on;
+      4. the history, read after 1: an event committed in between comes twice, and its seq drops
+         the copy, rather than not at all;
+      5. the ``joined`` frame, which has the page forget the room's lists;
+      6. ``typing.show``: who types, if anyone, after the frame that made the page forget.
+    - **exit(room)**, on leave, disconnect or deletion: the same undone, in reverse.
+    - **disconnect**: exit every room (the session keeps them, for the next socket), then ``session.detach``.
+    - **clean-up**, when the consumer ends however (``__call__``): a consumer that crashed never ran
+      disconnect, so each piece lets go of what it keeps outside the socket, without awaiting:
+      ``typing.abandon``, ``presence.abandon``, ``session.unwatch``.
+    """
+
+    # Made at connect, once the handshake brought a login.
+    session: SocketSession | None = None
+    presence: SocketPresence
+    typing: SocketTyping
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.session is not None:
+                self.typing.abandon()
+                self.presence.abandon()
+                self.session.unwatch()
 
     async def connect(self):
-        if not await self.session_attach():
-            return
         self.user = self.scope["user"]
+        if not self.user.is_authenticated:
+            # Accepted, then closed: a browser cannot read why a handshake was refused (it
+            # sees 1006, and retries), but a close code it can, and 4400-4499 are final.
+            await self.accept()
+            await self.close(code=CLOSE_LOGGED_OUT)
+            return
+        username = self.user.get_username()
+        self.session = SocketSession(
+            user_id=self.user.pk, session_key=self.scope["session"].session_key, channel_name=self.channel_name
+        )
+        self.presence = SocketPresence(username=username, send=self.send)
+        self.typing = SocketTyping(username=username, channel_name=self.channel_name, send=self.send)
         self.rooms: dict[str, Room] = {}  # joined on this socket, by slug
+        await self.session.attach(layer=self.channel_layer)
         await self.accept()
         # Back into the rooms of the session, unasked: a reload or a new tab carries on.
         since = since_parse(self.scope["query_string"])
@@ -54,11 +101,11 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
                 await self.send_json({**frame, "room": room.slug})
 
     async def disconnect(self, code):
-        if not hasattr(self, "rooms"):
+        if self.session is None:
             return
         for room in list(self.rooms.values()):
             await self.exit(room)  # the session keeps them, for the next socket
-        await self.session_detach()
+        await self.session.detach(layer=self.channel_layer)
 
     async def receive_json(self, content, **kwargs):
         command = command_parse(content)
@@ -72,7 +119,7 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
         elif command.name == "leave":
             await self.leave(self.rooms[command.room])
         elif command.name == "typing":
-            await self.typing_note(room=self.rooms[command.room])
+            await self.typing.note(room=self.rooms[command.room])
         else:
             await self.say(self.rooms[command.room], command)
 
@@ -82,13 +129,15 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
             raise ClientError("room_not_found", f"There is no room {command.room!r}.")
         if not room_may_join(room=room, user=self.user):
             raise ClientError("forbidden", "Only staff may join this room.")
-        if not await database_sync_to_async(session_rooms_update)(session_key=self.session_key, join=room.slug):
+        if not await database_sync_to_async(session_rooms_update)(session_key=self.session.session_key, join=room.slug):
             await self.session_close()
         else:
             await self.enter(room, since=command.since)
 
     async def leave(self, room: Room):
-        if not await database_sync_to_async(session_rooms_update)(session_key=self.session_key, leave=room.slug):
+        if not await database_sync_to_async(session_rooms_update)(
+            session_key=self.session.session_key, leave=room.slug
+        ):
             await self.session_close()
             return
         await self.exit(room)
@@ -98,7 +147,8 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
         """Store the message, once per client_id (services.message_send). Every refusal, a fault of
         the database or Redis included, names the message (its client_id): the page gives it back."""
         try:
-            if not await self.session_confirm():
+            if not await self.session.logged_in():
+                await self.session_close()
                 return
             message, created = await database_sync_to_async(message_send)(
                 room=room, user=self.user, text=command.text, client_id=command.client_id
@@ -117,7 +167,7 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
             raise ClientError(frame["code"], frame["detail"], client_id=command.client_id) from error
         if created:
             # Reaches every socket in the room, this one too, once committed.
-            await self.typing_end(room=room)
+            await self.typing.end(room=room)
         else:
             # A resend: to this socket alone, the page has the message or gets it now.
             await self.message_resend(room=room, message=message)
@@ -133,36 +183,32 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
             await self.send_json(frame)
 
     async def enter(self, room: Room, *, since: int | None):
-        # Join the room's group (its stream's) before reading the history: an
-        # event committed in between then arrives twice and its seq drops the
-        # copy, instead of not at all. Likewise, a presence change made after
-        # the members are read reaches this socket.
-        #
-        # Entered whole or not at all: when Redis (the layer, presence) or the
-        # database fails midway, exit() undoes what was done, rather than leave
-        # the user listed in a room whose joined frame never came. A room entered
-        # already (joined again, a resync) keeps its state: nothing was undone.
+        """Steps 1 to 6 of the life cycle (the class's docstring), in that order.
+
+        Entered whole or not at all: when Redis or the database fails midway, exit() undoes
+        what was done, rather than leave the user listed in a room whose joined frame never
+        came. A room entered already (joined again, a resync) keeps its state: nothing is undone."""
         stream = room_group(room_id=room.pk)
         entering = room.slug not in self.rooms
         self.rooms[room.slug] = room
         try:
-            await self.channel_layer.group_add(stream, self.channel_name)
-            members = await self.presence_enter(room=room)
-            await self.typing_enter(room=room)
-            history = await database_sync_to_async(room_history)(room=room, since=since)
+            await self.channel_layer.group_add(stream, self.channel_name)  # 1
+            members = await self.presence.enter(room=room)  # 2
+            await self.typing.enter(room=room)  # 3
+            history = await database_sync_to_async(room_history)(room=room, since=since)  # 4
         except Exception:
             if entering:
                 await self.exit(room)
             raise
         self.stream_seqs[stream] = history.seq
-        await self.send_json(joined_frame(room=room, history=history.frames, members=members, more=history.more))
-        await self.typing_show(room=room)
+        await self.send_json(joined_frame(room=room, history=history.frames, members=members, more=history.more))  # 5
+        await self.typing.show(room=room)  # 6
 
     async def exit(self, room: Room):
         del self.rooms[room.slug]
         self.stream_seqs.pop(room_group(room_id=room.pk), None)
-        await self.typing_exit(room=room)
-        await self.presence_exit(room=room)
+        await self.typing.exit(room=room)
+        await self.presence.exit(room=room)
         await self.channel_layer.group_discard(room_group(room_id=room.pk), self.channel_name)
 
     def stream_room(self, stream: str) -> Room | None:
@@ -197,7 +243,7 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
         await self.send_json(left_frame(room=room))
         try:
             logged_in = await database_sync_to_async(session_rooms_update)(
-                session_key=self.session_key, leave=room.slug
+                session_key=self.session.session_key, leave=room.slug
             )
         except OperationalError as error:
             DELETED_ROOM_LEAVES.failed(str(error))
@@ -206,3 +252,22 @@ class ChatConsumer(SessionMixin, PresenceMixin, TypingMixin, StreamConsumer):
             DELETED_ROOM_LEAVES.worked()
         if not logged_in:
             await self.session_close()
+
+    async def session_close(self) -> None:
+        self.session.unwatch()  # a closing socket needs no more re-checks
+        await self.close(code=CLOSE_LOGGED_OUT)
+
+    async def session_ended(self, message):
+        """Logged out in this browser, or found no login by a re-check (sessions.py)."""
+        await self.session_close()
+
+    async def user_sessions_changed(self, message):
+        """The user was saved or deleted: this process re-checks its sessions now, once for all its sockets."""
+        session_watch_get().rounds_wake()
+
+    async def presence_changed(self, message):
+        await self.presence.changed(message)
+
+    async def layer_reconnected(self, message):
+        await super().layer_reconnected(message)  # the rooms' messages, from the database
+        await self.presence.reconnected()

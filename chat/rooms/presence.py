@@ -1,21 +1,21 @@
 """Who is in a room, across every process and tab, at a cost that does not grow
 with the number of sockets.
 
+A consumer calls its ``SocketPresence`` (at the end of this file), which counts
+the socket in this process's ``Registry``, which flushes the counts to the store
+(``presence_store.py``) and announces the changes to the room's group.
+
 **Counted per process.** Each process (each running event loop: daphne has one,
 every test its own) keeps a registry: how many of its sockets each user has in
 each room. Only a user's first socket in a room, and their last one leaving,
 changes anything outside the process: a second tab, or one of two closing, is a
 local count and nothing more.
 
-**Stored per room.** The store (Redis with REDIS_URL, else process memory, with
-the same semantics) has one entry per process and user in the room,
-``"<process> <username>"``, expiring CHAT_PRESENCE_TTL seconds after it was last
-refreshed; a count of live entries per user; and a version, raised by every
-change of the set of users. One ``apply`` adds, refreshes and removes entries,
-prunes the expired ones (a dead process's) and answers who joined and who left,
-atomically (a Lua script in Redis). Expiry goes by the store's clock, never a
-process's: Redis's own (``TIME``), so that hosts whose clocks differ by more
-than the TTL neither prune each other's users nor have theirs pruned.
+**Stored per room.** The store (``presence_store.py``: Redis with REDIS_URL,
+else process memory) has one entry per process and user in the room, expiring
+CHAT_PRESENCE_TTL seconds after it was last refreshed. One ``apply`` changes
+the entries, prunes the expired ones (a dead process's) and answers who joined
+and who left, and the room's version, raised by every change of its users.
 
 **Flushed in batches.** Count changes go to the store in flushes: at most one in
 flight per room and process, at most one per CHAT_PRESENCE_BATCH seconds, so
@@ -38,230 +38,28 @@ import asyncio
 import contextlib
 import logging
 import math
-import threading
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
-import redis.asyncio as redis
 from channels.layers import get_channel_layer
 from django.conf import settings
-from redis.exceptions import NoScriptError
 
 from realtime_common.consumers import frame_encode
 from realtime_common.layers import REDIS_DOWN
-from realtime_common.loops import loop_local
+from realtime_common.loops import Rounds, loop_local
 from realtime_common.metrics import site_inc
 from realtime_common.outages import OutageLog
 
 from .metrics import MEMBERS_PRESENT
 from .models import Room
+from .presence_store import Applied, Change, MemoryStore, RedisStore, Version
 from .wire import presence_change_frame, presence_members_frame, room_group
 
 logger = logging.getLogger(__name__)
 
 
-class Version(NamedTuple):
-    """How far a room's users have changed: ``number`` rises with every change.
-    A store that lost the room's keys starts again at 1 in a new ``epoch``."""
-
-    epoch: str
-    number: int
-
-
-@dataclass(frozen=True)
-class Change:
-    """One room's part of an apply."""
-
-    room_id: int
-    adds: tuple[str, ...] = ()  # entries to add, or to refresh when present
-    removes: tuple[str, ...] = ()
-    members: bool = False  # also answer the members after the change
-
-
-@dataclass(frozen=True)
-class Applied:
-    version: Version
-    joined: list[str]
-    left: list[str]
-    members: list[str] | None  # when the change asked for them
-
-
-def entry_user(*, entry: str) -> str:
-    return entry.partition(" ")[2]
-
-
-def epoch_new() -> str:
-    return uuid.uuid4().hex
-
-
-@dataclass
-class MemoryRoom:
-    version: Version
-    entries: dict[str, float] = field(default_factory=dict)  # entry -> expiry time
-    users: dict[str, int] = field(default_factory=dict)  # username -> live entries
-
-
-class MemoryStore:
-    """The store of a site without Redis, as far as its in-memory channel layer reaches: one process."""
-
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic):
-        self.rooms: dict[int, MemoryRoom] = {}
-        # One process's store, so one clock: the monotonic one, which no clock adjustment moves.
-        self.clock = clock
-        # Event loops of other threads (a test's, a management command's) may use it too.
-        self.lock = threading.Lock()
-
-    async def apply(self, *, changes: list[Change], ttl: float) -> list[Applied]:
-        with self.lock:
-            now = self.clock()
-            return [self.change_apply(change=change, now=now, ttl=ttl) for change in changes]
-
-    def change_apply(self, *, change: Change, now: float, ttl: float) -> Applied:
-        room = self.rooms.setdefault(change.room_id, MemoryRoom(version=Version(epoch_new(), 0)))
-        net: dict[str, int] = {}
-
-        def drop(entry: str) -> None:
-            if room.entries.pop(entry, None) is None:
-                return
-            user = entry_user(entry=entry)
-            room.users[user] -= 1
-            if not room.users[user]:
-                del room.users[user]
-                net[user] = net.get(user, 0) - 1
-
-        for entry in [entry for entry, expiry in room.entries.items() if expiry <= now]:
-            drop(entry)
-        for entry in change.removes:
-            drop(entry)
-        for entry in change.adds:
-            if entry not in room.entries:
-                user = entry_user(entry=entry)
-                room.users[user] = room.users.get(user, 0) + 1
-                if room.users[user] == 1:
-                    net[user] = net.get(user, 0) + 1
-            room.entries[entry] = now + ttl
-        joined = sorted(user for user, delta in net.items() if delta > 0)
-        left = sorted(user for user, delta in net.items() if delta < 0)
-        if joined or left:
-            room.version = room.version._replace(number=room.version.number + 1)
-        members = sorted(room.users) if change.members else None
-        return Applied(version=room.version, joined=joined, left=left, members=members)
-
-    async def snapshot(self, *, room_id: int) -> tuple[list[str], Version]:
-        with self.lock:
-            room = self.rooms.get(room_id)
-            return (sorted(room.users), room.version) if room else ([], Version("", 0))
-
-    async def close(self) -> None:
-        pass
-
-
-# KEYS: the room's entries (a sorted set scored by expiry), users (a hash: username ->
-# live entries) and version (a hash: epoch, number). ARGV: the entries' TTL in seconds,
-# the keys' lifetime in seconds, an epoch in case the version is new, "1" to answer the
-# members, the number of adds, the adds, the removes. The time is the Redis server's,
-# the one clock every process shares (scripts may read it since Redis 5).
-APPLY_SCRIPT = """
-local entries, users, version = KEYS[1], KEYS[2], KEYS[3]
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local expiry = now + tonumber(ARGV[1])
-local adds = tonumber(ARGV[5])
-local net = {}
-
-local function user_of(entry)
-  return string.sub(entry, string.find(entry, ' ', 1, true) + 1)
-end
-
-local function drop(entry)
-  if redis.call('ZREM', entries, entry) == 1 then
-    local user = user_of(entry)
-    if redis.call('HINCRBY', users, user, -1) <= 0 then
-      redis.call('HDEL', users, user)
-      net[user] = (net[user] or 0) - 1
-    end
-  end
-end
-
-for _, entry in ipairs(redis.call('ZRANGEBYSCORE', entries, '-inf', now)) do drop(entry) end
-for i = 6 + adds, #ARGV do drop(ARGV[i]) end
-for i = 6, 5 + adds do
-  if redis.call('ZADD', entries, expiry, ARGV[i]) == 1 then
-    local user = user_of(ARGV[i])
-    if redis.call('HINCRBY', users, user, 1) == 1 then net[user] = (net[user] or 0) + 1 end
-  end
-end
-
-local joined, left = {}, {}
-for user, delta in pairs(net) do
-  if delta > 0 then joined[#joined + 1] = user elseif delta < 0 then left[#left + 1] = user end
-end
-redis.call('HSETNX', version, 'epoch', ARGV[3])
-local number
-if #joined + #left > 0 then
-  number = redis.call('HINCRBY', version, 'number', 1)
-else
-  number = tonumber(redis.call('HGET', version, 'number') or 0)
-end
-for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ARGV[2]) end
-local members = {}
-if ARGV[4] == '1' then members = redis.call('HKEYS', users) end
-return {redis.call('HGET', version, 'epoch'), number, joined, left, members}
-"""
-
-
-def room_keys(*, room_id: int) -> list[str]:
-    return [f"rooms:presence:{room_id}:{part}" for part in ("entries", "users", "version")]
-
-
-class RedisStore:
-    """The store shared by every process of the site. Bound to the event loop that first uses it."""
-
-    def __init__(self, url: str):
-        self.client = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_keepalive=True)
-        self.script = self.client.register_script(APPLY_SCRIPT)
-
-    async def apply(self, *, changes: list[Change], ttl: float) -> list[Applied]:
-        try:
-            replies = await self.apply_pipeline(changes=changes, ttl=ttl)
-        except NoScriptError:  # a restarted Redis has forgotten the script; nothing was applied
-            await self.client.script_load(self.script.script)
-            replies = await self.apply_pipeline(changes=changes, ttl=ttl)
-        return [
-            Applied(
-                version=Version(epoch, number),
-                joined=sorted(joined),
-                left=sorted(left),
-                members=sorted(members) if change.members else None,
-            )
-            for change, (epoch, number, joined, left, members) in zip(changes, replies, strict=True)
-        ]
-
-    async def apply_pipeline(self, *, changes: list[Change], ttl: float) -> list:
-        # EVALSHA straight into the pipeline: redis-py's Script would first ask
-        # SCRIPT EXISTS, a second round trip on every call.
-        async with self.client.pipeline(transaction=False) as pipeline:
-            for change in changes:
-                keys = room_keys(room_id=change.room_id)
-                args = [ttl, math.ceil(ttl), epoch_new(), int(change.members), len(change.adds)]
-                pipeline.evalsha(self.script.sha, len(keys), *keys, *args, *change.adds, *change.removes)
-            return await pipeline.execute()
-
-    async def snapshot(self, *, room_id: int) -> tuple[list[str], Version]:
-        _, users, version = room_keys(room_id=room_id)
-        async with self.client.pipeline(transaction=True) as pipeline:
-            pipeline.hkeys(users)
-            pipeline.hmget(version, "epoch", "number")
-            members, (epoch, number) = await pipeline.execute()
-        return sorted(members), Version(epoch or "", int(number or 0))
-
-    async def close(self) -> None:
-        await self.client.aclose()
-
-
+# The store of a site without Redis: this process's, for its life.
 MEMORY = MemoryStore()
 
 
@@ -283,14 +81,22 @@ class RoomState:
     last_flush: float = -math.inf  # when the latest flush began (event loop time)
 
 
-class Registry:
-    """This process's presence: its sockets' rooms and users, its flushes, its heartbeat."""
+class Registry(Rounds):
+    """This process's presence, in memory, while it has sockets in any room: how many
+    of them each user has in each room, the flushes of their changes, and the heartbeat
+    (``Rounds``) that refreshes its entries in the store while it counts anyone."""
 
     def __init__(self):
         self.process = uuid.uuid4().hex
         self.rooms: dict[int, RoomState] = {}
+        super().__init__(
+            name="presence",
+            members=self.rooms,
+            period=lambda: settings.CHAT_PRESENCE_HEARTBEAT,
+            round=self.heartbeat_round,
+            ended=self.store_close,
+        )
         self.store: RedisStore | MemoryStore | None = None
-        self.heartbeat: asyncio.Task | None = None
         self.flushes: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
         self.reads: dict[int, asyncio.Task] = {}  # member reads in flight, by room, shared by whoever needs one
         self.outages = OutageLog(
@@ -313,8 +119,7 @@ class Registry:
             state.counts[username] = after
         else:
             del state.counts[username]
-        if self.heartbeat is None:
-            self.heartbeat = asyncio.create_task(self.heartbeat_run())
+        self.rounds_start()  # the heartbeat
         if bool(before) == bool(after):
             return False
         site_inc(MEMBERS_PRESENT, 1 if after else -1)
@@ -395,23 +200,27 @@ class Registry:
         message = change_message(slug=self.rooms[room_id].slug, applied=applied)
         await get_channel_layer().group_send(room_group(room_id=room_id), message)
 
-    async def heartbeat_run(self) -> None:
-        try:
-            while self.rooms:
-                await asyncio.sleep(settings.CHAT_PRESENCE_HEARTBEAT)
-                idle = []
-                for room_id, state in self.rooms.items():
-                    state.refresh = True  # a room with a flush on refreshes with its next one
-                    if not state.flushing:
-                        state.flushing = True
-                        idle.append(room_id)
-                if idle:
-                    await self.rooms_flush(room_ids=idle)
-        finally:
-            # Synchronously, so that a room entered from now on starts a heartbeat (and a store) of its own.
-            store, self.store, self.heartbeat = self.store, None, None
-            if store is not None:
-                await store.close()
+    @property
+    def heartbeat(self) -> asyncio.Task | None:
+        """The heartbeat's task: None while no room is counted."""
+        return self.task
+
+    async def heartbeat_round(self) -> None:
+        """Refresh this process's entries, every room in one round trip; the store prunes a dead process's."""
+        idle = []
+        for room_id, state in self.rooms.items():
+            state.refresh = True  # a room with a flush on refreshes with its next one
+            if not state.flushing:
+                state.flushing = True
+                idle.append(room_id)
+        if idle:
+            await self.rooms_flush(room_ids=idle)
+
+    async def store_close(self) -> None:
+        # Synchronously as the heartbeat ends, so that a room entered from now on gets a store of its own.
+        store, self.store = self.store, None
+        if store is not None:
+            await store.close()
 
     def entry(self, *, username: str) -> str:
         return f"{self.process} {username}"
@@ -447,63 +256,54 @@ def change_message(*, slug: str, applied: Applied) -> dict:
 registry_get = loop_local(Registry)
 
 
-class PresenceMixin:
-    """For a consumer: counts its socket in the rooms it enters, and passes each room's
-    presence changes on to its page, in order, with the full list after a gap."""
+class SocketPresence:
+    """One socket's part in who is in its rooms (the consumer's ``presence``).
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.presence_rooms: dict[str, Room] = {}  # counted in, by slug
-        self.presence_versions: dict[str, Version] = {}  # of the members the page has, by slug
+    Keeps, in memory, for as long as the socket is in each room: the room (its user is
+    counted in it, in this process's ``Registry``), and the version of the members its
+    page has. What outlives it is the store's entry for this process and user: in Redis
+    (or process memory), until the user's last socket here leaves the room, or at most
+    CHAT_PRESENCE_TTL after this process's last heartbeat (it died)."""
 
-    async def __call__(self, scope, receive, send):
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            # disconnect() exits every room, but a consumer that crashed never ran it:
-            # its user must not stay listed for good.
-            for room in self.presence_rooms.values():
-                if registry_get().count_change(room=room, username=scope["user"].get_username(), by=-1):
-                    registry_get().flush_schedule(room_id=room.pk)
+    def __init__(self, *, username: str, send: Callable[..., Awaitable[None]]):
+        self.username = username
+        self.send = send  # the consumer's: a text frame to the page
+        self.rooms: dict[str, Room] = {}  # counted in, by slug
+        self.versions: dict[str, Version] = {}  # of the members the page has, by slug
 
-    async def presence_enter(self, *, room: Room) -> list[str]:
+    async def enter(self, *, room: Room) -> list[str]:
         """Count this socket in the room; the room's members, this user included."""
         registry = registry_get()
-        if room.slug not in self.presence_rooms:
-            self.presence_rooms[room.slug] = room
-            registry.count_change(room=room, username=self.scope["user"].get_username(), by=1)
+        if room.slug not in self.rooms:
+            self.rooms[room.slug] = room
+            registry.count_change(room=room, username=self.username, by=1)
         applied = await registry.flush_await(room_id=room.pk, members=True)
-        self.presence_versions[room.slug] = applied.version
+        self.versions[room.slug] = applied.version
         return applied.members
 
-    async def presence_exit(self, *, room: Room) -> None:
+    async def exit(self, *, room: Room) -> None:
         """Count this socket out of the room."""
-        self.presence_versions.pop(room.slug, None)
-        if self.presence_rooms.pop(room.slug, None) is None:
+        self.versions.pop(room.slug, None)
+        if self.rooms.pop(room.slug, None) is None:
             return
         registry = registry_get()
-        if registry.count_change(room=room, username=self.scope["user"].get_username(), by=-1):
+        if registry.count_change(room=room, username=self.username, by=-1):
             # A failed flush is logged by the registry, and the entry expires by itself.
             with contextlib.suppress(Exception):
                 await registry.flush_await(room_id=room.pk, members=False)
 
-    async def layer_reconnected(self, message):
-        await super().layer_reconnected(message)
-        # The changes announced while this process's pub/sub connection was away are lost, and in a
-        # quiet room no later change would reveal the gap: the whole list of every room, read once
-        # per room for all the process's sockets (``members_read``).
+    def abandon(self) -> None:
+        """The consumer ended without exit() (it crashed): counted out of every room, by a flush
+        that runs without it. Its user must not stay listed for good."""
         registry = registry_get()
-        for slug, have in list(self.presence_versions.items()):
-            try:
-                members, now = await registry.members_read(room_id=self.presence_rooms[slug].pk, at_least=have)
-            except REDIS_DOWN:
-                return  # away again: its return brings another layer_reconnected
-            self.presence_versions[slug] = now
-            await self.send_json(presence_members_frame(slug=slug, members=members))
+        for room in self.rooms.values():
+            if registry.count_change(room=room, username=self.username, by=-1):
+                registry.flush_schedule(room_id=room.pk)
 
-    async def presence_changed(self, message):
+    async def changed(self, message: dict) -> None:
+        """A room's change (``change_message``): passed on when it is the next version, else the whole list."""
         slug = message["room"]
-        have = self.presence_versions.get(slug)
+        have = self.versions.get(slug)
         if have is None:  # left the room since
             return
         version = Version(message["epoch"], message["version"])
@@ -511,10 +311,26 @@ class PresenceMixin:
             if version.number <= have.number:
                 return
             if version.number == have.number + 1:
-                self.presence_versions[slug] = version
+                self.versions[slug] = version
                 await self.send(text_data=message["text"])
                 return
-        members, now = await registry_get().members_read(room_id=self.presence_rooms[slug].pk, at_least=version)
+        members, now = await registry_get().members_read(room_id=self.rooms[slug].pk, at_least=version)
         if now != have:
-            self.presence_versions[slug] = now
-            await self.send_json(presence_members_frame(slug=slug, members=members))
+            self.versions[slug] = now
+            await self.members_send(slug=slug, members=members)
+
+    async def reconnected(self) -> None:
+        """The channel layer is back after an outage. The changes announced meanwhile are lost, and in a
+        quiet room no later change would reveal the gap: the whole list of every room, read once per
+        room for all the process's sockets (``members_read``)."""
+        registry = registry_get()
+        for slug, have in list(self.versions.items()):
+            try:
+                members, now = await registry.members_read(room_id=self.rooms[slug].pk, at_least=have)
+            except REDIS_DOWN:
+                return  # away again: its return brings another layer_reconnected
+            self.versions[slug] = now
+            await self.members_send(slug=slug, members=members)
+
+    async def members_send(self, *, slug: str, members: list[str]) -> None:
+        await self.send(text_data=frame_encode(frame=presence_members_frame(slug=slug, members=members)))

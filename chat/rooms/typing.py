@@ -1,6 +1,10 @@
 """Who is typing in each room: never stored, shared between processes by
 announcements, at a cost per keystroke that does not grow with the room.
 
+A consumer calls its ``SocketTyping`` (at the end of this file), which makes its
+socket a reader of the room in this process's ``Registry``: the Registry keeps
+the process's typists, hears the announcements, and sends the lists.
+
 **Announced only as needed.** A user's first ``typing`` in a room is announced
 at once, to the room's typing group, for CHAT_TYPING_TTL seconds. The ones that
 follow only note the time in the process that holds their socket. A fifth of the
@@ -36,7 +40,7 @@ from django.conf import settings
 from realtime_common.broadcast import group_send_logged
 from realtime_common.consumers import ClientError, frame_encode
 from realtime_common.layers import REDIS_DOWN, error_text
-from realtime_common.loops import loop_local
+from realtime_common.loops import Rounds, loop_local
 from realtime_common.metrics import site_inc
 from realtime_common.outages import OutageLog
 from realtime_common.throttle import TokenBucket
@@ -98,8 +102,10 @@ def heard_message(*, room_id: int, username: str, ttl: float) -> dict:
     return {"type": HEARD, "room": room_id, "user": username, "ttl": ttl}
 
 
-class Registry:
-    """This process's typing: its listener, its rooms' readers, typists and timers."""
+class Registry(Rounds):
+    """This process's typing, in memory, while it has sockets in any room: its rooms'
+    readers, typists and timers; its listener; and the task (``Rounds``) that puts the
+    listener in the rooms' typing groups, or out, and stops it after the last room."""
 
     def __init__(self):
         self.rooms: dict[int, RoomTyping] = {}
@@ -107,7 +113,13 @@ class Registry:
         self.listener: asyncio.Task | None = None
         self.listening: set[int] = set()  # rooms whose typing group the listener is in
         self.unsynced: set[int] = set()  # rooms whose membership may be out of date
-        self.sync: asyncio.Task | None = None
+        super().__init__(
+            name="typing",
+            members=self.unsynced,
+            period=lambda: RETRY_SECONDS,  # a round waits only after one that Redis failed
+            round=self.groups_sync,
+            ended=self.listener_stop,
+        )
         self.tasks: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
         self.outages = OutageLog(
             logger=logger,
@@ -127,7 +139,7 @@ class Registry:
         state = self.rooms.get(room.pk) or self.rooms.setdefault(room.pk, RoomTyping(room_id=room.pk, slug=room.slug))
         state.readers[channel] = Reader(username=username, send=send)
         self.unsynced.add(room.pk)
-        await asyncio.shield(self.sync_schedule())
+        await self.round_await()
 
     async def reader_show(self, *, room_id: int, channel: str) -> None:
         """After the socket's joined frame, which made its page forget the list: the list, if anyone types."""
@@ -158,7 +170,7 @@ class Registry:
         if over:
             await self.announce(room_id=room_id, username=reader.username, ttl=0)
         if room_id in self.unsynced:
-            await asyncio.shield(self.sync_schedule())
+            await self.round_await()
 
     # -- typing ------------------------------------------------------------------------------
 
@@ -253,19 +265,13 @@ class Registry:
                 logger.exception("typing: the listener failed on a message; listening on")
                 await asyncio.sleep(RETRY_SECONDS)
 
-    def sync_schedule(self) -> asyncio.Task:
-        if self.sync is None or self.sync.done():
-            self.sync = asyncio.ensure_future(self.groups_sync())
-        return self.sync
-
     async def groups_sync(self) -> None:
         """Put the listener in the typing group of every room this process has sockets in,
-        and out of the others: started with the first room, stopped after the last."""
+        and out of the others. While Redis fails it, the next round tries again, RETRY_SECONDS later."""
         layer = get_channel_layer()
-        room_id = None
-        try:
-            while self.unsynced:
-                room_id = self.unsynced.pop()
+        while self.unsynced:
+            room_id = self.unsynced.pop()
+            try:
                 if room_id in self.rooms and room_id not in self.listening:
                     if self.channel is None:
                         self.channel = await layer.new_channel()
@@ -276,20 +282,19 @@ class Registry:
                 elif room_id not in self.rooms and room_id in self.listening:
                     await layer.group_discard(typing_group(room_id=room_id), self.channel)
                     self.listening.discard(room_id)
-        except REDIS_DOWN as error:
-            self.unsynced.add(room_id)
-            self.outages.failed(error_text(error))
-            asyncio.get_running_loop().call_later(RETRY_SECONDS, self.sync_schedule)
-            return
+            except REDIS_DOWN as error:
+                self.unsynced.add(room_id)
+                self.outages.failed(error_text(error))
+                return
         self.outages.worked()
+
+    async def listener_stop(self) -> None:
+        """Every room synced (or the event loop closing): with no room left, the listener stops."""
         if not self.rooms and self.listener is not None:
             listener, self.listener, self.channel = self.listener, None, None
             self.listening.clear()
             listener.cancel()
             await asyncio.wait([listener])  # its layer lets go of the channel as it ends
-            if self.unsynced:
-                # A socket entered a room during that wait: this task, which it found running, is done.
-                asyncio.get_running_loop().call_soon(self.sync_schedule)
 
     # -- pushing lists to the sockets --------------------------------------------------------
 
@@ -330,50 +335,49 @@ class Registry:
 registry_get = loop_local(Registry)
 
 
-class TypingMixin:
-    """For a consumer: its socket's part in who is typing in its rooms."""
+class SocketTyping:
+    """One socket's part in who is typing in its rooms (the consumer's ``typing``).
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.typing_rooms: set[int] = set()  # rooms whose lists this socket gets
-        # Per socket, in memory: an honest page sends one every 2 s; the burst covers switching rooms.
-        self.typing_bucket = TokenBucket(rate=settings.CHAT_TYPING_RATE, burst=settings.CHAT_TYPING_BURST)
+    Keeps, in memory, for the socket's life: the rooms whose lists it is sent (as a
+    reader in this process's ``Registry``), and its rate of ``typing`` frames. Nothing
+    is stored: its user stays listed everywhere at most CHAT_TYPING_TTL after their
+    last ``typing``, or until their message, or this socket leaving the room."""
 
-    async def __call__(self, scope, receive, send):
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            # disconnect() exits every room, but a consumer that crashed never ran it:
-            # its user must not stay listed until the TTL, nor its socket be sent lists.
-            registry = registry_get()
-            for room_id in self.typing_rooms:
-                registry.task_spawn(registry.reader_remove(room_id=room_id, channel=self.channel_name))
+    def __init__(self, *, username: str, channel_name: str, send: Callable[..., Awaitable[None]]):
+        self.username, self.channel_name = username, channel_name
+        self.send = send  # the consumer's: a text frame to the page
+        self.rooms: set[int] = set()  # rooms whose lists this socket gets
+        # An honest page sends one every 2 s; the burst covers switching rooms.
+        self.bucket = TokenBucket(rate=settings.CHAT_TYPING_RATE, burst=settings.CHAT_TYPING_BURST)
 
-    async def typing_enter(self, *, room: Room) -> None:
+    async def enter(self, *, room: Room) -> None:
         """Before the room's joined frame: this socket is sent the room's list from then on."""
-        self.typing_rooms.add(room.pk)
-        await registry_get().reader_add(
-            room=room, channel=self.channel_name, username=self.scope["user"].get_username(), send=self.send
-        )
+        self.rooms.add(room.pk)
+        await registry_get().reader_add(room=room, channel=self.channel_name, username=self.username, send=self.send)
 
-    async def typing_show(self, *, room: Room) -> None:
+    async def show(self, *, room: Room) -> None:
         """After the room's joined frame: the list, if anyone is typing."""
         await registry_get().reader_show(room_id=room.pk, channel=self.channel_name)
 
-    async def typing_exit(self, *, room: Room) -> None:
-        if room.pk in self.typing_rooms:
-            self.typing_rooms.discard(room.pk)
+    async def exit(self, *, room: Room) -> None:
+        if room.pk in self.rooms:
+            self.rooms.discard(room.pk)
             await registry_get().reader_remove(room_id=room.pk, channel=self.channel_name)
 
-    async def typing_note(self, *, room: Room) -> None:
+    def abandon(self) -> None:
+        """The consumer ended without exit() (it crashed): out of every room, by tasks that run
+        without it. Its user must not stay listed until the TTL, nor its socket be sent lists."""
+        registry = registry_get()
+        for room_id in self.rooms:
+            registry.task_spawn(registry.reader_remove(room_id=room_id, channel=self.channel_name))
+
+    async def note(self, *, room: Room) -> None:
         """The page says its user is typing in the room."""
-        if not self.typing_bucket.take():
+        if not self.bucket.take():
             raise ClientError("rate_limited", "Too many typing notices; one every 2 seconds is enough.")
         site_inc(TYPING_NOTICES)
-        await registry_get().typing_note(
-            room_id=room.pk, channel=self.channel_name, username=self.scope["user"].get_username()
-        )
+        await registry_get().typing_note(room_id=room.pk, channel=self.channel_name, username=self.username)
 
-    async def typing_end(self, *, room: Room) -> None:
+    async def end(self, *, room: Room) -> None:
         """The user's message was stored: they are no longer typing it."""
-        await registry_get().typing_end(room_id=room.pk, username=self.scope["user"].get_username())
+        await registry_get().typing_end(room_id=room.pk, username=self.username)

@@ -4,7 +4,7 @@ live TTL seconds unless refreshed. Both must answer alike."""
 import pytest
 import redis
 
-from rooms.presence import Change, MemoryStore, RedisStore, room_keys
+from rooms.presence_store import Change, MemoryStore, RedisStore, room_keys
 
 LOBBY, RANDOM = 1, 2
 

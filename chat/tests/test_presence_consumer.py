@@ -12,7 +12,8 @@ import redis
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from rooms.presence import Change, change_message, registry_get, room_keys
+from rooms.presence import change_message, registry_get
+from rooms.presence_store import Change, room_keys
 from rooms.wire import room_group
 from tests.helpers import consumer_crash, crashing_tab_open, join
 

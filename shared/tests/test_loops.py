@@ -2,7 +2,7 @@ import asyncio
 import gc
 import weakref
 
-from realtime_common.loops import loop_local
+from realtime_common.loops import Rounds, loop_local
 
 
 class Thing:
@@ -34,3 +34,112 @@ def test_what_a_loop_made_goes_with_the_loop():
     del loop
     gc.collect()
     assert thing() is None
+
+
+# A period no test waits out: a round that comes is woken, or the test says why it came.
+NEVER = 3600.0
+
+
+class Watch(Rounds):
+    """Rounds over a set of names, that reports each round and its end on queues."""
+
+    def __init__(self, *, period: float = NEVER, failures: int = 0):
+        self.names: set[str] = set()
+        self.failures = failures  # how many rounds raise before they work
+        self.rounds: asyncio.Queue[frozenset[str]] = asyncio.Queue()
+        self.ends: asyncio.Queue[None] = asyncio.Queue()
+        super().__init__(name="watch", members=self.names, period=lambda: period, round=self.round, ended=self.end)
+
+    def add(self, name: str) -> None:
+        self.names.add(name)
+        self.rounds_start()
+
+    def discard(self, name: str) -> None:
+        self.names.discard(name)
+        if not self.names:
+            self.rounds_wake()
+
+    async def round(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("a bug in a round")
+        await self.rounds.put(frozenset(self.names))
+
+    async def end(self) -> None:
+        await self.ends.put(None)
+
+
+async def test_no_task_runs_before_the_first_member():
+    watch = Watch()
+    assert watch.task is None
+    watch.add("alice")
+    assert watch.task is not None and not watch.task.done()
+
+
+async def test_a_round_comes_every_period_while_there_are_members():
+    watch = Watch(period=0)
+    watch.add("alice")
+    assert await watch.rounds.get() == {"alice"}
+    watch.add("bob")
+    while await watch.rounds.get() != {"alice", "bob"}:
+        pass
+    assert watch.task is not None
+
+
+async def test_a_wake_brings_the_round_now_not_a_period_later():
+    watch = Watch()
+    watch.add("alice")
+    watch.rounds_wake()
+    async with asyncio.timeout(5):
+        assert await watch.rounds.get() == {"alice"}
+
+
+async def test_the_task_ends_as_soon_as_the_last_member_goes_and_the_next_member_starts_another():
+    watch = Watch()
+    watch.add("alice")
+    task = watch.task
+    watch.discard("alice")
+    async with asyncio.timeout(5):  # not the period: the wake ended it
+        await task
+        await watch.ends.get()
+    assert watch.task is None
+    assert watch.rounds.empty()  # no round for an empty set
+    watch.add("bob")
+    assert watch.task is not task and not watch.task.done()
+    watch.rounds_wake()
+    async with asyncio.timeout(5):
+        assert await watch.rounds.get() == {"bob"}
+
+
+async def test_a_member_added_while_the_last_task_ends_starts_a_task_of_its_own():
+    watch = Watch()
+    watch.add("alice")
+    ending = watch.task
+    watch.discard("alice")
+    await watch.ends.get()  # the old task is in its ended(), awaiting
+    watch.add("bob")
+    assert watch.task is not ending
+
+
+async def test_a_round_that_raises_is_logged_and_the_rounds_go_on(caplog):
+    watch = Watch(period=0, failures=2)
+    watch.add("alice")
+    async with asyncio.timeout(5):
+        assert await watch.rounds.get() == {"alice"}
+    failed = [record for record in caplog.records if record.name == "realtime_common.loops"]
+    assert [record.getMessage() for record in failed] == ["watch: a round failed; the next one comes in its time"] * 2
+    assert all(record.exc_info[0] is RuntimeError for record in failed)
+
+
+def test_the_task_is_cancelled_with_its_event_loop_and_lets_go_of_what_it_used():
+    watches: list[Watch] = []
+
+    async def main() -> None:
+        watch = Watch()
+        watch.add("alice")  # never discarded: the loop closes with the task waiting
+        watches.append(watch)
+
+    asyncio.run(main())
+    [watch] = watches
+    assert watch.task is None
+    assert watch.ends.qsize() == 1

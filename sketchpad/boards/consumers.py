@@ -40,7 +40,11 @@ BOARD_FULL = f"The board is full: at most {BOARD_MAX_STROKES} strokes and {BOARD
 
 
 class BoardConsumer(SafeJsonWebsocketConsumer):
-    """One page's connection to one board: its strokes in, everyone else's out, live."""
+    """One page's connection to one board: its strokes in, everyone else's out, live.
+
+    Sync on purpose: every handler runs in the one thread Django's ORM uses, so it calls
+    the ORM as a view does. What belongs to the event loop (the channel layer, the cursor
+    sweeper's task) it reaches through ``async_to_sync``, which runs the call on the loop."""
 
     # A page sends a draw batch every 30 ms per finger or pen, and up to 20 cursor frames a
     # second (53 a second in all while one pointer draws); this leaves room for several.

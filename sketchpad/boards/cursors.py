@@ -40,8 +40,6 @@ would double what a page gets relayed. They count towards the socket's frame
 rate too.
 """
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 import math
@@ -57,7 +55,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from realtime_common.layers import REDIS_DOWN, error_text
-from realtime_common.loops import loop_local
+from realtime_common.loops import Rounds, loop_local
 from realtime_common.outages import OutageLog
 from realtime_common.throttle import TokenBucket
 
@@ -271,14 +269,19 @@ class CursorSender:
         )
 
 
-class CursorSweeper:
-    """This process's cursors that hold a place, and the task that finds the idle ones.
-    Used on the event loop only (``sweeper_watch``, ``sweeper_forget``)."""
+class CursorSweeper(Rounds):
+    """This process's cursors that hold a place, in memory, while they hold it; and the
+    task that finds the idle ones, SWEEPS_PER_IDLE_LIMIT times per idle limit, while
+    there are any (``Rounds``). Used on the event loop only (``sweeper_watch``, ``sweeper_forget``)."""
 
     def __init__(self):
         self.cursors: set[CursorSender] = set()
-        self.task: asyncio.Task | None = None
-        self.wake: asyncio.Future | None = None  # the task's wait for the next sweep, cut short
+        super().__init__(
+            name="cursors",
+            members=self.cursors,
+            period=lambda: settings.CURSOR_IDLE_SECONDS / SWEEPS_PER_IDLE_LIMIT,
+            round=self.sweep,
+        )
         self.outages = OutageLog(
             logger=logger,
             failing="cursors: could not tell an idle cursor's consumer (%s); retrying every sweep",
@@ -287,32 +290,22 @@ class CursorSweeper:
 
     def watch(self, cursor: CursorSender) -> None:
         self.cursors.add(cursor)
-        if self.task is None:
-            self.task = asyncio.create_task(self.sweeps_run())
+        self.rounds_start()
 
     def forget(self, cursor: CursorSender) -> None:
         self.cursors.discard(cursor)
-        if not self.cursors and self.wake is not None and not self.wake.done():
-            self.wake.set_result(None)  # the task ends now, not a sweep later
+        if not self.cursors:
+            self.rounds_wake()  # the task ends now, not a sweep later
 
-    async def sweeps_run(self) -> None:
-        try:
-            while self.cursors:
-                # A future per wait, not an Event: nothing outlives the task and keeps its (a test's) loop alive.
-                self.wake = asyncio.get_running_loop().create_future()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake, settings.CURSOR_IDLE_SECONDS / SWEEPS_PER_IDLE_LIMIT)
-                now = time.monotonic()
-                for cursor in [cursor for cursor in self.cursors if cursor.is_idle(now=now)]:
-                    if now - cursor.moved_at > place_lease():
-                        # Its consumer never answered (it ended without disconnect()), and its place has
-                        # expired meanwhile: telling it again would only fill a dead channel.
-                        self.cursors.discard(cursor)
-                    else:
-                        await self.idle_tell(cursor=cursor)
-        finally:
-            # Synchronously, so that a cursor watched from now on starts a task of its own.
-            self.task = self.wake = None
+    async def sweep(self) -> None:
+        now = time.monotonic()
+        for cursor in [cursor for cursor in self.cursors if cursor.is_idle(now=now)]:
+            if now - cursor.moved_at > place_lease():
+                # Its consumer never answered (it ended without disconnect()), and its place has
+                # expired meanwhile: telling it again would only fill a dead channel.
+                self.cursors.discard(cursor)
+            else:
+                await self.idle_tell(cursor=cursor)
 
     async def idle_tell(self, *, cursor: CursorSender) -> None:
         # To the consumer, which alone changes its cursor: it may have moved since this sweep began.
@@ -328,6 +321,8 @@ sweeper_get = loop_local(CursorSweeper)
 
 
 async def sweeper_watch(*, cursor: CursorSender) -> None:
+    """Async, though it awaits nothing: a sync consumer calls it through ``async_to_sync``, which
+    runs it on the event loop, whose own sweeper (``loop_local``) and task it reaches only there."""
     sweeper_get().watch(cursor)
 
 
