@@ -1,4 +1,4 @@
-"""A sent message is stored once and shown, or given back, never lost (README, the chat
+"""A sent message is stored once and shown, or given back, never lost (chat/README.md, the chat
 protocol: send). The page shows it as pending until its own message frame comes, and
 sends it again, with the same client_id, after a reconnect: here, after the server
 stopped between the send and its answer, and was started again on its port."""

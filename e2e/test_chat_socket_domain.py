@@ -1,6 +1,6 @@
 """The chat's page on one origin and its socket on another (a socket domain), where the page's
 cookie does not go: before each connect the page POSTs for a single-use ticket, and opens the
-socket at the ticket's URL (README: the chat protocol).
+socket at the ticket's URL (chat/README.md: the chat protocol).
 
 Run locally, one daphne process serves the page at http://127.0.0.1:<port> with
 DJANGO_SOCKET_ORIGIN=ws://localhost:<other port>, and another the sockets there, accepting that

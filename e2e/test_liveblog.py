@@ -156,7 +156,7 @@ def test_a_liveblog_deleted_while_open_says_so_and_stops_reconnecting(new_page, 
 
 def test_a_connection_that_went_silent_is_noticed_by_the_heartbeat_and_replaced(new_page, liveblog_site):
     """A half-open connection (a network change, a laptop that slept): nothing is closed, nothing
-    arrives. The page pings after 15 s of silence, gives up 20 s later, and reconnects (README)."""
+    arrives. The page pings after 15 s of silence, gives up 20 s later, and reconnects (liveblog/README.md)."""
     connections = []
 
     def relay(page_side):

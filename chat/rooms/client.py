@@ -1,5 +1,5 @@
 """The chat in a terminal (``manage.py chat_client``): what the page does, over HTTP and the
-socket protocol of the README (the chat protocol).
+socket protocol of chat/README.md (the chat protocol).
 
 It logs in as a browser does (the login form, with the CSRF cookie the form sets), and before
 each connect POSTs /ws-ticket/ for a single-use ticket and opens the socket at the ticket's URL,
@@ -35,7 +35,7 @@ HTTP_TIMEOUT = 10
 BACKOFF_BASE, BACKOFF_MAX, STABLE_SECONDS = 0.5, 30.0, 30.0
 RESTART_SPREAD = (0.5, 5.0)
 CLOSE_SERVICE_RESTART = 1012
-# A joined frame holds up to 50 messages of up to 24.5 KB (README): over websockets' 1 MiB default.
+# A joined frame holds up to 50 messages of up to 24.5 KB (chat/README.md): over websockets' 1 MiB default.
 FRAME_MAX_BYTES = 4 * 1024 * 1024
 # What the first join may answer that no retry can change.
 JOIN_REFUSALS = ("room_not_found", "forbidden", "invalid_room")

@@ -33,7 +33,7 @@ class Message(LiveModel):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages")
     text = models.TextField(max_length=TEXT_MAX_LENGTH)
     created = models.DateTimeField(auto_now_add=True)
-    # The sending page's id of the message (README: send): a resend finds it stored, and
+    # The sending page's id of the message (chat/README.md: send): a resend finds it stored, and
     # the page matches the message frame to what it shows as pending. Null: it gave none.
     client_id = models.CharField(max_length=CLIENT_ID_MAX_LENGTH, null=True, blank=True, editable=False)
 

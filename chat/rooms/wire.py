@@ -1,5 +1,5 @@
 """The JSON on the socket, both ways, in one place: the frames a page receives and
-the commands it may send. The protocol is documented in the README."""
+the commands it may send. The protocol is documented in chat/README.md."""
 
 import hashlib
 import re

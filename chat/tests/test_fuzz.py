@@ -1,4 +1,4 @@
-"""Hostile input on the chat socket, `/ws/chat/`, logged in (README: the chat
+"""Hostile input on the chat socket, `/ws/chat/`, logged in (chat/README.md: the chat
 protocol, Security), with Hypothesis. Every frame gets an error frame with a
 documented code, or, when it happens to be a valid command, its normal answer;
 after it a valid command still gets its own; nothing is stored or changed in the
@@ -33,7 +33,7 @@ from tests.helpers import Browser
 pytestmark = fuzz.FUZZ_MARKS
 
 CHAT = "/ws/chat/"
-# README, the chat protocol's error codes.
+# chat/README.md, the chat protocol's error codes.
 DOCUMENTED = fuzz.SHARED_ERROR_CODES | {
     "unknown_command",
     "invalid_room",

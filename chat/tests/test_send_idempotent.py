@@ -1,4 +1,4 @@
-"""A send's client_id (README, the chat protocol): the message frame carries it back, a
+"""A send's client_id (chat/README.md, the chat protocol): the message frame carries it back, a
 resend of it stores nothing new and answers the sending socket alone, and every
 refusal of a send names it. Against the in-memory and the Redis channel layer."""
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from realtime_common.consumers import ClientError
 from rooms.wire import Command, command_parse, since_parse
 
-# README, the chat protocol: a send's client_id is optional, 1 to 64 ASCII letters, digits, - and _.
+# chat/README.md, the chat protocol: a send's client_id is optional, 1 to 64 ASCII letters, digits, - and _.
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -88,7 +88,7 @@ def test_since_query_parameter(query, since):
 
 
 def test_the_largest_joined_frame_is_50_messages_of_at_most_24_5_kb_plus_the_members():
-    """The README's bound: every character of a message escaped at its longest (a
+    """chat/README.md's bound: every character of a message escaped at its longest (a
     character outside the BMP is two \\uXXXX escapes), the longest slug, username and title."""
     from types import SimpleNamespace
 

@@ -1,4 +1,4 @@
-"""Hostile input on the liveblog page's socket, `/ws/liveblog/<slug>/` (README: the
+"""Hostile input on the liveblog page's socket, `/ws/liveblog/<slug>/` (liveblog/README.md: the
 liveblog protocol, Security), with Hypothesis: every frame, whatever it holds, is
 answered read_only; every query string catches up from a valid ``since`` or
 resyncs (4000); nothing stored changes; a flood still ends in 4429. What every
@@ -22,7 +22,7 @@ from realtime_common.testing import fuzz
 pytestmark = fuzz.FUZZ_MARKS
 
 PAGE = "/ws/liveblog/launch/"
-# README, Security and the liveblog protocol: the codes this socket may answer with.
+# docs/security.md and liveblog/README.md (the liveblog protocol): the codes this socket may answer with.
 DOCUMENTED = fuzz.SHARED_ERROR_CODES | {"read_only"}
 # README: since is 1 to 18 ASCII digits.
 SINCE = re.compile(r"[0-9]{1,18}")

@@ -17,8 +17,8 @@ server sends is not held to that limit.
   memory than a 64 KiB one.
 - autobahn holds what the server sends to the same limit (daphne's flag too): over it,
   the message would be lost with an error in the log. The sites' own frames (a board's
-  snapshot, a room's history) can be bigger, and are bounded by the sites (README,
-  Security, "the largest frames the server sends"): here nothing holds them back.
+  snapshot, a room's history) can be bigger, and are bounded by the sites (docs/security.md,
+  "the largest frames the server sends"): here nothing holds them back.
 - Every endpoint listens with a backlog of LISTEN_BACKLOG connections not yet accepted, not
   Twisted's 50: when thousands of pages reconnect at once (a deploy, a network blip), a
   full backlog drops their SYNs, and each waits a second or more to retry. The kernel caps

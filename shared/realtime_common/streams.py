@@ -2,7 +2,7 @@
 transaction of the change, broadcast once committed, and replayed to a page
 that reconnects with the seq of the last event it applied.
 
-The three steps (README, "Make your own model live in three steps"):
+The three steps (docs/streams.md, "Make your own model live in three steps"):
 
 1. The model inherits ``LiveModel`` and says which stream a row belongs to
    (``live_stream``) and what a page receives when it changes (``live_frame``).

@@ -1,5 +1,5 @@
 """The sketchpad protocol in one place: the frames a page may send, checked, and
-the frames it receives. Documented in the README."""
+the frames it receives. Documented in sketchpad/README.md."""
 
 import math
 import re

@@ -1,5 +1,5 @@
 """Hostile input on the sketchpad's sockets, the board `/ws/sketchpad/<slug>/` and the
-gallery `/ws/sketchpad/` (README: the sketchpad protocol, Security), with Hypothesis.
+gallery `/ws/sketchpad/` (sketchpad/README.md: the sketchpad protocol; docs/security.md), with Hypothesis.
 
 On the board every frame gets an error frame with a documented code, or, when it
 happens to be valid, its normal effect: what the README says the sender and the
@@ -38,7 +38,7 @@ pytestmark = fuzz.FUZZ_MARKS
 
 BOARD = "/ws/sketchpad/friday/"
 GALLERY = "/ws/sketchpad/"
-# README, the sketchpad protocol's error codes, and the gallery's read_only.
+# sketchpad/README.md, the sketchpad protocol's error codes, and the gallery's read_only.
 BOARD_CODES = fuzz.SHARED_ERROR_CODES | {
     "unknown_type",
     "invalid_frame",

@@ -78,7 +78,7 @@ FRAME_BUDGET = 64 * 1024
 # Generous: an answer normally comes within milliseconds, and a wait only runs
 # out when something is wrong; the 2 shared cores of CI may be busy.
 ANSWER_TIMEOUT = 5.0
-# Close codes the README documents for what a page sends: resync (the liveblog's
+# Close codes the sites' READMEs document for what a page sends: resync (the liveblog's
 # since), flooding.
 CLOSE_RESYNC, CLOSE_FLOODING = 4000, 4429
 # The codes of every socket's shared layer (realtime_common.consumers).
@@ -468,7 +468,7 @@ PARSER_DEPTH_LIMIT = 100
 
 
 def frame_expect(frame: Frame) -> Parsed:
-    """The documented outcome of the shared checks (README: error codes), worked out
+    """The documented outcome of the shared checks (docs/security.md; each site's README: error codes), worked out
     independently of the product: binary_frame, bad_json, bad_frame, or the object."""
     if frame.text is None:
         return Parsed(codes=frozenset({"binary_frame"}))

@@ -1,5 +1,5 @@
 // The chat page: one socket for every room this tab is in. The protocol is in the
-// repository README. Everything people wrote is set as text, never as HTML.
+// chat's README (chat/README.md). Everything people wrote is set as text, never as HTML.
 // The shared client, from its (hashed) URL in base.html: the CSP refuses an inline import map.
 const { CLOSE_LOGGED_OUT, JsonSocket, ticketUrlProvider } = await import(document.getElementById('frontend-socket').href);
 const { TypingThrottle, typingText } = await import(document.getElementById('frontend-typing').href);
@@ -16,7 +16,7 @@ const CLOSE_FLOODING = 4429;
 // The seq of the last event applied per room: a reconnect asks only for what came after.
 const lastSeqs = new Map();
 // This page's messages the server has not answered yet, by the client_id the page gave
-// each (README: send): shown greyed as "sending…", and sent again after every reconnect
+// each (chat/README.md: send): shown greyed as "sending…", and sent again after every reconnect
 // until their own message frame, or a refusal naming them, comes. The server stores a
 // client_id once, so a resend of one that did get there is no second message.
 const pending = new Map(); // client_id → { room, text, item }
@@ -216,7 +216,7 @@ function onError(frame) {
     return;
   }
   // A room named, and no message: on connect, the server could not put this socket back into
-  // the room (README: the handshake). The session keeps it, but this socket is not in it.
+  // the room (chat/README.md: the handshake). The session keeps it, but this socket is not in it.
   if (frame.room && frame.client_id == null) markJoined(frame.room, false);
   // No message named: a frame refused before the server read it (the socket's frame rate), which
   // may have been one of the pending messages. They all go again, from the next turn: a resend
@@ -236,7 +236,7 @@ const apply = {
 };
 
 // With the sockets on an origin of their own (data-ticket-url), where this page's cookie does
-// not go, each connect first gets a single-use ticket from the page's own site (README).
+// not go, each connect first gets a single-use ticket from the page's own site (chat/README.md).
 const { ticketUrl, csrfToken } = chat.dataset;
 const socket = new JsonSocket(ticketUrl ? ticketUrlProvider(ticketUrl, { csrfToken }) : chat.dataset.socketUrl, {
   // The server puts a new socket back into the session's rooms by itself;
@@ -253,7 +253,7 @@ function command(data) {
   return sent;
 }
 
-// Why the socket stopped for good, in words: the server's final close code (4400-4499, README),
+// Why the socket stopped for good, in words: the server's final close code (4400-4499, chat/README.md),
 // or none when the site refused this page a socket ticket (403: e.g. the page's CSRF token is
 // stale). A ticket refused for want of a login (401) stops the socket with 4401, as a logout does.
 function endedText(code) {
