@@ -33,14 +33,14 @@ DRAW_COLOR = "#1f6feb"
 DRAW_WIDTH = 6
 
 
-# The liveblog fragments page's HTML frames (README, "The two liveblog pages"), each known by its
+# The liveblog fragments page's HTML frames (liveblog/README.md, "The two liveblog pages"), each known by its
 # start and named as the JSON frame it stands for; the list sent on connect is its "snapshot".
 FRAGMENT = re.compile(r"\s*<")
 FRAGMENT_TYPES = (
     (re.compile(r'\s*<div id="posts" hx-swap-oob="afterbegin">'), "post.created"),
     (re.compile(r'\s*<article class="post" id="post-\d+" hx-swap-oob="true"'), "post.updated"),
     (re.compile(r'\s*<article id="post-\d+" hx-swap-oob="delete"'), "post.deleted"),
-    (re.compile(r'\s*<span [^>]*id="connection-state" data-socket-state="open"'), "snapshot"),
+    (re.compile(r'\s*<section class="posts" id="posts" hx-swap-oob="true"'), "snapshot"),
 )
 
 

@@ -37,6 +37,60 @@ export function restartDelay({ minMs = 500, maxMs = 5000, random = Math.random }
   return minMs + random() * (maxMs - minMs);
 }
 
+/**
+ * When to try again after a connection dropped: every page's policy, JsonSocket's and the
+ * fragments page's htmx extension's (frontend/js/htmx-socket-state.js). Each attempt waits
+ * `backoff(attempt)`, and the attempt count starts over only once a connection has stayed open
+ * for `stableMs` (30 s), so a server that accepts and closes at once (too many sockets, a
+ * consumer that fails) gets fewer and fewer attempts, not one every 500 ms. A close with 1012
+ * (a deploy) waits `restart()` instead (0.5–5 s), unless the backoff is longer.
+ */
+export class ReconnectPolicy {
+  #options;
+  #attempt = 0;
+  #stableTimer = null;
+
+  /**
+   * @param {object} [options]
+   * @param {(attempt: number) => number} [options.backoff]  reconnect delay in ms
+   * @param {() => number} [options.restart]  reconnect delay in ms after a close with 1012
+   * @param {number} [options.stableMs]  how long a connection stays open before the backoff starts over
+   */
+  constructor({ backoff = backoffDelay, restart = restartDelay, stableMs = 30000 } = {}) {
+    this.#options = { backoff, restart, stableMs };
+  }
+
+  /** A connection opened: if it stays open `stableMs`, the next drop is a new incident. */
+  opened() {
+    this.#stableTimer = setTimeout(() => { this.#attempt = 0; }, this.#options.stableMs);
+  }
+
+  /** The connection is gone (closed, given up, or dropped by the page): it did not stay open. */
+  dropped() {
+    clearTimeout(this.#stableTimer);
+  }
+
+  /** Milliseconds to wait before the next attempt, after a close with `code` (none when there was no close). */
+  nextDelay(code) {
+    const delay = this.#options.backoff(this.#attempt++);
+    // A deploy: come back soon, spread out. Never sooner than the backoff, so that a
+    // server restarting in a loop still gets fewer and fewer attempts.
+    return code === CLOSE_SERVICE_RESTART ? Math.max(delay, this.#options.restart()) : delay;
+  }
+
+  /** Whatever made the last attempts fail may be gone (the network or the page is back): start over. */
+  reset() {
+    this.#attempt = 0;
+  }
+}
+
+/** Shows a socket's `state` ("connecting", "open", "reconnecting" or "closed") on the page's badge `element`. */
+export function showSocketState(element, state) {
+  element.dataset.socketState = state;
+  element.textContent = STATUS[state].label;
+  element.title = STATUS[state].title;
+}
+
 /** 4400–4499: the server refused this client for good (e.g. logged out); retrying can't help. */
 export function isFinalCloseCode(code) {
   return code >= 4400 && code <= 4499;
@@ -91,11 +145,8 @@ function buildUrl(url, params, location) {
  * change dispatches a "statechange" Event. Parsed messages go to
  * `onMessage(data)` and are also dispatched as "message" CustomEvents.
  *
- * Reconnecting never makes an incident worse: each attempt waits `backoff(attempt)`,
- * and the attempt count starts over only once a connection has stayed open for
- * `stableMs` (30 s), so a server that accepts and closes at once (too many sockets,
- * a consumer that fails) gets fewer and fewer attempts, not one every 500 ms. A close
- * with 1012 (a deploy) waits `restart()` instead (0.5–5 s), unless the backoff is longer.
+ * Reconnecting never makes an incident worse: each attempt waits as a ReconnectPolicy
+ * made of `backoff`, `restart` and `stableMs` says.
  * The browser's `online`, and the page becoming visible while waiting to reconnect,
  * start over and connect at once: whatever made the attempts fail may be gone.
  *
@@ -113,9 +164,8 @@ export class JsonSocket extends EventTarget {
   #pingText;
   #ws = null;
   #timer = null; // the wait before the next attempt
-  #stableTimer = null; // resets the attempt count once a connection stayed open long enough
   #heartbeatTimer = null; // sends the ping after a silence, then gives the connection up
-  #attempt = 0;
+  #policy;
   #state = null;
   #closeCode = null;
   #asking = 0; // counts the calls of a URL provider: an answer to any but the latest is dropped
@@ -159,9 +209,8 @@ export class JsonSocket extends EventTarget {
   } = {}) {
     super();
     this.#url = url;
-    this.#options = {
-      onMessage, resume, statusElement, WebSocket, isFinal, backoff, restart, stableMs, pingAfterMs, pongTimeoutMs,
-    };
+    this.#options = { onMessage, resume, statusElement, WebSocket, isFinal, pingAfterMs, pongTimeoutMs };
+    this.#policy = new ReconnectPolicy({ backoff, restart, stableMs });
     this.#pingText = ping == null ? null : JSON.stringify(ping);
     this.#window = window;
     this.#document = document;
@@ -248,7 +297,7 @@ export class JsonSocket extends EventTarget {
   }
 
   #open(url) {
-    const { WebSocket, resume, stableMs } = this.#options;
+    const { WebSocket, resume } = this.#options;
     const location = this.#window?.location ?? globalThis.location;
     let ws;
     try {
@@ -261,7 +310,7 @@ export class JsonSocket extends EventTarget {
     }
     ws.onopen = () => {
       this.#setState('open');
-      this.#stableTimer = setTimeout(() => { this.#attempt = 0; }, stableMs);
+      this.#policy.opened();
       this.#heard();
     };
     ws.onmessage = (event) => {
@@ -282,14 +331,10 @@ export class JsonSocket extends EventTarget {
 
   #scheduleReconnect(code) {
     this.#setState('reconnecting');
-    let delay = this.#options.backoff(this.#attempt++);
-    // A deploy: come back soon, spread out. Never sooner than the backoff, so that a
-    // server restarting in a loop still gets fewer and fewer attempts.
-    if (code === CLOSE_SERVICE_RESTART) delay = Math.max(delay, this.#options.restart());
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#connect();
-    }, delay);
+    }, this.#policy.nextDelay(code));
   }
 
   // Any frame shows the connection is alive: wait for the next silence.
@@ -322,7 +367,7 @@ export class JsonSocket extends EventTarget {
   }
 
   #detach() {
-    clearTimeout(this.#stableTimer);
+    this.#policy.dropped();
     clearTimeout(this.#heartbeatTimer);
     if (this.#ws) this.#ws.onopen = this.#ws.onmessage = this.#ws.onclose = null;
     this.#ws = null;
@@ -344,18 +389,13 @@ export class JsonSocket extends EventTarget {
   #setState(state) {
     if (state === this.#state) return;
     this.#state = state;
-    const element = this.#options.statusElement;
-    if (element) {
-      element.dataset.socketState = state;
-      element.textContent = STATUS[state].label;
-      element.title = STATUS[state].title;
-    }
+    if (this.#options.statusElement) showSocketState(this.#options.statusElement, state);
     this.dispatchEvent(new Event('statechange'));
   }
 
   // The network or the page is back: whatever made the last attempts fail may be gone.
   #reconnectAfresh() {
-    this.#attempt = 0;
+    this.#policy.reset();
     this.reconnect();
   }
 

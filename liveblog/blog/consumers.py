@@ -28,11 +28,14 @@ class LiveblogConsumer(StreamConsumer):
 
 class LiveblogFragmentsConsumer(StreamConsumer):
     """The fragments page's socket: the same stream, sent as the HTML that htmx's WebSocket
-    extension swaps into the page (README, "The two liveblog pages").
+    extension swaps into the page (liveblog/README.md, "The two liveblog pages").
 
-    The extension reconnects by itself, with no way for the page to say which seq it
-    has: every connect therefore starts with the list as it is now, and follows the
-    stream from there.
+    Every connect starts with the list as it is now, and follows the stream from there.
+    Not ``?since=``: the page's extension (htmx-socket-state.js) could add it to each
+    attempt's URL, but the page would have to track the seq of every fragment it swaps
+    in, and this consumer to replay or resync as the JSON one does: more code on both
+    sides, to save one list render per reconnect (liveblog/README.md, "The fragments
+    page's one script").
     """
 
     read_only_detail = "This socket only sends. Publish posts over HTTP."

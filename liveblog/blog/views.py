@@ -27,9 +27,9 @@ def liveblog_detail(request, slug):
 
 @require_safe
 def liveblog_fragments(request, slug):
-    """The same liveblog, kept up to date by htmx from the HTML its socket sends, with no
-    script of ours (README, "The two liveblog pages"). The socket sends the list again
-    on connect, so the page needs no seq."""
+    """The same liveblog, kept up to date by htmx from the HTML its socket sends; our one
+    script is an htmx extension for its badge and backoff (liveblog/README.md, "The fragments
+    page's one script"). The socket sends the list again on connect, so the page needs no seq."""
     liveblog = get_object_or_404(Liveblog, slug=slug)
     posts = [post_data(post=post) for post in post_list(liveblog=liveblog)]
     return render(request, "blog/liveblog_fragments.html", liveblog_context(liveblog=liveblog, posts=posts))

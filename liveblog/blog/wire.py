@@ -1,7 +1,7 @@
 """The JSON a page receives, built in one place so the page, the socket and the
 resync snapshot always agree, and the HTML the fragments page receives, rendered
 from that JSON with the page's own templates. The protocols are documented in the
-README ("The liveblog protocol", "The two liveblog pages")."""
+liveblog/README.md ("The liveblog protocol", "The two liveblog pages")."""
 
 import functools
 import json
@@ -51,7 +51,7 @@ def liveblog_stream(*, liveblog_id: int) -> str:
 
 def post_view(*, post: dict) -> dict:
     """A post's data (post_data, or a frame's "post") as blog/_post.html shows it: with its
-    time and whether it was edited worked out here, as the fragments page runs no script of ours."""
+    time and whether it was edited worked out here, as no script on the fragments page formats posts."""
     created, updated = datetime.fromisoformat(post["created"]), datetime.fromisoformat(post["updated"])
     return {
         **post,
@@ -86,8 +86,9 @@ def frame_post_id(*, text: str) -> int:
 
 
 def posts_fragment(*, posts: list[dict]) -> str:
-    """What the fragments page gets on connect: the badge "Live", and the list as it is now."""
-    return render_to_string("blog/_connected.html", {"posts": [post_view(post=post) for post in posts]})
+    """What the fragments page gets on connect: the list as it is now. (Its badge is the extension's:
+    frontend/js/htmx-socket-state.js.)"""
+    return render_to_string("blog/_posts.html", {"posts": [post_view(post=post) for post in posts], "oob": True})
 
 
 def liveblog_gone_fragment() -> str:

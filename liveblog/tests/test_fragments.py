@@ -43,16 +43,15 @@ async def test_unknown_liveblog_is_refused(connect, liveblog):
     assert not connected
 
 
-async def test_connect_sends_the_badge_live_and_the_list_as_it_is_now(connect, liveblog):
+async def test_connect_sends_the_list_as_it_is_now_and_leaves_the_badge_to_the_page(connect, liveblog):
     first = await create(liveblog=liveblog, body="first")
     second = await create(liveblog=liveblog, body="second")
     socket, _ = await connect(URL)
     html = await socket.receive_from()
 
-    assert re.search(
-        r'<span class="connection-state" id="connection-state" data-socket-state="open"[^>]*>Live</span>', html
-    )
-    assert '<section class="posts" id="posts" hx-swap-oob="true"' in html
+    # The badge is the page's extension's (htmx-socket-state.js): a swapped-in one would replace the element it updates.
+    assert "connection-state" not in html
+    assert html.lstrip().startswith('<section class="posts" id="posts" hx-swap-oob="true"')
     # Newest first, each exactly as the page renders it.
     assert html.index(f'id="post-{second.pk}"') < html.index(f'id="post-{first.pk}"')
     page = await sync_to_async(page_article)(post_id=first.pk)
@@ -130,7 +129,7 @@ async def test_deleting_the_liveblog_shows_it_gone_and_closes_for_good(connect, 
     await sync_to_async(liveblog.delete)()
     html = await socket.receive_from()
     assert '<p class="errorlist" id="liveblog-gone" role="alert" hx-swap-oob="true">' in html
-    assert 'data-socket-state="closed"' in html
+    assert "connection-state" not in html  # the page's extension shows the close (1000) as final
     # 1000: htmx's extension reconnects only after 1006, 1011, 1012 and 1013.
     assert await socket.receive_output() == {"type": "websocket.close", "code": 1000}
 
@@ -161,16 +160,17 @@ def test_an_edit_shows_as_edited_from_the_server(liveblog):
     assert '<span class="edited" hidden> · edited</span>' in fresh
 
 
-def test_the_page_loads_htmx_configured_for_the_csp_and_no_script_of_ours(liveblog):
+def test_the_page_loads_htmx_configured_for_the_csp_and_one_extension_of_ours(liveblog):
     html = Client().get("/launch/fragments/").content.decode()
     config = re.search(r"<meta name=\"htmx-config\" content='([^']*)'>", html)[1]
     assert json.loads(config) == {"allowEval": False, "includeIndicatorStyles": False, "allowScriptTags": False}
-    assert re.findall(r'<script src="([^"]*)"', html) == [
+    assert re.findall(r'<script (?:type="module" )?src="([^"]*)"', html) == [
         "/static/frontend/vendor/htmx/htmx.min.js",
         "/static/frontend/vendor/htmx-ext-ws/ws.min.js",
+        "/static/frontend/js/htmx-socket-state.js",
     ]
-    assert "socket.js" not in html
-    assert 'ws-connect="/ws/liveblog/launch/fragments/"' in html
+    assert 'id="frontend-socket"' not in html  # the extension imports socket.js by path: no preload
+    assert 'hx-ext="ws,socket-state" ws-connect="/ws/liveblog/launch/fragments/"' in html
     assert 'href="/launch/"' in html
     assert 'href="/launch/fragments/"' in Client().get("/launch/").content.decode()  # and the JSON page links here
 

@@ -106,12 +106,15 @@ def database(*, base_dir: Path) -> dict:
     url = os.environ.get("DATABASE_URL", "")
     # Seconds a write waits for another's lock before the error "busy" (realtime_common.consumers).
     timeout = float(os.environ.get("DJANGO_DATABASE_TIMEOUT", "20"))
+    # Connections are kept for a minute, on SQLite as on Postgres: database_sync_to_async
+    # closes them (close_old_connections) around every call once older than this, and
+    # the ORM thread of a busy daphne would otherwise connect again for every frame. 0
+    # closes them after each call.
+    conn_max_age = int(os.environ.get("DJANGO_DATABASE_CONN_MAX_AGE", "60"))
     if url:
-        # Connections are kept for a minute and checked before reuse, so the ORM thread
-        # of a busy daphne does not connect for every query; 0 closes them after each.
-        config = dj_database_url.parse(
-            url, conn_max_age=int(os.environ.get("DJANGO_DATABASE_CONN_MAX_AGE", "60")), conn_health_checks=True
-        )
+        # Checked before reuse (a SELECT 1 at the first query of each call): a Postgres
+        # that restarted or dropped the connection costs a reconnect, not a failed frame.
+        config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
         if config["ENGINE"] == "django.db.backends.postgresql":
             # Writers queue on row locks (a stream's, a session's, a board's) instead of
             # SQLite's one write lock; Postgres would let them wait for ever. Options the
@@ -122,6 +125,10 @@ def database(*, base_dir: Path) -> dict:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DJANGO_DATABASE_PATH", str(base_dir / "db.sqlite3")),
+        # A file has no server to drop the connection: no health check. Each thread has its
+        # own connection (Django's rule), and every database_sync_to_async call runs in the
+        # one ORM thread: one connection per process, plus one per thread of a sync view.
+        "CONN_MAX_AGE": conn_max_age,
         "OPTIONS": {
             # Take the write lock when a transaction starts, so two writers queue
             # up instead of one failing with "database is locked" mid-transaction.
@@ -199,7 +206,7 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "realtime_common.staticfiles.ManifestStaticFilesStorage"
         ),
     },
 }
