@@ -1,11 +1,12 @@
 # make run   - serve the demos on http://127.0.0.1:8001, :8002 (the chat's sockets on :8012), :8003 (set REDIS_URL to use Redis)
 # make test  - the lint stage, then every test: unit, consumer (in-memory and Redis layers), Node, browser
 # make test-postgres - the shared, site and browser tests again on a throwaway Postgres instead of SQLite, about 5 minutes
-# make lint  - ruff, missing migrations, Django's deployment checks under production settings, promtool on monitoring/
+# make lint  - ruff, Markdown links and anchors, missing migrations, Django's deployment checks under production settings, promtool on monitoring/
 # make bench - load measurements of the three demos against their floors (bench/), about 10 minutes
 # make bench-smoke - the same at small sizes, under a minute (CI runs it)
 # make faults - faults made for real (Redis restarts, daphne killed, slow readers, ...) against real processes, the database's on Postgres too, ~4 minutes
 # make compose-test - the docker compose stack, built, started and tested with the e2e suite
+# make copy-test - each site copied out of the repository as its README says, installed in a fresh venv and tested there
 # make e2e-sharded - the e2e suite with every site on two Redis shards (REDIS_URL=a,b), about 3 minutes
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -15,10 +16,10 @@ SITES := liveblog chat sketchpad
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 
-.PHONY: run test test-postgres lint promtool bench bench-smoke faults screenshots compose-test e2e-sharded install system-deps migrate clean
+.PHONY: run test test-postgres lint promtool bench bench-smoke faults screenshots compose-test copy-test e2e-sharded install system-deps migrate clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
-$(VENV)/.installed: requirements.txt requirements-dev.txt shared/pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-test.txt requirements-dev.txt shared/pyproject.toml
 	@echo "==> Installing pinned Python dependencies into $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e ./shared
@@ -79,7 +80,7 @@ run: migrate
 	echo "==> Metrics, for the loopback only: liveblog http://127.0.0.1:8001/metrics, chat http://127.0.0.1:8002/metrics, sketchpad http://127.0.0.1:8003/metrics, thumbnails http://127.0.0.1:$$THUMBNAILS_METRICS_PORT/metrics"; \
 	DJANGO_DEBUG=1 PATH="$(BIN):$$PATH" exec $(BIN)/honcho start $$processes
 
-# Production as the README describes it: DEBUG off, a secret key, a host name, behind
+# Production as docs/tests.md describes it: DEBUG off, a secret key, a host name, behind
 # a TLS proxy, HSTS on. check --deploy must find nothing there (--fail-level WARNING).
 PRODUCTION_ENV := DJANGO_DEBUG=0 DJANGO_SECRET_KEY=lint-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-a-long-random-secret \
 	DJANGO_ALLOWED_HOSTS=demo.example.com DJANGO_BEHIND_TLS_PROXY=1 DJANGO_HSTS_SECONDS=31536000 DJANGO_HSTS_INCLUDE_SUBDOMAINS=1
@@ -88,6 +89,8 @@ lint: install promtool
 	@echo "==> lint: ruff check, ruff format --check"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@echo "==> links: every relative link and #anchor of the Markdown files (tools/links_check.py)"
+	$(BIN)/python tools/links_check.py
 	@echo "==> monitoring: promtool check config, check rules (Prometheus 2.42, as in compose)"
 	promtool check config monitoring/prometheus.yml
 	promtool check rules monitoring/alerts.yml
@@ -109,6 +112,10 @@ done
 endef
 
 test: lint system-deps
+	@echo "==> tools: the link checker's tests"
+	cd tools && $(BIN)/pytest
+	@echo "==> bench: the bench's verdicts, options and summaries (the bench itself is make bench)"
+	cd bench && $(BIN)/pytest
 	$(call unit_tests)
 	@echo "==> conformance: WebSocket protocol (Autobahn cases 1-7) against daphne"
 	cd conformance && $(BIN)/pytest
@@ -143,11 +150,21 @@ faults: install system-deps
 	@echo "==> faults: the database's faults, on Postgres"
 	cd faults && TEST_DATABASE=postgres $(BIN)/pytest -q -m database
 
+# The README's pictures, into docs/screenshots/ (the PNGs and sketchpad.gif), taken on sites of
+# their own: fresh databases holding only the seeded demo content (e2e/conftest.py: demo_*).
 screenshots: install system-deps
 	cd e2e && E2E_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q test_screenshots.py
 
 compose-test: install system-deps
 	e2e/compose-test
+
+# The promise that a site can be copied out as the start of another project: each site, with
+# shared/ and frontend/, copied to a temporary folder outside the checkout, installed into a
+# virtualenv of its own and tested there (both channel layers), by running the block of its
+# README's "Copy this site out" in a clean environment (tools/copy_out.py). Not the repository's
+# venv: only python3 and redis-server; pip's cache makes the installs quick after make install.
+copy-test: system-deps
+	$(PYTHON) tools/copy_out.py $(SITES)
 
 # Two Redis in every site's REDIS_URL: channels-redis shards groups and channels over both,
 # while the cache and the chat's presence stay on the first. Two daphne processes per site and
