@@ -32,6 +32,7 @@ CHAT_ROOMS += [
     "pending-unload",
     "flooding",
     "not-entered",
+    "phone",
 ]
 
 
@@ -78,8 +79,7 @@ class Watched:
     dialogs: list[str] = field(default_factory=list)
 
     def console(self, message: ConsoleMessage) -> None:
-        # Browsers ask every site for /favicon.ico; the demos have none.
-        if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
+        if message.type == "error":
             self.errors.append(f"{message.text} ({message.location['url']})")
 
     def assert_nothing_ran(self) -> None:

@@ -486,7 +486,7 @@ def test_a_page_closed_for_flooding_says_so_rather_than_that_it_was_logged_out(n
     page = new_page(f"{url}/")
     page.route_web_socket(re.compile(r"/ws/chat/"), relay)
     open_chat(page, url, "alice", "flooding")
-    # What the server does to a page that keeps sending past its frame rate (README: 4429).
+    # What the server does to a page that keeps sending past its frame rate (docs/security.md: 4429).
     connections[-1].close(code=4429, reason="flooding")
 
     expect(page.locator("#connection-state")).to_have_attribute("data-socket-state", "closed")
@@ -506,7 +506,7 @@ def test_a_room_not_entered_again_after_a_reconnect_shows_it_and_can_be_joined_a
     }
 
     # On the page's second connection, the room's first joined frame becomes the error frame the
-    # server sends for a room of the session it could not enter on connect (README: the handshake).
+    # server sends for a room of the session it could not enter on connect (chat/README.md: the handshake).
     def relay(connection):
         connections.append(connection)
         reconnected = len(connections) > 1
@@ -544,3 +544,15 @@ def test_a_room_not_entered_again_after_a_reconnect_shows_it_and_can_be_joined_a
     say(page, "not-entered", after)
     expect(message(page, "not-entered", after)).to_be_visible()
     expect(message(page, "not-entered", before)).to_have_count(1)
+
+
+def test_on_a_phone_the_room_the_user_is_in_comes_before_the_list_of_every_room(new_page, chat):
+    url = chat.urls[0]
+    page = new_page(f"{url}/")
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_chat(page, url, "alice", "phone")
+    picker = page.get_by_role("navigation", name="Rooms")
+    expect(picker).to_be_visible()
+    assert room(page, "phone").bounding_box()["y"] < picker.bounding_box()["y"]
+    # The conversation and the box to write in are on the first screen, with no scrolling.
+    expect(room(page, "phone").get_by_label("Message")).to_be_in_viewport(ratio=1)
