@@ -2,8 +2,8 @@
 # make test  - the lint stage, then every test: unit, consumer (in-memory and Redis layers), Node, browser
 # make test-postgres - the shared, site and browser tests again on a throwaway Postgres instead of SQLite, about 5 minutes
 # make lint  - ruff, Markdown links and anchors, missing migrations, Django's deployment checks under production settings, promtool on monitoring/
-# make bench - load measurements of the three demos against their floors (bench/), about 10 minutes
-# make bench-smoke - the same at small sizes, under a minute (CI runs it)
+# make bench - load measurements of the three demos against their floors (bench/), about 25 minutes
+# make bench-smoke - the same at small sizes, about a minute and a half (CI runs it)
 # make faults - faults made for real (Redis restarts, daphne killed, slow readers, ...) against real processes, the database's on Postgres too, ~4 minutes
 # make compose-test - the docker compose stack, built, started and tested with the e2e suite
 # make copy-test - each site copied out of the repository as its README says, installed in a fresh venv and tested there

@@ -1,8 +1,12 @@
 """``python -m bench`` from the repo root: run the scenarios, write bench/results/<date>.{md,json} and plots.
 
+One scenario at one size, for a profiling loop (well under a minute):
+  python -m bench --only liveblog --size 1000 --layer pubsub --rounds 1
+
 Exit code: 1 if a scenario crashed, and with ``--smoke`` also if any 100 % expectation failed
 (a socket that did not connect, a frame not delivered, a frame dropped without telling the
-sender). The performance targets are PASS/FAIL lines in the report, never the exit code.
+sender). The performance targets are lines of the report's Targets table (PASS, FAIL, NOISY
+or "range crosses the target"; see bench/verdicts.py), never the exit code.
 """
 
 import argparse
@@ -17,11 +21,11 @@ from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
-from bench.context import LAYERS, SIZES_FULL, SIZES_SMOKE, Bench
+from bench.context import LAYERS, SIZE_OPTION, SIZES_FULL, SIZES_SMOKE, Bench, sizes_resize, sizes_rounds
 from bench.machine import machine_describe
 from bench.metrics import SAMPLE_INTERVAL
 from bench.plots import metrics_timeline_plot
-from bench.procs import REPO, harness_pin, processes_reap, redis_running, rlimit_raise
+from bench.procs import REPO, StealWindow, harness_pin, processes_reap, redis_running, rlimit_raise
 from bench.report import report_write
 from bench.scenarios import site_metrics_record
 from bench.scenarios.chat import chat_run
@@ -62,6 +66,20 @@ def arguments_parse(*, argv: list[str] | None) -> argparse.Namespace:
         help="run only this scenario (repeatable); merged into today's results",
     )
     parser.add_argument(
+        "--size",
+        type=size_parse,
+        metavar="N",
+        help="with one --only: that scenario at this one main size; writes to bench/results/sized/ "
+        "(N counts: " + "; ".join(f"{name}: {what}" for name, (what, _) in SIZE_OPTION.items()) + ")",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=size_parse,
+        metavar="N",
+        help="runs of each state where two are alternated (site and baseline, metrics on and off, the two liveblog "
+        "pages); default: 3 for a site against its baseline (1 with --smoke), and the sizes' own for the others",
+    )
+    parser.add_argument(
         "--layer",
         choices=[*LAYERS, "both"],
         default="both",
@@ -78,10 +96,24 @@ def arguments_parse(*, argv: list[str] | None) -> argparse.Namespace:
         "--metrics-plot",
         type=Path,
         help="sample the sites' /metrics every 0.5 s and plot their open sockets and delay over the run to this PNG "
-        "(the README's docs/operating-metrics.png: python -m bench --smoke --metrics-plot docs/operating-metrics.png)",
+        "(docs/operating.md's picture: python -m bench --smoke --metrics-plot docs/operating-metrics.png)",
     )
     parser.add_argument("--keep-workdir", action="store_true", help="keep the logs and databases of the run")
-    return parser.parse_args(argv)
+    options = parser.parse_args(argv)
+    if options.size is not None and len(options.only or []) != 1:
+        parser.error("--size needs exactly one --only: each scenario has a main size of its own")
+    return options
+
+
+def size_parse(text: str) -> int:
+    """A count for --size and --rounds: a whole number of at least 1 (1000 or 1_000)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,12 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, interrupt_raise)
     signal.signal(signal.SIGTERM, interrupt_raise)
     selected = options.only or list(SCENARIOS)
-    out_dir = options.results_dir or (RESULTS / "smoke" if options.smoke else RESULTS)
+    sizes = SIZES_SMOKE if options.smoke else SIZES_FULL
+    if options.size is not None:
+        sizes = sizes_resize(sizes=sizes, scenario=selected[0], size=options.size)
+    if options.rounds is not None:
+        sizes = sizes_rounds(sizes=sizes, rounds=options.rounds)
+    # A run at one size is a profiling loop's: kept apart from the day's results, not merged into them.
+    sized = options.size is not None
+    out_dir = options.results_dir or (RESULTS / "smoke" if options.smoke else RESULTS / "sized" if sized else RESULTS)
     out_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     bench = Bench(
         smoke=options.smoke,
-        sizes=SIZES_SMOKE if options.smoke else SIZES_FULL,
+        sizes=sizes,
         layers=LAYERS if options.layer == "both" else (options.layer,),
         layer_other="pubsub" if options.layer == "both" else options.layer,
         profile=options.profile,
@@ -115,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": {},
         "crashes": {},
         "durations_s": {},
+        "steal_pct": {},
     }
     interrupted = False
     started = time.monotonic()
@@ -127,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                     results["crashes"][name] = f"Redis exited ({redis.process.returncode}); the run stops here"
                     break
                 print(f"==> bench: {name}", flush=True)
-                scenario_started = time.monotonic()
+                scenario_started, steal = time.monotonic(), StealWindow()
                 try:
                     results["scenarios"][name] = SCENARIOS[name](bench=bench)
                 except KeyboardInterrupt:
@@ -143,10 +183,15 @@ def main(argv: list[str] | None = None) -> int:
                 if name in results["scenarios"]:
                     results["scenarios"][name]["site_metrics"] = site_metrics
                 results["durations_s"][name] = round(time.monotonic() - scenario_started, 1)
+                results["steal_pct"][name] = steal.pct()
                 if INTERRUPTED.is_set():
                     raise KeyboardInterrupt
                 failed = [check for check in bench.checks if check["scenario"] == name and not check["ok"]]
-                print(f"    {name}: {results['durations_s'][name]} s, {len(failed)} failed delivery checks", flush=True)
+                print(
+                    f"    {name}: {results['durations_s'][name]} s, steal {results['steal_pct'][name]} %, "
+                    f"{len(failed)} failed delivery checks",
+                    flush=True,
+                )
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -164,13 +209,15 @@ def main(argv: list[str] | None = None) -> int:
         timeline = [sample for site in bench.sites.values() for sample in site.metrics.timeline]
         print(f"==> bench: {metrics_timeline_plot(timeline=timeline, path=options.metrics_plot)}", flush=True)
     paths = report_write(
-        results=results, bench=bench, merge=not options.smoke and (options.only is not None or options.layer != "both")
+        results=results,
+        bench=bench,
+        merge=not options.smoke and not sized and (options.only is not None or options.layer != "both"),
     )
     failed_checks = [check for check in bench.checks if not check["ok"]]
     print(f"==> bench: {len(bench.checks) - len(failed_checks)}/{len(bench.checks)} delivery checks passed", flush=True)
     for check in failed_checks:
         print(f"    FAILED {check['scenario']}: {check['name']} {check['detail'][:300]}", flush=True)
-    if options.smoke:
+    if options.smoke or sized:
         print(paths["markdown"].read_text(), flush=True)
     shown = [str(path.relative_to(REPO) if path.is_relative_to(REPO) else path) for path in paths.values()]
     print(f"==> bench: results in {', '.join(shown)}", flush=True)

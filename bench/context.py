@@ -5,9 +5,9 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.procs import BenchSite, Pinning, Redis, site_prepare
@@ -47,6 +47,8 @@ class Sizes:
     profile_seconds: float
     overhead: tuple[int, int, int, float]  # liveblog sockets, rounds of metrics on and off (alternated), posts, rate
     fragments: tuple[int, int, int, float]  # liveblog sockets, rounds of each page (alternated), posts, rate
+    # Rounds of a site against its baseline, alternated (a ratio's median and range need three at least).
+    baseline_rounds: int
 
 
 # Each size as (full, smoke), side by side so that a size is added, renamed or dropped in both at once;
@@ -67,6 +69,7 @@ SIZES_BOTH: dict[str, tuple] = {
     "profile_seconds": (8.0, 3.0),
     "overhead": ((1000, 5, 80, 8.0), (40, 3, 5, 10.0)),
     "fragments": ((1000, 3, 40, 8.0), (40, 3, 5, 10.0)),
+    "baseline_rounds": (3, 1),
 }  # fmt: skip
 
 
@@ -76,6 +79,39 @@ def sizes_pick(*, smoke: bool) -> Sizes:
 
 SIZES_FULL = sizes_pick(smoke=False)
 SIZES_SMOKE = sizes_pick(smoke=True)
+
+# ``--size N`` with ``--only NAME``: the one size a profiling loop varies, per scenario, as (what N
+# counts, the sizes with N in its place). Every other size of the scenario stays as it was.
+SIZE_OPTION: dict[str, tuple[str, Callable[[Sizes, int], Sizes]]] = {
+    "liveblog": ("sockets", lambda sizes, n: replace(sizes, liveblog_sockets=(n,))),
+    "liveblog-fragments": ("sockets", lambda sizes, n: replace(sizes, fragments=(n, *sizes.fragments[1:]))),
+    "metrics-overhead": ("sockets", lambda sizes, n: replace(sizes, overhead=(n, *sizes.overhead[1:]))),
+    "chat": ("users in the big room", lambda sizes, n: replace(sizes, chat_big_room=n)),
+    "typing": (
+        "users in the room (typists at most as many)",
+        lambda sizes, n: replace(sizes, typing=(n, min(n, sizes.typing[1]), sizes.typing[2])),
+    ),
+    "sketchpad": ("drawers on the board", lambda sizes, n: replace(sizes, sketch_drawers=(n,))),
+    "cursors": ("pages moving their cursor", lambda sizes, n: replace(sizes, cursors=((n,), *sizes.cursors[1:]))),
+    "idle": ("idle sockets", lambda sizes, n: replace(sizes, idle_counts=(n,))),
+    "flood": ("seconds of flooding", lambda sizes, n: replace(sizes, flood_seconds=float(n))),
+}
+
+
+def sizes_resize(*, sizes: Sizes, scenario: str, size: int) -> Sizes:
+    """The sizes with ``scenario``'s main size set to ``size`` (``--size``; see ``SIZE_OPTION``)."""
+    return SIZE_OPTION[scenario][1](sizes, size)
+
+
+def sizes_rounds(*, sizes: Sizes, rounds: int) -> Sizes:
+    """The sizes with every alternation (site and baseline, metrics on and off, the two liveblog
+    pages) run ``rounds`` times each (``--rounds``)."""
+    return replace(
+        sizes,
+        baseline_rounds=rounds,
+        overhead=(sizes.overhead[0], rounds, *sizes.overhead[2:]),
+        fragments=(sizes.fragments[0], rounds, *sizes.fragments[2:]),
+    )
 
 
 @dataclass

@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after matplotlib.use: the backend must be chosen first
 
 from bench.metrics import DELAY, SAMPLE_INTERVAL
+from bench.text import median_rows
 from realtime_common.testing.metrics import histogram_quantile, metrics_delta
 
 SITE_COLOURS = {"liveblog": "tab:blue", "chat": "tab:orange", "sketchpad": "tab:green"}
@@ -15,8 +16,11 @@ STYLES = {"core": "tab:blue", "pubsub": "tab:orange", "bare": "tab:green", "raw_
 
 
 def liveblog_configs(*, liveblog: dict) -> dict[str, list[dict]]:
-    """Rows by configuration: each layer's, then the baselines'."""
-    configs = {name: layer["rows"] for name, layer in liveblog.get("layers", {}).items()}
+    """Rows by configuration, one per size (the median run of its rounds): each layer's, the bare
+    server's (its runs beside every layer), then the other baselines'."""
+    layers = liveblog.get("layers", {}).values()
+    configs = {layer["layer"]: median_rows(rows=layer["rows"]) for layer in layers}
+    configs["bare"] = median_rows(rows=[row for layer in layers for row in layer.get("bare_rows", [])])
     configs.update({name: baseline["rows"] for name, baseline in liveblog.get("baselines", {}).items()})
     return configs
 
@@ -98,7 +102,7 @@ def sketchpad_plot(*, sketchpad: dict, path: Path) -> Path:
 
 
 def metrics_timeline_plot(*, timeline: list[dict], path: Path) -> Path:
-    """The README's picture: each site's open sockets and its delay p99 (commit to frame sent, from
+    """docs/operating.md's picture: each site's open sockets and its delay p99 (commit to frame sent, from
     the histogram's buckets between two samples) over a run, from the metrics the bench sampled."""
     figure, (sockets_axes, delay_axes) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
     start = min(sample["t"] for sample in timeline)

@@ -81,6 +81,20 @@ def steal_seconds(*, cpu: int) -> float:
     return 0.0
 
 
+@dataclass
+class StealWindow:
+    """The steal of the servers' CPU over a measured window: made where the window starts, read
+    (``pct``) where it ends. The CPU figures of the window are only as good as this is small."""
+
+    steal_start: float = field(default_factory=lambda: steal_seconds(cpu=SERVER_CPU))
+    started: float = field(default_factory=time.monotonic)
+
+    def pct(self) -> float:
+        """The steal so far, as a percentage of the window's wall time."""
+        elapsed = time.monotonic() - self.started
+        return round(100 * (steal_seconds(cpu=SERVER_CPU) - self.steal_start) / elapsed, 2) if elapsed > 0 else 0.0
+
+
 def cpu_delta(*, before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {name: round(after[name] - before[name], 3) for name in before}
 

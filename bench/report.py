@@ -10,7 +10,8 @@ from bench.context import Bench
 from bench.plots import plots_write
 from bench.scenarios.liveblog import SITE_PROCESSES
 from bench.targets import targets_evaluate
-from bench.text import DASH, bare_cpu_ratio, fmt, requested, table
+from bench.text import DASH, fmt, ratio_text, requested, round_ratio, table
+from bench.verdicts import NOISY_STEAL_PCT
 
 
 def report_write(*, results: dict, bench: Bench, merge: bool) -> dict[str, Path]:
@@ -50,6 +51,7 @@ def results_merge(*, old: dict, new: dict) -> dict:
         or (check["scenario"] == "liveblog" and check["name"].split()[0] in kept_layers)
     ] + new["checks"]
     merged["durations_s"] = {**old.get("durations_s", {}), **new["durations_s"]}
+    merged["steal_pct"] = {**old.get("steal_pct", {}), **new["steal_pct"]}
     merged["runs"] = [
         *old.get("runs", [{"command": old.get("command"), "started": old.get("started")}]),
         {"command": new["command"], "started": new["started"]},
@@ -142,13 +144,27 @@ def markdown_render(*, results: dict) -> str:
 def targets_section(*, results: dict) -> str:
     targets = results.get("targets", [])
     rows = [
-        [target["scenario"], target["target"], target["measured"], f"**{target['verdict']}**", target["note"]]
+        [
+            target["scenario"],
+            target["target"],
+            target["measured"],
+            fmt(target.get("steal_pct"), 2, " %"),
+            f"**{target['verdict']}**",
+            target["note"],
+        ]
         for target in targets
     ]
-    return "\n## Targets\n\n" + (
-        table(header=["scenario", "target", "measured", "verdict", "note"], rows=rows)
-        if rows
-        else "No scenario with targets ran.\n"
+    steal = ", ".join(f"{name} {fmt(pct, 2)} %" for name, pct in results.get("steal_pct", {}).items())
+    return (
+        "\n## Targets\n\n"
+        f"Steal (the hypervisor's share of the servers' CPU, from /proc/stat) over each scenario: {steal or DASH}. "
+        f"A target measured under more than {NOISY_STEAL_PCT:g} % of steal is NOISY, whatever its figures; "
+        'a ratio\'s range (its alternated rounds) with the target inside is "range crosses the target".\n\n'
+        + (
+            table(header=["scenario", "target", "measured", "steal", "verdict", "note"], rows=rows)
+            if rows
+            else "No scenario with targets ran.\n"
+        )
     )
 
 
@@ -179,17 +195,19 @@ def liveblog_section(*, data: dict, results: dict) -> str:
         "the site on "
         f"{next(iter(data['layers'].values()), {}).get('processes', 2)} daphne processes (sockets split evenly), "
         "the baselines on one process. "
+        f"At each size the site and the bare websockets server alternate, runs of each: {data.get('rounds', 1)} "
+        "(#1, #2...; the order flipped each round): ÷ bare is a run's ratio to the bare run of its round. "
         "Latency: from the `time.time()` in the post's body, taken just before the save, to the frame's arrival. "
         "CPU: utime+stime from /proc between the first post and the last frame; per delivered frame.\n\n"
     )
-    configs = [
-        (f"site, {name} ({layer['backend'].rsplit('.', 1)[-1]})", layer["rows"])
-        for name, layer in data["layers"].items()
-    ]
-    configs += [(f"baseline: {name}", baseline["rows"]) for name, baseline in data.get("baselines", {}).items()]
+    configs = []
+    for name, layer in data["layers"].items():
+        configs.append((f"site, {name} ({layer['backend'].rsplit('.', 1)[-1]})", layer["rows"], layer))
+        configs.append((f"baseline: bare, beside {name}", layer.get("bare_rows", []), None))
+    configs += [(f"baseline: {name}", baseline["rows"], None) for name, baseline in data.get("baselines", {}).items()]
     rows = [
-        [label, *fanout_cells(row=row, ratio=bare_cpu_ratio(liveblog=data, row=row))]
-        for label, config_rows in configs
+        [label, *fanout_cells(row=row, ratio=round_ratio(layer=layer, row=row) if layer else None)]
+        for label, config_rows, layer in configs
         for row in config_rows
     ]
     text += table(
@@ -207,9 +225,27 @@ def liveblog_section(*, data: dict, results: dict) -> str:
             "÷ bare",
             "Redis µs / frame",
             "client CPU",
+            "steal",
         ],
         rows=rows,
     )
+    ratio_rows = [
+        [
+            name,
+            f"{figures['sockets']:,}",
+            spread_text(spread=figures["per_frame_us"].get("site")),
+            spread_text(spread=figures["per_frame_us"].get("bare")),
+            ratio_text(ratio=figures["ratio"]),
+            fmt(figures["steal_pct_max"], 2, " %"),
+        ]
+        for name, layer in data["layers"].items()
+        for figures in layer.get("ratios", [])
+    ]
+    if ratio_rows:
+        text += "\nThe site over the bare server, round by round:\n\n" + table(
+            header=["layer", "N", "site µs / frame", "bare µs / frame", "÷ bare: median (range)", "steal at most"],
+            rows=ratio_rows,
+        )
     benchmark = data.get("redis_benchmark") or {}
     text += (
         f"\nBaseline (c), Redis alone: {fmt(benchmark.get('requests_per_s'), 0)} PUBLISH/s "
@@ -256,7 +292,15 @@ def fanout_cells(*, row: dict, ratio: float | None) -> list[str]:
         fmt(ratio, 1, "×"),
         fmt(row["redis_cpu_per_frame_us"]),
         fmt(row["client_cpu_pct"], 0, " %"),
+        fmt(row.get("server_cpu_steal_pct"), 2, " %"),
     ]
+
+
+def spread_text(*, spread: dict | None) -> str:
+    """A state's figures over alternated runs (``bench.stats.values_spread``): median (min – max)."""
+    if spread is None:
+        return DASH
+    return f"{fmt(spread['median'], 1)} ({fmt(spread['min'], 1)} – {fmt(spread['max'], 1)})"
 
 
 def broadcast_cells(*, broadcast: dict) -> list[str]:
@@ -395,6 +439,18 @@ def chat_section(*, data: dict, results: dict) -> str:
         if rooms.get("client_saturated"):
             text += " **The client was saturated (≥ 90 % CPU) on some step: those numbers are the client's limit.**"
         text += "\n"
+    runs = data.get("rooms_runs", {})
+    if runs:
+        text += (
+            f"\nThe tables show each side's median run of {len(runs['site'])}, the site and the bare server "
+            "alternated. Highest step held, deliveries/s, by round: "
+            + "; ".join(
+                f"{state} " + ", ".join(fmt(run["best"] and run["best"]["deliveries_per_s"], 0) for run in state_runs)
+                for state, state_runs in runs.items()
+            )
+            + f". The site over the bare server, round by round: {ratio_text(ratio=data.get('rooms_ratio'))}; "
+            f"steal at most {fmt(data.get('rooms_steal_pct_max'), 2)} %.\n"
+        )
     text += tracebacks_markdown(errors=data.get("server_errors"), who="The servers")
     return text + plot_markdown(results=results, name="chat-steps")
 
@@ -537,12 +593,16 @@ def drawing_cells(*, step: dict) -> list[str]:
 
 def idle_section(*, data: dict, results: dict) -> str:
     rows = []
-    for label in ("site", "bare"):
-        for row in data.get(label, {}).get("rows", []):
+    runs = sorted(
+        ((label, run) for label, label_runs in data.get("runs", {}).items() for run in label_runs),
+        key=lambda pair: (pair[1]["round"], pair[0] != "site"),
+    )
+    for label, run in runs:
+        for row in run["rows"]:
             broadcast = row["broadcast"]
             rows.append(
                 [
-                    label,
+                    f"{label} #{run['round']}",
                     f"{row['count']:,}",
                     f"{row['open']:,}" + (f" ({row['connect']['failed']} failed)" if row["connect"]["failed"] else ""),
                     fmt(row["rss_mb"]),
@@ -552,14 +612,22 @@ def idle_section(*, data: dict, results: dict) -> str:
                     fmt(broadcast["delivery_pct"], 2),
                     fmt(broadcast["latency_ms"]["p50"]),
                     fmt(broadcast["time_to_last_ms"]),
+                    fmt(row.get("steal_pct"), 2, " %"),
                 ]
             )
+    ratios = "; ".join(
+        f"{figures['count']:,} sockets: {ratio_text(ratio=figures['ratio'])}, steal at most "
+        f"{fmt(figures['steal_pct_max'], 2, ' %')}"
+        for figures in data.get("memory_ratios", [])
+    )
     return section_render(
         heading="4. Idle sockets",
         intro=(
             f"Liveblog sockets on one daphne process (layer {data['layer']}) against the bare websockets server, "
+            "alternated, each run on a freshly started process (#1, #2...: the rounds), "
             "opened in batches (100 handshakes at a time); memory is the server's RSS growth over its RSS after a "
-            "warm-up, per socket."
+            "warm-up, per socket. Memory per socket over the bare server's, round by round, median (range): "
+            f"{ratios or DASH}."
         ),
         header=[
             "server",
@@ -572,6 +640,7 @@ def idle_section(*, data: dict, results: dict) -> str:
             "one post: delivered %",
             "p50 ms",
             "to the last socket, ms",
+            "steal",
         ],
         rows=rows,
         data=data,
@@ -775,5 +844,9 @@ def limits_section() -> str:
 - The chat rooms' highest step is bounded by the step ladder: the site's by the chat's per-user rate
   limit (users × limit), the bare server's by the extra steps; a server that holds every step has not
   shown its limit.
-- The machine may be shared: the load average at the start and end is in the table above.
+- The machine may be shared: the load average at the start and end is in the table above, and the
+  steal time (the hypervisor giving CPU 1's turns to another machine) of each scenario and run is in
+  the tables. Over 5 % of steal, a target is NOISY: rerun it (`--only NAME`) when the machine is quiet.
+- Each ratio against a baseline comes from runs of the site and the baseline alternated (the order
+  flipped each round), judged on its range: a drift of the machine falls on both alike.
 """

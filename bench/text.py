@@ -19,12 +19,41 @@ def requested(*, row: dict) -> int:
     return row["connect"]["requested"]
 
 
-def bare_cpu_ratio(*, liveblog: dict, row: dict) -> float | None:
-    """A fan-out row's server CPU per delivered frame over the bare websockets server's at the same
-    number of sockets; None where either is missing or the bare one is 0 (below /proc's resolution)."""
-    bare = {requested(row=base): base for base in liveblog.get("baselines", {}).get("bare", {}).get("rows", [])}
-    base = bare.get(requested(row=row))
-    return ratio(numerator=row["server_cpu_per_frame_us"], denominator=base and base["server_cpu_per_frame_us"])
+def round_ratio(*, layer: dict, row: dict) -> float | None:
+    """A liveblog layer's run: its server CPU per delivered frame over that of the bare server's run
+    of the same size and round (the two ran back to back); None where either is missing or the
+    bare one is 0 (below /proc's resolution)."""
+    bare = next(
+        (
+            base
+            for base in layer.get("bare_rows", [])
+            if requested(row=base) == requested(row=row) and base["round"] == row.get("round")
+        ),
+        None,
+    )
+    return ratio(numerator=row["server_cpu_per_frame_us"], denominator=bare and bare["server_cpu_per_frame_us"])
+
+
+def median_rows(*, rows: list[dict]) -> list[dict]:
+    """Of runs repeated at each size, one per size, in order of size: the run whose server CPU per
+    frame is the median (the lower of the middle two for an even count; runs without a figure last)."""
+    by_size: dict[int, list[dict]] = {}
+    for row in rows:
+        by_size.setdefault(requested(row=row), []).append(row)
+    middle = []
+    for size in sorted(by_size):
+        ordered = sorted(
+            by_size[size], key=lambda row: (row["server_cpu_per_frame_us"] is None, row["server_cpu_per_frame_us"] or 0)
+        )
+        middle.append(ordered[(len(ordered) - 1) // 2])
+    return middle
+
+
+def ratio_text(*, ratio: dict | None, digits: int = 2) -> str:
+    """A ratio over alternated rounds (``bench.stats.ratios_summary``): its median and range."""
+    if ratio is None:
+        return DASH
+    return f"{ratio['median']:.{digits}f}× ({ratio['low']:.{digits}f} – {ratio['high']:.{digits}f})"
 
 
 def table(*, header: list[str], rows: list[list]) -> str:

@@ -3,7 +3,7 @@
 One room of N users (each a logged-in session of its own) on one daphne process: idle cost,
 the cost of one user joining, leaving and closing, one message to everyone, and everyone
 reconnecting at once. Then 100 rooms of 10 users over two processes at a stepped send rate,
-against the bare websockets server relaying by room.
+against the bare websockets server relaying by room, the two alternated.
 """
 
 import time
@@ -13,6 +13,7 @@ from bench.context import Bench, profile_record, profiler_running
 from bench.procs import (
     LineProcess,
     Sampler,
+    StealWindow,
     bare_running,
     client_running,
     cpu_delta,
@@ -21,8 +22,8 @@ from bench.procs import (
     site_script,
     site_serving,
 )
-from bench.scenarios import connect_check, delivery_check, tracebacks_check, ws_of
-from bench.stats import p99_within
+from bench.scenarios import connect_check, delivery_check, runs_alternate, tracebacks_check, ws_of
+from bench.stats import p99_within, ratios_summary
 
 SCENARIO = "chat"
 BIG_ROOM = "bench-big"
@@ -60,51 +61,64 @@ def chat_run(*, bench: Bench) -> dict:
         bench.pinning.pid_pin(name="daphne chat", pid=site.pids[-1], cpu=1)
         rooms_users = users[big_users:]
         site_pids = {f"daphne-{number}": pid for number, pid in enumerate(site.pids)}
-        result["rooms"] = rooms_run(
-            bench=bench,
-            client=client,
-            conns=[
-                {
-                    "url": f"{ws_of(url=urls[number % 2])}/ws/chat/",
-                    "origin": urls[number % 2],
-                    "cookie": user["cookie"],
-                    "user": user["username"],
-                    "room": room_slugs[number // sizes.chat_room_users],
-                }
-                for number, user in enumerate(rooms_users)
-            ],
-            pids={**site_pids, "redis": bench.redis.pid},
-            mode="site",
-            rates=sizes.chat_rates,
-            window=(limit_messages, limit_seconds),
-        )
-        result["server_errors"] = tracebacks_check(bench=bench, scenario=SCENARIO, site=site)
-        with bare_running(workdir=bench.workdir, pinning=bench.pinning) as bare:
-            result["rooms_bare"] = rooms_run(
+        site_conns = [
+            {
+                "url": f"{ws_of(url=urls[number % 2])}/ws/chat/",
+                "origin": urls[number % 2],
+                "cookie": user["cookie"],
+                "user": user["username"],
+                "room": room_slugs[number // sizes.chat_room_users],
+            }
+            for number, user in enumerate(rooms_users)
+        ]
+        # The bare server runs beside the site's processes, so that the two alternate run by run.
+        bare = stack.enter_context(bare_running(workdir=bench.workdir, pinning=bench.pinning))
+        bare_conns = [
+            {
+                "url": f"{ws_of(url=bare.url)}/ws/{room_slugs[number // sizes.chat_room_users]}/",
+                "user": user["username"],
+                "room": room_slugs[number // sizes.chat_room_users],
+            }
+            for number, user in enumerate(rooms_users)
+        ]
+
+        def rooms_measure(*, state: str, round_number: int) -> dict:
+            site_state = state == "site"
+            return rooms_run(
                 bench=bench,
                 client=client,
-                conns=[
-                    {
-                        "url": f"{ws_of(url=bare.url)}/ws/{room_slugs[number // sizes.chat_room_users]}/",
-                        "user": user["username"],
-                        "room": room_slugs[number // sizes.chat_room_users],
-                    }
-                    for number, user in enumerate(rooms_users)
-                ],
-                pids={"bare": bare.pid},
-                mode="bare",
-                rates=sizes.chat_rates + sizes.chat_bare_extra_rates,
-                window=None,
-            )
+                conns=site_conns if site_state else bare_conns,
+                pids={**site_pids, "redis": bench.redis.pid} if site_state else {"bare": bare.pid},
+                mode=state,
+                rates=sizes.chat_rates if site_state else sizes.chat_rates + sizes.chat_bare_extra_rates,
+                window=(limit_messages, limit_seconds) if site_state else None,
+            ) | {"round": round_number}
+
+        runs = runs_alternate(states=("site", "bare"), rounds=sizes.baseline_rounds, measure=rooms_measure)
+        result["server_errors"] = tracebacks_check(bench=bench, scenario=SCENARIO, site=site)
         result["client_cpu_log"] = client.cpu_log[-40:]
-    site_best = result["rooms"]["best"]
-    bare_best = result["rooms_bare"]["best"]
-    result["rooms_ratio"] = (
-        round(site_best["deliveries_per_s"] / bare_best["deliveries_per_s"], 3)
-        if site_best and bare_best and bare_best["deliveries_per_s"]
-        else None
+    result["rooms_runs"] = runs
+    # The steps tables and plot show each side's median run; the ratio is round by round.
+    result["rooms"] = runs_median(runs=runs["site"])
+    result["rooms_bare"] = runs_median(runs=runs["bare"])
+    result["rooms_ratio"] = ratios_summary(
+        numerators=[best_deliveries(run=run) for run in runs["site"]],
+        denominators=[best_deliveries(run=run) for run in runs["bare"]],
+    )
+    result["rooms_steal_pct_max"] = max(
+        step["steal_pct"] for state_runs in runs.values() for run in state_runs for step in run["steps"]
     )
     return result
+
+
+def best_deliveries(*, run: dict) -> float:
+    """The deliveries/s of a rooms run's highest held step; 0 if it held none."""
+    return run["best"]["deliveries_per_s"] if run["best"] else 0
+
+
+def runs_median(*, runs: list[dict]) -> dict:
+    """Of repeated rooms runs, the one with the median ``best_deliveries`` (the lower of the middle two)."""
+    return sorted(runs, key=lambda run: best_deliveries(run=run))[(len(runs) - 1) // 2]
 
 
 def big_room_run(*, bench: Bench, client: LineProcess, url: str, pid: int, users: list[dict]) -> dict:
@@ -334,7 +348,7 @@ def rooms_run(
     steps = []
     best = None
     for number, rate in enumerate(rates, start=1):
-        before, started = cpu_snapshot(pids=pids), time.monotonic()
+        before, started, steal = cpu_snapshot(pids=pids), time.monotonic(), StealWindow()
         answer = client.call(
             "chat_step",
             timeout=sizes.chat_step_seconds + 120,
@@ -365,6 +379,7 @@ def rooms_run(
             "server_core_pct": {name: round(100 * seconds / elapsed, 1) for name, seconds in used.items()},
             "client_cpu_pct": answer["client_cpu"]["pct"],
             "client_cpu_pct_sending": answer["client_cpu_pct_sending"],
+            "steal_pct": steal.pct(),
         }
         steps.append(step)
         if held:

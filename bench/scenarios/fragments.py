@@ -1,5 +1,5 @@
 """Scenario liveblog-fragments: what the fragments page costs per frame beside the JSON page
-(README, "The two liveblog pages"). The same sockets on the same two daphne processes, the same
+(liveblog/README.md, "The two liveblog pages"). The same sockets on the same two daphne processes, the same
 posts from another process, to ``/ws/liveblog/<slug>/`` and to ``/ws/liveblog/<slug>/fragments/``,
 alternated in one run, the order flipped each round; the server CPU per delivered frame of each,
 and the ratio fragments/JSON round by round: its median, range and interquartile range."""

@@ -1,6 +1,7 @@
 """Scenario 1, liveblog fan-out: N sockets over two daphne processes, posts saved by another
 process at a steady rate, on each channel layer; the same sockets and publish pattern against
-the bare websockets server and the raw ASGI app; and redis-benchmark's PUBLISH rate."""
+the bare websockets server, alternated with the site's runs of the same size, and against the
+raw ASGI app; and redis-benchmark's PUBLISH rate."""
 
 import time
 from collections.abc import Callable
@@ -10,9 +11,10 @@ from functools import partial
 from bench.context import Bench, profile_record, profiler_running
 from bench.metrics import metrics_summary, metrics_url
 from bench.procs import (
-    SERVER_CPU,
     LineProcess,
     Redis,
+    Server,
+    StealWindow,
     bare_running,
     client_running,
     cpu_delta,
@@ -21,9 +23,16 @@ from bench.procs import (
     raw_asgi_running,
     redis_benchmark,
     site_serving,
-    steal_seconds,
 )
-from bench.scenarios import connect_check, delivery_check, per_frame_us, tracebacks_check, ws_of
+from bench.scenarios import (
+    connect_check,
+    delivery_check,
+    per_frame_compare,
+    per_frame_us,
+    runs_alternate,
+    tracebacks_check,
+    ws_of,
+)
 from bench.stats import backlog_verdict
 from realtime_common.testing.metrics import metrics_delta, metrics_scrape, metrics_sum
 
@@ -39,67 +48,70 @@ def liveblog_run(*, bench: Bench) -> dict:
         "sockets": list(sizes.liveblog_sockets),
         "posts": sizes.liveblog_posts,
         "rate": sizes.liveblog_rate,
+        "rounds": sizes.baseline_rounds,
         "layers": {},
         "baselines": {},
     }
     with client_running(name="liveblog-client", workdir=bench.workdir, pinning=bench.pinning) as client:
-        for layer in bench.layers:
-            result["layers"][layer] = layer_run(bench=bench, client=client, layer=layer)
-        for name, running in (("bare", bare_running), ("raw_asgi", raw_asgi_running)):
-            with running(workdir=bench.workdir, pinning=bench.pinning) as server:
-                rows = []
-                for sockets in sizes.liveblog_sockets:
-                    conns = [{"url": f"{ws_of(url=server.url)}/ws/all/"} for _ in range(sockets)]
-                    # Through the server's publisher socket, to the room every socket is in.
-                    route = {"url": f"{ws_of(url=server.url)}/pub/", "room": "all"}
-                    publish = partial(posts_publish, process=client, op="publish", **route)
-                    rows.append(
-                        fanout_measure(
-                            bench=bench,
-                            client=client,
-                            label=f"{name} N={sockets}",
-                            conns=conns,
-                            posts=sizes.liveblog_posts,
-                            rate=sizes.liveblog_rate,
-                            publish=publish,
-                            server_pids={name: server.pid},
-                            redis=None,
-                        )
-                    )
-                result["baselines"][name] = {"processes": 1, "rows": rows}
+        # The bare server runs beside the site's processes, so that the two alternate run by run
+        # (the ratio's target is against it); the raw ASGI app is shown, not judged, so it runs once.
+        with bare_running(workdir=bench.workdir, pinning=bench.pinning) as bare:
+            for layer in bench.layers:
+                result["layers"][layer] = layer_run(bench=bench, client=client, layer=layer, bare=bare)
+        with raw_asgi_running(workdir=bench.workdir, pinning=bench.pinning) as server:
+            rows = [
+                baseline_measure(bench=bench, client=client, server=server, name="raw_asgi", sockets=sockets)
+                for sockets in sizes.liveblog_sockets
+            ]
+            result["baselines"]["raw_asgi"] = {"processes": 1, "rows": rows}
         result["redis_benchmark"] = redis_benchmark(port=bench.redis.port, requests=sizes.redis_benchmark_requests)
         result["client_cpu_log"] = client.cpu_log[-50:]
         result["pinned_at_end"] = bench.pinning.pid_check(name="liveblog-client", pid=client.pid, cpu=0)
     return result
 
 
-def layer_run(*, bench: Bench, client: LineProcess, layer: str) -> dict:
+def layer_run(*, bench: Bench, client: LineProcess, layer: str, bare: Server) -> dict:
+    """At each size, the site on ``layer`` and the bare server alternated (``runs_alternate``): the
+    ratio of their CPU per frame round by round, its median and range (``per_frame_compare``)."""
     sizes = bench.sizes
     site = bench.site(name="liveblog")
     with ExitStack() as stack:
         urls = stack.enter_context(site_serving(site=site, count=SITE_PROCESSES, layer=layer, pinning=bench.pinning))
         publisher = stack.enter_context(publisher_running(site=site, slug=SLUG))
         status = publisher.call("status", timeout=60)
-        rows = []
+        runs: dict[str, list[dict]] = {"site": [], "bare": []}
+        ratios = []
         profile_at = 1000 if 1000 in sizes.liveblog_sockets else sizes.liveblog_sockets[0]
         for sockets in sizes.liveblog_sockets:
-            conns = liveblog_conns(urls=urls, sockets=sockets, since=publisher.call("status", timeout=60)["last_seq"])
-            publish = partial(posts_publish, process=publisher, op="posts")
-            rows.append(
-                fanout_measure(
-                    bench=bench,
-                    client=client,
-                    label=f"{layer} N={sockets}",
-                    conns=conns,
-                    posts=sizes.liveblog_posts,
-                    rate=sizes.liveblog_rate,
-                    publish=publish,
-                    server_pids={f"daphne-{number}": pid for number, pid in enumerate(site.pids)},
-                    redis=bench.redis,
-                    profile_name=f"liveblog-{sockets}-{layer}" if sockets == profile_at else None,
-                    metrics_urls=urls,
-                )
-            )
+
+            def measure(*, state: str, round_number: int) -> dict:
+                if state == "bare":
+                    row = baseline_measure(
+                        bench=bench, client=client, server=bare, name=f"bare ({layer})", sockets=sockets
+                    )
+                else:
+                    profiled = sockets == profile_at and round_number == 1
+                    row = fanout_measure(
+                        bench=bench,
+                        client=client,
+                        label=f"{layer} N={sockets}",
+                        conns=liveblog_conns(
+                            urls=urls, sockets=sockets, since=publisher.call("status", timeout=60)["last_seq"]
+                        ),
+                        posts=sizes.liveblog_posts,
+                        rate=sizes.liveblog_rate,
+                        publish=partial(posts_publish, process=publisher, op="posts"),
+                        server_pids={f"daphne-{number}": pid for number, pid in enumerate(site.pids)},
+                        redis=bench.redis,
+                        profile_name=f"liveblog-{sockets}-{layer}" if profiled else None,
+                        metrics_urls=urls,
+                    )
+                return {**row, "label": f"{row['label']} #{round_number}", "round": round_number}
+
+            alternated = runs_alternate(states=("site", "bare"), rounds=sizes.baseline_rounds, measure=measure)
+            for state, rows in alternated.items():
+                runs[state] += rows
+            ratios.append({"sockets": sockets, **per_frame_compare(runs=alternated, over=("site", "bare"))})
         for number, pid in enumerate(site.pids):
             bench.pinning.pid_check(name=f"liveblog daphne-{number}", pid=pid, cpu=1)
         errors = tracebacks_check(bench=bench, scenario=SCENARIO, site=site, name=f"{layer}: no server tracebacks")
@@ -107,9 +119,28 @@ def layer_run(*, bench: Bench, client: LineProcess, layer: str) -> dict:
         "layer": layer,
         "backend": status["backend"],
         "processes": SITE_PROCESSES,
-        "rows": rows,
+        "rows": runs["site"],
+        "bare_rows": runs["bare"],
+        "ratios": ratios,
         "server_errors": errors,
     }
+
+
+def baseline_measure(*, bench: Bench, client: LineProcess, server: Server, name: str, sockets: int) -> dict:
+    """The same fan-out through a baseline server: every socket in one room, the posts sent
+    through the server's publisher socket by the load client."""
+    publish = partial(posts_publish, process=client, op="publish", url=f"{ws_of(url=server.url)}/pub/", room="all")
+    return fanout_measure(
+        bench=bench,
+        client=client,
+        label=f"{name} N={sockets}",
+        conns=[{"url": f"{ws_of(url=server.url)}/ws/all/"} for _ in range(sockets)],
+        posts=bench.sizes.liveblog_posts,
+        rate=bench.sizes.liveblog_rate,
+        publish=publish,
+        server_pids={name: server.pid},
+        redis=None,
+    )
 
 
 def posts_publish(*, process: LineProcess, op: str, count: int, rate: float, **route: str) -> dict:
@@ -171,7 +202,7 @@ def fanout_measure(
         # Scraped outside the CPU window: a scrape is not the fan-out's cost.
         metrics_before = [metrics_scrape(url=metrics_url(url=url)) for url in metrics_urls or []]
         client_before = client.call("status", timeout=30)["cpu_seconds"]
-        steal_before = steal_seconds(cpu=SERVER_CPU)
+        steal = StealWindow()
         before, started = cpu_snapshot(pids=pids), time.monotonic()
         profile_pid = next(iter(server_pids.values()))
         seconds = sizes.profile_seconds if profile_name else 0
@@ -179,7 +210,7 @@ def fanout_measure(
             published = publish(count=posts, rate=rate)
             wait = client.call("expect_wait", timeout=sizes.liveblog_drain + 60, wait=sizes.liveblog_drain)
             after, elapsed = cpu_snapshot(pids=pids), time.monotonic() - started
-            steal = steal_seconds(cpu=SERVER_CPU) - steal_before
+            steal_pct = steal.pct()
         client_used = client.call("status", timeout=30)["cpu_seconds"] - client_before
         metrics_after = [metrics_scrape(url=metrics_url(url=url)) for url in metrics_urls or []]
         commands = redis.commands_processed() - commands_before if redis else None
@@ -236,7 +267,7 @@ def fanout_measure(
         "server_cpu_s": round(server_cpu, 3),
         "server_cpu_by_process": used,
         # The hypervisor's share of the servers' CPU over the window: the CPU figures are only as good as this is small.
-        "server_cpu_steal_pct": round(100 * steal / elapsed, 2),
+        "server_cpu_steal_pct": steal_pct,
         "server_cpu_per_frame_us": per_frame_us(cpu_seconds=server_cpu, frames=wait["delivered"]),
         "redis_cpu_s": used.get("redis"),
         "redis_cpu_per_frame_us": per_frame_us(cpu_seconds=used["redis"], frames=wait["delivered"]) if redis else None,

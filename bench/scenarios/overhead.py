@@ -15,6 +15,7 @@ from bench.context import Bench
 from bench.procs import BenchSite, LineProcess, client_running, publisher_running, site_serving
 from bench.scenarios import per_frame_compare, runs_alternate, tracebacks_check
 from bench.scenarios.liveblog import SITE_PROCESSES, SLUG, fanout_measure, liveblog_conns, posts_publish
+from bench.verdicts import range_judge
 
 SCENARIO = "metrics-overhead"
 # The issue's target: counting costs at most 3 % of the CPU per frame.
@@ -41,7 +42,9 @@ def overhead_run(*, bench: Bench) -> dict:
         "rounds": rounds,
         "runs": runs,
         **figures,
-        "verdict": overhead_verdict(ratio=figures["ratio"]),
+        "verdict": range_judge(
+            ratio=figures["ratio"], within=(1 - TARGET, 1 + TARGET), steal_pct=figures["steal_pct_max"]
+        ),
     }
 
 
@@ -87,15 +90,3 @@ def overhead_measure(
     finally:
         site.metrics_on = True
     return row
-
-
-def overhead_verdict(*, ratio: dict | None) -> str:
-    """PASS only when every round's ratio on/off is within the target; FAIL when every one is
-    above it; otherwise the runs prove neither."""
-    if ratio is None:
-        return "n/a"
-    if 1 - TARGET <= ratio["low"] and ratio["high"] <= 1 + TARGET:
-        return "PASS"
-    if ratio["low"] > 1 + TARGET:
-        return "FAIL"
-    return "range crosses the target"

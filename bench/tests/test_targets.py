@@ -1,0 +1,113 @@
+"""The Targets table's verdicts from a run's results: steal, alternated ranges, several runs of one size."""
+
+from bench.stats import ratios_summary
+from bench.targets import LIVEBLOG_CPU_RATIO_MAX, targets_evaluate
+from bench.verdicts import CROSSES
+
+
+def fanout_row(*, sockets: int, round_number: int, p99: float = 50.0, steal: float = 0.5) -> dict:
+    return {
+        "label": f"pubsub N={sockets} #{round_number}",
+        "round": round_number,
+        "connect": {"requested": sockets, "connected": sockets, "failed": 0},
+        "latency_ms": {"p50": 10.0, "p95": 20.0, "p99": p99, "max": p99},
+        "backlog": {"backlog": False},
+        "delivery_pct": 100.0,
+        "delivered": sockets * 20,
+        "expected": sockets * 20,
+        "server_cpu_per_frame_us": 40.0,
+        "server_cpu_steal_pct": steal,
+    }
+
+
+def liveblog_results(*, ratios: list[float], scenario_steal: float, p99s: tuple[float, ...] = (50.0, 60.0, 70.0)):
+    rows = [fanout_row(sockets=1000, round_number=number, p99=p99) for number, p99 in enumerate(p99s, start=1)]
+    return {
+        "smoke": False,
+        "steal_pct": {"liveblog": scenario_steal},
+        "scenarios": {
+            "liveblog": {
+                "rounds": len(ratios),
+                "layers": {
+                    "pubsub": {
+                        "rows": rows,
+                        "bare_rows": [],
+                        "ratios": [
+                            {
+                                "sockets": 1000,
+                                "ratio": ratios_summary(numerators=ratios, denominators=[1.0] * len(ratios)),
+                                "steal_pct_max": 0.5,
+                            }
+                        ],
+                    }
+                },
+            }
+        },
+    }
+
+
+def by_target(*, results: dict) -> dict[str, dict]:
+    return {target["target"]: target for target in targets_evaluate(results=results)}
+
+
+def cpu_target(*, targets: dict[str, dict]) -> dict:
+    return next(target for name, target in targets.items() if f"≤ {LIVEBLOG_CPU_RATIO_MAX:g}× bare" in name)
+
+
+def test_quiet_run_within_the_target_passes_with_its_steal():
+    targets = by_target(results=liveblog_results(ratios=[3.0, 3.2, 3.5], scenario_steal=1.0))
+    target = cpu_target(targets=targets)
+    assert target["verdict"] == "PASS"
+    assert target["steal_pct"] == 1.0
+    assert "3.2× (3.0 – 3.5)" in target["measured"]
+
+
+def test_noisy_scenario_never_passes():
+    targets = by_target(results=liveblog_results(ratios=[3.0, 3.2, 3.5], scenario_steal=20.0))
+    # The 3,000-socket target was not run (n/a); every target that was measured is NOISY.
+    assert {target["verdict"] for target in targets.values()} == {"NOISY", "n/a"}
+
+
+def test_a_noisy_run_makes_its_target_noisy():
+    results = liveblog_results(ratios=[3.0, 3.2, 3.5], scenario_steal=1.0)
+    results["scenarios"]["liveblog"]["layers"]["pubsub"]["rows"][1]["server_cpu_steal_pct"] = 9.0
+    targets = by_target(results=results)
+    p99 = next(target for name, target in targets.items() if "p99" in name)
+    assert p99["verdict"] == "NOISY"
+    assert cpu_target(targets=targets)["verdict"] == "PASS"  # its runs' steal stayed low
+
+
+def test_range_across_the_target_is_not_pass():
+    targets = by_target(results=liveblog_results(ratios=[3.5, 3.9, 4.8], scenario_steal=1.0))
+    assert cpu_target(targets=targets)["verdict"] == CROSSES
+
+
+def test_runs_that_disagree_on_p99_cross_the_target():
+    targets = by_target(results=liveblog_results(ratios=[3.0], scenario_steal=1.0, p99s=(50.0, 150.0, 60.0)))
+    p99 = next(target for name, target in targets.items() if "p99" in name)
+    assert p99["verdict"] == CROSSES
+
+
+def test_idle_memory_ratio_judged_on_its_range():
+    results = {
+        "smoke": False,
+        "steal_pct": {"idle": 0.2},
+        "scenarios": {
+            "idle": {
+                "memory_ratios": [
+                    {
+                        "count": 2000,
+                        "ratio": ratios_summary(numerators=[1.8, 1.9], denominators=[1, 1]),
+                        "steal_pct_max": 0,
+                    },
+                    {
+                        "count": 10000,
+                        "ratio": ratios_summary(numerators=[2.1, 2.3], denominators=[1, 1]),
+                        "steal_pct_max": 0,
+                    },
+                ]
+            }
+        },
+    }
+    verdicts = [target["verdict"] for target in targets_evaluate(results=results)]
+    assert verdicts == ["PASS", "FAIL"]
