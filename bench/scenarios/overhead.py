@@ -6,7 +6,14 @@ ratio on/off round by round: its median, range and interquartile range.
 
 The runs are long (more posts, at a higher rate, than the liveblog scenario's) because the CPU
 is read in 10 ms ticks and a neighbour's load comes and goes: over windows of ~1.5 s of CPU one
-state's own runs spread by up to 28 %, far more than the 3 % to judge."""
+state's own runs spread by up to 28 %, far more than the 3 % to judge. Part of that spread is the
+server's own: under this load each daphne process runs a full collection of Python's GC every ~3 s,
+of 60-115 ms with its 500 sockets, so a run's window holds 3 or 4 of them.
+
+Counted in CPU instructions instead (valgrind's callgrind, which a neighbour's load does not change:
+one daphne process, 200 or 500 sockets, each post fanned out before the next), counting costs about
+1 % of a frame's ~320,000 instructions: ~2,000 in SocketMeter.event_sent (a clock reading and a
+bucket), ~600 in counting the send itself."""
 
 from contextlib import ExitStack
 from functools import partial

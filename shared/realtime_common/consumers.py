@@ -37,6 +37,7 @@ frames by code and its close by code (``SocketMetrics``, realtime_common.metrics
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
@@ -243,6 +244,15 @@ class FrameLimits:
         )
 
 
+def send_deferred(*, send: Callable[[dict], Awaitable[None]]) -> Callable[[dict], Awaitable[None]]:
+    """``send`` as a coroutine function: called from a thread, it runs nothing until the event loop awaits it."""
+
+    async def deferred(message: dict) -> None:
+        await send(message)
+
+    return deferred
+
+
 class SocketMetrics:
     """What the two consumer bases share: the socket's metrics (realtime_common.metrics).
     Its ASGI ``receive`` and ``send`` are counted where every message passes, whatever
@@ -256,6 +266,11 @@ class SocketMetrics:
         if self.meter.on:
             receive, send = self.meter.receive_counted(receive), self.meter.send_counted(send)
         self.async_send = send
+        if self.meter.on and self._sync:
+            # Channels gives a sync consumer's handlers async_to_sync(send), which calls ``send`` in
+            # their thread and awaits what it returns in the event loop: behind a coroutine, the
+            # counting runs in the event loop too, where a socket's counts are written.
+            send = send_deferred(send=send)
         try:
             await super().__call__(scope, receive, send)
         except Exception:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import itertools
+import threading
 import time
 import urllib.request
 from types import SimpleNamespace
@@ -23,6 +24,7 @@ from django.urls import path
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from realtime_common import metrics
 from realtime_common.asgi import CLOSE_TOO_MANY_SOCKETS, asgi_application
 from realtime_common.broadcast import group_send_logged, group_send_on_commit
 from realtime_common.consumers import (
@@ -230,6 +232,25 @@ async def test_relayed_frames_count_as_sent(consumer, layer):
     assert await socket.receive_json_from() == {"type": "note"}
     assert moved(before, counts(consumer)) == {"sent": 1}
     await socket.disconnect()
+
+
+@pytest.mark.usefixtures("layer")
+async def test_a_sync_consumers_frames_are_counted_in_the_event_loop_not_in_its_handlers_thread(monkeypatch):
+    """A socket's counts are written only in its event loop (SocketCounts): a sync consumer's
+    handler sends from the ORM's thread, through async_to_sync."""
+    writers = set()
+
+    class RecordedCounts(metrics.FrameCounts):
+        def __setattr__(self, name, value):
+            writers.add(threading.get_ident())
+            super().__setattr__(name, value)
+
+    monkeypatch.setattr(metrics, "FrameCounts", RecordedCounts)
+    socket = await opened(SyncEcho)
+    await socket.send_json_to({"n": 1})
+    assert await socket.receive_json_from() == {"echo": {"n": 1}}
+    await socket.disconnect()
+    assert writers == {threading.get_ident()}
 
 
 def with_client(application, address: str):

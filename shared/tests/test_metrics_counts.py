@@ -56,6 +56,21 @@ async def test_a_sockets_frames_are_counted_once_whether_it_is_open_or_ended():
     assert sent() - before == 5
 
 
+async def test_a_counted_send_hands_over_the_awaitable_of_send_itself():
+    # Every frame sent passes through it: no coroutine of its own per frame, only send's.
+    sent_messages = []
+
+    async def send(message):
+        sent_messages.append(message)
+
+    meter = SocketMeter(consumer=CONSUMER)
+    awaitable = meter.send_counted(send)({"type": "websocket.send", "text": "{}"})
+    assert awaitable.cr_code is send.__code__
+    await awaitable
+    assert sent_messages == [{"type": "websocket.send", "text": "{}"}]
+    meter.ended(crashed=False)
+
+
 def test_delays_fall_in_the_buckets_the_clients_histogram_puts_them_in(monkeypatch):
     # Bounds themselves, between them, below the first and past the last (+Inf), and a clock gone back.
     delays = [*DELAY_BUCKETS, 0.0, 0.0004, 0.003, 0.7, 7.0, 11.0, 60.0, -0.5]
