@@ -9,7 +9,10 @@ import uuid
 import pytest
 from playwright.sync_api import Page, expect
 
-RED, BLUE, WHITE = "#ff0000", "#0000ff", "#ffffff"
+# Two of the palette's colours (boards/templates/boards/board.html), and the board's.
+RED, BLUE, WHITE = "#cf222e", "#0969da", "#ffffff"
+# The palette's widths, in thousandths of the board's width.
+FINE, MEDIUM, THICK, BROAD = 3, 8, 20, 48
 
 # The colour of a 2D context's pixel, as "#rrggbb".
 COLOR_AT = """(context, x, y) => '#' + [...context.getImageData(x, y, 1, 1).data.slice(0, 3)]
@@ -58,8 +61,16 @@ def expect_ready(page: Page) -> None:
     expect(page.locator("#board")).to_have_attribute("aria-busy", "false")
 
 
+# Whether two "#rrggbb" colours are the same, give or take 2 per channel: where a stroke's segments overlap, the
+# canvas blends its colour over itself with 8-bit rounding (#cf222e can come out #cf212e; only 0 and 255 are exact).
+COLOR_NEAR = """(a, b) => a !== null
+  && [1, 3, 5].every((i) => Math.abs(parseInt(a.slice(i, i + 2), 16) - parseInt(b.slice(i, i + 2), 16)) <= 2)"""
+
+
 def expect_pixel(page: Page, x: float, y: float, color: str) -> None:
-    page.wait_for_function(f"([x, y, color]) => ({CANVAS_PIXEL})([x, y]) === color", arg=[x, y, color], timeout=10_000)
+    page.wait_for_function(
+        f"([x, y, color]) => ({COLOR_NEAR})(({CANVAS_PIXEL})([x, y]), color)", arg=[x, y, color], timeout=10_000
+    )
 
 
 def at(page: Page, x: float, y: float) -> tuple[float, float]:
@@ -69,8 +80,9 @@ def at(page: Page, x: float, y: float) -> tuple[float, float]:
 
 
 def pick(page: Page, color: str, width: int) -> None:
-    page.locator("#color").fill(color)
-    page.locator("#width").fill(str(width))
+    """Chooses a colour and a width of the palette, by their values."""
+    page.locator(f'#tools input[name="color"][value="{color}"]').check()
+    page.locator(f'#tools input[name="width"][value="{width}"]').check()
 
 
 def draw_line(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
@@ -83,7 +95,7 @@ def draw_line(page: Page, start: tuple[float, float], end: tuple[float, float]) 
 def test_a_stroke_appears_on_another_screen_while_it_is_drawn_and_for_late_joiners(new_page, sketchpad_site):
     alice, bob, path = two_on_a_new_board(new_page, sketchpad_site)
 
-    pick(alice, RED, 24)
+    pick(alice, RED, THICK)
     alice.mouse.move(*at(alice, 0.2, 0.5))
     alice.mouse.down()
     alice.mouse.move(*at(alice, 0.5, 0.5), steps=10)
@@ -103,7 +115,7 @@ def test_a_stroke_appears_on_another_screen_while_it_is_drawn_and_for_late_joine
 def test_the_drawing_scales_with_the_window(new_page, sketchpad_site):
     alice = new_page(sketchpad_site.urls[0])
     create_board(alice)
-    pick(alice, BLUE, 16)
+    pick(alice, BLUE, THICK)
     draw_line(alice, (0.1, 0.1), (0.9, 0.9))
     expect_pixel(alice, 0.5, 0.5, BLUE)
     wide = alice.evaluate("document.getElementById('canvas').width")
@@ -115,12 +127,134 @@ def test_the_drawing_scales_with_the_window(new_page, sketchpad_site):
     expect_pixel(alice, 0.8, 0.2, WHITE)
 
 
+# The board's canvas and the column it is in (main's content box), in CSS pixels.
+BOARD_AND_COLUMN = """() => {
+  const canvas = document.getElementById('canvas').getBoundingClientRect();
+  const main = document.querySelector('main');
+  const padding = parseFloat(getComputedStyle(main).paddingRight);
+  return {right: canvas.right, width: canvas.width, height: canvas.height,
+          columnRight: main.getBoundingClientRect().right - padding};
+}"""
+
+
+@pytest.mark.parametrize(("width", "height"), [(600, 1000), (1200, 1000)])
+def test_the_board_fills_the_column_at_four_by_three(new_page, sketchpad_site, width, height):
+    page = new_page(sketchpad_site.urls[0])
+    page.set_viewport_size({"width": width, "height": height})
+    create_board(page)
+    # Its right edge is the column's (give or take the frame's border), and its height three quarters of its width.
+    page.wait_for_function(
+        f"() => {{ const box = ({BOARD_AND_COLUMN})(); return Math.abs(box.right - box.columnRight) <= 2; }}"
+    )
+    box = page.evaluate(BOARD_AND_COLUMN)
+    assert box["height"] == pytest.approx(box["width"] * 3 / 4, abs=1)
+    # Tools above the board on a narrow window, beside it on a wide one: there it is still most of the width.
+    assert box["width"] >= 0.75 * width
+    # Its drawing surface too (a pixel per device pixel): a point of the board lands where it was drawn.
+    pixels = page.evaluate("() => [document.getElementById('canvas').width, document.getElementById('canvas').height]")
+    assert pixels[1] == pytest.approx(pixels[0] * 3 / 4, abs=1)
+
+
+def test_a_stroke_drawn_on_a_phone_lands_at_the_same_place_of_the_board_on_a_wide_screen(new_page, sketchpad_site):
+    alice, bob, _ = two_on_a_new_board(new_page, sketchpad_site)
+    alice.set_viewport_size({"width": 390, "height": 844})
+    bob.set_viewport_size({"width": 1280, "height": 1000})
+
+    pick(alice, RED, THICK)
+    draw_line(alice, (0.2, 0.2), (0.8, 0.6))
+    pick(bob, BLUE, THICK)
+    draw_line(bob, (0.2, 0.8), (0.8, 0.8))
+    for page in [alice, bob]:
+        # On the line from (0.2, 0.2) to (0.8, 0.6), and off it.
+        expect_pixel(page, 0.5, 0.4, RED)
+        expect_pixel(page, 0.5, 0.8, BLUE)
+        expect_pixel(page, 0.5, 0.6, WHITE)
+
+
+def test_the_palette_chooses_the_colour_and_width_of_what_is_drawn_by_mouse_or_keyboard(new_page, sketchpad_site):
+    alice, bob, _ = two_on_a_new_board(new_page, sketchpad_site)
+    # Big enough that the fine width is over two pixels wide: its middle pixel is then its colour, not a blend.
+    bob.set_viewport_size({"width": 1280, "height": 1000})
+    colours, widths = (alice.get_by_role("group", name=name) for name in ["Colour", "Width"])
+
+    # With the mouse.
+    colours.get_by_role("radio", name="Red").click()
+    widths.get_by_role("radio", name="Broad").click()
+    draw_line(alice, (0.1, 0.3), (0.9, 0.3))
+    # With the keyboard: the arrow keys move the choice within a group, as in every group of radio buttons.
+    colours.get_by_role("radio", name="Green").focus()
+    alice.keyboard.press("ArrowRight")
+    expect(colours.get_by_role("radio", name="Blue")).to_be_checked()
+    widths.get_by_role("radio", name="Medium").focus()
+    alice.keyboard.press("ArrowLeft")
+    expect(widths.get_by_role("radio", name="Fine")).to_be_checked()
+    draw_line(alice, (0.1, 0.7), (0.9, 0.7))
+
+    # A broad red line: red two hundredths of the board's height from its middle. A fine blue one: white there.
+    expect_pixel(bob, 0.5, 0.3, RED)
+    expect_pixel(bob, 0.5, 0.32, RED)
+    expect_pixel(bob, 0.5, 0.7, BLUE)
+    expect_pixel(bob, 0.5, 0.72, WHITE)
+
+
+# Every pointerdown on the canvas, by its pointer's type ("mouse", "touch" or "pen"), kept in the page.
+WATCH_POINTERS = """() => {
+  window.pointerTypes = [];
+  const canvas = document.getElementById('canvas');
+  canvas.addEventListener('pointerdown', (event) => window.pointerTypes.push(event.pointerType));
+}"""
+
+
+def draw_line_as(page: Page, pointer: str, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A line drawn as a finger ("touch") or a pen ("pen") would, through Chromium's input events (DevTools
+    protocol): the page gets pointer events of that type, as from a real screen or tablet."""
+    cdp = page.context.new_cdp_session(page)
+    steps = 10
+    points = [
+        at(page, *(a + (b - a) * step / steps for a, b in zip(start, end, strict=True))) for step in range(steps + 1)
+    ]
+    if pointer == "touch":
+        for kind, point in [("touchStart", points[0]), *(("touchMove", point) for point in points[1:])]:
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": point[0], "y": point[1]}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        return
+    # A pen is a mouse event of pointerType "pen"; the left button is the pen's tip on the tablet.
+    pen = {"pointerType": "pen", "button": "left", "clickCount": 1}
+    (x, y), *moves = points
+    cdp.send("Input.dispatchMouseEvent", {"type": "mousePressed", "x": x, "y": y, "buttons": 1, **pen})
+    for x, y in moves:
+        cdp.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y, "buttons": 1, **pen})
+    cdp.send("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": x, "y": y, "buttons": 0, **pen})
+
+
+@pytest.mark.parametrize("pointer", ["touch", "pen"])
+def test_a_stroke_drawn_with_a_finger_or_a_pen_reaches_another_screen(browser, new_page, sketchpad_site, pointer):
+    first, second = sketchpad_site.urls
+    bob = new_page(first)
+    path = create_board(bob)
+    # A touch screen's browser: with has_touch, Chromium turns touches into pointer events.
+    context = browser.new_context(has_touch=True)
+    try:
+        alice = context.new_page()
+        alice.goto(f"{second}{path}")
+        expect_ready(alice)
+        alice.evaluate(WATCH_POINTERS)
+        pick(alice, RED, THICK)
+        draw_line_as(alice, pointer, (0.1, 0.5), (0.9, 0.5))
+        # All of it: the page scrolled nothing away (touch-action: none) and got every move.
+        for x in [0.1, 0.5, 0.9]:
+            expect_pixel(bob, x, 0.5, RED)
+        assert alice.evaluate("window.pointerTypes") == [pointer]
+    finally:
+        context.close()
+
+
 def test_undo_and_clear_reach_every_screen(new_page, sketchpad_site):
     alice, bob, path = two_on_a_new_board(new_page, sketchpad_site)
 
-    pick(alice, RED, 20)
+    pick(alice, RED, THICK)
     draw_line(alice, (0.1, 0.3), (0.9, 0.3))
-    pick(bob, BLUE, 20)
+    pick(bob, BLUE, THICK)
     draw_line(bob, (0.1, 0.7), (0.9, 0.7))
     for page in [alice, bob]:
         expect_pixel(page, 0.5, 0.3, RED)
@@ -134,7 +268,7 @@ def test_undo_and_clear_reach_every_screen(new_page, sketchpad_site):
     expect(alice.get_by_role("button", name="Undo")).to_be_disabled()
     expect(bob.get_by_role("button", name="Undo")).to_be_enabled()
 
-    pick(alice, RED, 20)
+    pick(alice, RED, THICK)
     draw_line(alice, (0.1, 0.3), (0.9, 0.3))
     expect_pixel(bob, 0.5, 0.3, RED)
     # Only the board's creator (alice made it) and staff may clear it, and only they see the button.
@@ -151,14 +285,14 @@ def test_undo_and_clear_reach_every_screen(new_page, sketchpad_site):
 
 def test_a_page_that_was_offline_gets_the_board_as_it_is_now(new_page, sketchpad_site):
     alice, bob, path = two_on_a_new_board(new_page, sketchpad_site)
-    pick(alice, RED, 20)
+    pick(alice, RED, THICK)
     draw_line(alice, (0.1, 0.3), (0.9, 0.3))
     expect_pixel(bob, 0.5, 0.3, RED)
 
     bob.context.set_offline(True)
     expect(bob.locator("#connection-state")).to_have_attribute("data-socket-state", "reconnecting")
     alice.get_by_role("button", name="Undo").click()
-    pick(alice, BLUE, 20)
+    pick(alice, BLUE, THICK)
     draw_line(alice, (0.1, 0.7), (0.9, 0.7))
     expect_pixel(alice, 0.5, 0.7, BLUE)
     bob.context.set_offline(False)
@@ -178,15 +312,19 @@ def test_the_gallery_shows_a_new_thumbnail_after_drawing_without_a_reload(new_pa
     expect(card.get_by_text("No preview yet")).to_be_visible()
     expect(gallery.locator("#connection-state")).to_have_attribute("data-socket-state", "open")
 
-    pick(alice, RED, 64)
+    pick(alice, RED, BROAD)
     draw_line(alice, (0.3, 0.5), (0.7, 0.5))
-    gallery.wait_for_function(f"(slug) => ({THUMBNAIL_CENTRE})(slug) === '{RED}'", arg=slug, timeout=10_000)
+    gallery.wait_for_function(
+        f"(slug) => ({COLOR_NEAR})(({THUMBNAIL_CENTRE})(slug), '{RED}')", arg=slug, timeout=10_000
+    )
     expect(card.get_by_text("No preview yet")).to_be_hidden()
     first_src = card.locator("img").get_attribute("src")
 
-    pick(alice, BLUE, 64)
+    pick(alice, BLUE, BROAD)
     draw_line(alice, (0.5, 0.3), (0.5, 0.7))
-    gallery.wait_for_function(f"(slug) => ({THUMBNAIL_CENTRE})(slug) === '{BLUE}'", arg=slug, timeout=10_000)
+    gallery.wait_for_function(
+        f"(slug) => ({COLOR_NEAR})(({THUMBNAIL_CENTRE})(slug), '{BLUE}')", arg=slug, timeout=10_000
+    )
     assert card.locator("img").get_attribute("src") != first_src
 
 

@@ -13,9 +13,9 @@ const MAX_BATCH_POINTS = 256;
 const MAX_STROKE_POINTS = 10000;
 const BOARD_UNITS = 1000;
 
-const { board, canvas, colorInput, widthInput, undoButton, errorElement, cursorLayer } = elementsById({
-  board: 'board', canvas: 'canvas', colorInput: 'color', widthInput: 'width', undoButton: 'undo',
-  errorElement: 'board-error', cursorLayer: 'cursors',
+const { board, tools, canvas, undoButton, errorElement, cursorLayer } = elementsById({
+  board: 'board', tools: 'tools', canvas: 'canvas', undoButton: 'undo', errorElement: 'board-error',
+  cursorLayer: 'cursors',
 });
 const context = canvas.getContext('2d');
 const cursors = new RemoteCursors(cursorLayer);
@@ -36,6 +36,11 @@ function newStrokeId() {
   // crypto.randomUUID() needs a secure context; this works on plain http too.
   const bytes = crypto.getRandomValues(new Uint8Array(12));
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
+/** The value of the palette's radio button that is checked in the group `name` ("color" or "width"). */
+function chosen(name) {
+  return tools.querySelector(`input[name="${name}"]:checked`).value;
 }
 
 function toPixels([x, y]) {
@@ -100,9 +105,9 @@ function begin(pointerId, point) {
   const stroke = {
     author: you,
     stroke: newStrokeId(),
-    // A stroke keeps these to its end, whatever the pickers say meanwhile.
-    color: colorInput.value,
-    width: Number(widthInput.value),
+    // A stroke keeps these to its end, whatever is chosen meanwhile.
+    color: chosen('color'),
+    width: Number(chosen('width')),
     points: [],
     done: false,
   };
@@ -255,9 +260,21 @@ canvas.addEventListener('pointerleave', (event) => {
   if (event.isPrimary) cursorSender.leave();
 });
 
+// The palette shows what it holds: each colour's swatch, and each width's dot in the chosen colour. Set from the
+// values in the HTML, the one list of them, through the CSSOM, which the Content-Security-Policy allows (a style
+// attribute it refuses).
+for (const input of tools.querySelectorAll('input[type="radio"]')) {
+  input.style.setProperty(input.name === 'color' ? '--swatch' : '--stroke-width', input.value);
+}
+const inkShow = () => tools.style.setProperty('--ink', chosen('color'));
+tools.addEventListener('change', inkShow);
+inkShow();
+
 undoButton.addEventListener('click', undo);
 document.addEventListener('keydown', (event) => {
-  if ((event.ctrlKey || event.metaKey) && !event.shiftKey && event.key === 'z' && !event.target.closest('input')) {
+  // A text field has an undo of its own; the palette's radio buttons have none.
+  const inField = event.target.closest('input:not([type="radio"]), textarea');
+  if ((event.ctrlKey || event.metaKey) && !event.shiftKey && event.key === 'z' && !inField) {
     event.preventDefault();
     undo();
   }
