@@ -94,11 +94,13 @@ def serve_site(
     if url:
         site = ComposeSite(compose=shlex.split(os.environ["E2E_COMPOSE"]), service=name, urls=[url] * servers)
     else:
+        workdir = tmp_path_factory.mktemp(name)
         site = LiveSite(
             directory=REPO / name,
-            workdir=tmp_path_factory.mktemp(name),
+            workdir=workdir,
             redis_url=redis_url,
-            database_url=postgres.database_create(name=name) if postgres else None,
+            # Named after its folder (chat0, chat1...): the screenshots' sites are a second of each.
+            database_url=postgres.database_create(name=workdir.name) if postgres else None,
         )
         site.prepare()
         site.manage("seed")
@@ -220,10 +222,9 @@ def new_page(browser: Browser):
         context.close()
 
 
-@pytest.fixture(scope="module")
-def chat(chat_site):
-    """The chat site, with the users and rooms these tests use (DEBUG is off: no demo users)."""
-    chat_site.manage(
+def chat_accounts_create(site: LiveSite | ComposeSite, *, rooms: list[str]) -> None:
+    """The users the tests log in as (DEBUG is off: the seed makes no demo users), and these rooms."""
+    site.manage(
         "shell",
         "-c",
         "from django.contrib.auth import get_user_model\n"
@@ -232,7 +233,53 @@ def chat(chat_site):
         "    user, _ = get_user_model().objects.get_or_create(username=name)\n"
         f"    user.set_password({CHAT_PASSWORD!r})\n"
         "    user.save()\n"
-        f"for slug in {CHAT_ROOMS!r}:\n"
+        f"for slug in {rooms!r}:\n"
         "    Room.objects.get_or_create(slug=slug, defaults={'title': slug.replace('-', ' ').title()})\n",
     )
+
+
+@pytest.fixture(scope="module")
+def chat(chat_site):
+    """The chat site, with the users and rooms these tests use."""
+    chat_accounts_create(chat_site, rooms=CHAT_ROOMS)
     return chat_site
+
+
+# The screenshots' own sites (make screenshots): fresh databases holding only what `manage.py seed`
+# makes, on a Redis of their own, so no room, board or post of the other tests shows in the pictures,
+# and nothing the pictures' pages do reaches those tests' servers (same group and channel names).
+# Against a compose stack (E2E_COMPOSE) they are the stack's sites, as every test's are.
+
+
+@pytest.fixture(scope="module")
+def demo_redis(tmp_path_factory) -> Iterator[str]:
+    server = RedisServer(directory=tmp_path_factory.mktemp("demo-redis"))
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_liveblog(tmp_path_factory, demo_redis, postgres_server):
+    yield from serve_site(
+        "liveblog", tmp_path_factory=tmp_path_factory, redis_url=demo_redis, postgres=postgres_server, servers=1
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_chat(tmp_path_factory, demo_redis, postgres_server):
+    """The seeded chat (its rooms: Lobby, Random, Staff room) and users to log in as, in no other room."""
+    for site in serve_site("chat", tmp_path_factory=tmp_path_factory, redis_url=demo_redis, postgres=postgres_server):
+        chat_accounts_create(site, rooms=[])
+        yield site
+
+
+@pytest.fixture(scope="module")
+def demo_sketchpad(tmp_path_factory, demo_redis, postgres_server):
+    yield from serve_site(
+        "sketchpad",
+        tmp_path_factory=tmp_path_factory,
+        redis_url=demo_redis,
+        postgres=postgres_server,
+        workers=("thumbnails",),
+    )
