@@ -30,6 +30,10 @@ import psycopg
 import pytest
 
 from realtime_common.testing.metrics import Samples, metrics_scrape, metrics_sum
+from realtime_common.testing.sentinel import (
+    RedisSentinelSet,
+    redis_sentinel,  # noqa: F401 - registers the fixture
+)
 from realtime_common.testing.servers import (
     LiveSite,
     PostgresServer,
@@ -294,8 +298,9 @@ def redis(tmp_path):
 @pytest.fixture
 def sites(prepared, redis, tmp_path, postgres_server):
     """``sites(name, servers=2, env={...}, worker=False)``: a site served by that many
-    daphne processes (plus the thumbnail worker), on the test's Redis and a fresh
-    copy of the prepared database. Stopped after the test."""
+    daphne processes (plus the thumbnail worker), on the test's Redis (or, with
+    ``sentinel``, on the primary it names) and a fresh copy of the prepared database.
+    Stopped after the test."""
     started: list[FaultSite] = []
 
     def start(
@@ -305,6 +310,7 @@ def sites(prepared, redis, tmp_path, postgres_server):
         env: dict[str, str] | None = None,
         worker: bool = False,
         backlog: int | None = None,
+        sentinel: RedisSentinelSet | None = None,
     ) -> FaultSite:
         template = prepared(name)
         workdir = tmp_path / name
@@ -318,9 +324,9 @@ def sites(prepared, redis, tmp_path, postgres_server):
         site = FaultSite(
             directory=REPO / name,
             workdir=workdir,
-            redis_url=redis.url,
+            redis_url=None if sentinel else redis.url,
             database_url=database_url,
-            extra=dict(env or {}),
+            extra={**(sentinel.env if sentinel else {}), **(env or {})},
             static=template.workdir / "static",
         )
         started.append(site)

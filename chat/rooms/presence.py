@@ -11,8 +11,8 @@ each room. Only a user's first socket in a room, and their last one leaving,
 changes anything outside the process: a second tab, or one of two closing, is a
 local count and nothing more.
 
-**Stored per room.** The store (``presence_store.py``: Redis with REDIS_URL,
-else process memory) has one entry per process and user in the room, expiring
+**Stored per room.** The store (``presence_store.py``: Redis with REDIS_URL or
+REDIS_SENTINELS, else process memory) has one entry per process and user in the room, expiring
 CHAT_PRESENCE_TTL seconds after it was last refreshed. One ``apply`` changes
 the entries, prunes the expired ones (a dead process's) and answers who joined
 and who left, and the room's version, raised by every change of its users.
@@ -50,6 +50,7 @@ from realtime_common.layers import REDIS_DOWN
 from realtime_common.loops import Rounds, loop_local
 from realtime_common.metrics import site_inc
 from realtime_common.outages import OutageLog
+from realtime_common.redis_servers import redis_hosts
 
 from .metrics import MEMBERS_PRESENT
 from .models import Room
@@ -64,7 +65,9 @@ MEMORY = MemoryStore()
 
 
 def store_new() -> RedisStore | MemoryStore:
-    return RedisStore(settings.REDIS_URLS[0]) if settings.REDIS_URLS else MEMORY
+    # The first Redis of REDIS_URL, or the primary Sentinel names: wherever the cache is.
+    hosts = redis_hosts(urls=settings.REDIS_URLS, sentinel=settings.REDIS_SENTINEL)
+    return RedisStore(host=hosts[0]) if hosts else MEMORY
 
 
 @dataclass

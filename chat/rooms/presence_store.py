@@ -4,8 +4,8 @@
 Per room it keeps one entry per process and user, ``"<process> <username>"``,
 expiring CHAT_PRESENCE_TTL seconds after it was last refreshed; a count of live
 entries per user; and a version, raised by every change of the set of users. Where:
-in Redis (three keys per room, expiring with the entries), or, without REDIS_URL,
-in process memory (``MemoryStore``, with the same semantics).
+in Redis (three keys per room, expiring with the entries), or, without REDIS_URL or
+REDIS_SENTINELS, in process memory (``MemoryStore``, with the same semantics).
 
 One ``apply`` adds, refreshes and removes entries, prunes the expired ones (a dead
 process's) and answers who joined and who left, atomically (a Lua script in
@@ -22,8 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import redis.asyncio as redis
 from redis.exceptions import NoScriptError
+
+from realtime_common.layers import POOL_SIZE, POOL_WAIT
+from realtime_common.redis_servers import redis_client_async
 
 
 class Version(NamedTuple):
@@ -183,8 +185,16 @@ def room_keys(*, room_id: int) -> list[str]:
 class RedisStore:
     """The store shared by every process of the site. Bound to the event loop that first uses it."""
 
-    def __init__(self, url: str):
-        self.client = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_keepalive=True)
+    def __init__(self, *, host: dict):
+        # host: a channels-redis hosts entry (realtime_common.redis_servers), a URL's or Sentinel's.
+        self.client = redis_client_async(
+            host=host,
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT,
+            decode_responses=True,
+            health_check_interval=30,
+            socket_keepalive=True,
+        )
         self.script = self.client.register_script(APPLY_SCRIPT)
 
     async def apply(self, *, changes: list[Change], ttl: float) -> list[Applied]:

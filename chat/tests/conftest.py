@@ -6,6 +6,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from realtime_common.cache import caches
+from realtime_common.testing.sentinel import redis_sentinel  # noqa: F401 - registers the fixture
 from rooms import presence
 from rooms.models import Room
 from tests.helpers import Browser, join

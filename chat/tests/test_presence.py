@@ -26,7 +26,7 @@ async def store(request):
         return
     url = request.getfixturevalue("redis_server")
     redis.Redis.from_url(url).flushall()
-    store = RedisStore(url)
+    store = RedisStore(host={"address": url})
     yield store
     await store.close()
 
@@ -134,7 +134,7 @@ async def test_a_room_whose_keys_were_lost_starts_a_new_epoch(store, request):
 async def test_redis_keys_of_a_room_nobody_refreshes_expire_and_a_forgotten_script_is_reloaded(redis_server):
     client = redis.Redis.from_url(redis_server)
     client.flushall()
-    store = RedisStore(redis_server)
+    store = RedisStore(host={"address": redis_server})
     try:
         await apply(store, adds=("p1 alice",), ttl=2.5)
         assert [client.ttl(key) for key in room_keys(room_id=LOBBY)] == [3, 3, 3]

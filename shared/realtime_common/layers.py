@@ -1,20 +1,21 @@
-"""The channel layer a site uses, from its Redis URLs."""
+"""The channel layer a site uses, from its Redis URLs or its Sentinel (realtime_common.redis_servers)."""
 
 import asyncio
 import logging
 import os
 import time
 
+import redis.asyncio
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close, decode_hosts
 from django.core.exceptions import ImproperlyConfigured
-from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .loops import loop_local
 from .metrics import channel_layer_reconnected, channel_layer_watch
+from .redis_servers import RedisSentinel, redis_host_describe, redis_hosts, redis_pool_async
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +70,7 @@ class RedisCoreLayer(RedisChannelLayer):
         self.refresh_failing = False
 
     def create_pool(self, index):
-        host = dict(self.hosts[index])
-        return BlockingConnectionPool.from_url(
-            host.pop("address"), max_connections=POOL_SIZE, timeout=POOL_WAIT, **host
-        )
+        return redis_pool_async(host=self.hosts[index], max_connections=POOL_SIZE, timeout=POOL_WAIT)
 
     def channel_is_local(self, channel: str) -> bool:
         return f"{self.client_prefix}!" in channel
@@ -247,6 +245,13 @@ class ResilientShard(RedisSingleShardConnection):
                 await self._pubsub.unsubscribe(*stale)
             self.resync = False
 
+    def _ensure_redis(self):
+        # The pool every Redis client of the site makes (realtime_common.redis_servers).
+        if self._redis is None:
+            pool = redis_pool_async(host=self.host, max_connections=POOL_SIZE, timeout=POOL_WAIT)
+            self._redis = redis.asyncio.Redis(connection_pool=pool)
+            self._pubsub = self._redis.pubsub()
+
     def connection_hook(self) -> None:
         connection = self._pubsub.connection
         if connection is not None and connection is not self.hooked:
@@ -264,7 +269,7 @@ class ResilientShard(RedisSingleShardConnection):
             self.outage_started = time.monotonic()
             logger.warning(
                 "channel layer: lost Redis at %s (%s); group messages stop until it is back",
-                redact_url(self.host.get("address", "?")),
+                redis_host_describe(host=self.host),
                 error_text(error),
             )
 
@@ -274,7 +279,7 @@ class ResilientShard(RedisSingleShardConnection):
         if self.outage_started is not None:
             logger.info(
                 "channel layer: Redis at %s is back after %.1f s; %d subscriptions restored, %d consumers told to catch up",
-                redact_url(self.host.get("address", "?")),
+                redis_host_describe(host=self.host),
                 time.monotonic() - self.outage_started,
                 len(self._subscribed_to),
                 told,
@@ -333,12 +338,20 @@ LAYER_BACKENDS = {
 WORKER_LAYER = "worker"
 
 
-def channel_layers(*, prefix: str, redis_urls: list[str], kind: str = "core", workers: bool = False) -> dict:
-    """The channel layer: Redis when there are Redis URLs, otherwise in-process memory.
+def channel_layers(
+    *,
+    prefix: str,
+    redis_urls: list[str],
+    sentinel: RedisSentinel | None = None,
+    kind: str = "core",
+    workers: bool = False,
+) -> dict:
+    """The channel layer: Redis when there are Redis URLs or a Sentinel, otherwise in-process memory.
 
-    Several URLs make channels-redis shard channels and groups across them. The
-    in-memory layer only reaches consumers of the same process: enough for one
-    `make run` process and for tests, never for several daphne processes.
+    Several URLs make channels-redis shard channels and groups across them; a
+    Sentinel (realtime_common.redis_servers) is one Redis, wherever its primary is
+    now. The in-memory layer only reaches consumers of the same process: enough for
+    one `make run` process and for tests, never for several daphne processes.
 
     ``workers`` adds the WORKER_LAYER alias, always the core layer: a job sent
     while no worker listens must wait in Redis for one, which pub/sub cannot do.
@@ -347,20 +360,21 @@ def channel_layers(*, prefix: str, redis_urls: list[str], kind: str = "core", wo
     them until a message comes there, so over two a job could wait for the next
     job, or the worker's tick (seen in `make e2e-sharded`). Jobs are few.
     """
-    layers = {"default": channel_layer(prefix=prefix, redis_urls=redis_urls, kind=kind)}
+    hosts = redis_hosts(urls=redis_urls, sentinel=sentinel)
+    layers = {"default": channel_layer(prefix=prefix, hosts=hosts, kind=kind)}
     if workers:
-        layers[WORKER_LAYER] = channel_layer(prefix=prefix, redis_urls=redis_urls[:1], kind="core")
+        layers[WORKER_LAYER] = channel_layer(prefix=prefix, hosts=hosts[:1], kind="core")
     return layers
 
 
-def channel_layer(*, prefix: str, redis_urls: list[str], kind: str) -> dict:
-    if not redis_urls:
+def channel_layer(*, prefix: str, hosts: list[dict], kind: str) -> dict:
+    if not hosts:
         return {"BACKEND": "channels.layers.InMemoryChannelLayer"}
     if kind not in LAYER_BACKENDS:
         raise ImproperlyConfigured(f"REDIS_CHANNEL_LAYER must be one of {', '.join(LAYER_BACKENDS)}, not {kind!r}")
     hosts = [
         {
-            "address": url,
+            **host,
             # Idle connections live for hours between messages: probe
             # them so a dropped one is noticed and replaced.
             "health_check_interval": 30,
@@ -372,7 +386,7 @@ def channel_layer(*, prefix: str, redis_urls: list[str], kind: str) -> dict:
             # the health checks above notice dead connections instead.
             "socket_timeout": None,
         }
-        for url in redis_urls
+        for host in hosts
     ]
     # Sites sharing one Redis never see each other's groups.
     config = {"hosts": hosts, "prefix": f"{prefix}:"}
@@ -392,14 +406,7 @@ def channel_layer(*, prefix: str, redis_urls: list[str], kind: str) -> dict:
 def channel_layer_description(layers: dict) -> str:
     backend = layers["default"]["BACKEND"]
     if backend.endswith("InMemoryChannelLayer"):
-        return "in-memory channel layer (this process only; set REDIS_URL to use Redis)"
-    hosts = ", ".join(redact_url(host["address"]) for host in layers["default"]["CONFIG"]["hosts"])
+        return "in-memory channel layer (this process only; set REDIS_URL or REDIS_SENTINELS to use Redis)"
+    hosts = ", ".join(redis_host_describe(host=host) for host in layers["default"]["CONFIG"]["hosts"])
     kind = next(kind for kind, path in LAYER_BACKENDS.items() if path == backend)
     return f"Redis {kind} channel layer at {hosts}"
-
-
-def redact_url(url: str) -> str:
-    """A Redis URL without its password, fit for a log line."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, location = rest.rpartition("@")
-    return f"{scheme}{sep}{'***@' if at else ''}{location}"

@@ -18,6 +18,7 @@ from realtime_common.cache import caches
 from realtime_common.layers import channel_layers
 from realtime_common.metrics import networks_parse
 from realtime_common.origins import socket_origin, websocket_origins
+from realtime_common.redis_servers import redis_sentinel_from_env
 
 
 def env_bool(name: str, *, default: bool = False) -> bool:
@@ -49,6 +50,9 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 # One or more Redis URLs (channels-redis shards over several); none: in-process memory.
 REDIS_URLS = env_list("REDIS_URL")
+# Or the primary that Redis Sentinel names (REDIS_SENTINELS, REDIS_SENTINEL_MASTER), which
+# every Redis client of the site follows through a failover (realtime_common.redis_servers).
+REDIS_SENTINEL = redis_sentinel_from_env(environ=os.environ, urls=REDIS_URLS)
 # Which channels-redis layer carries the sockets' messages (realtime_common.layers).
 REDIS_CHANNEL_LAYER = os.environ.get("REDIS_CHANNEL_LAYER", "pubsub")
 
@@ -167,10 +171,12 @@ def site_settings(*, name: str, app: str, base_dir: Path, workers: bool = False)
         "STATIC_ROOT": Path(os.environ.get("DJANGO_STATIC_ROOT", base_dir / "staticfiles")),
         "SESSION_COOKIE_NAME": session_cookie,
         "CSRF_COOKIE_NAME": csrf_cookie,
-        "CHANNEL_LAYERS": channel_layers(prefix=name, redis_urls=REDIS_URLS, kind=REDIS_CHANNEL_LAYER, workers=workers),
+        "CHANNEL_LAYERS": channel_layers(
+            prefix=name, redis_urls=REDIS_URLS, sentinel=REDIS_SENTINEL, kind=REDIS_CHANNEL_LAYER, workers=workers
+        ),
         # Rate limits, presence and coalescing count in the cache: with Redis, every
         # process of the site sees the same counts (realtime_common.cache).
-        "CACHES": caches(prefix=name, redis_urls=REDIS_URLS),
+        "CACHES": caches(prefix=name, redis_urls=REDIS_URLS, sentinel=REDIS_SENTINEL),
     }
 
 

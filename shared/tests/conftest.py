@@ -2,6 +2,7 @@ import pytest
 from channels.layers import get_channel_layer
 
 from realtime_common.layers import channel_layers
+from realtime_common.testing.sentinel import redis_sentinel  # noqa: F401 - registers the fixture
 from realtime_common.testing.servers import redis_server  # noqa: F401 - registers the fixture
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from realtime_common.layers import channel_layer_description, channel_layers, redact_url
+from realtime_common.layers import channel_layer_description, channel_layers
+from realtime_common.redis_servers import redact_url
 
 SHARED = Path(__file__).resolve().parents[1]
 REPO = SHARED.parent
@@ -278,6 +279,8 @@ def test_the_database_is_the_embedded_sqlite_file_unless_database_url_is_set(tmp
     assert sqlite.returncode == 0, sqlite.stderr
     config = ast.literal_eval(sqlite.stdout)
     assert (config["ENGINE"], config["NAME"]) == ("django.db.backends.sqlite3", "/srv/site/db.sqlite3")
+    # Kept, as on Postgres: database_sync_to_async would otherwise connect again for every call.
+    assert config["CONN_MAX_AGE"] == 60
 
     postgres = load_settings(show=show, DJANGO_DEBUG="1", DATABASE_URL="postgres://demo:pw@db:5432/chat")
     assert postgres.returncode == 0, postgres.stderr
