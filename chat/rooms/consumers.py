@@ -12,7 +12,14 @@ from realtime_common.streams import StreamConsumer
 from .models import Message, Room
 from .presence import SocketPresence
 from .selectors import message_frame_stored, room_get, room_history, room_may_join, session_rooms
-from .services import ClientIdTaken, MessageRateLimited, membership_rate_allow, message_send, session_rooms_update
+from .services import (
+    ClientIdTaken,
+    MessageRateLimited,
+    SessionEnded,
+    membership_rate_allow,
+    message_send,
+    session_rooms_update,
+)
 from .sessions import CLOSE_LOGGED_OUT, SocketSession, session_watch_get
 from .typing import SocketTyping
 from .wire import Command, command_parse, joined_frame, left_frame, room_group, since_parse
@@ -147,12 +154,16 @@ class ChatConsumer(StreamConsumer):
         """Store the message, once per client_id (services.message_send). Every refusal, a fault of
         the database or Redis included, names the message (its client_id): the page gives it back."""
         try:
-            if not await self.session.logged_in():
-                await self.session_close()
-                return
             message, created = await database_sync_to_async(message_send)(
-                room=room, user=self.user, text=command.text, client_id=command.client_id
+                session_key=self.session.session_key,
+                room=room,
+                user=self.user,
+                text=command.text,
+                client_id=command.client_id,
             )
+        except SessionEnded:
+            await self.session_close()
+            return
         except MessageRateLimited as error:
             raise ClientError(
                 "rate_limited", "Too many messages; wait a moment.", client_id=command.client_id

@@ -17,7 +17,7 @@ from realtime_common.throttle import window_allow, window_return
 
 from .metrics import MESSAGES_STORED
 from .models import Message, Room
-from .selectors import SESSION_ROOMS, message_sent_get, session_data_logged_in
+from .selectors import SESSION_ROOMS, message_sent_get, session_data_logged_in, session_logged_in
 from .wire import session_group, user_group
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,10 @@ class ClientIdTaken(Exception):
     """The user's client_id names another message already stored (another text or room)."""
 
 
+class SessionEnded(Exception):
+    """The session of the socket writing is no login any more (sessions.py): nothing was written."""
+
+
 def message_create(*, room: Room, user: AbstractBaseUser, text: str, client_id: str | None = None) -> Message:
     # Message is a LiveModel: stored with its event and seq in one transaction (a savepoint
     # in a caller's), sent to the room once committed; pages that miss it catch up by seq.
@@ -41,27 +45,38 @@ def message_create(*, room: Room, user: AbstractBaseUser, text: str, client_id: 
         return Message.objects.create(room=room, user=user, text=text, client_id=client_id)
 
 
-def message_send(*, room: Room, user: AbstractBaseUser, text: str, client_id: str | None) -> tuple[Message, bool]:
-    """Store the user's message once per client_id: (it, True) when stored now, or (the message
-    stored under this id already, False) for a resend: the page could not tell whether its first
-    send got there. Only a new message counts against the user's rate. MessageRateLimited when
-    over the rate; ClientIdTaken when the id names another message (another text or room)."""
-    stored = message_sent_get(user=user, client_id=client_id)
-    if stored is None:
-        # Counted before the INSERT, so that a message over the rate is never stored.
-        if not message_rate_allow(user_id=user.pk):
-            raise MessageRateLimited
+def message_send(
+    *, session_key: str, room: Room, user: AbstractBaseUser, text: str, client_id: str | None
+) -> tuple[Message, bool]:
+    """Store the user's message once per client_id, if the session of the socket sending it is
+    still a login: (it, True) when stored now, or (the message stored under this id already,
+    False) for a resend: the page could not tell whether its first send got there. Only a new
+    message counts against the user's rate. SessionEnded when the session is no login;
+    MessageRateLimited when over the rate; ClientIdTaken when the id names another message
+    (another text or room).
+
+    All of it in one call, which the consumer makes in the ORM's thread: every
+    database_sync_to_async call is a hop to that thread and back, queued behind the rest of
+    the process's database work, and on Postgres a health check of the connection."""
+    if not session_logged_in(session_key=session_key):
+        raise SessionEnded
+    # Counted before the INSERT, so that a message over the rate is never stored.
+    if message_rate_allow(user_id=user.pk):
         try:
-            # In a transaction of its own, or a savepoint in the caller's: a failed INSERT is undone alone.
+            # The INSERT first, with no look-up for a resend before it: resends are rare, and the
+            # unique constraint (Message.Meta) finds them anyway. In a transaction of its own, or
+            # a savepoint in the caller's: a failed INSERT is undone alone.
             return message_create(room=room, user=user, text=text, client_id=client_id), True
         except IntegrityError:
-            # The unique constraint (Message.Meta) made this INSERT wait for the other send's
-            # commit, so that one is now visible. Nothing found: the error was something else
-            # (e.g. the room is gone).
-            if client_id is None or (stored := message_sent_get(user=user, client_id=client_id)) is None:
+            # The id is taken: the INSERT waited for the commit of the send that took it, so
+            # that one is now visible. Nothing found: the error was something else (e.g. the
+            # room is gone).
+            if (stored := message_sent_get(user=user, client_id=client_id)) is None:
                 raise
-            # A resend after all (it lost the race to its own first send): not counted.
-            message_rate_return(user_id=user.pk)
+    elif (stored := message_sent_get(user=user, client_id=client_id)) is None:
+        raise MessageRateLimited
+    # A resend (answered even over the rate) or a page's bug below: no new message, not counted.
+    message_rate_return(user_id=user.pk)
     if (stored.room_id, stored.text) != (room.pk, text):
         # A page's bug: one id for two messages. Storing the second would lose it to the first.
         raise ClientIdTaken

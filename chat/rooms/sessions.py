@@ -14,8 +14,9 @@ socket makes none. So a session that ends must reach its sockets:
   what sends no signal: an expired or deleted session, a ``QuerySet.update()``.
 - **At once** when a user is saved or deleted (``rooms/receivers.py``): the
   user's group is told, and each process holding their sockets re-checks now.
-- **Every write** (send, join, leave) checks its own session first, so a socket
-  whose session ended stores nothing in the moment before it is closed.
+- **Every write** (send, join, leave) checks its own session first, in the same
+  call as the write (services), so a socket whose session ended stores nothing in
+  the moment before it is closed.
 """
 
 import logging
@@ -27,7 +28,7 @@ from django.conf import settings
 from realtime_common.loops import Rounds, loop_local
 from realtime_common.outages import OutageLog
 
-from .selectors import session_logged_in, sessions_logged_in
+from .selectors import sessions_logged_in
 from .wire import session_group, user_group
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,3 @@ class SocketSession:
     def unwatch(self) -> None:
         """No more re-checks: the socket is closing (or its consumer crashed, and never ran detach())."""
         session_watch_get().socket_discard(session_key=self.session_key, channel_name=self.channel_name)
-
-    async def logged_in(self) -> bool:
-        """Before a write: is the session still a login? Two queries."""
-        return await database_sync_to_async(session_logged_in)(session_key=self.session_key)

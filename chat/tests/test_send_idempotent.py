@@ -6,11 +6,13 @@ from functools import partial
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.sessions.models import Session
 from django.db import OperationalError
+from django.test import Client
 
-from rooms import consumers, services
+from rooms import consumers
 from rooms.models import Message
-from rooms.services import ClientIdTaken, MessageRateLimited, message_send
+from rooms.services import ClientIdTaken, MessageRateLimited, SessionEnded, message_send
 from tests.helpers import join
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
@@ -67,13 +69,19 @@ async def test_a_resent_client_id_stores_nothing_and_answers_the_sending_socket_
 async def test_a_resend_still_on_its_way_to_the_socket_comes_in_seq_order(logged_in, users, chat_rooms, monkeypatch):
     from realtime_common import streams
 
-    alice = await (await logged_in(users["alice"])).open_tab()
+    alice_browser, bob_browser = await logged_in(users["alice"]), await logged_in(users["bob"])
+    alice = await alice_browser.open_tab()
     await join(alice, "lobby")
     # Neither broadcast reaches alice's socket yet: as if both were still in the room's group.
     monkeypatch.setattr(streams, "group_send_on_commit", lambda **kwargs: None)
     store = sync_to_async(message_send)
-    await store(room=chat_rooms["lobby"], user=users["bob"], text="Before", client_id="b-1")
-    await store(room=chat_rooms["lobby"], user=users["alice"], text="Mine", client_id="a-1")
+    for browser, user, text, client_id in [
+        (bob_browser, "bob", "Before", "b-1"),
+        (alice_browser, "alice", "Mine", "a-1"),
+    ]:
+        await store(
+            session_key=browser.session_key, room=chat_rooms["lobby"], user=users[user], text=text, client_id=client_id
+        )
     monkeypatch.undo()
 
     await send(alice, "lobby", "Mine", "a-1")
@@ -145,8 +153,25 @@ async def test_a_send_the_database_refused_names_its_client_id(logged_in, users,
     assert await count_messages() == 0
 
 
-def test_sends_of_one_client_id_at_once_store_one_message(concurrent_writers, users, chat_rooms):
-    sends = [partial(message_send, room=chat_rooms["lobby"], user=users["alice"], text="Hello", client_id="m-1")] * 4
+@pytest.fixture
+def alice_session(users, settings) -> str:
+    """The key of a session of alice's (a browser logged in)."""
+    client = Client()
+    client.force_login(users["alice"])
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def test_sends_of_one_client_id_at_once_store_one_message(concurrent_writers, users, chat_rooms, alice_session):
+    sends = [
+        partial(
+            message_send,
+            session_key=alice_session,
+            room=chat_rooms["lobby"],
+            user=users["alice"],
+            text="Hello",
+            client_id="m-1",
+        )
+    ] * 4
     results = concurrent_writers(*sends)
     assert sorted(created for _, created in results) == [False, False, False, True]
     assert len({message.pk for message, _ in results}) == 1
@@ -154,36 +179,41 @@ def test_sends_of_one_client_id_at_once_store_one_message(concurrent_writers, us
 
 
 def test_message_send_stores_an_id_once_uncounted_after_and_refuses_another_message_under_it(
-    users, chat_rooms, settings
+    users, chat_rooms, settings, alice_session
 ):
     settings.CHAT_RATE_LIMIT_MESSAGES = 1
     settings.CHAT_RATE_LIMIT_SECONDS = 10**6  # one window for the whole test
-    send = partial(message_send, user=users["alice"], client_id="m-1")
-    stored, created = send(room=chat_rooms["lobby"], text="Hello")
+    send = partial(message_send, session_key=alice_session, user=users["alice"])
+    stored, created = send(room=chat_rooms["lobby"], text="Hello", client_id="m-1")
     assert created
-    assert send(room=chat_rooms["lobby"], text="Hello") == (stored, False)  # a resend, not counted
+    assert send(room=chat_rooms["lobby"], text="Hello", client_id="m-1") == (stored, False)  # a resend, not counted
     for room, text in [("lobby", "Not what m-1 said"), ("random", "Hello")]:
         with pytest.raises(ClientIdTaken):
-            send(room=chat_rooms[room], text=text)
+            send(room=chat_rooms[room], text=text, client_id="m-1")
     with pytest.raises(MessageRateLimited):
-        message_send(room=chat_rooms["lobby"], user=users["alice"], text="Two", client_id="m-2")
+        send(room=chat_rooms["lobby"], text="Two", client_id="m-2")
     assert Message.objects.count() == 1
 
 
-def test_a_send_that_loses_the_race_to_its_own_first_send_is_not_counted(users, chat_rooms, settings, monkeypatch):
+def test_a_resend_is_not_counted_against_the_rate(users, chat_rooms, settings, alice_session):
     settings.CHAT_RATE_LIMIT_MESSAGES = 2
     settings.CHAT_RATE_LIMIT_SECONDS = 10**6  # one window for the whole test
-    send = partial(message_send, room=chat_rooms["lobby"], user=users["alice"], text="Hello", client_id="m-1")
-    stored, _ = send()
-    # The resend looks before the first send committed: it finds nothing, and its INSERT then
-    # meets the first one's row (the unique constraint). The look-ups after that find it.
-    lookup, missed = services.message_sent_get, [None]
-    monkeypatch.setattr(services, "message_sent_get", lambda **kwargs: missed.pop() if missed else lookup(**kwargs))
-    assert send() == (stored, False)
-    monkeypatch.undo()
+    send = partial(message_send, session_key=alice_session, room=chat_rooms["lobby"], user=users["alice"])
+    stored, _ = send(text="Hello", client_id="m-1")
+    # Its INSERT meets the first one's row (the unique constraint), which answers it.
+    assert send(text="Hello", client_id="m-1") == (stored, False)
 
-    # The user's second message, within the limit of two: the lost race was no message.
-    _, created = message_send(room=chat_rooms["lobby"], user=users["alice"], text="Two", client_id="m-2")
+    # The user's second message, within the limit of two: the resend was no message.
+    _, created = send(text="Two", client_id="m-2")
     assert created
     with pytest.raises(MessageRateLimited):
-        message_send(room=chat_rooms["lobby"], user=users["alice"], text="Three", client_id="m-3")
+        send(text="Three", client_id="m-3")
+
+
+def test_a_send_on_a_session_that_ended_stores_nothing(users, chat_rooms, alice_session):
+    Session.objects.filter(session_key=alice_session).delete()
+    with pytest.raises(SessionEnded):
+        message_send(
+            session_key=alice_session, room=chat_rooms["lobby"], user=users["alice"], text="Hello", client_id="m-1"
+        )
+    assert Message.objects.count() == 0

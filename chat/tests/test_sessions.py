@@ -22,7 +22,9 @@ from django.utils import timezone
 
 from rooms import receivers, sessions
 from rooms.models import Message
-from rooms.selectors import SESSION_ROOMS, sessions_logged_in
+from rooms.selectors import SESSION_ROOMS, session_data_decode, sessions_logged_in
+from rooms.services import session_rooms_update
+from rooms.session_store import SessionStore as RoomsSessionStore
 from rooms.sessions import CLOSE_LOGGED_OUT, session_watch_get
 from tests.helpers import Browser, join, say
 
@@ -281,6 +283,35 @@ async def test_re_checks_cost_two_queries_per_heartbeat_however_many_sockets(rec
     keys = {browser.session_key for browser in browsers}
     recheck = await rechecks.next(keys=keys)
     assert (len(recheck.keys), len(recheck.alive), recheck.queries) == (13, 13, 2)
+
+
+def test_a_re_check_decodes_only_the_sessions_that_changed_and_still_sees_every_change(users, monkeypatch):
+    """The decoded data is cached by its text (selectors.session_data_decode): a round of
+    2,000 sockets' sessions decodes those that changed, not 2,000. What ends a login is seen all the same."""
+    browsers = {}
+    for name in ["alice", "bob"]:
+        client = Client()
+        client.force_login(users[name])
+        browsers[name] = client.cookies[settings.SESSION_COOKIE_NAME].value
+    decoded = []
+    decode = RoomsSessionStore.decode
+    monkeypatch.setattr(RoomsSessionStore, "decode", lambda self, data: decoded.append(data) or decode(self, data))
+    session_data_decode.cache_clear()
+    keys = set(browsers.values())
+
+    def recheck() -> tuple[set[str], int]:
+        """The sessions still a login, and how many were decoded to tell."""
+        decoded.clear()
+        return sessions_logged_in(keys=keys), len(decoded)
+
+    assert recheck() == (keys, 2)
+    assert recheck() == (keys, 0)  # nothing changed
+    assert session_rooms_update(session_key=browsers["alice"], join="lobby")  # alice's data changes
+    assert recheck() == (keys, 1)
+    # A password changed without a signal, and a session deleted: their data is as cached, their login gone.
+    get_user_model().objects.filter(pk=users["bob"].pk).update(password=make_password(None))
+    Session.objects.filter(session_key=browsers["alice"]).delete()
+    assert recheck() == (set(), 0)
 
 
 async def test_the_re_check_task_ends_with_the_process_s_last_socket(rechecks, logged_in, users, chat_rooms):

@@ -63,9 +63,11 @@ class LiveModel(models.Model):
     def save(self, *args, **kwargs):
         # Django commits a save in autocommit mode (a shell, a script, a view
         # without ATOMIC_REQUESTS) before post_save runs; this keeps the row
-        # and its event in one transaction, whoever saves.
+        # and its event in one transaction, whoever saves. In a caller's
+        # transaction, no savepoint (two more queries): a failed save spoils the
+        # caller's transaction, as Django's own save() does.
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with transaction.atomic(using=using):
+        with transaction.atomic(using=using, savepoint=False):
             super().save(*args, **kwargs)
 
 
@@ -77,7 +79,9 @@ def stream_append(*, stream: str, frame_for: Callable[[int], dict], retention: i
     return stream_extend(stream=stream, events=[(row, frame_for)], retention=retention)[0]
 
 
-@transaction.atomic
+# No savepoint in a caller's transaction (two more queries per event stored): a failure
+# spoils it, as a failed save() does; every caller lets it raise (live_saved, live_rows_deleted).
+@transaction.atomic(savepoint=False)
 def stream_extend(
     *, stream: str, events: Sequence[tuple[str, Callable[[int], dict]]], retention: int, create: bool = True
 ) -> list[dict] | None:

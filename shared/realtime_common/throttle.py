@@ -35,10 +35,17 @@ def window_allow(*, key: str, limit: int, seconds: int) -> bool:
     The count lives in the cache, which is Redis when REDIS_URL is set, so it
     covers every tab and every process. The key outlives its window, so that
     incr() never finds it expired just after add().
+
+    incr() first: every action of a window but its first finds the count there, and
+    costs one call of the cache rather than two (add() then incr()).
     """
     window = window_key(key=key, seconds=seconds)
-    cache.add(window, 0, timeout=seconds * 2)
-    return cache.incr(window) <= limit
+    try:
+        return cache.incr(window) <= limit
+    except ValueError:  # the window's first action: no count yet
+        if cache.add(window, 1, timeout=seconds * 2):
+            return 1 <= limit
+        return cache.incr(window) <= limit  # another process's first action came in between
 
 
 def window_return(*, key: str, seconds: int) -> None:

@@ -1,0 +1,59 @@
+"""What a send costs the server (issue 19): one call in the ORM's thread, and in it the
+session check, the rate, and the message stored with its event, in as few queries as
+its guarantees allow. Against the in-memory and the Redis channel layer."""
+
+from functools import partial
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from rooms import consumers, sessions
+from rooms.services import message_send
+from tests.helpers import join, say
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
+
+
+@pytest.fixture
+def alice_send(users, chat_rooms, settings):
+    """message_send in the lobby, from a session of alice's (a browser logged in)."""
+    client = Client()
+    client.force_login(users["alice"])
+    session_key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return partial(message_send, session_key=session_key, room=chat_rooms["lobby"], user=users["alice"])
+
+
+def test_a_new_message_is_stored_without_looking_for_a_resend_first(alice_send):
+    with CaptureQueriesContext(connection) as queries:
+        _, created = alice_send(text="Hello", client_id="m-1")
+    assert created
+    # Resends are rare: the unique constraint finds them, at the INSERT, rather than a SELECT before every one.
+    assert not [query for query in queries if query["sql"].startswith('SELECT "rooms_message"')]
+
+
+def test_a_message_and_its_event_are_stored_in_one_transaction_without_savepoints(alice_send):
+    alice_send(text="First", client_id="m-1")  # creates the room's stream, in a savepoint of its own
+    with CaptureQueriesContext(connection) as queries:
+        alice_send(text="Hello", client_id="m-2")
+    # LiveModel.save and stream_extend join the send's transaction rather than nest one each.
+    assert not [query for query in queries if "SAVEPOINT" in query["sql"]]
+
+
+async def test_a_send_is_one_call_in_the_orm_s_thread(logged_in, users, chat_rooms, monkeypatch):
+    tab = await (await logged_in(users["alice"])).open_tab()
+    await join(tab, "lobby")
+    calls = []
+
+    def counted(function):
+        calls.append(function.__name__)
+        return database_sync_to_async(function)
+
+    database_sync_to_async = consumers.database_sync_to_async
+    for module in [consumers, sessions]:
+        monkeypatch.setattr(module, "database_sync_to_async", counted)
+    await say(tab, "lobby", "Hello")
+    assert (await tab.receive_json_from())["text"] == "Hello"
+    # The session check, the rate and the INSERT: each call is a hop to that thread and back.
+    assert calls == ["message_send"]
