@@ -248,7 +248,7 @@ def chat(chat_site):
 # The screenshots' own sites (make screenshots): fresh databases holding only what `manage.py seed`
 # makes, on a Redis of their own, so no room, board or post of the other tests shows in the pictures,
 # and nothing the pictures' pages do reaches those tests' servers (same group and channel names).
-# Against a compose stack (E2E_COMPOSE) they are the stack's sites, as every test's are.
+# Never a compose stack's (make compose-test leaves test_screenshots.py out): they must hold only the seed.
 
 
 @pytest.fixture(scope="module")

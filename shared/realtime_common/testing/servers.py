@@ -348,14 +348,23 @@ class LiveSite:
         self.manage("migrate", "--no-input")
         self.manage("collectstatic", "--no-input")
 
-    def serve(self, *, port: int | None = None, env: dict[str, str] | None = None) -> str:
+    def serve(
+        self,
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        wrapper: tuple[str, ...] = (),
+        timeout: float = STARTUP_TIMEOUT,
+    ) -> str:
         """Start one more daphne process (on ``port``, or a free one; with ``env`` over the
-        site's) and return its base URL once it is healthy."""
+        site's; run by ``wrapper``, e.g. valgrind, given ``timeout`` to be healthy) and return
+        its base URL once it is healthy."""
         port = port or free_port()
         # Appended to: a server started again on the port of one stopped keeps the first's log.
         with (self.workdir / f"daphne-{port}.log").open("a") as log:
             process = subprocess.Popen(
                 [
+                    *wrapper,
                     sys.executable,
                     "-m",
                     # daphne as the Procfile and docker/start run it.
@@ -375,9 +384,7 @@ class LiveSite:
             )
         self.servers.append(process)
         url = f"http://127.0.0.1:{port}"
-        wait_until(
-            lambda: healthy(url), timeout=STARTUP_TIMEOUT, what=f"daphne in {self.directory.name}", process=process
-        )
+        wait_until(lambda: healthy(url), timeout=timeout, what=f"daphne in {self.directory.name}", process=process)
         return url
 
     def work(self, *channels: str, layer: str = "default") -> None:
@@ -434,6 +441,9 @@ class ComposeSite:
     service: str
     urls: list[str]
     servers: list[Container] = field(default_factory=list)
+    # Its logs count from here (Unix time): a stack may have been through a fault on purpose before the
+    # tests (make compose-test's failover), and what it logged then is not the tests' doing.
+    since: float = field(default_factory=time.time)
 
     def manage(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         env_flags = [flag for key, value in (env or {}).items() for flag in ("-e", f"{key}={value}")]
@@ -458,8 +468,17 @@ class ComposeSite:
         return url
 
     def logs(self) -> str:
-        command = [*self.compose, "logs", "--no-color", self.service]
-        return subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
+        # docker logs, as docker-compose v1's `logs` has no --since; daphne logs to stderr.
+        logged = [
+            subprocess.run(
+                ["docker", "logs", "--since", f"{self.since:.3f}", container],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            for container in run([*self.compose, "ps", "-q", self.service], timeout=60).stdout.split()
+        ]
+        return "".join(result.stdout + result.stderr for result in logged)
 
     def stop(self) -> None:
         """Removes the containers the tests started; the stack belongs to whoever started it."""
