@@ -302,9 +302,18 @@ import os
 from django.conf import settings
 from rooms.models import Room
 from rooms.wire import room_group
+import redis
+from redis.sentinel import Sentinel
 
 def group_channel(room):
     return settings.CHANNEL_LAYERS['default']['CONFIG']['prefix'] + '__group__' + room_group(room_id=room.pk)
+
+# Each Redis of the channel layer: those REDIS_URL lists, or the one primary its sentinels name.
+if settings.REDIS_SENTINEL:
+    sentinel = settings.REDIS_SENTINEL
+    clients = [Sentinel(sentinel.sentinels).master_for(sentinel.master, db=sentinel.db, decode_responses=True)]
+else:
+    clients = [redis.Redis.from_url(url, decode_responses=True) for url in settings.REDIS_URLS]
 """
 
 # A new room for each Redis of REDIS_URL, whose group that Redis carries: their slugs, in its order.
@@ -313,9 +322,9 @@ import uuid
 from channels_redis.utils import _consistent_hash
 
 slugs = {{}}
-while len(slugs) < len(settings.REDIS_URLS):
+while len(slugs) < len(clients):
     room = Room.objects.create(slug='shard-' + uuid.uuid4().hex[:8], title='A room on one Redis')
-    shard = _consistent_hash(group_channel(room), len(settings.REDIS_URLS))
+    shard = _consistent_hash(group_channel(room), len(clients))
     if shard in slugs:
         room.delete()
     else:
@@ -327,14 +336,12 @@ print(json.dumps([slugs[shard] for shard in sorted(slugs)]))
 # connections subscribe to each room's group there; its PUBLISH calls so far; and its keys
 # of the chat's cache and of presence.
 REDIS_STATE = f"""{GROUP_CHANNEL}
-import redis
 from django.core.cache import cache
 
 rooms = Room.objects.filter(slug__in=os.environ['E2E_ROOMS'].split(','))
 channels = {{room.slug: group_channel(room) for room in rooms}}
 state = []
-for url in settings.REDIS_URLS:
-    client = redis.Redis.from_url(url, decode_responses=True)
+for client in clients:
     subscribers = dict(client.pubsub_numsub(*channels.values()))
     state.append({{
         'subscribers': {{slug: subscribers[channel] for slug, channel in channels.items()}},
@@ -556,3 +563,12 @@ def test_on_a_phone_the_room_the_user_is_in_comes_before_the_list_of_every_room(
     assert room(page, "phone").bounding_box()["y"] < picker.bounding_box()["y"]
     # The conversation and the box to write in are on the first screen, with no scrolling.
     expect(room(page, "phone").get_by_label("Message")).to_be_in_viewport(ratio=1)
+    # First in the page's order too, not only on the screen: the Tab key, and a screen reader, meet the
+    # room the user is in before the list of every room.
+    # (The Tab key goes on from the element with the focus: the chat's start, made focusable for the test.)
+    page.locator("#chat").evaluate("(chat) => { chat.tabIndex = -1; chat.focus(); }")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.closest('#joined-rooms') !== null")
+    # On a wide screen the list of every room stays at the left.
+    page.set_viewport_size({"width": 1200, "height": 800})
+    assert picker.bounding_box()["x"] < room(page, "phone").bounding_box()["x"]

@@ -132,24 +132,37 @@ BOARD_AND_COLUMN = """() => {
   const canvas = document.getElementById('canvas').getBoundingClientRect();
   const main = document.querySelector('main');
   const padding = parseFloat(getComputedStyle(main).paddingRight);
-  return {right: canvas.right, width: canvas.width, height: canvas.height,
+  return {top: canvas.top, bottom: canvas.bottom, right: canvas.right, width: canvas.width, height: canvas.height,
           columnRight: main.getBoundingClientRect().right - padding};
 }"""
 
 
-@pytest.mark.parametrize(("width", "height"), [(600, 1000), (1200, 1000)])
-def test_the_board_fills_the_column_at_four_by_three(new_page, sketchpad_site, width, height):
+@pytest.mark.parametrize(
+    ("width", "height", "fills"),
+    [
+        (600, 1000, "width"),
+        (1200, 1000, "width"),
+        # A phone turned sideways: too short for a board as wide as the column, it is as tall as fits.
+        (667, 375, "height"),
+    ],
+)
+def test_the_board_fills_the_column_at_four_by_three(new_page, sketchpad_site, width, height, fills):
     page = new_page(sketchpad_site.urls[0])
     page.set_viewport_size({"width": width, "height": height})
     create_board(page)
-    # Its right edge is the column's (give or take the frame's border), and its height three quarters of its width.
-    page.wait_for_function(
-        f"() => {{ const box = ({BOARD_AND_COLUMN})(); return Math.abs(box.right - box.columnRight) <= 2; }}"
-    )
     box = page.evaluate(BOARD_AND_COLUMN)
+    # The whole board in the window as the page opens: a board you cannot see whole is hard to draw on.
+    assert box["top"] >= 0
+    assert box["bottom"] <= height
     assert box["height"] == pytest.approx(box["width"] * 3 / 4, abs=1)
-    # Tools above the board on a narrow window, beside it on a wide one: there it is still most of the width.
-    assert box["width"] >= 0.75 * width
+    if fills == "width":
+        # Its right edge is the column's (give or take the frame's border).
+        assert box["right"] == pytest.approx(box["columnRight"], abs=2)
+        # Tools above the board on a narrow window, beside it on a wide one: there it is still most of the width.
+        assert box["width"] >= 0.75 * width
+    else:
+        # As large as the window's height below the site's header allows, not a thumbnail.
+        assert box["height"] >= 0.6 * height
     # Its drawing surface too (a pixel per device pixel): a point of the board lands where it was drawn.
     pixels = page.evaluate("() => [document.getElementById('canvas').width, document.getElementById('canvas').height]")
     assert pixels[1] == pytest.approx(pixels[0] * 3 / 4, abs=1)
@@ -195,6 +208,40 @@ def test_the_palette_chooses_the_colour_and_width_of_what_is_drawn_by_mouse_or_k
     expect_pixel(bob, 0.5, 0.32, RED)
     expect_pixel(bob, 0.5, 0.7, BLUE)
     expect_pixel(bob, 0.5, 0.72, WHITE)
+
+
+# Moves the pointer that is down on the canvas through `points` (board coordinates), one pointermove each:
+# dispatched in the page, as 10,000 moves through Playwright's mouse would take minutes.
+MOVE_THROUGH = """([pointerId, points]) => {
+  const canvas = document.getElementById('canvas');
+  const rect = canvas.getBoundingClientRect();
+  for (const [x, y] of points) {
+    const at = { clientX: rect.left + x * rect.width, clientY: rect.top + y * rect.height };
+    canvas.dispatchEvent(new PointerEvent('pointermove', { pointerId, isPrimary: true, buttons: 1, ...at }));
+  }
+}"""
+
+
+def test_a_stroke_longer_than_the_server_allows_keeps_its_colour_to_its_end(new_page, sketchpad_site):
+    """Past 10,000 points (the server's limit) the page carries the stroke on in a new one: in the
+    stroke's colour and width, not the palette's, chosen meanwhile."""
+    alice, bob, _ = two_on_a_new_board(new_page, sketchpad_site)
+    pick(alice, RED, BROAD)
+    alice.evaluate("""() => document.getElementById('canvas')
+      .addEventListener('pointerdown', (event) => { window.pointerId = event.pointerId; }, { once: true })""")
+    alice.mouse.move(*at(alice, 0.05, 0.05))
+    alice.mouse.down()
+    # 10,000 points, each its own at the server's four decimals: rows of 500 across the top of the board.
+    zigzag = [[0.05 + (i % 500) * 0.0018, 0.05 + (i // 500) * 0.01] for i in range(10_000)]
+    pointer_id = alice.evaluate("window.pointerId")
+    alice.evaluate(MOVE_THROUGH, [pointer_id, zigzag])
+    # Blue chosen while the stroke goes on: it is for the next stroke.
+    alice.evaluate(f"() => document.querySelector('#tools input[value=\"{BLUE}\"]').click()")
+    alice.evaluate(MOVE_THROUGH, [pointer_id, [[0.1 + i * 0.004, 0.8] for i in range(201)]])
+    alice.mouse.up()
+    for page in [alice, bob]:
+        expect_pixel(page, 0.5, 0.8, RED)
+        expect_pixel(page, 0.5, 0.82, RED)  # broad: two hundredths of the board's height from its middle
 
 
 # Every pointerdown on the canvas, by its pointer's type ("mouse", "touch" or "pen"), kept in the page.

@@ -29,21 +29,26 @@ class FakeWebSocket extends EventTarget {
 
 const last = () => sockets.at(-1);
 
+// The ws-connect element htmx triggers its events on (htmx adds it to each event's detail as elt):
+// in the page, unless a test takes it out.
+let element;
+
 function trigger(name, detail) {
-  extension.onEvent(name, { detail });
+  extension.onEvent(name, { detail: { ...detail, elt: element } });
 }
 
-// What htmx-ext-ws 2.0.4 does for a ws-connect element, in its order: it creates the socket with
-// htmx.createWebSocket, triggers htmx:wsConnecting, then listens (it sets onopen and onclose). On a
-// close it asks htmx.config.wsReconnectDelay for the delay first, with its count (0 after any open),
-// and only then triggers htmx:wsClose.
+// What htmx-ext-ws 2.0.4 does for a ws-connect element, in its order (its wrapper's init): it creates
+// the socket with htmx.createWebSocket, triggers htmx:wsConnecting, then listens (it sets onopen and
+// onclose). On a close it asks htmx.config.wsReconnectDelay for the delay first, with its count (0
+// after any open), and only then triggers htmx:wsClose, with the wrapper, whose reconnect() is init.
+const socketWrapper = { reconnect: connect };
 function connect() {
   const socket = globalThis.htmx.createWebSocket('wss://example.test/ws/liveblog/x/fragments/');
   trigger('htmx:wsConnecting', { event: { type: 'connecting' } });
-  socket.addEventListener('open', (event) => trigger('htmx:wsOpen', { event }));
+  socket.addEventListener('open', (event) => trigger('htmx:wsOpen', { event, socketWrapper }));
   socket.addEventListener('close', (event) => {
     if (RETRIED.includes(event.code)) setTimeout(connect, globalThis.htmx.config.wsReconnectDelay(0));
-    trigger('htmx:wsClose', { event });
+    trigger('htmx:wsClose', { event, socketWrapper });
   });
 }
 
@@ -66,6 +71,7 @@ async function load() {
 
 beforeEach(async () => {
   sockets = [];
+  element = { isConnected: true };
   mock.timers.enable({ apis: ['setTimeout'] });
   await load();
 });
@@ -110,19 +116,47 @@ describe('the socket-state extension', () => {
     assert.ok(badge.title, 'explains the state in a tooltip');
   });
 
-  for (const code of [1000, 1001, 4404]) {
-    it(`shows the final state after a close with ${code}, which htmx-ext-ws does not retry`, () => {
+  it('shows the final state after a close with 4404 (the liveblog deleted), and tries no more', () => {
+    last().open();
+    last().serverClose(4404);
+    assert.equal(badge.dataset.socketState, 'closed');
+    assert.equal(badge.textContent, 'Disconnected');
+    mock.timers.tick(10 * 60 * 1000);
+    assert.equal(sockets.length, 1);
+  });
+
+  // daphne's 1000 at --websocket_timeout, a proxy's 1001, a close with no code (1005): htmx-ext-ws gives up.
+  for (const code of [1000, 1001, 1005]) {
+    it(`reconnects after a close with ${code}, which htmx-ext-ws does not retry, after the policy's delay`, (t) => {
+      t.mock.method(Math, 'random', () => 1); // the longest first delay: 500 ms
       last().open();
       last().serverClose(code);
-      assert.equal(badge.dataset.socketState, 'closed');
-      assert.equal(badge.textContent, 'Disconnected');
-      mock.timers.tick(10 * 60 * 1000);
-      assert.equal(sockets.length, 1);
+      assert.equal(badge.dataset.socketState, 'reconnecting');
+      assert.equal(badge.textContent, 'Reconnecting…');
+      mock.timers.tick(499);
+      assert.equal(sockets.length, 1, 'not before the delay');
+      mock.timers.tick(1);
+      assert.equal(sockets.length, 2, 'one attempt at 500 ms');
+      last().open();
+      assert.equal(badge.dataset.socketState, 'open');
     });
   }
 
-  for (const code of RETRIED) {
-    it(`gives a server that accepts then closes with ${code} ≤ 10 attempts in a minute, then ≤ 1 per 15 s`, (t) => {
+  it('leaves closed the socket of an element a swap took out of the page', () => {
+    last().open();
+    element.isConnected = false;
+    last().serverClose(1005); // htmx-ext-ws closing it, with no code
+    mock.timers.tick(10 * 60 * 1000);
+    assert.equal(sockets.length, 1);
+  });
+
+  it('throws a clear error when ws.min.js was not loaded first', async () => {
+    delete globalThis.htmx.createWebSocket;
+    await assert.rejects(import(`../js/htmx-socket-state.js?${++loads}`), /load ws\.min\.js/);
+  });
+
+  for (const code of [...RETRIED, 1000, 1001, 1005]) {
+    it(`gives a server that accepts then closes with ${code} ≤ 9 attempts in a minute, then ≤ 1 per 15 s`, (t) => {
       t.mock.method(Math, 'random', () => 0); // every delay the shortest it can draw: the server's worst case
       const attempts = acceptAndClose({ sockets, code, ms: 10 * 60 * 1000, tick: (ms) => mock.timers.tick(ms) });
       assertStormProof(attempts);

@@ -398,7 +398,7 @@ describe('JsonSocket state', () => {
   });
 
   for (const code of [1013, 1011, 1006, 1012]) {
-    it(`gives a server that accepts then closes with ${code} ≤ 10 attempts in a minute, then ≤ 1 per 15 s`, () => {
+    it(`gives a server that accepts then closes with ${code} ≤ 9 attempts in a minute, then ≤ 1 per 15 s`, () => {
       connect({ backoff: shortest });
       const attempts = acceptAndClose({ sockets, code, ms: 10 * 60 * 1000, tick: (ms) => mock.timers.tick(ms) });
       assertStormProof(attempts);

@@ -5,6 +5,12 @@ from realtime_common.streams import StreamConsumer, stream_since_parse
 from .selectors import liveblog_get, liveblog_get_by_id, post_snapshot
 from .wire import frame_post_id, liveblog_gone_fragment, liveblog_stream, post_fragment, posts_fragment
 
+# The fragments page's close when its liveblog is deleted: final (4400-4499, like HTTP's 404), so its
+# extension stops and shows "Disconnected". Not 1000: the extension reconnects after that one, as a
+# daphne --websocket_timeout or a proxy sends it to a page that should carry on. (The JSON page gets
+# the 4000 of every deleted stream instead: it reloads its list, and finds the liveblog gone there.)
+CLOSE_LIVEBLOG_GONE = 4404
+
 
 class LiveblogConsumer(StreamConsumer):
     """Sends one liveblog's post events to one page: in seq order, none missed, none twice."""
@@ -58,10 +64,9 @@ class LiveblogFragmentsConsumer(StreamConsumer):
         self.stream_seqs[stream] = None
         snapshot = await database_sync_to_async(snapshot_rendered)(liveblog_id=self.liveblog_id)
         if snapshot is None:
-            # Deleted (StreamConsumer.stream_deleted): say so, and close with 1000,
-            # which the extension does not reconnect after.
+            # Deleted (StreamConsumer.stream_deleted): say so, and close for good.
             await self.send(text_data=liveblog_gone_fragment())
-            await self.close(code=1000)
+            await self.close(code=CLOSE_LIVEBLOG_GONE)
             return
         seq, self.listed, html = snapshot
         await self.send(text_data=html)

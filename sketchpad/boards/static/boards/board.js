@@ -101,13 +101,14 @@ function pointFrom(event) {
   return [normalise((event.clientX - rect.left) / rect.width), normalise((event.clientY - rect.top) / rect.height)];
 }
 
-function begin(pointerId, point) {
+// A stroke keeps its colour and width to its end, whatever is chosen meanwhile: the palette's at a
+// pointerdown, the finished stroke's for its continuation past MAX_STROKE_POINTS (addPoint).
+function begin(pointerId, point, { color, width } = { color: chosen('color'), width: Number(chosen('width')) }) {
   const stroke = {
     author: you,
     stroke: newStrokeId(),
-    // A stroke keeps these to its end, whatever is chosen meanwhile.
-    color: chosen('color'),
-    width: Number(chosen('width')),
+    color,
+    width,
     points: [],
     done: false,
   };
@@ -123,9 +124,9 @@ function addPoint(pointerId, point) {
   const last = current.stroke.points.at(-1);
   if (last && last[0] === point[0] && last[1] === point[1]) return;
   if (current.stroke.points.length >= MAX_STROKE_POINTS) {
-    // As long as the server allows: carry on in a new stroke from the same place.
+    // As long as the server allows: carry on in a new stroke from the same place, in the same colour and width.
     finish(pointerId);
-    current = begin(pointerId, last);
+    current = begin(pointerId, last, current.stroke);
   }
   current.stroke.points.push(point);
   current.unsent.push(point);
