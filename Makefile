@@ -5,7 +5,7 @@
 # make bench - load measurements of the three demos against their floors (bench/), about 25 minutes
 # make bench-smoke - the same at small sizes, about a minute and a half (CI runs it)
 # make faults - faults made for real (Redis restarts, daphne killed, slow readers, ...) against real processes, the database's on Postgres too, ~4 minutes
-# make compose-test - the docker compose stack, built, started and tested with the e2e suite
+# make compose-test - the docker compose stack, built, started and tested with the e2e suite; then its Redis Sentinel variant, through a failover
 # make copy-test - each site copied out of the repository as its README says, installed in a fresh venv and tested there
 # make e2e-sharded - the e2e suite with every site on two Redis shards (REDIS_URL=a,b), about 3 minutes
 SHELL := /bin/bash
@@ -35,6 +35,7 @@ system-deps:
 	[ -x "$(CHROMIUM_PATH)" ] || missing+=(chromium); \
 	command -v node >/dev/null || missing+=(nodejs); \
 	command -v ss >/dev/null || missing+=(iproute2); \
+	command -v valgrind >/dev/null || missing+=(valgrind); \
 	if [ $${#missing[@]} -gt 0 ]; then \
 	  echo "==> Installing system packages: $${missing[*]}"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "Not root: install $${missing[*]} and run again." >&2; exit 1; fi; \

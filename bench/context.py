@@ -46,6 +46,8 @@ class Sizes:
     flood_seconds: float
     profile_seconds: float
     overhead: tuple[int, int, int, float]  # liveblog sockets, rounds of metrics on and off (alternated), posts, rate
+    # Its instruction count: sockets on one daphne process under callgrind, rounds (alternated), posts
+    overhead_instructions: tuple[int, int, int]
     fragments: tuple[int, int, int, float]  # liveblog sockets, rounds of each page (alternated), posts, rate
     # Rounds of a site against its baseline, alternated (a ratio's median and range need three at least).
     baseline_rounds: int
@@ -68,6 +70,7 @@ SIZES_BOTH: dict[str, tuple] = {
     "flood_seconds": (10.0, 0.4),
     "profile_seconds": (8.0, 3.0),
     "overhead": ((1000, 5, 80, 8.0), (40, 3, 5, 10.0)),
+    "overhead_instructions": ((200, 3, 20), (20, 1, 3)),
     "fragments": ((1000, 3, 40, 8.0), (40, 3, 5, 10.0)),
     "baseline_rounds": (3, 1),
 }  # fmt: skip
@@ -110,6 +113,7 @@ def sizes_rounds(*, sizes: Sizes, rounds: int) -> Sizes:
         sizes,
         baseline_rounds=rounds,
         overhead=(sizes.overhead[0], rounds, *sizes.overhead[2:]),
+        overhead_instructions=(sizes.overhead_instructions[0], rounds, sizes.overhead_instructions[2]),
         fragments=(sizes.fragments[0], rounds, *sizes.fragments[2:]),
     )
 

@@ -344,6 +344,66 @@ def site_serving(*, site: BenchSite, count: int, layer: str, pinning: Pinning) -
         site.stop()
 
 
+# valgrind runs Python some 50 times slower: the site's startup (imports, Django's setup) takes ~20 s.
+CALLGRIND_STARTUP_TIMEOUT = 300.0
+
+
+@dataclass
+class Callgrind:
+    """One daphne process run by valgrind's callgrind, counting the CPU instructions it runs only
+    between ``counting_start`` and ``counting_stop``: a figure that a neighbour's load does not
+    change (CPU seconds do, by several %)."""
+
+    url: str
+    pid: int
+    out: Path
+
+    def counting_start(self) -> None:
+        callgrind_control(pid=self.pid, option="--instr=on")
+
+    def counting_stop(self) -> int:
+        """Stop counting and write the counts out (callgrind names the file ``<out>.1``): the instructions counted."""
+        callgrind_control(pid=self.pid, option="--instr=off")
+        callgrind_control(pid=self.pid, option="--dump")
+        return callgrind_totals(text=self.out.with_name(f"{self.out.name}.1").read_text())
+
+
+def callgrind_control(*, pid: int, option: str) -> None:
+    """Tell a running callgrind to do something; callgrind_control returns once it has done it."""
+    subprocess.run(["callgrind_control", option, str(pid)], check=True, capture_output=True, timeout=120)
+
+
+def callgrind_totals(*, text: str) -> int:
+    """The instructions a callgrind dump counted: its ``totals:`` line (``summary:`` where it has none)."""
+    lines = text.splitlines()
+    for key in ("totals:", "summary:"):
+        for line in lines:
+            if line.startswith(key):
+                return int(line.split()[1])
+    raise ValueError("not a callgrind dump: no totals: or summary: line")
+
+
+@contextmanager
+def callgrind_serving(*, site: BenchSite, layer: str, pinning: Pinning) -> Iterator[Callgrind]:
+    """One daphne process of the site on ``layer`` under callgrind, not counting until told to
+    (``--instr-atstart=no``: the startup is not the frames' cost). PYTHONHASHSEED is fixed, so
+    that two runs of the same code hash, and so iterate sets and dicts, alike."""
+    if shutil.which("valgrind") is None:
+        raise RuntimeError("valgrind is not installed (make system-deps installs it)")
+    site.layer = layer
+    out = site.workdir / f"callgrind-{time.monotonic_ns()}.out"
+    wrapper = ("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}")
+    try:
+        try:
+            url = site.serve(env={"PYTHONHASHSEED": "0"}, wrapper=wrapper, timeout=CALLGRIND_STARTUP_TIMEOUT)
+        finally:
+            STARTED.extend(process for process in site.servers if process not in STARTED)
+        pinning.pid_pin(name=f"callgrind daphne {site.directory.name}", pid=site.servers[-1].pid, cpu=SERVER_CPU)
+        yield Callgrind(url=url, pid=site.servers[-1].pid, out=out)
+    finally:
+        site.stop()
+
+
 def site_script(*, site: BenchSite, module: str, args: list[str], timeout: float) -> list[dict]:
     """Run ``python -m bench.sitescripts.<module>`` in the site's folder and env; its JSON output lines."""
     result = subprocess.run(

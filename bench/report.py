@@ -721,7 +721,37 @@ def overhead_section(*, data: dict, results: dict) -> str:
         f"started processes with DJANGO_METRICS on and off, alternated, {data['rounds']} rounds (the order flipped "
         "each round).\n\n"
     )
+    text += instructions_markdown(instructions=data["instructions"])
+    text += (
+        "\nIn CPU seconds, the wall-clock view: each state's runs, and the ratio on/off, spread by several % even "
+        "on a quiet machine. CPU is read in 10 ms ticks, a neighbour's load comes and goes, and under this load "
+        "each daphne process runs a full collection of Python's GC every ~3 s, of 60-115 ms: one more or fewer in "
+        "a run's window moves its CPU by ~3 %, the whole margin judged. Hence the verdict on instructions.\n\n"
+    )
     return text + alternated_markdown(data=data, states=("on", "off"))
+
+
+def instructions_markdown(*, instructions: dict) -> str:
+    """The callgrind runs of metrics on and off (``bench.scenarios.overhead.instructions_run``) and their ratio."""
+    rows = [
+        [row["label"], f"{row['instructions']:,}", f"{row['frames']:,}", fmt(row["per_frame"], 0)]
+        for rows in instructions["runs"].values()
+        for row in rows
+    ]
+    text = (
+        f"Counted in CPU instructions (valgrind's callgrind; what the verdict is judged on): one daphne process, "
+        f"{instructions['sockets']:,} sockets, {instructions['posts']} posts counted, each fanned out to every socket "
+        f"before the next, {instructions['rounds']} × on and off, alternated.\n\n"
+    )
+    text += table(header=["run", "instructions", "frames delivered", "instructions per frame"], rows=sorted(rows))
+    ratio = instructions["ratio"]
+    if ratio:
+        text += (
+            f"\nRatio on/off, round by round: median {ratio['median']:.4f}, range {ratio['low']:.4f} – "
+            f"{ratio['high']:.4f} ({', '.join(f'{value:.4f}' for value in ratio['values'])}): "
+            f"**{instructions['verdict']}**.\n"
+        )
+    return text
 
 
 def fragments_section(*, data: dict, results: dict) -> str:

@@ -54,8 +54,14 @@ def test_resize_values():
 
 def test_rounds_apply_to_every_alternation():
     sizes = sizes_rounds(sizes=SIZES_FULL, rounds=1)
-    assert (sizes.baseline_rounds, sizes.overhead[1], sizes.fragments[1]) == (1, 1, 1)
+    assert (sizes.baseline_rounds, sizes.overhead[1], sizes.overhead_instructions[1], sizes.fragments[1]) == (
+        1,
+        1,
+        1,
+        1,
+    )
     assert sizes.overhead[0] == SIZES_FULL.overhead[0]
+    assert sizes.overhead_instructions[::2] == SIZES_FULL.overhead_instructions[::2]
 
 
 def test_full_sizes_alternate_site_and_baseline_three_times():
