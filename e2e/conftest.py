@@ -35,6 +35,9 @@ from realtime_common.testing.servers import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+# The channels each site's `runworker --layer worker` serves, as docker-compose.yml runs them: the
+# sketchpad draws its thumbnails off the socket's process. A site not named here has no worker.
+WORKERS = {"sketchpad": ("thumbnails",)}
 
 expect.set_options(timeout=10_000)
 
@@ -84,11 +87,10 @@ def serve_site(
     redis_url: str,
     postgres: PostgresServer | None,
     servers: int = 2,
-    workers: tuple[str, ...] = (),
 ):
     """Yield the site as deployed: migrated, seeded, with a staff account, served by
     ``servers`` daphne processes sharing one database (its own in ``postgres`` if any,
-    else an SQLite file) and one REDIS_URL, plus a ``runworker`` process for ``workers``
+    else an SQLite file) and one REDIS_URL, plus a ``runworker`` process for its ``WORKERS``
     channels (of the "worker" layer) if any. Fails the run if any process logged a traceback."""
     url = os.environ.get(f"E2E_{name.upper()}_URL")
     if url:
@@ -105,8 +107,8 @@ def serve_site(
         site.prepare()
         site.manage("seed")
         site.urls = [site.serve() for _ in range(servers)]
-        if workers:
-            site.work(*workers, layer="worker")
+        if name in WORKERS:
+            site.work(*WORKERS[name], layer="worker")
     site.manage(
         "createsuperuser",
         "--no-input",
@@ -129,11 +131,7 @@ def liveblog_site(tmp_path_factory, redis_server, postgres_server):
 @pytest.fixture(scope="session")
 def sketchpad_site(tmp_path_factory, redis_server, postgres_server):
     yield from serve_site(
-        "sketchpad",
-        tmp_path_factory=tmp_path_factory,
-        redis_url=redis_server,
-        postgres=postgres_server,
-        workers=("thumbnails",),
+        "sketchpad", tmp_path_factory=tmp_path_factory, redis_url=redis_server, postgres=postgres_server
     )
 
 
@@ -277,9 +275,5 @@ def demo_chat(tmp_path_factory, demo_redis, postgres_server):
 @pytest.fixture(scope="module")
 def demo_sketchpad(tmp_path_factory, demo_redis, postgres_server):
     yield from serve_site(
-        "sketchpad",
-        tmp_path_factory=tmp_path_factory,
-        redis_url=demo_redis,
-        postgres=postgres_server,
-        workers=("thumbnails",),
+        "sketchpad", tmp_path_factory=tmp_path_factory, redis_url=demo_redis, postgres=postgres_server
     )

@@ -92,6 +92,12 @@ def draw_line(page: Page, start: tuple[float, float], end: tuple[float, float]) 
     page.mouse.up()
 
 
+def draw_stroke(page: Page, color: str, width: int, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A line in a colour and a width picked from the palette first."""
+    pick(page, color, width)
+    draw_line(page, start, end)
+
+
 def test_a_stroke_appears_on_another_screen_while_it_is_drawn_and_for_late_joiners(new_page, sketchpad_site):
     alice, bob, path = two_on_a_new_board(new_page, sketchpad_site)
 
@@ -115,8 +121,7 @@ def test_a_stroke_appears_on_another_screen_while_it_is_drawn_and_for_late_joine
 def test_the_drawing_scales_with_the_window(new_page, sketchpad_site):
     alice = new_page(sketchpad_site.urls[0])
     create_board(alice)
-    pick(alice, BLUE, THICK)
-    draw_line(alice, (0.1, 0.1), (0.9, 0.9))
+    draw_stroke(alice, BLUE, THICK, (0.1, 0.1), (0.9, 0.9))
     expect_pixel(alice, 0.5, 0.5, BLUE)
     wide = alice.evaluate("document.getElementById('canvas').width")
 
@@ -173,10 +178,8 @@ def test_a_stroke_drawn_on_a_phone_lands_at_the_same_place_of_the_board_on_a_wid
     alice.set_viewport_size({"width": 390, "height": 844})
     bob.set_viewport_size({"width": 1280, "height": 1000})
 
-    pick(alice, RED, THICK)
-    draw_line(alice, (0.2, 0.2), (0.8, 0.6))
-    pick(bob, BLUE, THICK)
-    draw_line(bob, (0.2, 0.8), (0.8, 0.8))
+    draw_stroke(alice, RED, THICK, (0.2, 0.2), (0.8, 0.6))
+    draw_stroke(bob, BLUE, THICK, (0.2, 0.8), (0.8, 0.8))
     for page in [alice, bob]:
         # On the line from (0.2, 0.2) to (0.8, 0.6), and off it.
         expect_pixel(page, 0.5, 0.4, RED)
@@ -299,10 +302,8 @@ def test_a_stroke_drawn_with_a_finger_or_a_pen_reaches_another_screen(browser, n
 def test_undo_and_clear_reach_every_screen(new_page, sketchpad_site):
     alice, bob, path = two_on_a_new_board(new_page, sketchpad_site)
 
-    pick(alice, RED, THICK)
-    draw_line(alice, (0.1, 0.3), (0.9, 0.3))
-    pick(bob, BLUE, THICK)
-    draw_line(bob, (0.1, 0.7), (0.9, 0.7))
+    draw_stroke(alice, RED, THICK, (0.1, 0.3), (0.9, 0.3))
+    draw_stroke(bob, BLUE, THICK, (0.1, 0.7), (0.9, 0.7))
     for page in [alice, bob]:
         expect_pixel(page, 0.5, 0.3, RED)
         expect_pixel(page, 0.5, 0.7, BLUE)
@@ -315,8 +316,7 @@ def test_undo_and_clear_reach_every_screen(new_page, sketchpad_site):
     expect(alice.get_by_role("button", name="Undo")).to_be_disabled()
     expect(bob.get_by_role("button", name="Undo")).to_be_enabled()
 
-    pick(alice, RED, THICK)
-    draw_line(alice, (0.1, 0.3), (0.9, 0.3))
+    draw_stroke(alice, RED, THICK, (0.1, 0.3), (0.9, 0.3))
     expect_pixel(bob, 0.5, 0.3, RED)
     # Only the board's creator (alice made it) and staff may clear it, and only they see the button.
     expect(bob.get_by_role("button", name="Clear board")).to_have_count(0)
@@ -332,15 +332,13 @@ def test_undo_and_clear_reach_every_screen(new_page, sketchpad_site):
 
 def test_a_page_that_was_offline_gets_the_board_as_it_is_now(new_page, sketchpad_site):
     alice, bob, path = two_on_a_new_board(new_page, sketchpad_site)
-    pick(alice, RED, THICK)
-    draw_line(alice, (0.1, 0.3), (0.9, 0.3))
+    draw_stroke(alice, RED, THICK, (0.1, 0.3), (0.9, 0.3))
     expect_pixel(bob, 0.5, 0.3, RED)
 
     bob.context.set_offline(True)
     expect(bob.locator("#connection-state")).to_have_attribute("data-socket-state", "reconnecting")
     alice.get_by_role("button", name="Undo").click()
-    pick(alice, BLUE, THICK)
-    draw_line(alice, (0.1, 0.7), (0.9, 0.7))
+    draw_stroke(alice, BLUE, THICK, (0.1, 0.7), (0.9, 0.7))
     expect_pixel(alice, 0.5, 0.7, BLUE)
     bob.context.set_offline(False)
 
@@ -359,16 +357,14 @@ def test_the_gallery_shows_a_new_thumbnail_after_drawing_without_a_reload(new_pa
     expect(card.get_by_text("No preview yet")).to_be_visible()
     expect(gallery.locator("#connection-state")).to_have_attribute("data-socket-state", "open")
 
-    pick(alice, RED, BROAD)
-    draw_line(alice, (0.3, 0.5), (0.7, 0.5))
+    draw_stroke(alice, RED, BROAD, (0.3, 0.5), (0.7, 0.5))
     gallery.wait_for_function(
         f"(slug) => ({COLOR_NEAR})(({THUMBNAIL_CENTRE})(slug), '{RED}')", arg=slug, timeout=10_000
     )
     expect(card.get_by_text("No preview yet")).to_be_hidden()
     first_src = card.locator("img").get_attribute("src")
 
-    pick(alice, BLUE, BROAD)
-    draw_line(alice, (0.5, 0.3), (0.5, 0.7))
+    draw_stroke(alice, BLUE, BROAD, (0.5, 0.3), (0.5, 0.7))
     gallery.wait_for_function(
         f"(slug) => ({COLOR_NEAR})(({THUMBNAIL_CENTRE})(slug), '{BLUE}')", arg=slug, timeout=10_000
     )

@@ -182,20 +182,15 @@ class FaultSite(LiveSite):
         """One more daphne process, not waited for (see ``daphne_ready``). ``backlog``:
         its listen queue (Twisted's default is 50)."""
         port = free_port()
-        log = self.workdir / f"daphne-{port}.log"
         where = ["-b", "127.0.0.1", "-p", str(port)]
         if backlog:
             where = ["-e", f"tcp:port={port}:interface=127.0.0.1:backlog={backlog}"]
-        with log.open("w") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "realtime_common.serve", *where, "config.asgi:application"],
-                cwd=self.directory,
-                env={**self.env, "DJANGO_PUBLIC_PORTS": str(port)},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.servers.append(process)
-        server = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
+        server = self.server_start(
+            command=["-m", "realtime_common.serve", *where, "config.asgi:application"],
+            name=f"daphne-{port}",
+            port=port,
+            env={"DJANGO_PUBLIC_PORTS": str(port)},
+        )
         self.daphnes.append(server)
         return server
 
@@ -205,21 +200,31 @@ class FaultSite(LiveSite):
 
     def worker(self) -> Server:
         """The thumbnail worker, serving its metrics on a port of its own (its Server's url)."""
-        number = len(self.workers)
-        log = self.workdir / f"worker-{number}.log"
         port = free_port()
+        server = self.server_start(
+            command=["manage.py", "runworker", "--layer", "worker", "thumbnails"],
+            name=f"worker-{len(self.workers)}",
+            port=port,
+            env={"DJANGO_METRICS_PORT": str(port)},
+        )
+        self.workers.append(server)
+        return server
+
+    def server_start(self, *, command: list[str], name: str, port: int, env: dict[str, str]) -> Server:
+        """Python running ``command`` in the site's folder with the site's environment and ``env``, its
+        output in ``<name>.log`` (what a test reads as its Server's text), answering HTTP on ``port``;
+        stopped with the site (``stop``), whatever the test did to it."""
+        log = self.workdir / f"{name}.log"
         with log.open("w") as out:
             process = subprocess.Popen(
-                [sys.executable, "manage.py", "runworker", "--layer", "worker", "thumbnails"],
+                [sys.executable, *command],
                 cwd=self.directory,
-                env={**self.env, "DJANGO_METRICS_PORT": str(port)},
+                env={**self.env, **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
         self.servers.append(process)
-        server = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
-        self.workers.append(server)
-        return server
+        return Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
 
     def script(self) -> Script:
         script = Script(self)

@@ -29,16 +29,7 @@ def fragments_run(*, bench: Bench) -> dict:
         runs = runs_alternate(
             states=PAGES,
             rounds=rounds,
-            measure=partial(
-                page_measure,
-                bench=bench,
-                client=client,
-                site=site,
-                urls=urls,
-                sockets=sockets,
-                posts=posts,
-                rate=rate,
-            ),
+            measure=partial(page_measure, bench=bench, client=client, site=site, urls=urls),
         )
         for number, pid in enumerate(site.pids):
             bench.pinning.pid_check(name=f"liveblog-fragments daphne-{number}", pid=pid, cpu=1)
@@ -61,15 +52,14 @@ def page_measure(
     client: LineProcess,
     site: BenchSite,
     urls: list[str],
-    sockets: int,
-    posts: int,
-    rate: float,
     state: str,
     round_number: int,
 ) -> dict:
-    """One fan-out to the page ``state`` ("fragments" or "json"). Each round has a liveblog of its
-    own: the fragments page's list sent on connect then holds at most the round's posts, not every
-    post of the run (its cost is the connect's, outside the measured window, but it slows the connect)."""
+    """One fan-out to the page ``state`` ("fragments" or "json"), of the run's sizes (``bench.sizes``).
+    Each round has a liveblog of its own: the fragments page's list sent on connect then holds at most
+    the round's posts, not every post of the run (its cost is the connect's, outside the measured window,
+    but it slows the connect)."""
+    sockets, _rounds, posts, rate = bench.sizes.fragments
     fragments = state == "fragments"
     slug = f"{SLUG}-{round_number}"
     with publisher_running(site=site, slug=slug) as publisher:

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
-import { acceptAndClose, assertStormProof } from './storm.mjs';
+import { acceptAndClose, assertNextAttemptAt, assertStormProof } from './storm.mjs';
 
 // The page the extension runs on, for Node: the badge, and htmx with its WebSocket extension
 // played by `connect` below. Each test loads the extension afresh (its own badge, policy and count).
@@ -169,11 +169,7 @@ describe('the socket-state extension', () => {
       last().open();
       mock.timers.tick(29999);
       last().serverClose(1011);
-      const count = sockets.length;
-      mock.timers.tick(delay - 1);
-      assert.equal(sockets.length, count, `no attempt before ${delay} ms`);
-      mock.timers.tick(1);
-      assert.equal(sockets.length, count + 1, `an attempt at ${delay} ms`);
+      assertNextAttemptAt({ sockets, delay, tick: (ms) => mock.timers.tick(ms) });
     }
     last().open();
     mock.timers.tick(30000);

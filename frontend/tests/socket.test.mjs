@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
-import { acceptAndClose, assertStormProof } from './storm.mjs';
+import { acceptAndClose, assertNextAttemptAt, assertStormProof } from './storm.mjs';
 
 import {
   CLOSE_LOGGED_OUT, JsonSocket, backoffDelay, isFinalCloseCode, restartDelay, ticketUrlProvider,
@@ -368,11 +368,7 @@ describe('JsonSocket state', () => {
     socket.addEventListener('statechange', () => states.push(socket.state));
     for (const delay of [500, 1000, 2000]) {
       last().fail();
-      const count = sockets.length;
-      mock.timers.tick(delay - 1);
-      assert.equal(sockets.length, count, `no attempt before ${delay}ms`);
-      mock.timers.tick(1);
-      assert.equal(sockets.length, count + 1, `an attempt at ${delay}ms`);
+      assertNextAttemptAt({ sockets, delay, tick: (ms) => mock.timers.tick(ms) });
     }
 
     last().open();
@@ -389,11 +385,7 @@ describe('JsonSocket state', () => {
       last().open();
       mock.timers.tick(29999);
       last().serverClose(1011);
-      const count = sockets.length;
-      mock.timers.tick(delay - 1);
-      assert.equal(sockets.length, count, `no attempt before ${delay}ms`);
-      mock.timers.tick(1);
-      assert.equal(sockets.length, count + 1, `an attempt at ${delay}ms`);
+      assertNextAttemptAt({ sockets, delay, tick: (ms) => mock.timers.tick(ms) });
     }
   });
 

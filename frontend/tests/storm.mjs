@@ -1,6 +1,6 @@
 // A server that accepts every connection and closes it at once, played against a client under
 // test, and the bound issue 17 set for it: the JSON page's socket and the fragments page's
-// htmx extension are held to the same one.
+// htmx extension are held to the same one, and to the same backoff steps.
 import assert from 'node:assert/strict';
 
 /**
@@ -32,4 +32,17 @@ export function assertStormProof(attempts) {
     const gap = at - attempts[i - 1];
     if (at >= 60000) assert.ok(gap >= 15000, `an attempt at ${at} ms, ${gap} ms after the one before`);
   }
+}
+
+/**
+ * Asserts the client's next attempt comes exactly `delay` ms after now on the mocked clock (`tick`):
+ * no new socket in `sockets` 1 ms before, one at `delay`. Exactness is the point: a backoff that is
+ * off by one step would still reconnect, just sooner or later than the README promises.
+ */
+export function assertNextAttemptAt({ sockets, delay, tick }) {
+  const count = sockets.length;
+  tick(delay - 1);
+  assert.equal(sockets.length, count, `no attempt before ${delay} ms`);
+  tick(1);
+  assert.equal(sockets.length, count + 1, `an attempt at ${delay} ms`);
 }

@@ -36,6 +36,16 @@ def seen(author: str, x, y) -> dict:
     return {"type": "cursor", "author": author, "name": name, "color": color, "x": x, "y": y}
 
 
+async def pages_join(connect, *, count: int) -> list[tuple]:
+    """``count`` pages joined to the board in turn, each with the author its cursor is seen as (``seen``):
+    its snapshot's ``you``."""
+    pages = []
+    for _ in range(count):
+        page, snapshot = await join(connect)
+        pages.append((page, snapshot["you"]))
+    return pages
+
+
 async def cursor_next(page) -> dict:
     """The page's next frame, a cursor's, without the id of the socket it comes from."""
     frame = await page.receive_json_from(timeout=WAIT)
@@ -44,10 +54,7 @@ async def cursor_next(page) -> dict:
 
 
 async def test_a_cursor_reaches_every_other_page_of_the_board_with_its_author_s_name_and_colour(connect, board):
-    alice, snapshot = await join(connect)
-    alice_id = snapshot["you"]
-    bob, _ = await join(connect)
-    carol, _ = await join(connect)
+    (alice, alice_id), (bob, _), (carol, _) = await pages_join(connect, count=3)
     await sync_to_async(Board.objects.create)(slug="other", title="Other")
     elsewhere, _ = await join(connect, "/ws/sketchpad/other/")
 
@@ -76,13 +83,11 @@ def test_a_badge_is_a_short_name_and_a_colour_fixed_by_the_author_id():
 
 
 async def test_a_cursor_is_taken_off_the_others_when_its_page_closes(connect, board):
-    alice, snapshot = await join(connect)
-    bob, _ = await join(connect)
-    carol, _ = await join(connect)
+    (alice, alice_id), (bob, _), (carol, _) = await pages_join(connect, count=3)
     await alice.send_json_to(cursor(0.5, 0.5))
-    assert await cursor_next(bob) == seen(snapshot["you"], 0.5, 0.5)
+    assert await cursor_next(bob) == seen(alice_id, 0.5, 0.5)
     await alice.disconnect()
-    assert await cursor_next(bob) == seen(snapshot["you"], None, None)
+    assert await cursor_next(bob) == seen(alice_id, None, None)
 
     # A page whose cursor the others do not show goes without a word.
     await carol.send_json_to(cursor(0.5, 0.5))
@@ -101,6 +106,13 @@ def clock(monkeypatch, settings):
     return now
 
 
+@pytest.fixture
+def claims_at_every_frame(monkeypatch):
+    """A cursor refused a place claims again at its next frame, not a second later (CLAIM_RETRY_SECONDS):
+    a place freed is taken at once, without the test waiting out the retry."""
+    monkeypatch.setattr(cursors, "CLAIM_RETRY_SECONDS", 0)
+
+
 async def handled(page) -> None:
     """Every frame the page sent so far was handled: the answer to a bad one, sent after them, is
     back (the other pages' cursors may come first)."""
@@ -111,15 +123,10 @@ async def handled(page) -> None:
 
 
 async def test_a_cursor_idle_for_the_limit_is_taken_off_everywhere_and_frees_its_place(
-    connect, board, clock, monkeypatch
+    connect, board, clock, monkeypatch, claims_at_every_frame
 ):
     monkeypatch.setattr(cursors, "CURSORS_PER_BOARD", 1)
-    monkeypatch.setattr(cursors, "CLAIM_RETRY_SECONDS", 0)
-    alice, snapshot = await join(connect)
-    alice_id = snapshot["you"]
-    bob, snapshot = await join(connect)
-    bob_id = snapshot["you"]
-    carol, _ = await join(connect)
+    (alice, alice_id), (bob, bob_id), (carol, _) = await pages_join(connect, count=3)
     await alice.send_json_to(cursor(0.1, 0.1))
     for page in [bob, carol]:
         assert await cursor_next(page) == seen(alice_id, 0.1, 0.1)
@@ -143,12 +150,12 @@ async def test_a_cursor_idle_for_the_limit_is_taken_off_everywhere_and_frees_its
     assert await cursor_next(carol) == seen(bob_id, 0.4, 0.4)
 
 
-async def test_at_most_so_many_cursors_per_board_are_relayed_until_a_page_closes(connect, board, monkeypatch):
+async def test_at_most_so_many_cursors_per_board_are_relayed_until_a_page_closes(
+    connect, board, monkeypatch, claims_at_every_frame
+):
     monkeypatch.setattr(cursors, "CURSORS_PER_BOARD", 2)
-    monkeypatch.setattr(cursors, "CLAIM_RETRY_SECONDS", 0)
     watcher, _ = await join(connect)
-    (alice, snapshot), (bob, bob_snapshot), (carol, carol_snapshot) = [await join(connect) for _ in range(3)]
-    alice_id, bob_id, carol_id = snapshot["you"], bob_snapshot["you"], carol_snapshot["you"]
+    (alice, alice_id), (bob, bob_id), (carol, carol_id) = await pages_join(connect, count=3)
     await alice.send_json_to(cursor(0.5, 0.5))
     assert await cursor_next(watcher) == seen(alice_id, 0.5, 0.5)
     await bob.send_json_to(cursor(0.5, 0.5))
@@ -191,8 +198,7 @@ async def test_at_most_so_many_cursors_per_board_are_relayed_until_a_page_closes
     ],
 )
 async def test_a_bad_cursor_frame_gets_an_error_reaches_no_one_and_the_socket_stays_open(connect, board, frame, code):
-    alice, snapshot = await join(connect)
-    bob, _ = await join(connect)
+    (alice, alice_id), (bob, _) = await pages_join(connect, count=2)
     if isinstance(frame, dict):
         await alice.send_json_to(frame)
     else:
@@ -202,14 +208,14 @@ async def test_a_bad_cursor_frame_gets_an_error_reaches_no_one_and_the_socket_st
     assert error["detail"]
     # Bob saw nothing of it: the next frame he gets is Alice's next cursor.
     await alice.send_json_to(cursor(0.5, 0.5))
-    assert await cursor_next(bob) == seen(snapshot["you"], 0.5, 0.5)
+    assert await cursor_next(bob) == seen(alice_id, 0.5, 0.5)
 
 
 async def test_cursor_frames_past_their_rate_are_dropped_removals_included(connect, board, monkeypatch):
     # No refill, so the test does not depend on how fast it runs.
     monkeypatch.setattr(cursors, "CURSOR_RATE", 0)
     monkeypatch.setattr(cursors, "CURSOR_BURST", 3)
-    alice, snapshot = await join(connect)
+    alice, _ = await join(connect)
     bob, _ = await join(connect)
     # Removals between the moves would double what is relayed, were they free.
     for number in range(1, 4):
@@ -278,9 +284,10 @@ async def test_the_sweeper_forgets_a_cursor_nobody_answers_for_once_its_place_ha
     assert stale not in sweeper.cursors
 
 
-async def test_a_cursor_whose_lease_ran_out_leaves_the_place_another_cursor_took(clock, monkeypatch):
+async def test_a_cursor_whose_lease_ran_out_leaves_the_place_another_cursor_took(
+    clock, monkeypatch, claims_at_every_frame
+):
     monkeypatch.setattr(cursors, "CURSORS_PER_BOARD", 1)
-    monkeypatch.setattr(cursors, "CLAIM_RETRY_SECONDS", 0)
     alice = cursors.CursorSender(board_id=1, author="alice", channel_name="alice-channel")
     bob = cursors.CursorSender(board_id=1, author="bob", channel_name="bob-channel")
     assert await sync_to_async(alice.move)(Cursor(x=0.1, y=0.1)) is not None
@@ -296,12 +303,11 @@ async def test_a_cursor_whose_lease_ran_out_leaves_the_place_another_cursor_took
     assert await sync_to_async(cache.get)(place) is None
 
 
-async def test_a_page_keeps_its_place_only_by_moving_its_cursor_not_by_removing_it(connect, board, clock, monkeypatch):
+async def test_a_page_keeps_its_place_only_by_moving_its_cursor_not_by_removing_it(
+    connect, board, clock, monkeypatch, claims_at_every_frame
+):
     monkeypatch.setattr(cursors, "CURSORS_PER_BOARD", 1)
-    monkeypatch.setattr(cursors, "CLAIM_RETRY_SECONDS", 0)
-    alice, _ = await join(connect)
-    bob, snapshot = await join(connect)
-    watcher, _ = await join(connect)
+    (alice, _), (bob, bob_id), (watcher, _) = await pages_join(connect, count=3)
     await alice.send_json_to(cursor(0.1, 0.1))
     assert (await cursor_next(watcher))["x"] == 0.1
     sweeping = cursors.sweeper_get().task
@@ -313,7 +319,7 @@ async def test_a_page_keeps_its_place_only_by_moving_its_cursor_not_by_removing_
     # Idle: her place is given back, and with nothing left to watch the sweeper ends.
     await asyncio.wait_for(sweeping, timeout=WAIT)
     await bob.send_json_to(cursor(0.3, 0.3))
-    assert await cursor_next(watcher) == seen(snapshot["you"], 0.3, 0.3)
+    assert await cursor_next(watcher) == seen(bob_id, 0.3, 0.3)
 
 
 async def test_two_tabs_of_one_browser_are_two_cursors_told_apart_by_their_socket(connect, board, creator_cookie):
@@ -356,15 +362,10 @@ class CacheAway:
 
 
 async def test_while_the_cache_is_away_cursor_frames_are_dropped_without_a_word_and_logged_once(
-    connect, board, clock, monkeypatch, caplog
+    connect, board, clock, monkeypatch, caplog, claims_at_every_frame
 ):
     caplog.set_level(logging.INFO, logger="boards.cursors")
-    monkeypatch.setattr(cursors, "CLAIM_RETRY_SECONDS", 0)
-    alice, snapshot = await join(connect)
-    alice_id = snapshot["you"]
-    bob, snapshot = await join(connect)
-    bob_id = snapshot["you"]
-    watcher, _ = await join(connect)
+    (alice, alice_id), (bob, bob_id), (watcher, _) = await pages_join(connect, count=3)
     await alice.send_json_to(cursor(0.1, 0.1))
     assert await cursor_next(watcher) == seen(alice_id, 0.1, 0.1)
 
