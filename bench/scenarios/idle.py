@@ -26,7 +26,7 @@ SCENARIO = "idle"
 # Sockets opened first and closed again, so that code and caches loaded on first use
 # do not count as the first real sockets' memory.
 WARMUP_SOCKETS = 20
-# Handshakes in flight at once: daphne listens with Twisted's backlog of 50.
+# Handshakes in flight at once: a burst as from many pages opening together, well within daphne's listen backlog (realtime_common.serve).
 CONNECT_CONCURRENCY = 100
 
 
