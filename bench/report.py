@@ -716,10 +716,8 @@ def flood_section(*, data: dict, results: dict) -> str:
 
 def overhead_section(*, data: dict, results: dict) -> str:
     text = (
-        f"\n## metrics-overhead: counting on and off\n\nThe liveblog's fan-out ({data['sockets']:,} sockets over "
-        f"{SITE_PROCESSES} processes, {data['posts']} posts at {data['rate']:g}/s, {data['layer']} layer) on freshly "
-        f"started processes with DJANGO_METRICS on and off, alternated, {data['rounds']} rounds (the order flipped "
-        "each round).\n\n"
+        f"\n## metrics-overhead: counting on and off\n\n{fanout_described(data=data)} on freshly started processes "
+        f"with DJANGO_METRICS on and off, alternated, {data['rounds']} rounds (the order flipped each round).\n\n"
     )
     text += instructions_markdown(instructions=data["instructions"])
     text += (
@@ -756,13 +754,21 @@ def instructions_markdown(*, instructions: dict) -> str:
 
 def fragments_section(*, data: dict, results: dict) -> str:
     text = (
-        f"\n## liveblog-fragments: the fragments page beside the JSON page\n\nThe liveblog's fan-out "
-        f"({data['sockets']:,} sockets over {SITE_PROCESSES} processes, {data['posts']} posts at {data['rate']:g}/s, "
-        f"{data['layer']} layer) to the JSON page's socket and to the fragments page's, alternated on the same "
-        f"processes, {data['rounds']} rounds (the order flipped each round; each round on a liveblog of its own).\n\n"
+        f"\n## liveblog-fragments: the fragments page beside the JSON page\n\n{fanout_described(data=data)} to the "
+        "JSON page's socket and to the fragments page's, alternated on the same processes, "
+        f"{data['rounds']} rounds (the order flipped each round; each round on a liveblog of its own).\n\n"
     )
     text += alternated_markdown(data=data, states=("fragments", "json"))
     return text + tracebacks_markdown(errors=data.get("server_errors"), who="the servers")
+
+
+def fanout_described(*, data: dict) -> str:
+    """The sizes of a liveblog fan-out measured in two states (``bench.scenarios.fanout_alternate``),
+    the opening both its sections share."""
+    return (
+        f"The liveblog's fan-out ({data['sockets']:,} sockets over {SITE_PROCESSES} processes, "
+        f"{data['posts']} posts at {data['rate']:g}/s, {data['layer']} layer)"
+    )
 
 
 def alternated_markdown(*, data: dict, states: tuple[str, str]) -> str:

@@ -92,3 +92,22 @@ def per_frame_compare(*, runs: dict[str, list[dict]], over: tuple[str, str]) -> 
         "ratio": ratios_summary(numerators=per_frame[over[0]], denominators=per_frame[over[1]]),
         "steal_pct_max": max(row["server_cpu_steal_pct"] for rows in runs.values() for row in rows),
     }
+
+
+def fanout_alternate(
+    *, bench: Bench, sizes: tuple[int, int, int, float], states: tuple[str, str], measure: Callable[..., dict]
+) -> dict:
+    """The liveblog's fan-out of ``sizes`` (sockets, rounds, posts, rate) measured in two states
+    alternated (``runs_alternate``), with ``per_frame_compare``'s figures of the first state over
+    the second: the results the report's ``alternated_markdown`` reads."""
+    sockets, rounds, posts, rate = sizes
+    runs = runs_alternate(states=states, rounds=rounds, measure=measure)
+    return {
+        "layer": bench.layer_other,
+        "sockets": sockets,
+        "posts": posts,
+        "rate": rate,
+        "rounds": rounds,
+        "runs": runs,
+        **per_frame_compare(runs=runs, over=states),
+    }

@@ -9,7 +9,7 @@ from functools import partial
 
 from bench.context import Bench
 from bench.procs import BenchSite, LineProcess, client_running, publisher_running, site_serving
-from bench.scenarios import per_frame_compare, runs_alternate, tracebacks_check
+from bench.scenarios import fanout_alternate, tracebacks_check
 from bench.scenarios.liveblog import SITE_PROCESSES, SLUG, fanout_measure, liveblog_conns, posts_publish
 
 SCENARIO = "liveblog-fragments"
@@ -17,7 +17,6 @@ PAGES = ("fragments", "json")
 
 
 def fragments_run(*, bench: Bench) -> dict:
-    sockets, rounds, posts, rate = bench.sizes.fragments
     site = bench.site(name="liveblog")
     with ExitStack() as stack:
         client = stack.enter_context(
@@ -26,24 +25,16 @@ def fragments_run(*, bench: Bench) -> dict:
         urls = stack.enter_context(
             site_serving(site=site, count=SITE_PROCESSES, layer=bench.layer_other, pinning=bench.pinning)
         )
-        runs = runs_alternate(
+        result = fanout_alternate(
+            bench=bench,
+            sizes=bench.sizes.fragments,
             states=PAGES,
-            rounds=rounds,
             measure=partial(page_measure, bench=bench, client=client, site=site, urls=urls),
         )
         for number, pid in enumerate(site.pids):
             bench.pinning.pid_check(name=f"liveblog-fragments daphne-{number}", pid=pid, cpu=1)
         errors = tracebacks_check(bench=bench, scenario=SCENARIO, site=site)
-    return {
-        "layer": bench.layer_other,
-        "sockets": sockets,
-        "posts": posts,
-        "rate": rate,
-        "rounds": rounds,
-        "runs": runs,
-        "server_errors": errors,
-        **per_frame_compare(runs=runs, over=PAGES),
-    }
+    return {**result, "server_errors": errors}
 
 
 def page_measure(

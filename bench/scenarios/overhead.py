@@ -32,7 +32,7 @@ from bench.procs import (
     publisher_running,
     site_serving,
 )
-from bench.scenarios import connect_check, delivery_check, per_frame_compare, runs_alternate, tracebacks_check
+from bench.scenarios import connect_check, delivery_check, fanout_alternate, runs_alternate, tracebacks_check
 from bench.scenarios.liveblog import SITE_PROCESSES, SLUG, fanout_measure, liveblog_conns, posts_publish
 from bench.stats import ratios_summary
 from bench.verdicts import range_judge
@@ -43,28 +43,16 @@ TARGET = 0.03
 
 
 def overhead_run(*, bench: Bench) -> dict:
-    sockets, rounds, posts, rate = bench.sizes.overhead
     site = bench.site(name="liveblog")
     with client_running(name="overhead-client", workdir=bench.workdir, pinning=bench.pinning) as client:
-        runs = runs_alternate(
+        result = fanout_alternate(
+            bench=bench,
+            sizes=bench.sizes.overhead,
             states=("on", "off"),
-            rounds=rounds,
-            measure=partial(
-                overhead_measure, bench=bench, client=client, site=site, sockets=sockets, posts=posts, rate=rate
-            ),
+            measure=partial(overhead_measure, bench=bench, client=client, site=site),
         )
         instructions = instructions_run(bench=bench, client=client, site=site)
-    figures = per_frame_compare(runs=runs, over=("on", "off"))
-    return {
-        "layer": bench.layer_other,
-        "sockets": sockets,
-        "posts": posts,
-        "rate": rate,
-        "rounds": rounds,
-        "runs": runs,
-        **figures,
-        "instructions": instructions,
-    }
+    return {**result, "instructions": instructions}
 
 
 def instructions_run(*, bench: Bench, client: LineProcess, site: BenchSite) -> dict:
@@ -150,13 +138,12 @@ def overhead_measure(
     bench: Bench,
     client: LineProcess,
     site: BenchSite,
-    sockets: int,
-    posts: int,
-    rate: float,
     state: str,
     round_number: int,
 ) -> dict:
-    """One fan-out on freshly started processes with metrics ``state`` "on" or "off"."""
+    """One fan-out on freshly started processes with metrics ``state`` "on" or "off", of the run's
+    sizes (``bench.sizes``)."""
+    sockets, _rounds, posts, rate = bench.sizes.overhead
     on = state == "on"
     label = f"metrics {state} #{round_number}"
     site.metrics_on = on
