@@ -44,7 +44,10 @@ class ChatConsumer(StreamConsumer):
     Three pieces, each made at connect, each saying what it keeps, where and for how long:
     ``self.session`` (sessions.py: the login), ``self.presence`` (presence.py: who is in
     the rooms), ``self.typing`` (typing.py: who is typing). This class alone calls them,
-    in the order of the one life cycle below; group messages come to its handlers, not theirs.
+    in the order of the one life cycle below. The socket's group messages come to this class
+    (a presence change, a session ended, a room deleted, the layer reconnected), but for the
+    stream events, which StreamConsumer (realtime_common.streams) sends in seq order; other
+    processes' typing goes to the typing Registry's listener channel, not to the sockets.
 
     - **connect**: no login, no socket (4401); else ``session.attach``, accept, then
       each room the session keeps is entered, as if joined.
@@ -72,6 +75,7 @@ class ChatConsumer(StreamConsumer):
         try:
             await super().__call__(scope, receive, send)
         finally:
+            # The session is made last at connect: with it, the other two are there too.
             if self.session is not None:
                 self.typing.abandon()
                 self.presence.abandon()
@@ -86,11 +90,12 @@ class ChatConsumer(StreamConsumer):
             await self.close(code=CLOSE_LOGGED_OUT)
             return
         username = self.user.get_username()
+        self.presence = SocketPresence(username=username, send=self.send)
+        self.typing = SocketTyping(username=username, channel_name=self.channel_name, send=self.send)
+        # Last: the clean-up takes a session as the sign that all three were made.
         self.session = SocketSession(
             user_id=self.user.pk, session_key=self.scope["session"].session_key, channel_name=self.channel_name
         )
-        self.presence = SocketPresence(username=username, send=self.send)
-        self.typing = SocketTyping(username=username, channel_name=self.channel_name, send=self.send)
         self.rooms: dict[str, Room] = {}  # joined on this socket, by slug
         await self.session.attach(layer=self.channel_layer)
         await self.accept()

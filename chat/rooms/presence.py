@@ -203,11 +203,6 @@ class Registry(Rounds):
         message = change_message(slug=self.rooms[room_id].slug, applied=applied)
         await get_channel_layer().group_send(room_group(room_id=room_id), message)
 
-    @property
-    def heartbeat(self) -> asyncio.Task | None:
-        """The heartbeat's task: None while no room is counted."""
-        return self.task
-
     async def heartbeat_round(self) -> None:
         """Refresh this process's entries, every room in one round trip; the store prunes a dead process's."""
         idle = []

@@ -24,8 +24,7 @@ from typing import NamedTuple
 
 from redis.exceptions import NoScriptError
 
-from realtime_common.layers import POOL_SIZE, POOL_WAIT
-from realtime_common.redis_servers import redis_client_async
+from realtime_common.redis_servers import POOL_SIZE, POOL_WAIT, redis_client_async
 
 
 class Version(NamedTuple):
@@ -186,15 +185,9 @@ class RedisStore:
     """The store shared by every process of the site. Bound to the event loop that first uses it."""
 
     def __init__(self, *, host: dict):
-        # host: a channels-redis hosts entry (realtime_common.redis_servers), a URL's or Sentinel's.
-        self.client = redis_client_async(
-            host=host,
-            max_connections=POOL_SIZE,
-            timeout=POOL_WAIT,
-            decode_responses=True,
-            health_check_interval=30,
-            socket_keepalive=True,
-        )
+        # host: a channels-redis hosts entry (realtime_common.redis_servers), a URL's or Sentinel's,
+        # with the connection options every client shares.
+        self.client = redis_client_async(host=host, max_connections=POOL_SIZE, timeout=POOL_WAIT, decode_responses=True)
         self.script = self.client.register_script(APPLY_SCRIPT)
 
     async def apply(self, *, changes: list[Change], ttl: float) -> list[Applied]:

@@ -286,6 +286,10 @@ class Registry(Rounds):
                 self.unsynced.add(room_id)
                 self.outages.failed(error_text(error))
                 return
+            except BaseException:
+                # Anything else (a bug) is Rounds' to log: the room stays unsynced, so the next round retries it.
+                self.unsynced.add(room_id)
+                raise
         self.outages.worked()
 
     async def listener_stop(self) -> None:

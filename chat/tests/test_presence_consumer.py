@@ -266,18 +266,37 @@ async def test_the_heartbeat_stops_with_the_last_room_and_starts_with_the_next(l
     settings.CHAT_PRESENCE_HEARTBEAT = 0.05
     alice = await (await logged_in(users["alice"])).open_tab()
     await join(alice, "lobby")
-    heartbeat = registry_get().heartbeat
+    heartbeat = registry_get().task  # the heartbeat's (Rounds)
 
     await alice.send_json_to({"command": "leave", "room": "lobby"})
     assert await alice.receive_json_from() == {"type": "left", "room": "lobby"}
     await asyncio.wait_for(heartbeat, timeout=5)
-    assert (registry_get().heartbeat, registry_get().rooms, registry_get().store) == (None, {}, None)
+    assert (registry_get().task, registry_get().rooms, registry_get().store) == (None, {}, None)
 
     await join(alice, "random")
-    assert not registry_get().heartbeat.done()
+    assert not registry_get().task.done()
     bob = await (await logged_in(users["bob"])).open_tab()
     await join(bob, "random")
     assert await alice.receive_json_from() == presence("random", joined=["bob"])
+
+
+async def test_a_consumer_that_fails_to_make_its_pieces_at_connect_raises_that_error(
+    logged_in, users, monkeypatch, site_origin
+):
+    """Its clean-up must not hide the error behind one of its own (a piece it never made)."""
+    # Imported now, not at the top: the application needs Django set up.
+    from config.asgi import application
+
+    def typing_fails(**kwargs):
+        raise RuntimeError("no typing for this socket")
+
+    monkeypatch.setattr("rooms.consumers.SocketTyping", typing_fails)
+    browser = await logged_in(users["alice"])
+    socket = WebsocketCommunicator(
+        application, "/ws/chat/", headers=[(b"origin", site_origin.encode()), browser.cookie]
+    )
+    with pytest.raises(RuntimeError, match="no typing for this socket"):
+        await socket.connect()
 
 
 async def test_a_consumer_that_crashed_in_a_room_leaves_its_presence(

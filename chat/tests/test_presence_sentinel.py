@@ -18,4 +18,3 @@ async def test_the_store_keeps_its_entries_on_the_primary_the_sentinel_names(red
         await store.close()
     primary = redis_sentinel.client(redis_sentinel.primary.port)
     assert primary.hkeys(room_keys(room_id=1)[1]) == ["alice"]
-    primary.close()

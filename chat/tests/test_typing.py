@@ -237,3 +237,31 @@ async def test_a_message_the_listener_cannot_read_is_logged_and_typing_goes_on(
     assert await next_frame(bob) == typing("lobby", "dave")
     assert "typing: the listener failed on a message" in caplog.text
     assert not registry_get().listener.done()
+
+
+async def test_a_room_whose_sync_failed_unexpectedly_is_synced_by_the_next_round(
+    logged_in, users, chat_rooms, caplog, monkeypatch
+):
+    """An error that is not Redis's (a bug) in the round that puts the listener in a room's
+    typing group: the room stays to be synced, and the next round does it."""
+    monkeypatch.setattr(rooms_typing, "RETRY_SECONDS", 0.01)
+    lobby = chat_rooms["lobby"]
+    group = typing_group(room_id=lobby.pk)
+    layer = get_channel_layer()
+    group_add = layer.group_add
+    failed = []
+
+    async def group_add_failing_once(name, channel):
+        if name == group and not failed:
+            failed.append(name)
+            raise RuntimeError("a bug in the layer")
+        await group_add(name, channel)
+
+    monkeypatch.setattr(layer, "group_add", group_add_failing_once)
+    bob = await (await logged_in(users["bob"])).open_tab()
+    await join(bob, "lobby")
+    assert failed and "typing: a round failed" in caplog.text
+    await registry_get().round_await()  # the next round, the retry
+    assert lobby.pk in registry_get().listening
+    await get_channel_layer().group_send(group, heard_message(room_id=lobby.pk, username="dave", ttl=5))
+    assert await next_frame(bob) == typing("lobby", "dave")

@@ -1,13 +1,12 @@
 """The cache a site uses: Redis when there are Redis URLs or a Sentinel, so every
 process of a site shares it (rate limits, presence, coalescing); otherwise process memory."""
 
+import threading
+
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from .redis_servers import RedisSentinel, redis_hosts
-
-# Options of every connection: idle ones are probed, so a dropped one is replaced.
-CONNECTION_OPTIONS = {"health_check_interval": 30, "socket_keepalive": True, "retry_on_timeout": True}
 
 
 def caches(*, prefix: str, redis_urls: list[str], sentinel: RedisSentinel | None = None) -> dict:
@@ -16,13 +15,15 @@ def caches(*, prefix: str, redis_urls: list[str], sentinel: RedisSentinel | None
         return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": prefix}}
     # The first server only: Django reads further LOCATIONs as replicas, not shards.
     host = hosts[0]
+    # Its connection options (redis_servers.CONNECTION_OPTIONS), and with Sentinel where the sentinels are.
+    options = {key: value for key, value in host.items() if key not in ("address", "master_name")}
     if "address" in host:
         return {
             "default": {
                 "BACKEND": "django.core.cache.backends.redis.RedisCache",
                 "LOCATION": host["address"],
                 "KEY_PREFIX": prefix,
-                "OPTIONS": CONNECTION_OPTIONS,
+                "OPTIONS": options,
             }
         }
     return {
@@ -30,15 +31,26 @@ def caches(*, prefix: str, redis_urls: list[str], sentinel: RedisSentinel | None
             "BACKEND": "realtime_common.cache.SentinelRedisCache",
             "LOCATION": host["master_name"],
             "KEY_PREFIX": prefix,
-            "OPTIONS": {
-                "sentinels": host["sentinels"],
-                "sentinel_kwargs": host["sentinel_kwargs"],
-                "db": host["db"],
-                "password": host["password"],
-                **CONNECTION_OPTIONS,
-            },
+            "OPTIONS": options,
         }
     }
+
+
+# The Sentinel pools of this process, by their options. Django makes a cache client per
+# context (each consumer's task has its own): with a Sentinel and pool each, 50 consumers
+# held 50 connections to the sentinels and 50 pools. Built under the lock, once.
+SENTINEL_POOLS: dict[str, SentinelConnectionPool] = {}
+SENTINEL_POOLS_LOCK = threading.Lock()
+
+
+def sentinel_pool_sync(*, master: str, sentinels: list, sentinel_kwargs: dict, options: dict) -> SentinelConnectionPool:
+    """The process's one pool of synchronous connections to the primary ``master`` of ``sentinels``."""
+    key = repr((master, sentinels, sorted(sentinel_kwargs.items()), sorted(options.items())))
+    with SENTINEL_POOLS_LOCK:
+        if key not in SENTINEL_POOLS:
+            sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs)
+            SENTINEL_POOLS[key] = SentinelConnectionPool(master, sentinel, **options)
+        return SENTINEL_POOLS[key]
 
 
 class SentinelRedisCacheClient(RedisCacheClient):
@@ -49,13 +61,16 @@ class SentinelRedisCacheClient(RedisCacheClient):
 
     def __init__(self, servers, *, sentinels, sentinel_kwargs=None, **options):
         super().__init__(servers, **options)
-        self._sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs)
+        self._sentinels, self._sentinel_kwargs = sentinels, sentinel_kwargs or {}
 
     def _get_connection_pool(self, write):
         # One pool, on the primary, for reads too: a replica may not have the latest write yet.
-        if not self._pools:
-            self._pools[0] = SentinelConnectionPool(self._servers[0], self._sentinel, **self._pool_options)
-        return self._pools[0]
+        return sentinel_pool_sync(
+            master=self._servers[0],
+            sentinels=self._sentinels,
+            sentinel_kwargs=self._sentinel_kwargs,
+            options=self._pool_options,
+        )
 
 
 class SentinelRedisCache(RedisCache):

@@ -15,13 +15,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .loops import loop_local
 from .metrics import channel_layer_reconnected, channel_layer_watch
-from .redis_servers import RedisSentinel, redis_host_describe, redis_hosts, redis_pool_async
+from .redis_servers import POOL_SIZE, POOL_WAIT, RedisSentinel, redis_host_describe, redis_hosts, redis_pool_async
 
 logger = logging.getLogger(__name__)
 
-# Redis connections one process's core layer opens per Redis, and how long a
-# command waits for one of them to be free before it fails.
-POOL_SIZE, POOL_WAIT = 200, 10.0
 # What a Redis that is down or restarting raises, whichever layer of redis-py or asyncio notices.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
 # How long the core layer keeps a group membership that nobody refreshed (seconds).
@@ -34,6 +31,17 @@ LAYER_RECONNECTED = "layer.reconnected"
 # Retries of a lost pub/sub connection: the first at once (a blip), then every second,
 # so that group messages flow again within about a second of Redis coming back.
 RESUBSCRIBE_DELAYS = (0.1, 0.25, 0.5, 1.0)
+# How long a layer's command waits for Redis's answer before its connection counts as
+# lost (and is made again, through Sentinel to the primary of now). A primary that hangs
+# (a stopped process, a machine gone without a TCP reset) answers nothing, not even an
+# error: without it a publish, or the core layer's BZPOPMIN, waited forever. Longer than
+# the BZPOPMIN, which channels-redis blocks 5 s for an idle consumer (channels_redis#422:
+# redis-py 8's default of 5 s made idle consumers and workers crash at random).
+READ_TIMEOUT = 15.0
+# A pub/sub subscriber reads nothing while no message comes: redis-py sends it a health
+# check after health_check_interval of silence. One still unanswered this long after it
+# was due: the connection is lost.
+HEALTH_CHECK_GRACE = 5.0
 
 
 def error_text(error: BaseException) -> str:
@@ -217,6 +225,7 @@ class ResilientShard(RedisSingleShardConnection):
                 if self._pubsub is not None and self._pubsub.subscribed:
                     self.connection_hook()
                     message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                    await self.silence_check()
                 else:
                     message = None
                     await asyncio.sleep(0.1)
@@ -244,6 +253,24 @@ class ResilientShard(RedisSingleShardConnection):
             if stale := current - self._subscribed_to:
                 await self._pubsub.unsubscribe(*stale)
             self.resync = False
+
+    async def silence_check(self) -> None:
+        """Raise (a lost connection, dropped) when the health check went unanswered too long."""
+        connection = self._pubsub.connection
+        # redis-py moves next_health_check on at every reply it reads (-1: none read yet).
+        if connection is None or connection.next_health_check < 0:
+            return
+        late = asyncio.get_running_loop().time() - connection.next_health_check
+        if late > HEALTH_CHECK_GRACE:
+            # Dropped without a word to the hung server, and its PubSub with it: a PubSub
+            # reconnects to the address it had (redis-py asks Sentinel only in connect()).
+            # The resync subscribes a new one to every channel, on a connection from the
+            # pool, which asks Sentinel where the primary is now.
+            async with self._lock:
+                await connection.disconnect(nowait=True)
+                await self._pubsub.aclose()
+                self._pubsub = self._redis.pubsub()
+            raise RedisTimeoutError(f"no answer to the health check {late:.0f} s after it was due")
 
     def _ensure_redis(self):
         # The pool every Redis client of the site makes (realtime_common.redis_servers).
@@ -374,17 +401,10 @@ def channel_layer(*, prefix: str, hosts: list[dict], kind: str) -> dict:
         raise ImproperlyConfigured(f"REDIS_CHANNEL_LAYER must be one of {', '.join(LAYER_BACKENDS)}, not {kind!r}")
     hosts = [
         {
+            # With every client's connection options (redis_servers.CONNECTION_OPTIONS).
             **host,
-            # Idle connections live for hours between messages: probe
-            # them so a dropped one is noticed and replaced.
-            "health_check_interval": 30,
-            "socket_keepalive": True,
-            "retry_on_timeout": True,
-            # redis-py 8 times reads out after 5 s by default: exactly as long
-            # as channels-redis blocks waiting for a message (BZPOPMIN, 5 s),
-            # so idle consumers and workers crashed at random. Keepalive and
-            # the health checks above notice dead connections instead.
-            "socket_timeout": None,
+            # Not redis-py 8's 5 s, nor none at all (READ_TIMEOUT).
+            "socket_timeout": READ_TIMEOUT,
         }
         for host in hosts
     ]

@@ -39,12 +39,15 @@ class Rounds:
     - **Woken** by ``rounds_wake()``: the wait is cut short, and a round runs now, or, once
       no member is left, the task ends now rather than a period later. Called during a
       round, the next round follows it without a wait. ``round_await()`` also waits for
-      the end of that round.
+      the end of that round. With no task running there is nothing to wake: the next
+      task's first round waits its period.
     - **Ended** when it finds ``members`` empty; ``task`` is None from that moment on,
       synchronously, so that a member added from then on starts a task of its own.
       Then ``ended()``, if given, lets go of what the rounds used (a connection).
     - **Never ended by a round that raises**: what a round does not handle itself is
-      logged, and the next round comes in its time, as the retry.
+      logged, and the next round comes in its time, as the retry. It retries only what
+      is still in ``members``: a round that took a member out must put it back before
+      it raises.
     - **Cancelled with its event loop** (``asyncio.run`` cancels the tasks left), and
       ``ended()`` still runs. A future per wait, not an Event: nothing outlives the
       task and keeps its (a test's) event loop alive.
@@ -71,6 +74,10 @@ class Rounds:
             self.task = asyncio.create_task(self.rounds_run())
 
     def rounds_wake(self) -> None:
+        if self.task is None:
+            # Left set, ``soon`` would hurry the next task's first round (a member's
+            # first round would run at once, not in its time).
+            return
         self.soon = True
         if self.wake is not None and not self.wake.done():
             self.wake.set_result(None)

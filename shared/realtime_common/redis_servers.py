@@ -8,9 +8,14 @@ promoted in its place) the next reconnect reaches the new primary without a rest
 Both are described the way channels-redis reads them, as "hosts" entries: ``{"address":
 url}`` for a URL, ``{"sentinels": [...], "master_name": ...}`` for Sentinel. The channel
 layers (realtime_common.layers) take them as they are; the cache (realtime_common.cache)
-and the chat's presence store build their clients from the same entries, here.
+and the chat's presence store build their clients from the same entries, here. Every
+entry carries CONNECTION_OPTIONS, so every client's connections are alike.
+
+The connections are plain TCP: there is no TLS to the sentinels or to the primary
+(REDIS_URL with rediss:// has it, without failover).
 """
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,6 +27,13 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 # Seconds a client waits for a sentinel to answer before it asks the next one: a
 # sentinel that is down must not hold up the search for the primary.
 SENTINEL_TIMEOUT = 1.0
+# Connections one pool opens to one Redis (every pool: each layer's, the presence
+# store's, the sentinels' own), and how long a command waits for one of them to be
+# free before it fails.
+POOL_SIZE, POOL_WAIT = 200, 10.0
+# Options of every connection to Redis, whichever client makes it: idle ones are
+# probed, so a dropped one is noticed and replaced.
+CONNECTION_OPTIONS = {"health_check_interval": 30, "socket_keepalive": True, "retry_on_timeout": True}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +59,12 @@ def redis_sentinel_from_env(*, environ: Mapping[str, str], urls: list[str]) -> R
     addresses = [item.strip() for item in environ.get("REDIS_SENTINELS", "").split(",") if item.strip()]
     master = environ.get("REDIS_SENTINEL_MASTER", "").strip()
     if not addresses and not master:
+        # Read by nothing else: a password that seems set but is not sent would fail as "NOAUTH" much later.
+        if environ.get("REDIS_PASSWORD") or environ.get("REDIS_SENTINEL_PASSWORD"):
+            raise ImproperlyConfigured(
+                "REDIS_PASSWORD and REDIS_SENTINEL_PASSWORD are for Sentinel: with REDIS_URL the password goes"
+                " in the URL (redis://:password@host:6379/0)."
+            )
         return None
     if not (addresses and master):
         raise ImproperlyConfigured(
@@ -59,7 +77,8 @@ def redis_sentinel_from_env(*, environ: Mapping[str, str], urls: list[str]) -> R
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise ImproperlyConfigured(f"REDIS_SENTINELS: {address!r} is not host:port")
-        sentinels.append((host, int(port)))
+        # An IPv6 address is written in brackets ([::1]:26379); the socket wants it without.
+        sentinels.append((host.removeprefix("[").removesuffix("]"), int(port)))
     db = environ.get("REDIS_SENTINEL_DB", "0").strip() or "0"
     if not db.isdigit():
         raise ImproperlyConfigured(f"REDIS_SENTINEL_DB must be a database number, not {db!r}")
@@ -75,7 +94,7 @@ def redis_sentinel_from_env(*, environ: Mapping[str, str], urls: list[str]) -> R
 def redis_hosts(*, urls: list[str], sentinel: RedisSentinel | None) -> list[dict]:
     """The channels-redis "hosts" entries: one per URL, or the one primary Sentinel names; none: no Redis."""
     if sentinel is None:
-        return [{"address": url} for url in urls]
+        return [{"address": url, **CONNECTION_OPTIONS} for url in urls]
     return [
         {
             "sentinels": list(sentinel.sentinels),
@@ -87,7 +106,10 @@ def redis_hosts(*, urls: list[str], sentinel: RedisSentinel | None) -> list[dict
                 "password": sentinel.sentinel_password,
                 "socket_timeout": SENTINEL_TIMEOUT,
                 "socket_connect_timeout": SENTINEL_TIMEOUT,
+                # As many as a pool of the primary: redis-py's default (100) fails at once beyond.
+                "max_connections": POOL_SIZE,
             },
+            **CONNECTION_OPTIONS,
         }
     ]
 
@@ -109,7 +131,29 @@ def redact_url(url: str) -> str:
 
 class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
     """A Sentinel pool whose callers wait for a free connection, as BlockingConnectionPool's
-    do, and that closes its connections to the sentinels with its own."""
+    do, whose new connections share one question to the sentinels, and that closes its
+    connections to the sentinels with its own."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.master_lookup: asyncio.Task | None = None
+
+    async def get_master_address(self):
+        # Every new connection asks where the primary is: 180 opened at once (a burst of
+        # commands on a fresh pool) asked 180 times at once, and those beyond the
+        # sentinel clients' own pool failed with MasterNotFoundError. One question at a
+        # time, whose answer all the connections waiting for it take.
+        if self.master_lookup is None:
+            self.master_lookup = asyncio.get_running_loop().create_task(super().get_master_address())
+            self.master_lookup.add_done_callback(self.master_lookup_done)
+        # Shielded: a caller cancelled (its consumer closed) leaves the answer to the others.
+        return await asyncio.shield(self.master_lookup)
+
+    def master_lookup_done(self, task: asyncio.Task) -> None:
+        # The next connection asks again: after a failover, the answer has changed.
+        self.master_lookup = None
+        if not task.cancelled():
+            task.exception()  # retrieved even when every caller was cancelled, so asyncio logs nothing
 
     async def disconnect(self, inuse_connections: bool = True) -> None:
         await super().disconnect(inuse_connections)

@@ -41,14 +41,24 @@ NEVER = 3600.0
 
 
 class Watch(Rounds):
-    """Rounds over a set of names, that reports each round and its end on queues."""
+    """Rounds over a set of names, that reports each round and its end on queues. A test
+    holds a round (``gate``), or ``ended()`` (``release``), by clearing that event."""
 
     def __init__(self, *, period: float = NEVER, failures: int = 0):
         self.names: set[str] = set()
         self.failures = failures  # how many rounds raise before they work
         self.rounds: asyncio.Queue[frozenset[str]] = asyncio.Queue()
         self.ends: asyncio.Queue[None] = asyncio.Queue()
-        super().__init__(name="watch", members=self.names, period=lambda: period, round=self.round, ended=self.end)
+        self.waiting = asyncio.Event()  # set when the task begins a wait of its period
+        self.gate, self.release = asyncio.Event(), asyncio.Event()
+        self.gate.set()
+        self.release.set()
+        super().__init__(name="watch", members=self.names, period=self.period_wait, round=self.round, ended=self.end)
+        self.period = period
+
+    def period_wait(self) -> float:
+        self.waiting.set()
+        return self.period
 
     def add(self, name: str) -> None:
         self.names.add(name)
@@ -64,9 +74,11 @@ class Watch(Rounds):
             self.failures -= 1
             raise RuntimeError("a bug in a round")
         await self.rounds.put(frozenset(self.names))
+        await self.gate.wait()
 
     async def end(self) -> None:
         await self.ends.put(None)
+        await self.release.wait()
 
 
 async def test_no_task_runs_before_the_first_member():
@@ -113,12 +125,75 @@ async def test_the_task_ends_as_soon_as_the_last_member_goes_and_the_next_member
 
 async def test_a_member_added_while_the_last_task_ends_starts_a_task_of_its_own():
     watch = Watch()
+    watch.release.clear()  # ended() waits until the test lets it go
     watch.add("alice")
     ending = watch.task
     watch.discard("alice")
-    await watch.ends.get()  # the old task is in its ended(), awaiting
+    async with asyncio.timeout(5):
+        await watch.ends.get()  # the old task is in its ended(), held there
     watch.add("bob")
-    assert watch.task is not ending
+    assert watch.task is not ending and not ending.done()
+    watch.release.set()
+    async with asyncio.timeout(5):
+        await ending
+        # The new task is not the old one's: it goes on, and its rounds come.
+        watch.rounds_wake()
+        assert await watch.rounds.get() == {"bob"}
+    assert not watch.task.done()
+
+
+async def test_a_wake_with_no_task_running_leaves_the_next_first_round_to_its_time():
+    watch = Watch()
+    watch.rounds_wake()  # nothing to wake
+    watch.add("alice")
+    async with asyncio.timeout(5):
+        await watch.waiting.wait()  # the task waits its period...
+    assert watch.rounds.empty()  # ...with no round before
+
+
+async def test_round_await_waits_for_the_end_of_the_round_it_brings():
+    watch = Watch()
+    watch.gate.clear()
+    watch.add("alice")
+    waiting = asyncio.create_task(watch.round_await())
+    async with asyncio.timeout(5):
+        assert await watch.rounds.get() == {"alice"}  # the round runs, held at the gate
+    assert not waiting.done()
+    watch.gate.set()
+    async with asyncio.timeout(5):
+        await waiting
+
+
+async def test_round_await_called_during_a_round_waits_for_the_round_after_it():
+    """That round may have read the members before the caller's change: the next one has it."""
+    watch = Watch()
+    watch.gate.clear()
+    watch.add("alice")
+    first = asyncio.create_task(watch.round_await())
+    async with asyncio.timeout(5):
+        assert await watch.rounds.get() == {"alice"}  # round 1, held at the gate
+    watch.names.add("bob")
+    second = asyncio.create_task(watch.round_await())
+    # asyncio runs callbacks in order: ``second`` starts waiting before round 1 resumes.
+    # Round 1 is let through; the gate is closed again for round 2 (which comes without a period's wait).
+    watch.gate.set()
+    watch.gate.clear()
+    async with asyncio.timeout(5):
+        await first
+        assert await watch.rounds.get() == {"alice", "bob"}
+    assert not second.done()
+    watch.gate.set()
+    async with asyncio.timeout(5):
+        await second
+
+
+async def test_a_round_that_raises_ends_the_wait_of_round_await():
+    watch = Watch(failures=1)
+    watch.add("alice")
+    async with asyncio.timeout(5):
+        await watch.round_await()
+    # The caller goes on; the task too, for the next round (the retry).
+    assert watch.rounds.empty() and not watch.task.done()
 
 
 async def test_a_round_that_raises_is_logged_and_the_rounds_go_on(caplog):

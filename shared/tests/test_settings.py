@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from channels_redis.core import RedisChannelLayer
 
-from realtime_common.layers import channel_layer_description, channel_layers
+from realtime_common.layers import READ_TIMEOUT, channel_layer_description, channel_layers
 from realtime_common.redis_servers import redact_url
 
 SHARED = Path(__file__).resolve().parents[1]
@@ -200,8 +201,8 @@ def test_redis_urls_become_sharded_hosts_with_the_site_prefix():
     assert config["BACKEND"] == "realtime_common.layers.RedisCoreLayer"
     assert [host["address"] for host in config["CONFIG"]["hosts"]] == ["redis://a:6379/0", "redis://b:6379/0"]
     assert all(host["health_check_interval"] and host["socket_keepalive"] for host in config["CONFIG"]["hosts"])
-    # No read timeout (redis-py 8 defaults to 5 s, as long as channels-redis blocks on a receive).
-    assert all(host["socket_timeout"] is None for host in config["CONFIG"]["hosts"])
+    # Longer than a receive's BZPOPMIN (5 s, redis-py 8's default read timeout): channels_redis#422.
+    assert all(host["socket_timeout"] > RedisChannelLayer.brpop_timeout for host in config["CONFIG"]["hosts"])
     assert config["CONFIG"]["prefix"] == "chat:"
 
 
@@ -230,7 +231,7 @@ def test_the_pubsub_layer_takes_the_same_hosts_and_no_queue_settings():
     config = channel_layers(prefix="blog", redis_urls=["redis://a:6379/0"], kind="pubsub")["default"]
     assert config["BACKEND"] == "realtime_common.layers.RedisPubSubLayer"
     assert config["CONFIG"]["prefix"] == "blog:"
-    assert [host["socket_timeout"] for host in config["CONFIG"]["hosts"]] == [None]
+    assert [host["socket_timeout"] for host in config["CONFIG"]["hosts"]] == [READ_TIMEOUT]
     assert not {"expiry", "capacity", "group_expiry"} & set(config["CONFIG"])
     assert channel_layer_description({"default": config}) == "Redis pubsub channel layer at redis://a:6379/0"
 

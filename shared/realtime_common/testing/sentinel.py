@@ -32,6 +32,8 @@ class RedisSentinelSet:
     primary: RedisServer | None = None
     replica: RedisServer | None = None
     sentinel: subprocess.Popen | None = None
+    # One client per server, by port, closed by stop(): a poll loop must not open a connection per poll.
+    clients: dict[int, redis.Redis] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -80,15 +82,19 @@ class RedisSentinelSet:
         )
 
     def master_port(self) -> int:
-        """The primary's port as the sentinel names it now."""
+        """The primary's port as the sentinel names it now (blocking: from a coroutine, through asyncio.to_thread)."""
         host, port = self.client(self.sentinel_port).sentinel_get_master_addr_by_name(self.master)
         return int(port)
 
-    @staticmethod
-    def client(port: int) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=2)
+    def client(self, port: int) -> redis.Redis:
+        """A synchronous client of the server on ``port``, the same one at each call."""
+        if port not in self.clients:
+            self.clients[port] = redis.Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=2)
+        return self.clients[port]
 
     def stop(self) -> None:
+        for client in self.clients.values():
+            client.close()
         if self.sentinel is not None and self.sentinel.poll() is None:
             stop(self.sentinel)
         for server in (self.primary, self.replica):
