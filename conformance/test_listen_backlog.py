@@ -1,6 +1,7 @@
 """Not Autobahn cases: the server listens with a backlog for a reconnect storm, not Twisted's
 50 (realtime_common.serve). The kernel shows a listening socket's backlog as its Send-Q."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -38,3 +39,13 @@ def test_the_sites_daphne_listens_with_the_storm_backlog(echo_server):
 )
 def test_an_endpoint_gets_the_backlog_unless_it_sets_one(given, listened):
     assert endpoint_with_backlog(endpoint=given) == listened
+
+
+def test_nginx_in_front_listens_with_the_same_backlog_on_each_port():
+    # The compose stack's front door takes the storm first: nginx's default is 511. (The config's text:
+    # nginx allows an option on one listen per address:port, e.g. the default_server's.)
+    config = (Path(__file__).resolve().parents[1] / "nginx" / "default.conf").read_text()
+    listens = [words.split() for words in re.findall(r"^\s*listen\s+([^;]+);", config, re.MULTILINE)]
+    ports = {words[0] for words in listens}
+    with_backlog = [words[0] for words in listens if f"backlog={LISTEN_BACKLOG}" in words]
+    assert sorted(with_backlog) == sorted(ports) == ["8000", "8001", "8002", "8003"]

@@ -5,11 +5,22 @@
 
 The sites are meant to be copied as the start of other projects. For each site this runs, with bash, the
 `sh` block under the heading "Copy this site out" of the site's README, with the block's `repo=` set to
-this checkout and its `app=` to a new folder in a temporary directory outside it: the steps a person
-follows are the very ones CI proves, and the README cannot drift from them. The block copies the site,
-`shared/` and `frontend/`, makes a fresh virtualenv, installs the pins into it (from pip's cache when it
-has them) and runs the site's pytest suite, which runs its consumer tests on both channel layers
-(its fixtures start their own Redis).
+a snapshot of this checkout and its `app=` to a new folder in a temporary directory outside it: the steps
+a person follows are the very ones CI proves, and the README cannot drift from them. The block copies the
+site, `shared/` and `frontend/` with `git archive HEAD`, makes a fresh virtualenv, installs the pins into
+it (from pip's cache when it has them) and runs the site's pytest suite, which runs its consumer tests on
+both channel layers (its fixtures start their own Redis).
+
+The snapshot is a bare git repository in the temporary directory whose HEAD holds the files of this
+checkout that git tracks or would (new, not ignored: `files_listed`) as they are in the working tree:
+in CI (a clean clone) that is the commit under test, and locally the changes not yet committed are
+tested too, which `git archive HEAD` on the checkout itself would leave out. It is built with its own
+index and objects, so the checkout's index, refs and stash are not touched.
+
+The copy must hold nothing else: a used checkout's db.sqlite3 (ignored) holds the demo's accounts with
+known passwords, and an app copied with it would start with a known admin login. After the block, every
+file of the copy must be one `files_listed` lists, but for what the block's own steps make (BUILT: the
+virtualenv, the editable install's egg-info, caches).
 
 The block runs in a clean environment, so the copy cannot import from the repository by accident: PATH
 without the repository's folders (its .venv), HOME and XDG_CACHE_HOME (pip's cache), TMPDIR, the locale,
@@ -36,6 +47,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SITES = ("liveblog", "chat", "sketchpad")
 HEADING = "## Copy this site out"
+# What the block's own install and test steps make in the copy (files under these are not copied ones).
+BUILT = re.compile(r"\.venv|__pycache__|\.pytest_cache|\.hypothesis|.+\.egg-info")
+# The snapshot's one commit; git wants an author for it, not necessarily a configured one.
+SNAPSHOT_AUTHOR = ["-c", "user.name=copy-out", "-c", "user.email=copy-out@localhost"]
 # The block's two lines a reader edits: where the checkout is, and the new folder for the copy.
 PLACES = re.compile(r"^(repo|app)=.*\n", re.MULTILINE)
 # What the copy's environment keeps of ours (the module docstring says why each).
@@ -63,13 +78,48 @@ def block_read(*, site: str) -> str:
     return "".join(lines[opening + 1 : closing])
 
 
-def block_placed(*, block: str, app: Path) -> str:
-    """The block with its `repo=` and `app=` lines pointing at this checkout and at ``app``.
+def block_placed(*, block: str, repo: Path, app: Path) -> str:
+    """The block with its `repo=` and `app=` lines pointing at ``repo`` and at ``app``.
 
     Both lines must be there: a block without them would copy to wherever its own lines say."""
     if sorted(match.group(1) for match in PLACES.finditer(block)) != ["app", "repo"]:
         raise CopyFailed("the block must set repo= and app= once each, on lines of their own")
-    return f"repo={shlex.quote(str(REPO))}\napp={shlex.quote(str(app))}\n" + PLACES.sub("", block)
+    return f"repo={shlex.quote(str(repo))}\napp={shlex.quote(str(app))}\n" + PLACES.sub("", block)
+
+
+def git_output(*arguments: str, stdin: bytes = b"") -> str:
+    """What a git command run in the checkout prints; it must succeed."""
+    return subprocess.run(["git", *arguments], cwd=REPO, input=stdin, capture_output=True, check=True).stdout.decode()
+
+
+def files_listed() -> set[str]:
+    """The paths, relative to the checkout, of the files git tracks, and of the new ones it would (not ignored)."""
+    return set(filter(None, git_output("ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")))
+
+
+def snapshot_make(*, folder: Path) -> Path:
+    """A bare repository in ``folder`` whose HEAD holds the checkout's files_listed as the working tree has them."""
+    snapshot = folder / "checkout.git"
+    git_output("init", "--bare", "--quiet", str(snapshot))
+    # Its own index (inside the snapshot) and objects; the checkout's working tree is only read.
+    git = ["--git-dir", str(snapshot), "--work-tree", str(REPO)]
+    # --remove: a tracked file deleted from the working tree is left out, as a commit of it would.
+    listed = "\0".join(sorted(files_listed())).encode()
+    git_output(*git, "update-index", "--add", "--remove", "-z", "--stdin", stdin=listed)
+    tree = git_output(*git, "write-tree").strip()
+    commit = git_output(*SNAPSHOT_AUTHOR, *git, "commit-tree", tree, "-m", "copy-out snapshot").strip()
+    git_output(*git, "update-ref", "HEAD", commit)
+    return snapshot
+
+
+def copy_unlisted(*, app: Path, listed: set[str]) -> list[str]:
+    """The files of the copy at ``app`` that are not ``listed`` (files_listed), but for what the block builds (BUILT)."""
+    unlisted = []
+    for folder, folders, files in os.walk(app):
+        folders[:] = [name for name in folders if not BUILT.fullmatch(name)]  # not walked into
+        relatives = (Path(folder, name).relative_to(app).as_posix() for name in files if not BUILT.fullmatch(name))
+        unlisted += [relative for relative in relatives if relative not in listed]
+    return sorted(unlisted)
 
 
 def environment_clean() -> dict[str, str]:
@@ -129,8 +179,12 @@ def site_copy_test(*, site: str, env: dict[str, str]) -> str:
         if Path(folder).resolve().is_relative_to(REPO):
             raise CopyFailed(f"the temporary directory {folder} is inside the repository: set TMPDIR elsewhere")
         app = Path(folder).resolve() / f"my-{site}"
-        output = block_run(script=block_placed(block=block, app=app), cwd=Path(folder), env=env)
+        snapshot = snapshot_make(folder=Path(folder))
+        output = block_run(script=block_placed(block=block, repo=snapshot, app=app), cwd=Path(folder), env=env)
         copy_checked(app=app, site=site, env=env)
+        unlisted = copy_unlisted(app=app, listed=files_listed())
+        if unlisted:
+            raise CopyFailed(f"the copy holds files git neither tracks nor would (ignored): {unlisted}")
     return summary_read(output=output)
 
 

@@ -8,7 +8,10 @@ character but letters, digits, `_`, `-` and spaces dropped, spaces made `-`, and
 given `-1`, `-2`, ... Images count as links. Links with a scheme (https:, mailto:) are not fetched:
 a check that depends on other people's servers would fail the lint stage for reasons not ours.
 Only ATX headings (`## Title`) are read, the only kind this repository writes; headings and links
-inside fenced code blocks and inline code are ignored, as GitHub shows them as code.
+inside fenced code blocks and inline code are ignored, as GitHub shows them as code. Links are matched
+in whole paragraphs, not line by line: a link's text (or inline code) may wrap onto the next line, as
+the repository's 120-column Markdown often does, and such a link is checked too, reported at the line
+it starts on.
 
 It lives in tools/, not in shared/ or a site, because it checks the repository itself: a site copied
 out as the start of another project has no use for it. Standard library only, so the lint stage needs
@@ -25,10 +28,10 @@ from urllib.parse import unquote
 # `[text](target "title")` and `![alt](target)`; the target may be in <...> when it holds spaces.
 INLINE_LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(\s*(<[^>]*>|[^)\s]+)(?:\s+\"[^\"]*\")?\s*\)")
 # `[label]: target` on a line of its own: a reference definition.
-REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*(<[^>]*>|\S+)")
+REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*(<[^>]*>|\S+)", re.MULTILINE)
 ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-INLINE_CODE = re.compile(r"(`+)(.+?)\1")
+INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.DOTALL)  # DOTALL: inline code may wrap a line
 SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
@@ -53,6 +56,23 @@ def markdown_lines(*, text: str) -> list[tuple[int, str]]:
         else:
             lines.append((number, line))
     return lines
+
+
+def markdown_paragraphs(*, text: str) -> list[tuple[int, str]]:
+    """The runs of consecutive non-blank lines outside fenced code, joined by newlines, with their first line's number.
+
+    A fence ends a paragraph as a blank line does: its lines are missing from markdown_lines."""
+    paragraphs: list[tuple[int, list[str]]] = []
+    previous = 0
+    for number, line in markdown_lines(text=text):
+        if not line.strip():
+            continue
+        if paragraphs and previous == number - 1:
+            paragraphs[-1][1].append(line)
+        else:
+            paragraphs.append((number, [line]))
+        previous = number
+    return [(first, "\n".join(lines)) for first, lines in paragraphs]
 
 
 def heading_slug(*, heading: str) -> str:
@@ -83,11 +103,16 @@ def markdown_anchors(*, text: str) -> set[str]:
 def markdown_links(*, path: Path, text: str) -> list[Link]:
     """The link and image targets of a Markdown text, outside code, in the order they appear."""
     links = []
-    for number, line in markdown_lines(text=text):
-        line = INLINE_CODE.sub("", line)
-        definition = REFERENCE_DEFINITION.match(line)
-        targets = [definition.group(1)] if definition else [m.group(1) for m in INLINE_LINK.finditer(line)]
-        links += [Link(path=path, line=number, target=target.strip("<>")) for target in targets]
+    for first, paragraph in markdown_paragraphs(text=text):
+        # Inline code is no link; it keeps its line breaks, so that each match maps back to its line.
+        paragraph = INLINE_CODE.sub(lambda match: "\n" * match.group().count("\n"), paragraph)
+        matches = sorted(
+            [*REFERENCE_DEFINITION.finditer(paragraph), *INLINE_LINK.finditer(paragraph)], key=re.Match.start
+        )
+        links += [
+            Link(path=path, line=first + paragraph.count("\n", 0, match.start()), target=match.group(1).strip("<>"))
+            for match in matches
+        ]
     return links
 
 

@@ -8,6 +8,7 @@ class RealtimeCommonConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks, streams  # noqa: F401 - importing checks registers them
+        from . import checks, database, streams  # noqa: F401 - importing checks registers them
 
+        database.receivers_connect()
         streams.receivers_connect()

@@ -110,10 +110,12 @@ def database(*, base_dir: Path) -> dict:
     url = os.environ.get("DATABASE_URL", "")
     # Seconds a write waits for another's lock before the error "busy" (realtime_common.consumers).
     timeout = float(os.environ.get("DJANGO_DATABASE_TIMEOUT", "20"))
-    # Connections are kept for a minute, on SQLite as on Postgres: database_sync_to_async
-    # closes them (close_old_connections) around every call once older than this, and
-    # the ORM thread of a busy daphne would otherwise connect again for every frame. 0
-    # closes them after each call.
+    # Connections are kept for a minute, on SQLite as on Postgres, for the consumers: every
+    # database_sync_to_async call runs in one thread per process, the ORM thread, which
+    # closes its connection (close_old_connections) around each call once older than this;
+    # with 0 it would connect again for every frame. An HTTP request's connection is not
+    # kept, whatever this says: Django runs a request's sync code in a thread of its own,
+    # ended with the request, and realtime_common.database closes it then.
     conn_max_age = int(os.environ.get("DJANGO_DATABASE_CONN_MAX_AGE", "60"))
     if url:
         # Checked before reuse (a SELECT 1 at the first query of each call): a Postgres
@@ -130,8 +132,8 @@ def database(*, base_dir: Path) -> dict:
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DJANGO_DATABASE_PATH", str(base_dir / "db.sqlite3")),
         # A file has no server to drop the connection: no health check. Each thread has its
-        # own connection (Django's rule), and every database_sync_to_async call runs in the
-        # one ORM thread: one connection per process, plus one per thread of a sync view.
+        # own connection (Django's rule): one kept per process, the ORM thread's, plus one
+        # per HTTP request in progress.
         "CONN_MAX_AGE": conn_max_age,
         "OPTIONS": {
             # Take the write lock when a transaction starts, so two writers queue

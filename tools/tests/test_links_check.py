@@ -84,3 +84,20 @@ def test_ignored_files_are_not_checked(repository: Path):
     write(repository, ".gitignore", "build/\n")
     write(repository, "build/notes.md", "[gone](missing.md)\n")
     assert links_check(root=repository) == []
+
+
+def test_a_link_whose_text_wraps_a_line_is_checked_and_reported_where_it_starts(repository: Path):
+    # docs/compose.md had one: its text wrapped, its anchor a heading of chat/README.md, not of its own file.
+    write(repository, "chat/README.md", "# chat\n\n### Sockets on another origin: tickets\n")
+    write(
+        repository,
+        "docs/compose.md",
+        "# Compose\n\nEach socket brings a ticket ([the chat\nprotocol](#sockets-on-another-origin-tickets)).\n"
+        "Fixed, it points into the chat's README: ([the chat\n"
+        "protocol](../chat/README.md#sockets-on-another-origin-tickets)), and `inline code that wraps\n"
+        "[a line](missing.md)` is no link.\n\n[after](#nowhere)\n",
+    )
+    assert links_check(root=repository) == [
+        "docs/compose.md:3: #sockets-on-another-origin-tickets (no such heading)",
+        "docs/compose.md:9: #nowhere (no such heading)",
+    ]
