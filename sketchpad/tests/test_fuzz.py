@@ -15,6 +15,7 @@ realtime_common.testing.fuzz.
 """
 
 import itertools
+import json
 import math
 import re
 from collections.abc import Awaitable, Callable
@@ -265,6 +266,11 @@ async def events_until(socket, last: dict) -> list[fuzz.Event]:
     return got
 
 
+def in_any_order(answers: list[fuzz.Event]) -> list[fuzz.Event]:
+    """The answers in one order whatever order they came in: to compare where the README sets none."""
+    return sorted(answers, key=lambda answer: json.dumps(answer, sort_keys=True, default=repr))
+
+
 @pytest.fixture
 def board_model(board) -> BoardModel:
     return BoardModel(author=CREATOR, may_clear=True)
@@ -294,8 +300,9 @@ def board_start(*, board_id: int) -> None:
 class BoardPages:
     """The fuzz page (the board's creator, who may clear it) and a page that watches
     what the others are sent. The watcher lives as long as nothing fails; the fuzz
-    page and the board's strokes start afresh for every example (``restart``), so an
-    example's outcome depends on its frames alone and a failure replays as it happened."""
+    page and the board's strokes start afresh for every example (``restart``), and the
+    page leaves as its example ends (``leave``), so an example's outcome depends on its
+    frames alone and a failure replays as it happened."""
 
     def __init__(self, *, factory: fuzz.SocketFactory, cookie: tuple[bytes, bytes], model: BoardModel, board: Board):
         self.factory, self.cookie, self.model, self.board = factory, cookie, model, board
@@ -307,17 +314,6 @@ class BoardPages:
             self.watcher = await self.factory.open(BOARD)
             snapshot = await fuzz.event_next(self.watcher)
             assert (snapshot["type"], snapshot["strokes"]) == ("snapshot", model.stored), snapshot
-        if self.fuzz_page is not None:
-            # README: a page that goes away has its unfinished strokes erased on the others'.
-            abandoned = list(model.in_progress)
-            await self.factory.close(self.fuzz_page)
-            for stroke_id in abandoned:
-                assert await fuzz.event_next(self.watcher) == {"type": "erase", "stroke": stroke_id, "author": CREATOR}
-            # And its cursor taken off.
-            if model.cursor_shown:
-                assert await fuzz.event_next(self.watcher) == model.cursor_seen(x=None, y=None)
-        model.in_progress.clear()
-        model.cursor_shown, model.cursor_id = False, None
         if model.stored != START_STROKES:
             await sync_to_async(board_start)(board_id=self.board.pk)
             model.stored, model.version = (
@@ -326,6 +322,22 @@ class BoardPages:
             )
         self.fuzz_page = await self.factory.open(BOARD, headers=[self.cookie])
         assert await fuzz.event_next(self.fuzz_page) == {"type": "snapshot", "you": CREATOR, "strokes": START_STROKES}
+
+    async def leave(self) -> None:
+        """Close the fuzz page: README, a page that goes away has its unfinished strokes erased on
+        the others', and its cursor taken off. In no documented order: the consumer takes the cursor
+        off first (so that it goes even while Redis is away), and a page applies each on its own."""
+        model = self.model
+        expected = [{"type": "erase", "stroke": stroke_id, "author": CREATOR} for stroke_id in model.in_progress]
+        if model.cursor_shown:
+            expected.append(model.cursor_seen(x=None, y=None))
+        await self.factory.close(self.fuzz_page)
+        self.fuzz_page = None
+        # Exactly these, each once; anything more reaches the next example's checks of the watcher.
+        got = [await fuzz.event_next(self.watcher) for _ in expected]
+        assert in_any_order(got) == in_any_order(expected), f"the page left; the others got {got}"
+        model.in_progress.clear()
+        model.cursor_shown, model.cursor_id = False, None
 
     async def drop(self) -> None:
         for socket in (self.fuzz_page, self.watcher):
@@ -419,6 +431,7 @@ def frames_run(
                 assert await stored(board.pk) == stored_expected(board_model), f"after {frame!r}"
                 event(f"answer: {outcome}")
                 fuzz_tally.count(outcome)
+            await board_pages.leave()
         except BaseException:
             await board_pages.drop()
             raise
@@ -454,6 +467,25 @@ async def frame_check(frame: fuzz.Frame, pages: BoardPages, model: BoardModel) -
 TestFrames = fuzz.frame_tests(
     frame_lists=st.lists(board_frames, min_size=1, max_size=4), deep_frames=deep_frames, max_examples=200
 )
+
+
+# A page that leaves a stroke unfinished and its cursor on the board. Its close sends the others
+# the cursor's removal first (so that it goes even while Redis is away, BoardConsumer.disconnect),
+# then the stroke's erase: an order the README leaves open. A case Hypothesis finds only now and then.
+LEFT_MID_STROKE = [
+    fuzz.Frame(text='{"type":"draw","stroke":"s3","color":"#ff0000","width":2,"points":[[0.5,0.5]],"done":false}'),
+    fuzz.Frame(text='{"type":"cursor","x":0.25,"y":0.75}'),
+]
+
+
+@fuzz.fuzz_settings(max_examples=1)
+@given(frames_sent=st.just(LEFT_MID_STROKE))
+async def test_a_page_that_leaves_mid_stroke_is_checked_by_its_own_example(frames_sent, frames_run):
+    """What the others get when the page closes, in any order, is checked by the example that
+    closed it. Checked by the next example, in one order, it failed there (a cursor frame where an
+    erase was expected), and Hypothesis found that failure not reproducible on its own."""
+    await frames_run(frames_sent)
+    await frames_run([fuzz.Frame(text='{"type":"clear"}')])
 
 
 board_queries = fuzz.query_strings(
