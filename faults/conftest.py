@@ -12,6 +12,7 @@ prepared once per run), waits on events with deadlines, records what it measured
 (``record``) and the run ends with the table of results.
 """
 
+import asyncio
 import itertools
 import json
 import os
@@ -25,11 +26,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 import pytest
+from client import BoardPage, ChatPage, LiveblogPage, all_until
 
-from realtime_common.testing.metrics import Samples, metrics_scrape, metrics_sum
+from realtime_common.testing.metrics import Samples, metric_value, metrics_scrape, metrics_sum
 from realtime_common.testing.sentinel import (
     RedisSentinelSet,
     redis_sentinel,  # noqa: F401 - registers the fixture
@@ -112,8 +115,6 @@ class Script:
         return reply["result"]
 
     async def acall(self, op: str, **args):
-        import asyncio
-
         return await asyncio.to_thread(self.call, op, **args)
 
     def log(self) -> str:
@@ -364,8 +365,6 @@ def tracebacks(text: str) -> list[str]:
 
 async def wait_for_log(server: "Server", needle: str, *, timeout: float) -> float:
     """Poll the server's log until a line holds ``needle``; the seconds it took."""
-    import asyncio
-
     started = time.monotonic()
     while needle not in server.text():
         if time.monotonic() - started > timeout:
@@ -377,8 +376,6 @@ async def wait_for_log(server: "Server", needle: str, *, timeout: float) -> floa
 async def metrics_until(servers: list[Server], condition, *, timeout: float, what: str) -> Samples:
     """Poll the servers' /metrics until ``condition`` holds for their samples summed (one
     server's, or a site's over its processes); those samples."""
-    import asyncio
-
     started = time.monotonic()
     while True:
         shown = metrics_sum(*[await asyncio.to_thread(server.metrics) for server in servers])
@@ -391,6 +388,75 @@ async def metrics_until(servers: list[Server], condition, *, timeout: float, wha
 
 def log_count(text: str, needle: str) -> int:
     return sum(needle in line for line in text.splitlines())
+
+
+def urls_spread(*, site: LiveSite, number: int) -> list[str]:
+    """The site's daphnes' URLs for page ``number``: pages alternate between the servers, each
+    page able to use the others when its own is gone."""
+    urls = [server.url for server in site.daphnes]
+    start = number % len(urls)
+    return urls[start:] + urls[:start]
+
+
+class DemoPages(NamedTuple):
+    """Four pages of each demo, spread over its site's servers."""
+
+    blogs: list[LiveblogPage]
+    chats: list[ChatPage]
+    boards: list[BoardPage]
+
+
+async def demo_pages_make(*, sites: tuple[LiveSite, ...], scripts: tuple[Script, ...], board: str) -> DemoPages:
+    """The liveblog "djangocon"'s pages, a chat page in "lobby" for each of four users made now,
+    and the pages of ``board``, made now; none open yet. ``sites`` and ``scripts``: the liveblog's,
+    the chat's and the sketchpad's."""
+    liveblog, chat, sketchpad = sites
+    _, chat_script, pad_script = scripts
+    cookies = await chat_script.acall("chat_users", names=["ann", "ben", "cat", "dan"])
+    await pad_script.acall("boards", slugs=[board])
+    return DemoPages(
+        blogs=[
+            LiveblogPage(name=f"blog{n}", slug="djangocon", urls=urls_spread(site=liveblog, number=n)) for n in range(4)
+        ],
+        chats=[
+            ChatPage(name=f"chat-{user}", rooms=["lobby"], cookie=cookie, urls=urls_spread(site=chat, number=n))
+            for n, (user, cookie) in enumerate(cookies.items())
+        ],
+        boards=[BoardPage(name=f"board{n}", slug=board, urls=urls_spread(site=sketchpad, number=n)) for n in range(4)],
+    )
+
+
+async def events_write(*, pages: DemoPages, scripts: tuple[Script, ...], text: str, username: str, stroke: str) -> dict:
+    """One write of each demo: a post and a chat message (``username``'s) of ``text``, and a
+    finished ``stroke`` drawn on the first board page; the post as stored."""
+    blog_script, chat_script, _ = scripts
+    post = await blog_script.acall("post", slug="djangocon", body=text)
+    await chat_script.acall("message", room="lobby", username=username, text=text)
+    assert await pages.boards[0].draw(stroke, [[0.1, 0.1], [0.2, 0.2]], done=True)
+    return post
+
+
+async def events_reached(*, pages: DemoPages, text: str, stroke: str, timeout: float) -> float:
+    """Wait until the post and the message of ``text`` reach every liveblog and chat page, and
+    ``stroke`` every board page; the seconds until the last of the three had reached all its pages."""
+    waited = await asyncio.gather(
+        all_until(pages.blogs, lambda page: page.has(text), timeout=timeout, what=f"post {text!r}"),
+        all_until(pages.chats, lambda page: page.has("lobby", text), timeout=timeout, what=f"message {text!r}"),
+        all_until(pages.boards, lambda page: stroke in page.strokes, timeout=timeout, what=f"stroke {stroke!r}"),
+    )
+    return max(waited)
+
+
+async def demo_flows(
+    *, pages: DemoPages, scripts: tuple[Script, ...], text: str, daphnes: list[Server]
+) -> list[Samples]:
+    """Before a fault: a write of each demo (``text``, stroke "before") reaches every page, and every
+    daphne says its channel layer is up; each daphne's /metrics, to compare with after the fault."""
+    await events_write(pages=pages, scripts=scripts, text=text, username="ann", stroke="before")
+    await events_reached(pages=pages, text=text, stroke="before", timeout=5)
+    shown = [server.metrics() for server in daphnes]
+    assert {metric_value(samples, "realtime_channel_layer_up") for samples in shown} == {1}, shown
+    return shown
 
 
 SIGTERM, SIGKILL, SIGSTOP, SIGCONT = signal.SIGTERM, signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT

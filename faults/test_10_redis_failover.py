@@ -12,8 +12,18 @@ the stored events, and broadcasts are live again within seconds of the switch.
 import asyncio
 import time
 
-from client import BoardPage, ChatPage, LiveblogPage, all_until, pages_open
-from conftest import log_count, metrics_until, record, seconds_round, wait_for_log
+from client import pages_open
+from conftest import (
+    demo_flows,
+    demo_pages_make,
+    events_reached,
+    events_write,
+    log_count,
+    metrics_until,
+    record,
+    seconds_round,
+    wait_for_log,
+)
 from test_01_redis_restart import live_again
 
 from realtime_common.testing.metrics import metric_value
@@ -26,34 +36,15 @@ async def test_redis_failover_with_pages_of_every_demo_open(sites, redis_sentine
     chat = sites("chat", servers=2, sentinel=redis_sentinel)
     sketchpad = sites("sketchpad", servers=2, worker=True, sentinel=redis_sentinel)
     blog_script, chat_script, pad_script = liveblog.script(), chat.script(), sketchpad.script()
+    scripts = (blog_script, chat_script, pad_script)
 
-    cookies = await chat_script.acall("chat_users", names=["ann", "ben", "cat", "dan"])
-    await pad_script.acall("boards", slugs=["failover"])
-    urls = {site: [server.url for server in site.daphnes] for site in (liveblog, chat, sketchpad)}
-
-    def spread(site, number):  # pages alternate between the two servers
-        own = urls[site]
-        return own[number % 2 :] + own[: number % 2]
-
-    blog_pages = [LiveblogPage(name=f"blog{n}", slug="djangocon", urls=spread(liveblog, n)) for n in range(4)]
-    chat_pages = [
-        ChatPage(name=f"chat-{user}", rooms=["lobby"], cookie=cookies[user], urls=spread(chat, n))
-        for n, user in enumerate(cookies)
-    ]
-    board_pages = [BoardPage(name=f"board{n}", slug="failover", urls=spread(sketchpad, n)) for n in range(4)]
+    demo = await demo_pages_make(sites=(liveblog, chat, sketchpad), scripts=scripts, board="failover")
+    blog_pages, chat_pages, board_pages = demo
     pages = [*blog_pages, *chat_pages, *board_pages]
+    daphnes = [server for site in (liveblog, chat, sketchpad) for server in site.daphnes]
     async with pages_open(pages=pages):
         drawer = board_pages[0]
-        await blog_script.acall("post", slug="djangocon", body="before the failover")
-        await chat_script.acall("message", room="lobby", username="ann", text="before the failover")
-        await drawer.draw("before", [[0.1, 0.1], [0.2, 0.2]], done=True)
-        await all_until(blog_pages, lambda p: p.has("before the failover"), timeout=5, what="post before")
-        await all_until(chat_pages, lambda p: p.has("lobby", "before the failover"), timeout=5, what="message before")
-        await all_until(board_pages, lambda p: "before" in p.strokes, timeout=5, what="stroke before")
-
-        daphnes = [server for site in (liveblog, chat, sketchpad) for server in site.daphnes]
-        before = [server.metrics() for server in daphnes]
-        assert {metric_value(shown, "realtime_channel_layer_up") for shown in before} == {1}, before
+        before = await demo_flows(pages=demo, scripts=scripts, text="before the failover", daphnes=daphnes)
         old_primary, replica = redis_sentinel.primary.port, redis_sentinel.replica.port
         assert await asyncio.to_thread(redis_sentinel.master_port) == old_primary
 
@@ -67,9 +58,9 @@ async def test_redis_failover_with_pages_of_every_demo_open(sites, redis_sentine
             timeout=redis_sentinel.down_after_ms / 1000,
             what="the channel layer down before the sentinel acts",
         )
-        await blog_script.acall("post", slug="djangocon", body="saved during the failover")
-        await chat_script.acall("message", room="lobby", username="ben", text="saved during the failover")
-        assert await drawer.draw("during", [[0.3, 0.3], [0.4, 0.4]], done=True)
+        await events_write(
+            pages=demo, scripts=scripts, text="saved during the failover", username="ben", stroke="during"
+        )
         while "during" not in await pad_script.acall("strokes", slug="failover"):  # stored by the server
             assert time.monotonic() - killed_at < SWITCHED_WITHIN, "the stroke was not stored during the failover"
             await asyncio.sleep(0.02)
@@ -80,18 +71,7 @@ async def test_redis_failover_with_pages_of_every_demo_open(sites, redis_sentine
         promoted_s = time.monotonic() - killed_at
 
         # Everything saved meanwhile reaches every page, from the stored events.
-        await asyncio.gather(
-            all_until(
-                blog_pages, lambda p: p.has("saved during the failover"), timeout=SWITCHED_WITHIN, what="post during"
-            ),
-            all_until(
-                chat_pages,
-                lambda p: p.has("lobby", "saved during the failover"),
-                timeout=SWITCHED_WITHIN,
-                what="message during",
-            ),
-            all_until(board_pages[1:], lambda p: "during" in p.strokes, timeout=SWITCHED_WITHIN, what="stroke during"),
-        )
+        await events_reached(pages=demo, text="saved during the failover", stroke="during", timeout=SWITCHED_WITHIN)
         caught_up_s = time.monotonic() - killed_at
 
         # Every daphne on the new primary: its layer up again, reconnected once.

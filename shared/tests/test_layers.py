@@ -3,6 +3,7 @@ a group_discard that runs while a refresh is under way is not undone by it, nor 
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 
 import pytest
 import redis
@@ -55,6 +56,15 @@ class HeldPipelines:
         self.current.set()
 
 
+async def refresh_start_held(*, monkeypatch, refresh: Coroutine) -> tuple[HeldPipelines, asyncio.Future]:
+    """Start ``refresh`` with every pipeline held, once its first pipeline is held: the holder
+    (to release it) and the refresh under way."""
+    held = HeldPipelines(monkeypatch)
+    under_way = asyncio.ensure_future(refresh)
+    await held.wait()
+    return held, under_way
+
+
 async def group_members(layer: RedisCoreLayer, group: str) -> list[str]:
     return [member.decode() for member in await layer.connection(0).zrange(layer._group_key(group), 0, -1)]
 
@@ -65,9 +75,7 @@ async def test_a_channel_discarded_while_the_refresh_re_adds_it_stays_discarded(
     stay, leave = await core_layer.new_channel(), await core_layer.new_channel()
     for channel in (stay, leave):
         await core_layer.group_add("room", channel)
-    held = HeldPipelines(monkeypatch)
-    refresh = asyncio.ensure_future(core_layer.memberships_add_again())
-    await held.wait()
+    held, refresh = await refresh_start_held(monkeypatch=monkeypatch, refresh=core_layer.memberships_add_again())
     discard = asyncio.ensure_future(core_layer.group_discard("room", leave))
     held.release(hold=False)
     await asyncio.wait_for(asyncio.gather(refresh, discard), timeout=WAIT)
@@ -80,9 +88,8 @@ async def test_a_group_discarded_while_an_earlier_pipeline_ran_is_not_re_added(c
     channel = await core_layer.new_channel()
     for group in ("first", "second"):
         await core_layer.group_add(group, channel)
-    held = HeldPipelines(monkeypatch)
-    refresh = asyncio.ensure_future(core_layer.memberships_add_again(batch=1))  # one group per pipeline
-    await held.wait()
+    one_group_each = core_layer.memberships_add_again(batch=1)  # one group per pipeline
+    held, refresh = await refresh_start_held(monkeypatch=monkeypatch, refresh=one_group_each)
     discard = asyncio.ensure_future(core_layer.group_discard("second", channel))
     held.release(hold=False)
     await asyncio.wait_for(asyncio.gather(refresh, discard), timeout=WAIT)
@@ -94,9 +101,7 @@ async def test_a_channel_that_leaves_and_rejoins_during_a_refresh_stays_a_member
     is sent before the rejoin's ZADD, which lands last."""
     channel = await core_layer.new_channel()
     await core_layer.group_add("room", channel)
-    held = HeldPipelines(monkeypatch)
-    refresh = asyncio.ensure_future(core_layer.memberships_add_again())
-    await held.wait()
+    held, refresh = await refresh_start_held(monkeypatch=monkeypatch, refresh=core_layer.memberships_add_again())
     leave = asyncio.ensure_future(core_layer.group_discard("room", channel))
     held.release(hold=True)
     # The rejoin once the leave is done: while the refresh's next pipeline is held, if it sends one.

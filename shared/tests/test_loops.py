@@ -151,13 +151,20 @@ async def test_a_wake_with_no_task_running_leaves_the_next_first_round_to_its_ti
     assert watch.rounds.empty()  # ...with no round before
 
 
-async def test_round_await_waits_for_the_end_of_the_round_it_brings():
+async def round_brought_held() -> tuple[Watch, asyncio.Task]:
+    """A watch of "alice" whose first round, brought by a ``round_await()``, runs and is held at
+    the gate: the watch and that ``round_await()``."""
     watch = Watch()
     watch.gate.clear()
     watch.add("alice")
     waiting = asyncio.create_task(watch.round_await())
     async with asyncio.timeout(5):
-        assert await watch.rounds.get() == {"alice"}  # the round runs, held at the gate
+        assert await watch.rounds.get() == {"alice"}
+    return watch, waiting
+
+
+async def test_round_await_waits_for_the_end_of_the_round_it_brings():
+    watch, waiting = await round_brought_held()
     assert not waiting.done()
     watch.gate.set()
     async with asyncio.timeout(5):
@@ -166,12 +173,7 @@ async def test_round_await_waits_for_the_end_of_the_round_it_brings():
 
 async def test_round_await_called_during_a_round_waits_for_the_round_after_it():
     """That round may have read the members before the caller's change: the next one has it."""
-    watch = Watch()
-    watch.gate.clear()
-    watch.add("alice")
-    first = asyncio.create_task(watch.round_await())
-    async with asyncio.timeout(5):
-        assert await watch.rounds.get() == {"alice"}  # round 1, held at the gate
+    watch, first = await round_brought_held()  # round 1, held at the gate
     watch.names.add("bob")
     second = asyncio.create_task(watch.round_await())
     # asyncio runs callbacks in order: ``second`` starts waiting before round 1 resumes.
