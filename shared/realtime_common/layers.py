@@ -192,6 +192,14 @@ class ResilientShard(RedisSingleShardConnection):
         """Redis is away (from the first failure until the connection works again)."""
         return self.outage_started is not None
 
+    async def publish(self, channel, message):
+        async with self._lock:
+            self._ensure_redis()
+            # A primary that hangs answers nothing: a publish gives up after READ_TIMEOUT, as
+            # on a lost connection (redis-py drops a connection whose command was cancelled),
+            # rather than hold the lock, and every subscribe and publish behind it, for good.
+            await asyncio.wait_for(self._redis.publish(channel, message), READ_TIMEOUT)
+
     async def subscribe(self, channel):
         async with self._lock:
             if channel in self._subscribed_to:
@@ -403,8 +411,12 @@ def channel_layer(*, prefix: str, hosts: list[dict], kind: str) -> dict:
         {
             # With every client's connection options (redis_servers.CONNECTION_OPTIONS).
             **host,
-            # Not redis-py 8's 5 s, nor none at all (READ_TIMEOUT).
-            "socket_timeout": READ_TIMEOUT,
+            # The core layer's reads: not redis-py 8's 5 s, nor none at all (READ_TIMEOUT).
+            # The pub/sub layer's subscriber polls with a timeout of its own, which a socket
+            # timeout turns into a reconnect at every poll (each one a LAYER_RECONNECTED to
+            # every consumer): it is watched by its health checks (silence_check), and its
+            # publish is bounded by ResilientShard.publish.
+            "socket_timeout": READ_TIMEOUT if kind == "core" else None,
         }
         for host in hosts
     ]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from channels_redis.core import RedisChannelLayer
 
-from realtime_common.layers import READ_TIMEOUT, channel_layer_description, channel_layers
+from realtime_common.layers import channel_layer_description, channel_layers
 from realtime_common.redis_servers import redact_url
 
 SHARED = Path(__file__).resolve().parents[1]
@@ -231,7 +231,8 @@ def test_the_pubsub_layer_takes_the_same_hosts_and_no_queue_settings():
     config = channel_layers(prefix="blog", redis_urls=["redis://a:6379/0"], kind="pubsub")["default"]
     assert config["BACKEND"] == "realtime_common.layers.RedisPubSubLayer"
     assert config["CONFIG"]["prefix"] == "blog:"
-    assert [host["socket_timeout"] for host in config["CONFIG"]["hosts"]] == [READ_TIMEOUT]
+    # No socket timeout under its subscriber's polls: each would reconnect it (health checks watch it instead).
+    assert [host["socket_timeout"] for host in config["CONFIG"]["hosts"]] == [None]
     assert not {"expiry", "capacity", "group_expiry"} & set(config["CONFIG"])
     assert channel_layer_description({"default": config}) == "Redis pubsub channel layer at redis://a:6379/0"
 
