@@ -1,6 +1,9 @@
 """Settings of the chat site; everything it shares with the other sites is in realtime_common."""
 
+import os
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 from realtime_common.settings import *  # noqa: F403
 from realtime_common.settings import site_settings
@@ -46,3 +49,9 @@ CHAT_TYPING_TTL = 5.0
 # CHAT_TYPING_BURST, before it is answered rate_limited: twice an honest page's rate.
 CHAT_TYPING_RATE = 1.0
 CHAT_TYPING_BURST = 3
+# A list of a room's members (in joined, presence and members frames) holds at most this many
+# names, the first in sort order, beside the room's count: a room of 2,000 costs each page a
+# few KB, not 300 (chat/README.md). Pages ask for the rest, this many at a time.
+CHAT_MEMBERS_LISTED = int(os.environ.get("CHAT_MEMBERS_LISTED", "100"))
+if CHAT_MEMBERS_LISTED < 1:
+    raise ImproperlyConfigured(f"CHAT_MEMBERS_LISTED must be at least 1, not {CHAT_MEMBERS_LISTED}")

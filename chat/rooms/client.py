@@ -131,7 +131,8 @@ class RoomView:
 
     room: str
     seq: int | None = None  # of the last event shown
-    members: set[str] = field(default_factory=set)
+    members: set[str] = field(default_factory=set)  # the names it was told of: the first page, and who came since
+    count: int = 0  # everyone in the room, listed or not
     typing: list[str] = field(default_factory=list)
     joined: bool = False
 
@@ -144,7 +145,7 @@ class RoomView:
             gap = frame["more"] and self.seq is not None
             if frame["more"]:
                 self.seq = None  # not everything since the last event shown: start from these
-            self.joined, self.members = True, set(frame["members"])
+            self.joined, self.members, self.count = True, set(frame["members"]), frame["count"]
             return [
                 *(["-- (more was said meanwhile than the room keeps: its newest messages)"] if gap else []),
                 f"-- in {text_printable(text=frame['title'])}: {self.members_text()}",
@@ -174,7 +175,8 @@ class RoomView:
         return lines
 
     def presence_lines(self, *, frame: dict) -> list[str]:
-        if "members" in frame:  # the whole list, after a change may have been missed
+        self.count = frame["count"]
+        if "members" in frame:  # the first page, after a change may have been missed
             self.members = set(frame["members"])
             return [f"-- here now: {self.members_text()}"]
         self.members = (self.members - set(frame["left"])) | set(frame["joined"])
@@ -191,7 +193,10 @@ class RoomView:
         return [f"-- typing: {', '.join(text_printable(text=name) for name in users)}"]
 
     def members_text(self) -> str:
-        return ", ".join(text_printable(text=name) for name in sorted(self.members)) or "nobody"
+        """The names it knows, and how many more are in the room (a long list comes a page at a time)."""
+        names = ", ".join(text_printable(text=name) for name in sorted(self.members)) or "nobody"
+        unlisted = self.count - len(self.members)
+        return f"{names} and {unlisted:,} more" if unlisted > 0 else names
 
 
 class ChatClient:

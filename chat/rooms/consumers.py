@@ -132,6 +132,8 @@ class ChatConsumer(StreamConsumer):
             await self.leave(self.rooms[command.room])
         elif command.name == "typing":
             await self.typing.note(room=self.rooms[command.room])
+        elif command.name == "members":
+            await self.presence.page_send(room=self.rooms[command.room], after=command.after)
         else:
             await self.say(self.rooms[command.room], command)
 
@@ -217,7 +219,10 @@ class ChatConsumer(StreamConsumer):
                 await self.exit(room)
             raise
         self.stream_seqs[stream] = history.seq
-        await self.send_json(joined_frame(room=room, history=history.frames, members=members, more=history.more))  # 5
+        frame = joined_frame(
+            room=room, history=history.frames, members=members.names, count=members.count, more=history.more
+        )
+        await self.send_json(frame)  # 5
         await self.typing.show(room=room)  # 6
 
     async def exit(self, room: Room):

@@ -32,6 +32,14 @@ message, or a store that lost its keys and started a new epoch) it reads and
 sends the full member list instead; and so does every socket once the channel
 layer is back after an outage (``layer_reconnected``), as the changes sent
 meanwhile are lost without a later one to reveal the gap.
+
+**Listed a page at a time.** A list of members (in ``joined``, the whole-list
+``presence``, the ``members`` answer) holds at most CHAT_MEMBERS_LISTED names, the
+first in sort order, beside the room's count: a room of thousands costs each page
+a few KB, not 160 bytes a member. A change of more users than that (a reconnect
+storm's batch) is announced without its names, and each socket sends its page the
+first page instead, as after a gap: its frame is bounded too. A page asks for the
+rest with ``members`` (``SocketPresence.page_send``), a page at a time.
 """
 
 import asyncio
@@ -45,23 +53,28 @@ from dataclasses import dataclass, field
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from realtime_common.consumers import frame_encode
+from realtime_common.consumers import ClientError, frame_encode
 from realtime_common.layers import REDIS_DOWN
 from realtime_common.loops import Rounds, loop_local
 from realtime_common.metrics import site_inc
 from realtime_common.outages import OutageLog
 from realtime_common.redis_servers import redis_hosts
+from realtime_common.throttle import TokenBucket
 
 from .metrics import MEMBERS_PRESENT
 from .models import Room
-from .presence_store import Applied, Change, MemoryStore, RedisStore, Version
-from .wire import presence_change_frame, presence_members_frame, room_group
+from .presence_store import Applied, Change, Members, MemoryStore, RedisStore, Version
+from .wire import members_frame, presence_change_frame, presence_members_frame, room_group
 
 logger = logging.getLogger(__name__)
 
 
 # The store of a site without Redis: this process's, for its life.
 MEMORY = MemoryStore()
+# Each socket may ask for this many pages of members a second on average, in bursts of
+# MEMBERS_PAGES_BURST: a person paging through a long list goes slower (and each page
+# costs the store O(log n + CHAT_MEMBERS_LISTED), a script that walks them all no more).
+MEMBERS_PAGES_RATE, MEMBERS_PAGES_BURST = 2.0, 10
 
 
 def store_new() -> RedisStore | MemoryStore:
@@ -167,7 +180,7 @@ class Registry(Rounds):
                     room_id=room_id,
                     adds=tuple(self.entry(username=user) for user in users),
                     removes=tuple(self.entry(username=user) for user in state.dirty - state.counts.keys()),
-                    members=state.members_wanted,
+                    members=settings.CHAT_MEMBERS_LISTED if state.members_wanted else 0,
                 )
             )
             waiting.append(state.next_flush)
@@ -223,31 +236,36 @@ class Registry(Rounds):
     def entry(self, *, username: str) -> str:
         return f"{self.process} {username}"
 
-    async def members_read(self, *, room_id: int, at_least: Version) -> tuple[list[str], Version]:
-        """The room's members, at ``at_least`` or later (or in another epoch)."""
+    async def members_read(self, *, room_id: int, at_least: Version) -> tuple[Members, Version]:
+        """The room's first page of members, at ``at_least`` or later (or in another epoch)."""
         members, version = await self.snapshot_shared(room_id=room_id)
         if version.epoch == at_least.epoch and version.number < at_least.number:
             # That read began before this version was made. The next one begins after.
             members, version = await self.snapshot_shared(room_id=room_id)
         return members, version
 
-    async def snapshot_shared(self, *, room_id: int) -> tuple[list[str], Version]:
-        """One read of the room's members for everyone who asks while it is under way."""
+    async def snapshot_shared(self, *, room_id: int) -> tuple[Members, Version]:
+        """One read of the room's first page of members for everyone who asks while it is under way."""
         read = self.reads.get(room_id)
         if read is None:
-            read = self.reads[room_id] = asyncio.ensure_future(self.store_get().snapshot(room_id=room_id))
+            snapshot = self.store_get().snapshot(room_id=room_id, limit=settings.CHAT_MEMBERS_LISTED)
+            read = self.reads[room_id] = asyncio.ensure_future(snapshot)
             read.add_done_callback(lambda _: self.reads.pop(room_id, None))
         return await asyncio.shield(read)
 
 
 def change_message(*, slug: str, applied: Applied) -> dict:
-    """The group message of a change: its version, and the page's frame encoded once for every socket."""
+    """The group message of a change: its version, and the page's frame encoded once for every socket;
+    no frame (``text`` None) for a change of more users than a list holds: the sockets send the first
+    page of members instead (``SocketPresence.changed``), which is bounded, as the change is not."""
+    frame = presence_change_frame(slug=slug, joined=applied.joined, left=applied.left, count=applied.count)
+    listed = len(applied.joined) + len(applied.left) <= settings.CHAT_MEMBERS_LISTED
     return {
         "type": "presence.changed",
         "room": slug,
         "epoch": applied.version.epoch,
         "version": applied.version.number,
-        "text": frame_encode(frame=presence_change_frame(slug=slug, joined=applied.joined, left=applied.left)),
+        "text": frame_encode(frame=frame) if listed else None,
     }
 
 
@@ -268,9 +286,10 @@ class SocketPresence:
         self.send = send  # the consumer's: a text frame to the page
         self.rooms: dict[str, Room] = {}  # counted in, by slug
         self.versions: dict[str, Version] = {}  # of the members the page has, by slug
+        self.pages: TokenBucket | None = None  # the limit on its pages of members, once it asks for one
 
-    async def enter(self, *, room: Room) -> list[str]:
-        """Count this socket in the room; the room's members, this user included."""
+    async def enter(self, *, room: Room) -> Members:
+        """Count this socket in the room; the room's first page of members, this user counted."""
         registry = registry_get()
         if room.slug not in self.rooms:
             self.rooms[room.slug] = room
@@ -308,7 +327,7 @@ class SocketPresence:
         if version.epoch == have.epoch:
             if version.number <= have.number:
                 return
-            if version.number == have.number + 1:
+            if version.number == have.number + 1 and message["text"] is not None:
                 self.versions[slug] = version
                 await self.send(text_data=message["text"])
                 return
@@ -330,5 +349,22 @@ class SocketPresence:
             self.versions[slug] = now
             await self.members_send(slug=slug, members=members)
 
-    async def members_send(self, *, slug: str, members: list[str]) -> None:
-        await self.send(text_data=frame_encode(frame=presence_members_frame(slug=slug, members=members)))
+    async def members_send(self, *, slug: str, members: Members) -> None:
+        frame = presence_members_frame(slug=slug, members=members.names, count=members.count)
+        await self.send(text_data=frame_encode(frame=frame))
+
+    async def page_send(self, *, room: Room, after: str) -> None:
+        """The page's ``members`` command: the names after ``after``, a page of them, read from the store
+        for this page alone. The changes keep coming as ever: the page adds a name that joined only
+        if it falls among the names it has (chat/README.md)."""
+        if self.pages is None:  # most pages never ask: no bucket per socket until one does
+            self.pages = TokenBucket(rate=MEMBERS_PAGES_RATE, burst=MEMBERS_PAGES_BURST)
+        if not self.pages.take():
+            raise ClientError("rate_limited", "Too many pages of members; wait a moment.")
+        members, _ = (
+            await registry_get().store_get().snapshot(room_id=room.pk, after=after, limit=settings.CHAT_MEMBERS_LISTED)
+        )
+        frame = members_frame(
+            slug=room.slug, after=after, members=members.names, count=members.count, more=members.more
+        )
+        await self.send(text_data=frame_encode(frame=frame))

@@ -3,9 +3,17 @@
 
 Per room it keeps one entry per process and user, ``"<process> <username>"``,
 expiring CHAT_PRESENCE_TTL seconds after it was last refreshed; a count of live
-entries per user; and a version, raised by every change of the set of users. Where:
-in Redis (three keys per room, expiring with the entries), or, without REDIS_URL or
-REDIS_SENTINELS, in process memory (``MemoryStore``, with the same semantics).
+entries per user; the users in sort order; and a version, raised by every change of
+the set of users. Where: in Redis (four keys per room, expiring with the entries), or,
+without REDIS_URL or REDIS_SENTINELS, in process memory (``MemoryStore``, with the same
+semantics).
+
+Members are read a page at a time (``Members``): the first ``limit`` users after a
+name, and how many there are, so that a room of thousands costs a page to read and
+to send, not the whole list (chat/README.md: CHAT_MEMBERS_LISTED). In Redis the users
+in sort order are a sorted set whose scores are all 0, which Redis orders by the
+names' bytes (UTF-8: the order of Python's ``sorted``): a page is one ZRANGEBYLEX,
+O(log n + limit), and the count one ZCARD, O(1).
 
 One ``apply`` adds, refreshes and removes entries, prunes the expired ones (a dead
 process's) and answers who joined and who left, atomically (a Lua script in
@@ -14,6 +22,7 @@ Redis). Expiry goes by the store's clock, never a process's: Redis's own
 each other's users nor have theirs pruned.
 """
 
+import bisect
 import math
 import threading
 import time
@@ -42,7 +51,17 @@ class Change:
     room_id: int
     adds: tuple[str, ...] = ()  # entries to add, or to refresh when present
     removes: tuple[str, ...] = ()
-    members: bool = False  # also answer the members after the change
+    members: int = 0  # also answer the first page of the members after the change, this long
+
+
+@dataclass(frozen=True)
+class Members:
+    """A page of a room's users: ``names``, sorted, the first after the name the page was asked
+    after; ``count``, how many users are in the room; ``more``, whether any come after these."""
+
+    names: list[str]
+    count: int
+    more: bool
 
 
 @dataclass(frozen=True)
@@ -50,7 +69,8 @@ class Applied:
     version: Version
     joined: list[str]
     left: list[str]
-    members: list[str] | None  # when the change asked for them
+    count: int  # users in the room after the change
+    members: Members | None  # the first page, when the change asked for it
 
 
 def entry_user(*, entry: str) -> str:
@@ -59,6 +79,18 @@ def entry_user(*, entry: str) -> str:
 
 def epoch_new() -> str:
     return uuid.uuid4().hex
+
+
+def members_page(*, names: list[str], count: int, limit: int) -> Members:
+    """``names``: up to ``limit`` + 1 sorted users; the one past ``limit`` only tells that there are more."""
+    return Members(names=names[:limit], count=count, more=len(names) > limit)
+
+
+def sorted_page(*, users, after: str, limit: int) -> Members:
+    """A page of ``users`` (any iterable of names), from memory."""
+    ordered = sorted(users)
+    start = bisect.bisect_right(ordered, after)
+    return members_page(names=ordered[start : start + limit + 1], count=len(ordered), limit=limit)
 
 
 @dataclass
@@ -111,25 +143,30 @@ class MemoryStore:
         left = sorted(user for user, delta in net.items() if delta < 0)
         if joined or left:
             room.version = room.version._replace(number=room.version.number + 1)
-        members = sorted(room.users) if change.members else None
-        return Applied(version=room.version, joined=joined, left=left, members=members)
+        members = sorted_page(users=room.users, after="", limit=change.members) if change.members else None
+        return Applied(version=room.version, joined=joined, left=left, count=len(room.users), members=members)
 
-    async def snapshot(self, *, room_id: int) -> tuple[list[str], Version]:
+    async def snapshot(self, *, room_id: int, after: str = "", limit: int) -> tuple[Members, Version]:
+        """A page of the room's members (``limit`` after ``after``; "" for the first) and the room's version."""
         with self.lock:
             room = self.rooms.get(room_id)
-            return (sorted(room.users), room.version) if room else ([], Version("", 0))
+            users, version = (room.users, room.version) if room else ((), Version("", 0))
+            return sorted_page(users=users, after=after, limit=limit), version
 
     async def close(self) -> None:
         pass
 
 
 # KEYS: the room's entries (a sorted set scored by expiry), users (a hash: username ->
-# live entries) and version (a hash: epoch, number). ARGV: the entries' TTL in seconds,
-# the keys' lifetime in seconds, an epoch in case the version is new, "1" to answer the
-# members, the number of adds, the adds, the removes. The time is the Redis server's,
-# the one clock every process shares (scripts may read it since Redis 5).
+# live entries), version (a hash: epoch, number) and names (the users, a sorted set of
+# score 0: in byte order). ARGV: the entries' TTL in seconds, the keys' lifetime in
+# seconds, an epoch in case the version is new, how many members to answer (0: none;
+# one more is read, to tell whether there are more), the number of adds, the adds, the
+# removes. The time is the Redis server's, the one clock every process shares (scripts
+# may read it since Redis 5). Returns the epoch, the version's number, who joined, who
+# left, the first members, and how many there are.
 APPLY_SCRIPT = """
-local entries, users, version = KEYS[1], KEYS[2], KEYS[3]
+local entries, users, version, names = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local expiry = now + tonumber(ARGV[1])
@@ -145,6 +182,7 @@ local function drop(entry)
     local user = user_of(entry)
     if redis.call('HINCRBY', users, user, -1) <= 0 then
       redis.call('HDEL', users, user)
+      redis.call('ZREM', names, user)
       net[user] = (net[user] or 0) - 1
     end
   end
@@ -155,7 +193,10 @@ for i = 6 + adds, #ARGV do drop(ARGV[i]) end
 for i = 6, 5 + adds do
   if redis.call('ZADD', entries, expiry, ARGV[i]) == 1 then
     local user = user_of(ARGV[i])
-    if redis.call('HINCRBY', users, user, 1) == 1 then net[user] = (net[user] or 0) + 1 end
+    if redis.call('HINCRBY', users, user, 1) == 1 then
+      redis.call('ZADD', names, 0, user)
+      net[user] = (net[user] or 0) + 1
+    end
   end
 end
 
@@ -170,15 +211,23 @@ if #joined + #left > 0 then
 else
   number = tonumber(redis.call('HGET', version, 'number') or 0)
 end
+-- The names follow the users: both O(1) to count. They differ only where a process of an
+-- older version (before the names, in a rolling deploy) changed the users: rebuilt, once.
+local count = redis.call('HLEN', users)
+if redis.call('ZCARD', names) ~= count then
+  redis.call('DEL', names)
+  for _, user in ipairs(redis.call('HKEYS', users)) do redis.call('ZADD', names, 0, user) end
+end
 for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ARGV[2]) end
 local members = {}
-if ARGV[4] == '1' then members = redis.call('HKEYS', users) end
-return {redis.call('HGET', version, 'epoch'), number, joined, left, members}
+local limit = tonumber(ARGV[4])
+if limit > 0 then members = redis.call('ZRANGEBYLEX', names, '-', '+', 'LIMIT', 0, limit + 1) end
+return {redis.call('HGET', version, 'epoch'), number, joined, left, members, count}
 """
 
 
 def room_keys(*, room_id: int) -> list[str]:
-    return [f"rooms:presence:{room_id}:{part}" for part in ("entries", "users", "version")]
+    return [f"rooms:presence:{room_id}:{part}" for part in ("entries", "users", "version", "names")]
 
 
 class RedisStore:
@@ -201,9 +250,10 @@ class RedisStore:
                 version=Version(epoch, number),
                 joined=sorted(joined),
                 left=sorted(left),
-                members=sorted(members) if change.members else None,
+                count=count,
+                members=members_page(names=members, count=count, limit=change.members) if change.members else None,
             )
-            for change, (epoch, number, joined, left, members) in zip(changes, replies, strict=True)
+            for change, (epoch, number, joined, left, members, count) in zip(changes, replies, strict=True)
         ]
 
     async def apply_pipeline(self, *, changes: list[Change], ttl: float) -> list:
@@ -212,17 +262,21 @@ class RedisStore:
         async with self.client.pipeline(transaction=False) as pipeline:
             for change in changes:
                 keys = room_keys(room_id=change.room_id)
-                args = [ttl, math.ceil(ttl), epoch_new(), int(change.members), len(change.adds)]
+                args = [ttl, math.ceil(ttl), epoch_new(), change.members, len(change.adds)]
                 pipeline.evalsha(self.script.sha, len(keys), *keys, *args, *change.adds, *change.removes)
             return await pipeline.execute()
 
-    async def snapshot(self, *, room_id: int) -> tuple[list[str], Version]:
-        _, users, version = room_keys(room_id=room_id)
+    async def snapshot(self, *, room_id: int, after: str = "", limit: int) -> tuple[Members, Version]:
+        """A page of the room's members (``limit`` after ``after``; "" for the first) and the room's
+        version, in one round trip (MULTI): O(log n + limit) in Redis, whatever the room's size."""
+        _, _, version, names = room_keys(room_id=room_id)
         async with self.client.pipeline(transaction=True) as pipeline:
-            pipeline.hkeys(users)
+            # "(" excludes ``after`` itself; "(" + "" is every name.
+            pipeline.zrangebylex(names, f"({after}", "+", start=0, num=limit + 1)
+            pipeline.zcard(names)
             pipeline.hmget(version, "epoch", "number")
-            members, (epoch, number) = await pipeline.execute()
-        return sorted(members), Version(epoch or "", int(number or 0))
+            page, count, (epoch, number) = await pipeline.execute()
+        return members_page(names=page, count=count, limit=limit), Version(epoch or "", int(number or 0))
 
     async def close(self) -> None:
         await self.client.aclose()

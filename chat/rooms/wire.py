@@ -10,8 +10,10 @@ from django.core.validators import slug_re
 
 from realtime_common.consumers import ClientError
 
-COMMANDS = ("join", "leave", "send", "typing")
+COMMANDS = ("join", "leave", "send", "typing", "members")
 SLUG_MAX_LENGTH = 50
+# A members command's ``after`` is a username, or a name between two: Django's usernames are at most 150.
+AFTER_MAX_LENGTH = 150
 # Longer texts are refused with an error frame, before they reach the database.
 TEXT_MAX_LENGTH = 2000
 # A seq fits a PositiveBigIntegerField: at most 18 ASCII digits, never int() of more.
@@ -32,6 +34,7 @@ class Command:
     since: int | None = None
     text: str = ""
     client_id: str | None = None  # a send's, when the page gave one
+    after: str = ""  # a members command's: the names after this one ("": from the first)
 
 
 def command_parse(content: dict) -> Command:
@@ -58,7 +61,12 @@ def command_parse(content: dict) -> Command:
         if not 1 <= len(text) <= TEXT_MAX_LENGTH:
             detail = f"text must be 1 to {TEXT_MAX_LENGTH} characters, not counting spaces around it."
             raise ClientError("invalid_text", detail, client_id=client_id)
-    return Command(name=name, room=room, since=since, text=text, client_id=client_id)
+    after = content.get("after") if name == "members" else None
+    if after is None:
+        after = ""
+    elif not isinstance(after, str) or len(after) > AFTER_MAX_LENGTH:
+        raise ClientError("invalid_after", f"after must be a username: a string of at most {AFTER_MAX_LENGTH}.")
+    return Command(name=name, room=room, since=since, text=text, client_id=client_id, after=after)
 
 
 def since_parse(query_string: bytes) -> dict[str, int]:
@@ -86,7 +94,8 @@ def message_deleted_frame(*, message, seq: int) -> dict:
     return {"type": "message.deleted", "room": message.room.slug, "seq": seq, "id": message.pk}
 
 
-def joined_frame(*, room, history: list[dict], members: list[str], more: bool) -> dict:
+def joined_frame(*, room, history: list[dict], members: list[str], count: int, more: bool) -> dict:
+    """``members``: the first CHAT_MEMBERS_LISTED of the ``count`` in the room, sorted; ``more`` is the history's."""
     return {
         "type": "joined",
         "room": room.slug,
@@ -94,6 +103,7 @@ def joined_frame(*, room, history: list[dict], members: list[str], more: bool) -
         "history": history,
         "more": more,
         "members": members,
+        "count": count,
     }
 
 
@@ -101,14 +111,19 @@ def left_frame(*, room) -> dict:
     return {"type": "left", "room": room.slug}
 
 
-def presence_change_frame(*, slug: str, joined: list[str], left: list[str]) -> dict:
-    """Who came and who went: the page adds and removes them."""
-    return {"type": "presence", "room": slug, "joined": joined, "left": left}
+def presence_change_frame(*, slug: str, joined: list[str], left: list[str], count: int) -> dict:
+    """Who came and who went, and how many are in the room now: the page adds and removes them."""
+    return {"type": "presence", "room": slug, "joined": joined, "left": left, "count": count}
 
 
-def presence_members_frame(*, slug: str, members: list[str]) -> dict:
-    """Everyone, after the page may have missed a change: the page replaces its list."""
-    return {"type": "presence", "room": slug, "members": members}
+def presence_members_frame(*, slug: str, members: list[str], count: int) -> dict:
+    """The first page of members, after the page may have missed a change: the page replaces its list."""
+    return {"type": "presence", "room": slug, "members": members, "count": count}
+
+
+def members_frame(*, slug: str, after: str, members: list[str], count: int, more: bool) -> dict:
+    """The answer to ``members``: a page of the names after ``after``, and whether more come after them."""
+    return {"type": "members", "room": slug, "after": after, "members": members, "count": count, "more": more}
 
 
 def typing_frame(*, slug: str, users: list[str]) -> dict:

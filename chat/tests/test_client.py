@@ -34,7 +34,7 @@ def event(seq: int, text: str, *, user: str = "bob") -> dict:
     }
 
 
-def joined(*history: dict, more: bool = False, members: tuple[str, ...] = ("alice",)) -> dict:
+def joined(*history: dict, more: bool = False, members: tuple[str, ...] = ("alice",), count: int | None = None) -> dict:
     return {
         "type": "joined",
         "room": "lobby",
@@ -42,6 +42,7 @@ def joined(*history: dict, more: bool = False, members: tuple[str, ...] = ("alic
         "history": list(history),
         "more": more,
         "members": members,
+        "count": len(members) if count is None else count,
     }
 
 
@@ -70,11 +71,23 @@ def test_a_joined_frame_with_more_starts_over_from_its_events_and_says_so():
 def test_presence_changes_and_whole_lists_are_shown():
     view = RoomView(room="lobby")
     assert view.frame_lines(frame=joined(members=("alice", "bob")))[0] == "-- in Lobby: alice, bob"
-    change = {"type": "presence", "room": "lobby", "joined": ["carol"], "left": ["bob"]}
+    change = {"type": "presence", "room": "lobby", "joined": ["carol"], "left": ["bob"], "count": 2}
     assert view.frame_lines(frame=change) == ["-- carol joined", "-- bob left"]
-    assert view.frame_lines(frame={"type": "presence", "room": "lobby", "members": ["alice", "carol", "dave"]}) == [
-        "-- here now: alice, carol, dave"
-    ]
+    whole = {"type": "presence", "room": "lobby", "members": ["alice", "carol", "dave"], "count": 3}
+    assert view.frame_lines(frame=whole) == ["-- here now: alice, carol, dave"]
+
+
+def test_a_room_longer_than_its_list_shows_how_many_more_are_in_it():
+    view = RoomView(room="lobby")
+    assert (
+        view.frame_lines(frame=joined(members=("alice", "bob"), count=2002))[0]
+        == "-- in Lobby: alice, bob and 2,000 more"
+    )
+    # A change beyond the listed names still counts: one more, and one named.
+    change = {"type": "presence", "room": "lobby", "joined": ["zoe"], "left": [], "count": 2003}
+    assert view.frame_lines(frame=change) == ["-- zoe joined"]
+    whole = {"type": "presence", "room": "lobby", "members": ["alice", "bob"], "count": 1500}
+    assert view.frame_lines(frame=whole) == ["-- here now: alice, bob and 1,498 more"]
 
 
 def test_who_is_typing_is_shown_when_it_changes():

@@ -261,7 +261,13 @@ async def test_leave_stops_the_room_s_messages(logged_in, users, chat_rooms):
 
     await alice.send_json_to({"command": "leave", "room": "lobby"})
     assert await alice.receive_json_from() == {"type": "left", "room": "lobby"}
-    assert await bob.receive_json_from() == {"type": "presence", "room": "lobby", "joined": [], "left": ["alice"]}
+    assert await bob.receive_json_from() == {
+        "type": "presence",
+        "room": "lobby",
+        "joined": [],
+        "left": ["alice"],
+        "count": 1,
+    }
     await say(bob, "lobby", "alice is gone")
     await say(alice, "random", "still here")
     assert (await alice.receive_json_from())["text"] == "still here"

@@ -23,6 +23,7 @@ from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
 from realtime_common.testing import fuzz
+from rooms import presence
 from rooms.consumers import ChatConsumer
 from rooms.models import Message, Room
 from rooms.selectors import SESSION_ROOMS
@@ -40,6 +41,7 @@ DOCUMENTED = fuzz.SHARED_ERROR_CODES | {
     "invalid_since",
     "invalid_text",
     "invalid_client_id",
+    "invalid_after",
     "room_not_found",
     "forbidden",
     "not_joined",
@@ -57,6 +59,8 @@ SINCE_ITEM = re.compile(r"(?P<room>[-a-zA-Z0-9_]{1,50}):(?P<seq>[0-9]{1,18})")
 SINCE_ITEMS_MAX = 50
 # README: a send's client_id, optional (null: none), 1 to 64 ASCII letters, digits, - and _.
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# README: a members command's after, optional (null or "": from the first), a string of at most 150.
+AFTER_MAX = 150
 
 
 @dataclass(repr=False)
@@ -64,7 +68,7 @@ class ChatModel(fuzz.SiteModel):
     """The chat as one logged-in, non-staff socket sees it, kept by the test."""
 
     kind_field = "command"
-    kinds = frozenset({"join", "leave", "send", "typing"})
+    kinds = frozenset({"join", "leave", "send", "typing", "members"})
     username: str
     rooms: dict[str, Room]  # every room, by slug
     session: list[str] = field(default_factory=list)  # the session's rooms, in the order joined
@@ -91,6 +95,9 @@ class ChatModel(fuzz.SiteModel):
         client_id = content.get("client_id") if kind == "send" else None
         if client_id is not None and not (isinstance(client_id, str) and CLIENT_ID.fullmatch(client_id)):
             codes.add("invalid_client_id")
+        after = content.get("after") if kind == "members" else None
+        if after is not None and not (isinstance(after, str) and len(after) <= AFTER_MAX):
+            codes.add("invalid_after")
         if kind == "send" and fuzz.has_surrogates(text):
             # Not documented: a JSON escape of a lone surrogate is no character that can
             # be stored or sent on. Refused, as not text or not JSON, is what can be right.
@@ -107,7 +114,21 @@ class ChatModel(fuzz.SiteModel):
             return frozenset({"not_joined"}), None
         if client_id in self.client_ids and self.client_ids[client_id][:2] != (room, text):
             return frozenset({"invalid_client_id"}), None  # the id names another message
-        return frozenset(), Command(kind, room, text=text if kind == "send" else "", client_id=client_id)
+        return frozenset(), Command(
+            kind, room, text=text if kind == "send" else "", client_id=client_id, after=after or ""
+        )
+
+    def members_check(self, answer: fuzz.Event, *, command: Command) -> None:
+        """README: the names after ``after``, in code point order; alice is alone in the room."""
+        listed = [self.username] if self.username > command.after else []
+        assert answer == {
+            "type": "members",
+            "room": command.room,
+            "after": command.after,
+            "members": listed,
+            "count": 1,
+            "more": False,
+        }, answer
 
     def history(self, room: str, since: int | None) -> tuple[list[tuple[int, str, str]], bool]:
         """README: every event after ``since``, else (none, too many, or ahead) the newest 50, and more."""
@@ -171,13 +192,14 @@ async def answer_next(socket) -> fuzz.Event:
 
 
 @pytest.fixture
-def fuzz_limits(settings):
+def fuzz_limits(settings, monkeypatch):
     """Fuzzing sends far more than a page: lift the per-user limits on messages and
-    joins, the per-socket one on typing (the frame rate is lifted per consumer class by the tests that need it),
-    and the wait that batches presence changes."""
+    joins, the per-socket ones on typing and pages of members (the frame rate is lifted per consumer
+    class by the tests that need it), and the wait that batches presence changes."""
     settings.CHAT_RATE_LIMIT_MESSAGES = 10**9
     settings.CHAT_JOIN_LIMIT = 10**9
     settings.CHAT_TYPING_BURST = 10**9
+    monkeypatch.setattr(presence, "MEMBERS_PAGES_BURST", 10**9)
     # A join waits for its room's presence batch, up to this long after the last one;
     # the probe joins after every frame, so the batching would cost 50 ms a frame.
     settings.CHAT_PRESENCE_BATCH = 0
@@ -219,13 +241,15 @@ def chat_socket(
 # Valid values of each field of a command, and each field's near misses.
 chat_commands = fuzz.near_valid(
     {
-        "command": st.sampled_from(["join", "leave", "send", "send", "typing"]),
+        "command": st.sampled_from(["join", "leave", "send", "send", "typing", "members"]),
         "room": st.sampled_from(["lobby", "random"]),
         "since": st.integers(min_value=0, max_value=60) | st.integers(min_value=0, max_value=SEQ_LIMIT - 1),
         "text": fuzz.unicode_text(min_size=1, max_size=50).filter(str.strip)
         | fuzz.huge_text(budget=TEXT_MAX, unit=st.sampled_from("xé€😀")),
         # A few ids over and over, so that resends (of the same text or not) come up too.
         "client_id": st.sampled_from(["m-1", "m-2"]) | st.from_regex(CLIENT_ID, fullmatch=True),
+        # Around alice, the one name in the room, and any other.
+        "after": st.sampled_from(["", "alic", "alice", "alice0", "z"]) | fuzz.unicode_text(max_size=AFTER_MAX),
     },
     edges={
         "command": st.sampled_from(["JOIN", "join ", "", "delete", "leave\n"]),
@@ -247,6 +271,7 @@ chat_commands = fuzz.near_valid(
         | st.from_regex(r"[-a-zA-Z0-9_]{1,60}", fullmatch=True),
         "since": st.sampled_from([SEQ_LIMIT - 1, SEQ_LIMIT, -1, True, False, 1.0, 0.5, "1", None, 10**30, -(10**30)]),
         "client_id": st.sampled_from(["", "x" * 64, "x" * 65, "m 1", "m-1\n", "é", "m/1", None, 1, True, ["m-1"]]),
+        "after": st.sampled_from(["x" * AFTER_MAX, "x" * (AFTER_MAX + 1), None, 0, True, ["alice"], "\x00", "\ud800"]),
         "text": st.sampled_from(
             [
                 "",
@@ -367,7 +392,7 @@ async def test_text_that_is_no_unicode_is_refused_and_changes_nothing(frame, fra
 
 def outcome_check(model: ChatModel, expected: fuzz.Expected, direct: list[fuzz.Event]) -> str:
     """The fuzz frame's direct answers are one the model allows; which ("join", "leave",
-    "send", "typing": the normal answer; else the error code)."""
+    "send", "typing", "members": the normal answer; else the error code)."""
     command = expected.command
     # A send is answered by its message; a typing by nothing (nobody else is in the room to be told).
     if command is not None and command.name in ("send", "typing") and direct == []:
@@ -379,6 +404,8 @@ def outcome_check(model: ChatModel, expected: fuzz.Expected, direct: list[fuzz.E
             model.joined_check(answer, room=command.room, since=command.since)
         elif command.name == "leave":
             assert answer == {"type": "left", "room": command.room}, answer
+        elif command.name == "members":
+            model.members_check(answer, command=command)
         else:
             raise AssertionError(f"a send is answered by its message, not {answer}")
         return command.name

@@ -4,7 +4,7 @@ live TTL seconds unless refreshed. Both must answer alike."""
 import pytest
 import redis
 
-from rooms.presence_store import Change, MemoryStore, RedisStore, room_keys
+from rooms.presence_store import Change, Members, MemoryStore, RedisStore, room_keys
 
 LOBBY, RANDOM = 1, 2
 
@@ -56,10 +56,16 @@ def diff(applied) -> tuple[list[str], list[str]]:
     return applied.joined, applied.left
 
 
+async def names(store, *, room_id: int = LOBBY) -> list[str]:
+    """Everyone in the room (in one page of 100: the tests' rooms are small)."""
+    members, _ = await store.snapshot(room_id=room_id, limit=100)
+    return members.names
+
+
 async def test_first_entry_of_a_user_joins_and_their_last_leaves(store):
     first = await apply(store, adds=("p1 alice",))
     assert diff(first) == (["alice"], []) and first.version.number == 1
-    assert await store.snapshot(room_id=LOBBY) == (["alice"], first.version)
+    assert await store.snapshot(room_id=LOBBY, limit=5) == (Members(["alice"], 1, False), first.version)
 
     # alice in a second process, and bob: only bob is news.
     second = await apply(store, adds=("p2 alice", "p1 bob"))
@@ -67,7 +73,7 @@ async def test_first_entry_of_a_user_joins_and_their_last_leaves(store):
     assert diff(await apply(store, removes=("p1 alice",))) == ([], [])
     last = await apply(store, removes=("p2 alice",))
     assert diff(last) == ([], ["alice"]) and last.version.number == 3
-    assert await store.snapshot(room_id=LOBBY) == (["bob"], last.version)
+    assert await store.snapshot(room_id=LOBBY, limit=5) == (Members(["bob"], 1, False), last.version)
 
 
 async def test_the_version_rises_only_when_the_users_change(store):
@@ -90,7 +96,7 @@ async def test_entries_of_a_process_that_stopped_refreshing_them_expire(store, l
     later(0.5)
     expired = await apply(store, adds=("live bob",))
     assert diff(expired) == ([], ["alice"])
-    assert (await store.snapshot(room_id=LOBBY))[0] == ["bob"]
+    assert await names(store) == ["bob"]
 
 
 async def test_one_call_reports_the_net_change(store, later):
@@ -109,14 +115,41 @@ async def test_one_call_reports_the_net_change(store, later):
 async def test_members_are_answered_only_when_asked_and_rooms_are_apart(store):
     lobby, random = await store.apply(
         changes=[
-            Change(room_id=LOBBY, adds=("p1 carol", "p1 alice", "p2 alice"), members=True),
+            Change(room_id=LOBBY, adds=("p1 carol", "p1 alice", "p2 alice"), members=10),
             Change(room_id=RANDOM, adds=("p1 bob",)),
         ],
         ttl=10,
     )
-    assert lobby.members == ["alice", "carol"] and random.members is None
-    assert diff(random) == (["bob"], [])
-    assert (await store.snapshot(room_id=RANDOM))[0] == ["bob"]
+    assert lobby.members == Members(["alice", "carol"], 2, False) and random.members is None
+    assert (diff(random), random.count) == ((["bob"], []), 1)
+    assert await names(store, room_id=RANDOM) == ["bob"]
+
+
+async def test_members_come_a_page_at_a_time_with_the_count_each_name_once_in_order(store, later):
+    everyone = [f"user-{number:02}" for number in range(23)] + ["Émile", "zoë", "Zed", "ß"]
+    added = await apply(store, adds=tuple(f"p1 {name}" for name in everyone), members=5)
+    # The first page of the change's answer, as of a snapshot: the first 5 in sort order, and how many.
+    first = Members(sorted(everyone)[:5], len(everyone), True)
+    assert (added.members, added.count) == (first, len(everyone))
+    assert (await store.snapshot(room_id=LOBBY, limit=5))[0] == first
+    walked, after = [], ""
+    while True:
+        page, _ = await store.snapshot(room_id=LOBBY, after=after, limit=5)
+        assert len(page.names) <= 5 and page.count == len(everyone)
+        walked += page.names
+        if not page.more:
+            break
+        after = page.names[-1]
+    # Byte order in Redis is code point order in Python (UTF-8): each once, in Python's sort order.
+    assert walked == sorted(everyone)
+    # After a name that is not (or no longer) in the room: from the next one.
+    page, _ = await store.snapshot(room_id=LOBBY, after="user-195", limit=3)
+    assert page == Members(["user-20", "user-21", "user-22"], len(everyone), True)
+    # Those who left, or expired, are gone from the pages and the count alike.
+    later(10)
+    gone = await apply(store, adds=("p2 user-00",), members=3)
+    assert gone.members == Members(["user-00"], 1, False) and gone.count == 1
+    assert (await store.snapshot(room_id=LOBBY, after="user-00", limit=3))[0] == Members([], 1, False)
 
 
 async def test_a_room_whose_keys_were_lost_starts_a_new_epoch(store, request):
@@ -137,8 +170,27 @@ async def test_redis_keys_of_a_room_nobody_refreshes_expire_and_a_forgotten_scri
     store = RedisStore(host={"address": redis_server})
     try:
         await apply(store, adds=("p1 alice",), ttl=2.5)
-        assert [client.ttl(key) for key in room_keys(room_id=LOBBY)] == [3, 3, 3]
+        assert [client.ttl(key) for key in room_keys(room_id=LOBBY)] == [3, 3, 3, 3]
         client.script_flush()  # what a Redis restart does
         assert diff(await apply(store, adds=("p1 bob",), ttl=2.5)) == (["bob"], [])
+    finally:
+        await store.close()
+
+
+async def test_names_left_behind_by_a_process_of_an_older_version_are_rebuilt_by_the_next_apply(redis_server):
+    """In a rolling deploy, a process from before the names key changes the users alone: the next apply of
+    this version finds the two disagree (their counts, O(1)) and rebuilds the names from the users."""
+    client = redis.Redis.from_url(redis_server, decode_responses=True)
+    client.flushall()
+    store = RedisStore(host={"address": redis_server})
+    try:
+        await apply(store, adds=("p1 alice", "p1 bob"))
+        _, users, _, names_key = room_keys(room_id=LOBBY)
+        client.hset(users, "carol", 1)  # the older process's carol, with no name
+        client.hdel(users, "alice")  # and alice gone, her name left behind
+        client.zadd(names_key, {"dave": 0})  # and a name of nobody
+        rebuilt = await apply(store, adds=("p1 bob",), members=10)
+        assert (rebuilt.members, rebuilt.count) == (Members(["bob", "carol"], 2, False), 2)
+        assert client.zrange(names_key, 0, -1) == ["bob", "carol"]
     finally:
         await store.close()

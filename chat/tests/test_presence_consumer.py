@@ -12,7 +12,7 @@ import redis
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from rooms.presence import change_message, registry_get
+from rooms.presence import MEMBERS_PAGES_BURST, change_message, registry_get
 from rooms.presence_store import Change, room_keys
 from rooms.wire import room_group
 from tests.helpers import consumer_crash, crashing_tab_open, join
@@ -20,8 +20,19 @@ from tests.helpers import consumer_crash, crashing_tab_open, join
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
 
 
-def presence(room: str, *, joined=(), left=()) -> dict:
-    return {"type": "presence", "room": room, "joined": list(joined), "left": list(left)}
+def presence(room: str, *, joined=(), left=(), count: int) -> dict:
+    """A change, and how many are in the room after it."""
+    return {"type": "presence", "room": room, "joined": list(joined), "left": list(left), "count": count}
+
+
+def members_list(room: str, members: list[str], *, count: int | None = None) -> dict:
+    """The first page of members (everyone, in a room under CHAT_MEMBERS_LISTED), sent after a gap."""
+    return {"type": "presence", "room": room, "members": members, "count": len(members) if count is None else count}
+
+
+async def first_names(room, *, limit: int = 100) -> list[str]:
+    members, _ = await registry_get().store_get().snapshot(room_id=room.pk, limit=limit)
+    return members.names
 
 
 async def elsewhere_apply(room, *, adds=(), removes=(), ttl: float = 60, announce: bool = True):
@@ -89,7 +100,7 @@ async def test_pages_get_who_joined_and_left_and_a_user_stays_until_their_last_t
     bob = await logged_in(users["bob"])
     bob_first = await bob.open_tab()
     assert (await join(bob_first, "lobby"))["members"] == ["alice", "bob"]
-    assert await alice.receive_json_from() == presence("lobby", joined=["bob"])
+    assert await alice.receive_json_from() == presence("lobby", joined=["bob"], count=2)
 
     bob_second = await bob.open_tab()  # back in lobby from the session
     assert (await bob_second.receive_json_from())["members"] == ["alice", "bob"]
@@ -97,12 +108,12 @@ async def test_pages_get_who_joined_and_left_and_a_user_stays_until_their_last_t
     # Neither the second tab nor closing the first changed the members: alice hears of carol next.
     carol = await (await logged_in(users["carol"])).open_tab()
     assert (await join(carol, "lobby"))["members"] == ["alice", "bob", "carol"]
-    assert await alice.receive_json_from() == presence("lobby", joined=["carol"])
-    assert await bob_second.receive_json_from() == presence("lobby", joined=["carol"])
+    assert await alice.receive_json_from() == presence("lobby", joined=["carol"], count=3)
+    assert await bob_second.receive_json_from() == presence("lobby", joined=["carol"], count=3)
 
     await bob_second.disconnect()
     for socket in [alice, carol]:
-        assert await socket.receive_json_from() == presence("lobby", left=["bob"])
+        assert await socket.receive_json_from() == presence("lobby", left=["bob"], count=2)
 
 
 async def test_a_page_that_missed_a_change_gets_the_whole_list_then_changes_again(logged_in, users, chat_rooms):
@@ -113,16 +124,15 @@ async def test_a_page_that_missed_a_change_gets_the_whole_list_then_changes_agai
     # Another process's message about carol is lost; the next one, about dave, arrives.
     await elsewhere_apply(lobby, adds=["elsewhere carol"], announce=False)
     dave = await elsewhere_apply(lobby, adds=["elsewhere dave"])
-    whole_list = {"type": "presence", "room": "lobby", "members": ["alice", "carol", "dave"]}
-    assert await alice.receive_json_from() == whole_list
+    assert await alice.receive_json_from() == members_list("lobby", ["alice", "carol", "dave"])
 
     # In order again: the change itself, as sent.
     await elsewhere_apply(lobby, adds=["elsewhere eve"])
-    assert await alice.receive_json_from() == presence("lobby", joined=["eve"])
+    assert await alice.receive_json_from() == presence("lobby", joined=["eve"], count=4)
     # A late copy of what the page has already is dropped: the page hears of frank next.
     await get_channel_layer().group_send(room_group(room_id=lobby.pk), change_message(slug="lobby", applied=dave))
     await elsewhere_apply(lobby, removes=["elsewhere carol"], adds=["elsewhere frank"])
-    assert await alice.receive_json_from() == presence("lobby", joined=["frank"], left=["carol"])
+    assert await alice.receive_json_from() == presence("lobby", joined=["frank"], left=["carol"], count=4)
 
 
 async def test_a_user_whose_process_died_is_dropped_within_ttl_and_heartbeat(logged_in, users, chat_rooms, settings):
@@ -135,16 +145,16 @@ async def test_a_user_whose_process_died_is_dropped_within_ttl_and_heartbeat(log
     assert (await join(alice, "lobby"))["members"] == ["alice", "bob"]
 
     # alice's process keeps her own entry alive, and drops bob's once it expires.
-    assert await alice.receive_json_from(timeout=5) == presence("lobby", left=["bob"])
+    assert await alice.receive_json_from(timeout=5) == presence("lobby", left=["bob"], count=1)
     # With a second of slack for a busy machine.
     assert loop.time() - died < settings.CHAT_PRESENCE_TTL + settings.CHAT_PRESENCE_HEARTBEAT + 1
-    assert (await registry_get().store_get().snapshot(room_id=chat_rooms["lobby"].pk))[0] == ["alice"]
+    assert await first_names(chat_rooms["lobby"]) == ["alice"]
 
 
 async def test_a_store_that_lost_its_keys_is_refilled_and_pages_get_the_whole_list(joined_tabs, chat_rooms, settings):
     settings.CHAT_PRESENCE_HEARTBEAT = 0.1
     alice, bob = await joined_tabs(room="lobby", names=["alice", "bob"])
-    assert await alice.receive_json_from() == presence("lobby", joined=["bob"])
+    assert await alice.receive_json_from() == presence("lobby", joined=["bob"], count=2)
 
     # What a Redis restart does to presence: the room's keys are gone, versions start again.
     store = registry_get().store_get()
@@ -153,12 +163,8 @@ async def test_a_store_that_lost_its_keys_is_refilled_and_pages_get_the_whole_li
     else:
         store.rooms.clear()
     for socket in [alice, bob]:
-        assert await socket.receive_json_from(timeout=5) == {
-            "type": "presence",
-            "room": "lobby",
-            "members": ["alice", "bob"],
-        }
-    assert (await store.snapshot(room_id=chat_rooms["lobby"].pk))[0] == ["alice", "bob"]
+        assert await socket.receive_json_from(timeout=5) == members_list("lobby", ["alice", "bob"])
+    assert await first_names(chat_rooms["lobby"]) == ["alice", "bob"]
 
 
 async def test_the_heartbeat_survives_a_failing_store_and_logs_the_outage_once(
@@ -189,7 +195,7 @@ async def test_the_heartbeat_survives_a_failing_store_and_logs_the_outage_once(
     # Still alive: changes go on reaching the pages.
     bob = await (await logged_in(users["bob"])).open_tab()
     await join(bob, "lobby")
-    assert await alice.receive_json_from() == presence("lobby", joined=["bob"])
+    assert await alice.receive_json_from() == presence("lobby", joined=["bob"], count=2)
 
 
 async def test_an_idle_process_refreshes_all_its_rooms_in_one_apply_per_heartbeat(
@@ -220,15 +226,15 @@ async def test_joining_and_closing_cost_one_apply_each_however_many_are_in_the_r
     members = await members_open(20, "lobby")
     for number, socket in enumerate(members):
         for later in range(number + 1, 20):  # each heard of those who came after
-            assert await socket.receive_json_from() == presence("lobby", joined=[f"member-{later:03}"])
+            assert await socket.receive_json_from() == presence("lobby", joined=[f"member-{later:03}"], count=later + 1)
     calls = StoreCalls(monkeypatch)
 
     [newcomer] = await members_open(1, "lobby")
     for socket in members:
-        assert await socket.receive_json_from() == presence("lobby", joined=["member-020"])
+        assert await socket.receive_json_from() == presence("lobby", joined=["member-020"], count=21)
     await newcomer.disconnect()
     for socket in members:
-        assert await socket.receive_json_from() == presence("lobby", left=["member-020"])
+        assert await socket.receive_json_from() == presence("lobby", left=["member-020"], count=20)
     assert (len(calls.applies), calls.snapshots) == (2, 0)
 
 
@@ -246,7 +252,7 @@ async def test_changes_made_while_a_flush_is_in_flight_go_together_in_the_next(c
 
     async def enter(username: str) -> list[str]:
         registry.count_change(room=lobby, username=username, by=1)
-        return (await registry.flush_await(room_id=lobby.pk, members=True)).members
+        return (await registry.flush_await(room_id=lobby.pk, members=True)).members.names
 
     first = asyncio.ensure_future(enter("alice"))
     await asyncio.wait_for(started.wait(), timeout=5)
@@ -277,7 +283,7 @@ async def test_the_heartbeat_stops_with_the_last_room_and_starts_with_the_next(l
     assert not registry_get().task.done()
     bob = await (await logged_in(users["bob"])).open_tab()
     await join(bob, "random")
-    assert await alice.receive_json_from() == presence("random", joined=["bob"])
+    assert await alice.receive_json_from() == presence("random", joined=["bob"], count=2)
 
 
 async def test_a_consumer_that_fails_to_make_its_pieces_at_connect_raises_that_error(
@@ -307,8 +313,8 @@ async def test_a_consumer_that_crashed_in_a_room_leaves_its_presence(
     crashing = await crashing_tab_open(browser=await logged_in(users["bob"]), origin=site_origin)
     await consumer_crash(socket=crashing, room="lobby", monkeypatch=monkeypatch)
     # bob was counted in before the crash, and out after it.
-    assert await alice.receive_json_from() == presence("lobby", joined=["bob"])
-    assert await alice.receive_json_from() == presence("lobby", left=["bob"])
+    assert await alice.receive_json_from() == presence("lobby", joined=["bob"], count=2)
+    assert await alice.receive_json_from() == presence("lobby", left=["bob"], count=1)
 
 
 async def test_after_a_channel_layer_outage_every_page_gets_the_whole_list_of_each_of_its_rooms(
@@ -320,23 +326,20 @@ async def test_after_a_channel_layer_outage_every_page_gets_the_whole_list_of_ea
     await join(alice, "random")
     bob = await (await logged_in(users["bob"])).open_tab()
     await join(bob, "lobby")
-    assert await alice.receive_json_from() == presence("lobby", joined=["bob"])
+    assert await alice.receive_json_from() == presence("lobby", joined=["bob"], count=2)
 
     # While this process's pub/sub connection was away, carol came from another process: the
     # message was lost, and the room stays quiet after.
     await elsewhere_apply(lobby, adds=["elsewhere carol"], announce=False)
     # What the layer puts in every consumer's queue once Redis is back (realtime_common.layers).
     await get_channel_layer().group_send(room_group(room_id=lobby.pk), {"type": "layer.reconnected"})
-    members = {"type": "presence", "room": "lobby", "members": ["alice", "bob", "carol"]}
+    members = members_list("lobby", ["alice", "bob", "carol"])
     assert await bob.receive_json_from() == members
-    assert [await alice.receive_json_from() for _ in range(2)] == [
-        members,
-        {"type": "presence", "room": "random", "members": ["alice"]},
-    ]
+    assert [await alice.receive_json_from() for _ in range(2)] == [members, members_list("random", ["alice"])]
     # In order again from there: the next change comes as a change.
     await elsewhere_apply(lobby, removes=["elsewhere carol"])
     for socket in [alice, bob]:
-        assert await socket.receive_json_from() == presence("lobby", left=["carol"])
+        assert await socket.receive_json_from() == presence("lobby", left=["carol"], count=2)
 
 
 async def test_a_process_whose_clock_is_off_by_more_than_the_ttl_neither_prunes_nor_flaps_members(
@@ -363,4 +366,114 @@ async def test_a_process_whose_clock_is_off_by_more_than_the_ttl_neither_prunes_
         (["carol"], []),
         (["dave"], []),
     ]
-    assert entered[-1].members == ["alice", "bob", "carol", "dave"]
+    assert entered[-1].members.names == ["alice", "bob", "carol", "dave"]
+
+
+async def room_fill(room, *, count: int, announce: bool = False) -> list[str]:
+    """``count`` users of another process in the room, in one change; their names, sorted."""
+    names = [f"user-{number:03}" for number in range(count)]
+    await elsewhere_apply(room, adds=[f"elsewhere {name}" for name in names], announce=announce)
+    return names
+
+
+async def test_a_room_over_the_cap_lists_its_first_names_and_counts_everyone(logged_in, users, chat_rooms, settings):
+    settings.CHAT_MEMBERS_LISTED = 5
+    others = await room_fill(chat_rooms["lobby"], count=12)
+    alice = await (await logged_in(users["alice"])).open_tab()
+    joined = await join(alice, "lobby")
+    # "alice" sorts before "user-…": the first five of thirteen.
+    assert (joined["members"], joined["count"]) == (["alice", *others[:4]], 13)
+    # A room under the cap: everyone, as ever, and its count.
+    assert ((joined := await join(alice, "random"))["members"], joined["count"]) == (["alice"], 1)
+
+
+async def test_members_pages_walk_the_whole_room_once_in_order(logged_in, users, chat_rooms, settings):
+    settings.CHAT_MEMBERS_LISTED = 4
+    others = await room_fill(chat_rooms["lobby"], count=10)
+    alice = await (await logged_in(users["alice"])).open_tab()
+    walked = (await join(alice, "lobby"))["members"]
+    pages = []
+    while not pages or pages[-1]["more"]:
+        await alice.send_json_to({"command": "members", "room": "lobby", "after": walked[-1]})
+        pages.append(await alice.receive_json_from())
+        walked += pages[-1]["members"]
+    assert walked == ["alice", *others]
+    assert [(page["type"], page["room"], page["after"], page["count"]) for page in pages] == [
+        ("members", "lobby", "user-002", 11),
+        ("members", "lobby", "user-006", 11),
+    ]
+    assert [len(page["members"]) for page in pages] == [4, 3]
+    # Without after: from the first name.
+    await alice.send_json_to({"command": "members", "room": "lobby"})
+    first = await alice.receive_json_from()
+    assert (first["after"], first["members"], first["more"]) == ("", ["alice", *others[:3]], True)
+
+
+async def test_a_change_beyond_the_listed_names_is_sent_with_the_count(logged_in, users, chat_rooms, settings):
+    settings.CHAT_MEMBERS_LISTED = 2
+    lobby = chat_rooms["lobby"]
+    await room_fill(lobby, count=3)
+    alice = await (await logged_in(users["alice"])).open_tab()
+    assert (await join(alice, "lobby"))["members"] == ["alice", "user-000"]
+    # zoe sorts after every name the page lists: the change names her all the same, and the count
+    # tells the page one more is here (chat.js shows it in "N more", not in its list).
+    await elsewhere_apply(lobby, adds=["elsewhere zoe"])
+    assert await alice.receive_json_from() == presence("lobby", joined=["zoe"], count=5)
+    await elsewhere_apply(lobby, removes=["elsewhere user-002"])
+    assert await alice.receive_json_from() == presence("lobby", left=["user-002"], count=4)
+
+
+async def test_a_change_of_more_users_than_a_list_holds_sends_the_first_page_instead(
+    logged_in, users, chat_rooms, settings
+):
+    settings.CHAT_MEMBERS_LISTED = 3
+    lobby = chat_rooms["lobby"]
+    alice = await (await logged_in(users["alice"])).open_tab()
+    await join(alice, "lobby")
+    # Four came in one batch (a reconnect storm's): their names would make the change longer than a list.
+    others = await room_fill(lobby, count=4, announce=True)
+    assert await alice.receive_json_from() == members_list("lobby", ["alice", *others[:2]], count=5)
+    # Then changes again, in order.
+    await elsewhere_apply(lobby, removes=["elsewhere user-003"])
+    assert await alice.receive_json_from() == presence("lobby", left=["user-003"], count=4)
+
+
+async def test_the_whole_list_after_a_gap_or_an_outage_is_the_first_page_and_the_count(
+    logged_in, users, chat_rooms, settings
+):
+    settings.CHAT_MEMBERS_LISTED = 3
+    lobby = chat_rooms["lobby"]
+    alice = await (await logged_in(users["alice"])).open_tab()
+    await join(alice, "lobby")
+    # A lost change, revealed by the next one.
+    others = await room_fill(lobby, count=2)
+    await elsewhere_apply(lobby, adds=["elsewhere zoe"])
+    assert await alice.receive_json_from() == members_list("lobby", ["alice", *others], count=4)
+    # The layer back after an outage: the same first page, and the count.
+    await get_channel_layer().group_send(room_group(room_id=lobby.pk), {"type": "layer.reconnected"})
+    assert await alice.receive_json_from() == members_list("lobby", ["alice", *others], count=4)
+
+
+async def test_members_is_refused_outside_the_room_for_a_bad_after_and_past_its_rate(
+    logged_in, users, chat_rooms, settings
+):
+    alice = await (await logged_in(users["alice"])).open_tab()
+    await alice.send_json_to({"command": "members", "room": "lobby"})
+    assert (await alice.receive_json_from())["code"] == "not_joined"
+    await join(alice, "lobby")
+    await alice.send_json_to({"command": "members", "room": "lobby", "after": ["bob"]})
+    assert (await alice.receive_json_from())["code"] == "invalid_after"
+    # The first MEMBERS_PAGES_BURST pages at once are answered (the refusal above spent none), the next one not.
+    for _ in range(MEMBERS_PAGES_BURST + 1):
+        await alice.send_json_to({"command": "members", "room": "lobby", "after": "alice"})
+    answers = [await alice.receive_json_from() for _ in range(MEMBERS_PAGES_BURST + 1)]
+    assert [answer["type"] for answer in answers] == ["members"] * MEMBERS_PAGES_BURST + ["error"]
+    assert answers[-1]["code"] == "rate_limited"
+    assert answers[0] == {
+        "type": "members",
+        "room": "lobby",
+        "after": "alice",
+        "members": [],
+        "count": 1,
+        "more": False,
+    }

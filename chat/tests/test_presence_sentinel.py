@@ -3,7 +3,7 @@ rooms' entries on the primary the sentinel names, as the cache and the channel l
 
 from realtime_common.redis_servers import redis_sentinel_from_env
 from rooms import presence
-from rooms.presence_store import Change, RedisStore, room_keys
+from rooms.presence_store import Change, Members, RedisStore, room_keys
 
 
 async def test_the_store_keeps_its_entries_on_the_primary_the_sentinel_names(redis_sentinel, settings):
@@ -12,8 +12,8 @@ async def test_the_store_keeps_its_entries_on_the_primary_the_sentinel_names(red
     store = presence.store_new()
     assert isinstance(store, RedisStore)
     try:
-        [applied] = await store.apply(changes=[Change(room_id=1, adds=("p1 alice",), members=True)], ttl=10)
-        assert (applied.joined, applied.members) == (["alice"], ["alice"])
+        [applied] = await store.apply(changes=[Change(room_id=1, adds=("p1 alice",), members=10)], ttl=10)
+        assert (applied.joined, applied.members) == (["alice"], Members(["alice"], 1, False))
     finally:
         await store.close()
     primary = redis_sentinel.client(redis_sentinel.primary.port)

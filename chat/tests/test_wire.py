@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from realtime_common.consumers import ClientError
-from rooms.wire import Command, command_parse, since_parse
+from rooms.wire import AFTER_MAX_LENGTH, Command, command_parse, since_parse
 
 # chat/README.md, the chat protocol: a send's client_id is optional, 1 to 64 ASCII letters, digits, - and _.
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -33,6 +33,23 @@ def test_a_send_s_client_id_is_kept_and_is_optional():
     assert command_parse({**content, "client_id": None}).client_id is None
     # Only a send has one: other commands ignore the field.
     assert command_parse({"command": "typing", "room": "lobby", "client_id": "x"}).client_id is None
+
+
+def test_members_asks_for_the_names_after_one_or_from_the_first():
+    assert command_parse({"command": "members", "room": "lobby", "after": "bob"}) == Command(
+        name="members", room="lobby", after="bob"
+    )
+    for first in ({}, {"after": None}, {"after": ""}):
+        assert command_parse({"command": "members", "room": "lobby", **first}).after == ""
+    # Only members has one: other commands ignore the field.
+    assert command_parse({"command": "typing", "room": "lobby", "after": 7}).after == ""
+
+
+@pytest.mark.parametrize("after", ["x" * (AFTER_MAX_LENGTH + 1), 7, True, ["bob"], {"a": 1}])
+def test_a_bad_after_is_refused(after):
+    with pytest.raises(ClientError) as refused:
+        command_parse({"command": "members", "room": "lobby", "after": after})
+    assert refused.value.code == "invalid_after"
 
 
 @pytest.mark.parametrize("client_id", ["", "x" * 65, "a b", "ü", "a/b", "a\n", 7, True, ["a"], {"a": 1}])
@@ -74,6 +91,17 @@ def test_any_client_id_is_kept_exactly_when_the_readme_allows_it(client_id):
         assert refused.code == "invalid_client_id" and not allowed
 
 
+# chat/README.md, the chat protocol: after is optional (null or "": from the first), a string of at most 150.
+@given(after=json_values | st.text(min_size=145, max_size=155))
+def test_any_after_is_kept_exactly_when_the_readme_allows_it(after):
+    content = {"command": "members", "room": "lobby", "after": after}
+    allowed = after is None or (isinstance(after, str) and len(after) <= 150)
+    try:
+        assert command_parse(content).after == (after or "") and allowed
+    except ClientError as refused:
+        assert refused.code == "invalid_after" and not allowed
+
+
 @pytest.mark.parametrize(
     ("query", "since"),
     [
@@ -87,7 +115,7 @@ def test_since_query_parameter(query, since):
     assert since_parse(query) == since
 
 
-def test_the_largest_joined_frame_is_50_messages_of_at_most_24_5_kb_plus_the_members():
+def test_the_largest_joined_frame_is_50_messages_of_at_most_24_5_kb_plus_the_members(settings):
     """chat/README.md's bound: every character of a message escaped at its longest (a
     character outside the BMP is two \\uXXXX escapes), the longest slug, username and title."""
     from types import SimpleNamespace
@@ -108,8 +136,25 @@ def test_the_largest_joined_frame_is_50_messages_of_at_most_24_5_kb_plus_the_mem
     )
     one = len(frame_encode(frame=message_frame(message=message, seq=10**17)))
     assert one <= 24.5 * 1024
-    members = ["u" * 150] * 100
-    frame = joined_frame(
-        room=room, history=[message_frame(message=message, seq=10**17)] * HISTORY_LENGTH, members=members, more=True
-    )
+    # At most CHAT_MEMBERS_LISTED of them, however many are in the room.
+    members = ["u" * 150] * settings.CHAT_MEMBERS_LISTED
+    history = [message_frame(message=message, seq=10**17)] * HISTORY_LENGTH
+    frame = joined_frame(room=room, history=history, members=members, count=10**6, more=True)
     assert len(frame_encode(frame=frame)) <= HISTORY_LENGTH * 24.5 * 1024 + len(members) * 160 + 2048
+
+
+def test_every_list_of_members_is_bounded_however_big_the_room(settings):
+    """chat/README.md's bound: CHAT_MEMBERS_LISTED (100) usernames of at most 150 characters: 160 bytes
+    each in ASCII (16 KB), 1.8 KB at the very worst (a letter outside the BMP is two \\uXXXX escapes)."""
+    from realtime_common.consumers import frame_encode
+    from rooms.wire import SLUG_MAX_LENGTH, members_frame, presence_change_frame, presence_members_frame
+
+    slug, listed, count = "r" * SLUG_MAX_LENGTH, settings.CHAT_MEMBERS_LISTED, 10**6
+    for name, each in [("u" * 150, 160), ("\U0001d400" * 150, 1803)]:
+        names = [name] * listed
+        frames = [
+            presence_members_frame(slug=slug, members=names, count=count),
+            presence_change_frame(slug=slug, joined=names[:60], left=names[60:], count=count),
+            members_frame(slug=slug, after=name, members=names, count=count, more=True),
+        ]
+        assert max(len(frame_encode(frame=frame)) for frame in frames) <= listed * each + each + 256

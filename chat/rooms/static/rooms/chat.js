@@ -28,6 +28,11 @@ const pending = new Map(); // client_id → { room, text, item }
 const sendQueue = new Set(); // client_ids
 const RESEND_INTERVAL_MS = 1200;
 let sendTimer = null; // the wait for the next turn
+// Who is in each joined room, as this page lists them: a long room comes a page of names at a time
+// (chat/README.md: CHAT_MEMBERS_LISTED, 100), the count of everyone with each. The page lists every
+// member up to `through`, the last name of the last page the server sent, or everyone (null) once a
+// page said none come after it.
+const memberLists = new Map(); // slug → { names: Set, through, count }
 // When this page last told the server its user is typing, per room.
 const typingThrottle = new TypingThrottle();
 // ?join=<slug>, from the room list. Sent once, then taken out of the URL: the
@@ -122,24 +127,50 @@ function storableText(text) {
   return (text.toWellFormed?.() ?? text).replaceAll('\0', '');
 }
 
-function showMembers(slug, members) {
-  const items = members.map((name) => Object.assign(document.createElement('li'), { textContent: name }));
-  roomSection(slug)?.querySelector('.members').replaceChildren(...items);
+function showMembers(slug) {
+  const section = roomSection(slug);
+  const list = memberLists.get(slug);
+  if (!section || !list) return;
+  const items = [...list.names].sort().map((name) => Object.assign(document.createElement('li'), { textContent: name }));
+  section.querySelector('.members').replaceChildren(...items);
+  section.querySelector('.members-count').textContent = `(${list.count.toLocaleString()})`;
+  const unlisted = list.count - list.names.size;
+  const more = section.querySelector('[data-members-more]');
+  more.hidden = unlisted <= 0;
+  more.textContent = `${unlisted.toLocaleString()} more`;
 }
 
-// A presence frame holds either who joined and who left since the last one, or the
-// whole list, which the server sends instead when this page may have missed a change.
+// The first page of a room's members (in joined, or after a change this page may have missed): it replaces the list.
+function listMembers(slug, members, count) {
+  memberLists.set(slug, { names: new Set(members), through: members.length < count ? members.at(-1) : null, count });
+  showMembers(slug);
+}
+
+// A presence frame holds either who joined and who left since the last one, or the first page of
+// members, which the server sends instead when this page may have missed a change.
 function onPresence(frame) {
-  const list = roomSection(frame.room)?.querySelector('.members');
+  const list = memberLists.get(frame.room);
   if (!list) return;
   if (frame.members) {
-    showMembers(frame.room, frame.members);
+    listMembers(frame.room, frame.members, frame.count);
     return;
   }
-  const names = new Set([...list.children].map((item) => item.textContent));
-  frame.left.forEach((name) => names.delete(name));
-  frame.joined.forEach((name) => names.add(name));
-  showMembers(frame.room, [...names].sort());
+  frame.left.forEach((name) => list.names.delete(name));
+  // A name past the last one listed is counted, not listed: it comes with the page of names that reaches it.
+  frame.joined.filter((name) => list.through === null || name <= list.through).forEach((name) => list.names.add(name));
+  list.count = frame.count;
+  showMembers(frame.room);
+}
+
+// The next page of names, asked for with "N more". One answering another list (a whole list came
+// since, or the same page was asked for twice) is dropped: the list goes on from its own `through`.
+function onMembersPage(frame) {
+  const list = memberLists.get(frame.room);
+  if (!list || frame.after !== list.through) return;
+  frame.members.forEach((name) => list.names.add(name));
+  list.through = frame.more ? frame.members.at(-1) : null;
+  list.count = frame.count;
+  showMembers(frame.room);
 }
 
 // Who is typing in the room, but this page's user: the server sends the whole list whenever it changes.
@@ -175,7 +206,7 @@ function onJoined(frame) {
   }
   section.querySelector('.room-title').textContent = frame.title;
   section.setAttribute('aria-label', frame.title);
-  showMembers(frame.room, frame.members);
+  listMembers(frame.room, frame.members, frame.count);
   showTyping(frame.room, []); // the server sends the list after joined when anyone is typing
   if (frame.more) {
     // Not everything since this page's last event: start again from the newest, still pending ones last.
@@ -190,6 +221,7 @@ function onJoined(frame) {
 function onLeft(frame) {
   roomSection(frame.room)?.remove();
   lastSeqs.delete(frame.room);
+  memberLists.delete(frame.room);
   markJoined(frame.room, false);
 }
 
@@ -231,6 +263,7 @@ const apply = {
   message: (frame) => applyEvents(frame.room, [frame]),
   'message.deleted': (frame) => applyEvents(frame.room, [frame]),
   presence: onPresence,
+  members: onMembersPage,
   typing: (frame) => showTyping(frame.room, frame.users),
   error: onError,
 };
@@ -300,6 +333,7 @@ joined.addEventListener('click', (event) => {
   if (event.target.closest('[data-leave]')) command({ command: 'leave', room });
   // With the seq of its last event shown: the server sends only what this page lacks.
   else if (event.target.closest('[data-join-again]')) command({ command: 'join', room, since: lastSeqs.get(room) });
+  else if (event.target.closest('[data-members-more]')) command({ command: 'members', room, after: memberLists.get(room).through });
 });
 
 // While the user types, "typing" at most every 2 s per room; a lost one only shows them a little late.
