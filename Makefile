@@ -118,7 +118,7 @@ test: lint system-deps
 	@echo "==> bench: the bench's verdicts, options and summaries (the bench itself is make bench)"
 	cd bench && $(BIN)/pytest
 	$(call unit_tests)
-	@echo "==> conformance: WebSocket protocol (Autobahn cases 1-7) against daphne"
+	@echo "==> conformance: WebSocket protocol (Autobahn cases 1-7) against daphne, then uvicorn and granian (about 40 s)"
 	cd conformance && $(BIN)/pytest
 	@echo "==> frontend: Node tests"
 	node --test frontend/tests/

@@ -63,6 +63,15 @@ def proc_cpu_seconds(*, pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def proc_children(*, pid: int) -> list[int]:
+    """The processes ``pid`` started (granian's worker, say), from every thread's /proc children list."""
+    children = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(FileNotFoundError):  # the thread ended meanwhile
+            children += map(int, Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
+    return children
+
+
 def proc_rss_bytes(*, pid: int) -> int:
     with open(f"/proc/{pid}/statm") as statm:
         return int(statm.read().split()[1]) * PAGE_SIZE
@@ -272,7 +281,8 @@ def redis_benchmark(*, port: int, requests: int) -> dict:
 @dataclass
 class BenchSite(LiveSite):
     """A LiveSite on a chosen channel layer (``REDIS_CHANNEL_LAYER``: core or pubsub), counting
-    its metrics or not (``metrics_on``: DJANGO_METRICS), which ``metrics`` reads."""
+    its metrics or not (``metrics_on``: DJANGO_METRICS), which ``metrics`` reads; served by
+    ``server``: daphne as the sites are, or uvicorn or granian as the conformance suite checked them."""
 
     layer: str | None = None
     metrics_on: bool = True
@@ -295,7 +305,9 @@ class BenchSite(LiveSite):
 
     @property
     def pids(self) -> list[int]:
-        return [process.pid for process in self.servers]
+        """Every process serving: those started here, and their children (granian's worker
+        does the work; its main process only watches it)."""
+        return [pid for process in self.servers for pid in (process.pid, *proc_children(pid=process.pid))]
 
     def tracebacks(self) -> str:
         """The first traceback any of its processes logged since the last call, or ''."""
@@ -320,10 +332,13 @@ def site_prepare(*, name: str, workdir: Path, redis_url: str) -> BenchSite:
 
 
 @contextmanager
-def site_serving(*, site: BenchSite, count: int, layer: str, pinning: Pinning) -> Iterator[list[str]]:
-    """``count`` daphne processes of the site on ``layer``, pinned to the server CPU; their URLs.
-    With metrics on, what their /metrics moved meanwhile is kept in ``site.metrics``."""
-    site.layer = layer
+def site_serving(
+    *, site: BenchSite, count: int, layer: str, pinning: Pinning, server: str = "daphne"
+) -> Iterator[list[str]]:
+    """``count`` processes of the site on ``layer`` served by ``server``, pinned to the server CPU
+    (a granian worker too); their URLs. With metrics on, what their /metrics moved meanwhile is
+    kept in ``site.metrics``."""
+    site.layer, site.server = layer, server
     try:
         urls = []
         for _ in range(count):
@@ -333,7 +348,9 @@ def site_serving(*, site: BenchSite, count: int, layer: str, pinning: Pinning) -
                 raise RuntimeError(f"{error}\n--- its log ---\n{site.logs()[-3000:]}") from error
             finally:
                 STARTED.extend(process for process in site.servers if process not in STARTED)
-            pinning.pid_pin(name=f"daphne {site.directory.name}", pid=site.servers[-1].pid, cpu=SERVER_CPU)
+            started = site.servers[-1].pid
+            for pid in (started, *proc_children(pid=started)):
+                pinning.pid_pin(name=f"{server} {site.directory.name}", pid=pid, cpu=SERVER_CPU)
         if site.metrics_on:
             site.metrics.started(site=site.directory.name, urls=urls)
         yield urls
@@ -342,6 +359,7 @@ def site_serving(*, site: BenchSite, count: int, layer: str, pinning: Pinning) -
     finally:
         site.metrics.sampling_stop()
         site.stop()
+        site.server = "daphne"
 
 
 # valgrind runs Python some 50 times slower: the site's startup (imports, Django's setup) takes ~20 s.

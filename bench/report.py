@@ -194,7 +194,8 @@ def liveblog_section(*, data: dict, results: dict) -> str:
         f"\n## 1. Liveblog fan-out\n\n{data['posts']} posts at {data['rate']:g}/s, saved by another process; "
         "the site on "
         f"{next(iter(data['layers'].values()), {}).get('processes', 2)} daphne processes (sockets split evenly), "
-        "the baselines on one process. "
+        "the baselines on one process. The site on as many uvicorn and granian processes (the conformance "
+        "suite's commands, `realtime_common.testing.servers.server_command`) runs at one size, on the second layer. "
         f"At each size the site and the bare websockets server alternate, runs of each: {data.get('rounds', 1)} "
         "(#1, #2...; the order flipped each round): ÷ bare is a run's ratio to the bare run of its round. "
         "Latency: from the `time.time()` in the post's body, taken just before the save, to the frame's arrival. "
@@ -204,6 +205,10 @@ def liveblog_section(*, data: dict, results: dict) -> str:
     for name, layer in data["layers"].items():
         configs.append((f"site, {name} ({layer['backend'].rsplit('.', 1)[-1]})", layer["rows"], layer))
         configs.append((f"baseline: bare, beside {name}", layer.get("bare_rows", []), None))
+    # The same site served by another server instead of daphne (bench.scenarios.liveblog.OTHER_SERVERS).
+    for name, served in data.get("servers", {}).items():
+        configs.append((f"site on {name}, {served['layer']}", served["rows"], served))
+        configs.append((f"baseline: bare, beside {name}", served.get("bare_rows", []), None))
     configs += [(f"baseline: {name}", baseline["rows"], None) for name, baseline in data.get("baselines", {}).items()]
     rows = [
         [label, *fanout_cells(row=row, ratio=round_ratio(layer=layer, row=row) if layer else None)]
@@ -229,6 +234,10 @@ def liveblog_section(*, data: dict, results: dict) -> str:
         ],
         rows=rows,
     )
+    served_by = {
+        **data["layers"],
+        **{f"{name}, {served['layer']}": served for name, served in data.get("servers", {}).items()},
+    }
     ratio_rows = [
         [
             name,
@@ -238,12 +247,19 @@ def liveblog_section(*, data: dict, results: dict) -> str:
             ratio_text(ratio=figures["ratio"]),
             fmt(figures["steal_pct_max"], 2, " %"),
         ]
-        for name, layer in data["layers"].items()
+        for name, layer in served_by.items()
         for figures in layer.get("ratios", [])
     ]
     if ratio_rows:
         text += "\nThe site over the bare server, round by round:\n\n" + table(
-            header=["layer", "N", "site µs / frame", "bare µs / frame", "÷ bare: median (range)", "steal at most"],
+            header=[
+                "layer (server: daphne unless named)",
+                "N",
+                "site µs / frame",
+                "bare µs / frame",
+                "÷ bare: median (range)",
+                "steal at most",
+            ],
             rows=ratio_rows,
         )
     benchmark = data.get("redis_benchmark") or {}
@@ -253,7 +269,7 @@ def liveblog_section(*, data: dict, results: dict) -> str:
         if "requests_per_s" in benchmark
         else f"\nBaseline (c), Redis alone: {benchmark.get('error', 'not run')}"
     ) + ".\n"
-    for name, layer in data["layers"].items():
+    for name, layer in served_by.items():
         text += tracebacks_markdown(errors=layer.get("server_errors"), who=f"{name}: the servers")
     profiles = [
         (row["label"], row["profile"])

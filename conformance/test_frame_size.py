@@ -79,7 +79,7 @@ def test_oversized_frame_refused_on_its_header(ws):
 
 def test_sites_served_as_the_echo_site():
     """What this file proves holds for the sites only if they start daphne the same way: the
-    Procfile (`make run`) and docker/start (the image); the test servers (servers.py) do too."""
+    Procfile (`make run`) and docker/start (the image); the test servers (realtime_common.testing.servers) do too."""
     procfile = (REPOSITORY / "Procfile").read_text().splitlines()
     served = [line for line in procfile if "config.asgi:application" in line]
     assert len(served) == 3

@@ -1,5 +1,6 @@
 """Not Autobahn cases: the server listens with a backlog for a reconnect storm, not Twisted's
-50 (realtime_common.serve). The kernel shows a listening socket's backlog as its Send-Q."""
+50 (realtime_common.serve) nor uvicorn's 2048 or granian's 1024 (their --backlog, realtime_common.testing.servers).
+The kernel shows a listening socket's backlog as its Send-Q."""
 
 import re
 import subprocess
@@ -14,7 +15,7 @@ def kernel_cap() -> int:
     return int(Path("/proc/sys/net/core/somaxconn").read_text())
 
 
-def test_the_sites_daphne_listens_with_the_storm_backlog(echo_server):
+def test_the_server_listens_with_the_storm_backlog(echo_server):
     listening = subprocess.run(
         ["ss", "--listening", "--tcp", "--numeric", "--no-header", f"sport = :{echo_server.port}"],
         capture_output=True,

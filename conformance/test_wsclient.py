@@ -21,12 +21,12 @@ def server_frame(opcode: int, payload: bytes = b"", *, masked: bool = False) -> 
 
 @pytest.fixture
 def canned():
-    """``canned(*replies)``: a server that accepts the handshake, waits for the client's
+    """``canned(*replies, codeless_failures=...)``: a server that accepts the handshake, waits for the client's
     first write, sends ``replies`` and closes; with no replies it stays silent until the
     client goes. Returns a connected client with a short timeout."""
     started = []
 
-    def serve(*replies: bytes) -> WireClient:
+    def serve(*replies: bytes, codeless_failures: bool = False) -> WireClient:
         listener = socket.create_server(("127.0.0.1", 0))
         listener.settimeout(5)
 
@@ -51,7 +51,13 @@ def canned():
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        client = WireClient("127.0.0.1", listener.getsockname()[1], origin="http://127.0.0.1", timeout=0.5)
+        client = WireClient(
+            "127.0.0.1",
+            listener.getsockname()[1],
+            origin="http://127.0.0.1",
+            timeout=0.5,
+            codeless_failures=codeless_failures,
+        )
         started.append((thread, client))
         return client
 
@@ -93,3 +99,18 @@ def test_silence_is_not_a_failure(canned):
     ws.send(message("hi"))
     with pytest.raises(NothingReceived):
         ws.expect_failure(1002)
+
+
+def test_a_close_without_a_code_is_caught(canned):
+    ws = canned(server_frame(0x8))
+    ws.send(message("hi"))
+    with pytest.raises(AssertionError, match="code None, expected 1002"):
+        ws.expect_failure(1002)
+
+
+def test_a_close_without_a_code_passes_for_a_server_known_for_it(canned):
+    """granian's way (cases.CODELESS_FAILURES): the connection is still failed, and so counted."""
+    ws = canned(server_frame(0x8), codeless_failures=True)
+    ws.send(message("hi"))
+    ws.expect_failure(1002)
+    assert ws.failure == "close, no code"

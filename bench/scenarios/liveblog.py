@@ -1,7 +1,8 @@
 """Scenario 1, liveblog fan-out: N sockets over two daphne processes, posts saved by another
 process at a steady rate, on each channel layer; the same sockets and publish pattern against
 the bare websockets server, alternated with the site's runs of the same size, and against the
-raw ASGI app; and redis-benchmark's PUBLISH rate."""
+raw ASGI app; and redis-benchmark's PUBLISH rate. The same fan-out with the site served by
+uvicorn and by granian (OTHER_SERVERS), alternated with the bare server, at one size."""
 
 import time
 from collections.abc import Callable
@@ -40,6 +41,11 @@ SCENARIO = "liveblog"
 SLUG = "bench"
 # Two daphne processes, the sockets split evenly, as the issue asks.
 SITE_PROCESSES = 2
+# Measured alternatives to daphne (realtime_common.testing.servers.server_command starts them), as many processes, on the
+# second layer (pubsub), at OTHER_SERVERS_SOCKETS (the smallest size where a run has no such size):
+# about a minute and a half of a full run.
+OTHER_SERVERS = ("uvicorn", "granian")
+OTHER_SERVERS_SOCKETS = 1000
 
 
 def liveblog_run(*, bench: Bench) -> dict:
@@ -50,14 +56,27 @@ def liveblog_run(*, bench: Bench) -> dict:
         "rate": sizes.liveblog_rate,
         "rounds": sizes.baseline_rounds,
         "layers": {},
+        "servers": {},
         "baselines": {},
     }
+    others_at = (
+        OTHER_SERVERS_SOCKETS if OTHER_SERVERS_SOCKETS in sizes.liveblog_sockets else min(sizes.liveblog_sockets)
+    )
     with client_running(name="liveblog-client", workdir=bench.workdir, pinning=bench.pinning) as client:
         # The bare server runs beside the site's processes, so that the two alternate run by run
         # (the ratio's target is against it); the raw ASGI app is shown, not judged, so it runs once.
         with bare_running(workdir=bench.workdir, pinning=bench.pinning) as bare:
             for layer in bench.layers:
                 result["layers"][layer] = layer_run(bench=bench, client=client, layer=layer, bare=bare)
+            for server in OTHER_SERVERS:
+                result["servers"][server] = layer_run(
+                    bench=bench,
+                    client=client,
+                    layer=bench.layer_other,
+                    bare=bare,
+                    server=server,
+                    socket_counts=(others_at,),
+                )
         with raw_asgi_running(workdir=bench.workdir, pinning=bench.pinning) as server:
             rows = [
                 baseline_measure(bench=bench, client=client, server=server, name="raw_asgi", sockets=sockets)
@@ -70,19 +89,31 @@ def liveblog_run(*, bench: Bench) -> dict:
     return result
 
 
-def layer_run(*, bench: Bench, client: LineProcess, layer: str, bare: Server) -> dict:
-    """At each size, the site on ``layer`` and the bare server alternated (``runs_alternate``): the
-    ratio of their CPU per frame round by round, its median and range (``per_frame_compare``)."""
-    sizes = bench.sizes
+def layer_run(
+    *,
+    bench: Bench,
+    client: LineProcess,
+    layer: str,
+    bare: Server,
+    server: str = "daphne",
+    socket_counts: tuple[int, ...] | None = None,
+) -> dict:
+    """At each size (``socket_counts``, or the run's), the site on ``layer`` served by ``server`` and the bare
+    server alternated (``runs_alternate``): the ratio of their CPU per frame round by round, its median
+    and range (``per_frame_compare``). daphne's first round at 1,000 sockets is profiled."""
     site = bench.site(name="liveblog")
+    named = "" if server == "daphne" else f"{server} "
     with ExitStack() as stack:
-        urls = stack.enter_context(site_serving(site=site, count=SITE_PROCESSES, layer=layer, pinning=bench.pinning))
+        urls = stack.enter_context(
+            site_serving(site=site, count=SITE_PROCESSES, layer=layer, pinning=bench.pinning, server=server)
+        )
         publisher = stack.enter_context(publisher_running(site=site, slug=SLUG))
         status = publisher.call("status", timeout=60)
         runs: dict[str, list[dict]] = {"site": [], "bare": []}
         ratios = []
-        profile_at = 1000 if 1000 in sizes.liveblog_sockets else sizes.liveblog_sockets[0]
-        for sockets in sizes.liveblog_sockets:
+        socket_counts = socket_counts or bench.sizes.liveblog_sockets
+        profile_at = (1000 if 1000 in socket_counts else socket_counts[0]) if server == "daphne" else None
+        for sockets in socket_counts:
 
             def measure(*, state: str, round_number: int) -> dict:
                 if state == "bare":
@@ -94,28 +125,31 @@ def layer_run(*, bench: Bench, client: LineProcess, layer: str, bare: Server) ->
                     row = fanout_measure(
                         bench=bench,
                         client=client,
-                        label=f"{layer} N={sockets}",
+                        label=f"{named}{layer} N={sockets}",
                         conns=liveblog_conns(
                             urls=urls, sockets=sockets, since=publisher.call("status", timeout=60)["last_seq"]
                         ),
-                        posts=sizes.liveblog_posts,
-                        rate=sizes.liveblog_rate,
+                        posts=bench.sizes.liveblog_posts,
+                        rate=bench.sizes.liveblog_rate,
                         publish=partial(posts_publish, process=publisher, op="posts"),
-                        server_pids={f"daphne-{number}": pid for number, pid in enumerate(site.pids)},
+                        server_pids={f"{server}-{number}": pid for number, pid in enumerate(site.pids)},
                         redis=bench.redis,
                         profile_name=f"liveblog-{sockets}-{layer}" if profiled else None,
                         metrics_urls=urls,
                     )
                 return {**row, "label": f"{row['label']} #{round_number}", "round": round_number}
 
-            alternated = runs_alternate(states=("site", "bare"), rounds=sizes.baseline_rounds, measure=measure)
+            alternated = runs_alternate(states=("site", "bare"), rounds=bench.sizes.baseline_rounds, measure=measure)
             for state, rows in alternated.items():
                 runs[state] += rows
             ratios.append({"sockets": sockets, **per_frame_compare(runs=alternated, over=("site", "bare"))})
         for number, pid in enumerate(site.pids):
-            bench.pinning.pid_check(name=f"liveblog daphne-{number}", pid=pid, cpu=1)
-        errors = tracebacks_check(bench=bench, scenario=SCENARIO, site=site, name=f"{layer}: no server tracebacks")
+            bench.pinning.pid_check(name=f"liveblog {server}-{number}", pid=pid, cpu=1)
+        errors = tracebacks_check(
+            bench=bench, scenario=SCENARIO, site=site, name=f"{named}{layer}: no server tracebacks"
+        )
     return {
+        "server": server,
         "layer": layer,
         "backend": status["backend"],
         "processes": SITE_PROCESSES,

@@ -294,10 +294,71 @@ def postgres_server() -> Iterator[PostgresServer | None]:
         server.stop()
 
 
+# The ASGI servers a site can run on. daphne is the sites' (the Procfile, docker/start, compose);
+# uvicorn and granian are measured alternatives (docs/scale.md, "Other servers"): the conformance
+# suite runs against each, and the bench measures the sites served by each, with these commands.
+SERVERS = ("daphne", "uvicorn", "granian")
+
+
+def server_command(*, server: str, app: str, host: str, port: int) -> list[str]:
+    """The command that serves the ASGI application ``app`` ("module:attribute", imported from the
+    working directory) with ``server`` on ``host:port``, one process serving the sockets (granian: one worker)."""
+    # Imported here, not with the module: realtime_common.serve imports daphne's server module,
+    # which installs Twisted's reactor in the importing process.
+    from ..consumers import FRAME_MAX_BYTES
+    from ..serve import LISTEN_BACKLOG
+
+    if server == "daphne":
+        # As the Procfile runs it: the 64 KiB limit with a Close 1009, the storm backlog.
+        return [sys.executable, "-m", "realtime_common.serve", "-b", host, "-p", str(port), app]
+    if server == "uvicorn":
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            # uvicorn[standard]'s fast parts, as it is deployed.
+            "--loop=uvloop",
+            "--http=httptools",
+            # The sans-I/O websockets implementation: the legacy one ("websockets") is deprecated.
+            "--ws=websockets-sansio",
+            # The sites' limit on what a page sends; websockets closes with 1009 over it.
+            f"--ws-max-size={FRAME_MAX_BYTES}",
+            # Its default is on: every frame compressed for a browser, which offers it. daphne
+            # (autobahn) declines it, and the sites' frames are small: off, like daphne.
+            "--ws-per-message-deflate=false",
+            # No line per connection (the handshake, "connection open"): daphne logs none either.
+            "--log-level=warning",
+            # Channels' ProtocolTypeRouter has no "lifespan" route: with "auto", uvicorn sends the
+            # lifespan scope, the router raises, and uvicorn logs it unsupported on every start.
+            "--lifespan=off",
+            f"--backlog={LISTEN_BACKLOG}",
+            f"--host={host}",
+            f"--port={port}",
+            app,
+        ]
+    if server == "granian":
+        return [
+            sys.executable,
+            "-m",
+            "granian",
+            # ASGI without lifespan ("asginl"): with "asgi", granian sends the lifespan events,
+            # Channels' ProtocolTypeRouter raises, and granian logs a warning on every start.
+            "--interface=asginl",
+            "--loop=uvloop",
+            # One worker; granian starts it as a child of its own main process.
+            "--workers=1",
+            f"--backlog={LISTEN_BACKLOG}",
+            f"--host={host}",
+            f"--port={port}",
+            app,
+        ]
+    raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
+
+
 @dataclass
 class LiveSite:
     """One site, prepared like a deployment (migrated, static files collected),
-    served by as many daphne processes as a test asks for, all on one database
+    served by as many processes of ``server`` (daphne unless told) as a test asks for, all on one database
     (``database_url``, or else an SQLite file in ``workdir``) and one channel layer."""
 
     directory: Path
@@ -306,6 +367,8 @@ class LiveSite:
     database_url: str | None = None
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(50))
     servers: list[subprocess.Popen] = field(default_factory=list)
+    # Which of SERVERS serve() starts.
+    server: str = "daphne"
 
     @property
     def env(self) -> dict[str, str]:
@@ -356,24 +419,16 @@ class LiveSite:
         wrapper: tuple[str, ...] = (),
         timeout: float = STARTUP_TIMEOUT,
     ) -> str:
-        """Start one more daphne process (on ``port``, or a free one; with ``env`` over the
+        """Start one more process of ``server`` (on ``port``, or a free one; with ``env`` over the
         site's; run by ``wrapper``, e.g. valgrind, given ``timeout`` to be healthy) and return
         its base URL once it is healthy."""
         port = port or free_port()
         # Appended to: a server started again on the port of one stopped keeps the first's log.
-        with (self.workdir / f"daphne-{port}.log").open("a") as log:
+        with (self.workdir / f"{self.server}-{port}.log").open("a") as log:
             process = subprocess.Popen(
                 [
                     *wrapper,
-                    sys.executable,
-                    "-m",
-                    # daphne as the Procfile and docker/start run it.
-                    "realtime_common.serve",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "config.asgi:application",
+                    *server_command(server=self.server, app="config.asgi:application", host="127.0.0.1", port=port),
                 ],
                 cwd=self.directory,
                 # Its pages are at http://127.0.0.1:<port> (or localhost): the only
@@ -384,7 +439,9 @@ class LiveSite:
             )
         self.servers.append(process)
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: healthy(url), timeout=timeout, what=f"daphne in {self.directory.name}", process=process)
+        wait_until(
+            lambda: healthy(url), timeout=timeout, what=f"{self.server} in {self.directory.name}", process=process
+        )
         return url
 
     def work(self, *channels: str, layer: str = "default") -> None:
