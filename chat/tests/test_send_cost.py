@@ -41,6 +41,15 @@ def test_a_message_and_its_event_are_stored_in_one_transaction_without_savepoint
     assert not [query for query in queries if "SAVEPOINT" in query["sql"]]
 
 
+def test_a_message_s_seq_is_raised_and_read_in_one_statement(alice_send):
+    alice_send(text="First", client_id="m-1")  # creates the room's stream
+    with CaptureQueriesContext(connection) as queries:
+        alice_send(text="Hello", client_id="m-2")
+    # UPDATE ... RETURNING, not an UPDATE and then a SELECT of what it set.
+    stream = [query["sql"].split()[0] for query in queries if '"realtime_common_stream" ' in query["sql"]]
+    assert stream == ["UPDATE"]
+
+
 async def test_a_send_is_one_call_in_the_orm_s_thread(logged_in, users, chat_rooms, monkeypatch):
     tab = await (await logged_in(users["alice"])).open_tab()
     await join(tab, "lobby")

@@ -2,9 +2,12 @@
 
 import uuid
 
+import pytest
 from django.core.cache import cache
+from redis.connection import AbstractConnection
 
 from realtime_common import throttle
+from realtime_common.cache import caches
 from realtime_common.throttle import window_allow, window_return
 
 WINDOW = 10**6  # one window for the whole test
@@ -53,3 +56,47 @@ def test_the_first_actions_of_a_window_at_once_are_all_counted(monkeypatch):
     assert window_allow(key=key, limit=2, seconds=WINDOW)
     monkeypatch.undo()
     assert not window_allow(key=key, limit=2, seconds=WINDOW)  # the third
+
+
+@pytest.fixture
+def redis_cache(redis_server, settings):
+    """Django's default cache in a throwaway Redis, as the sites have it with REDIS_URL."""
+    settings.CACHES = caches(prefix=f"test-{uuid.uuid4().hex}", redis_urls=[redis_server])
+
+
+@pytest.mark.usefixtures("redis_cache")
+def test_every_action_is_one_round_trip_to_redis(monkeypatch):
+    """A chat message waits for its count in the ORM's thread: Django's incr() alone is two
+    round trips (EXISTS, INCR), and the window's first action needs a third (add)."""
+    key = f"test:{uuid.uuid4().hex}"
+    # The connection made (its handshake is round trips too), and the script loaded into Redis (at its first use).
+    window_allow(key=f"test:{uuid.uuid4().hex}", limit=2, seconds=WINDOW)
+    sent = []
+    send = AbstractConnection.send_packed_command
+
+    def counted(connection, *args, **kwargs):  # one call per round trip, a pipeline's too
+        sent.append(args)
+        return send(connection, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    assert [window_allow(key=key, limit=2, seconds=WINDOW) for _ in range(3)] == [True, True, False]
+    assert len(sent) == 3
+
+
+@pytest.mark.usefixtures("redis_cache")
+def test_a_count_in_redis_expires_after_its_window_and_can_be_returned():
+    key = f"test:{uuid.uuid4().hex}"
+    assert [window_allow(key=key, limit=1, seconds=WINDOW) for _ in range(2)] == [True, False]
+    window = throttle.window_key(key=key, seconds=WINDOW)
+    stored = cache.make_and_validate_key(window)
+    # Never a count without a timeout: it would stay in Redis for good.
+    assert WINDOW < cache._cache.get_client(stored).ttl(stored) <= 2 * WINDOW
+    window_return(key=key, seconds=WINDOW)
+    window_return(key=key, seconds=WINDOW)
+    assert window_allow(key=key, limit=1, seconds=WINDOW)
+
+
+@pytest.mark.usefixtures("redis_cache")
+def test_the_cache_makes_its_redis_client_once():
+    """Making a redis-py client costs about as much as a round trip (~60 µs): Django makes one per cache call."""
+    assert cache._cache.get_client(write=True) is cache._cache.get_client(write=True)
