@@ -6,12 +6,12 @@ Import this only after ``django.core.asgi.get_asgi_application()`` has run:
 
 import logging
 
-from channels.auth import AuthMiddleware
+from channels.auth import get_user
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
 from channels.security.websocket import WebsocketDenier
-from channels.sessions import SessionMiddlewareStack
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.http.cookie import parse_cookie
 from django.urls import re_path
 
 from realtime_common.checks import wildcard_check
@@ -19,7 +19,7 @@ from realtime_common.layers import channel_layer_description
 from realtime_common.metrics import MetricsEndpoint, handshake_refused, metrics_init
 from realtime_common.origins import ANY_ORIGIN, origin_normalise
 from realtime_common.sockets import SocketGuard
-from realtime_common.tickets import TicketMiddleware
+from realtime_common.tickets import session_open, ticket_of, ticket_session
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,44 @@ class OriginValidator:
         return await self.denier(scope, receive, send)
 
 
+def cookies_of(*, headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The handshake's cookies, as Django's request.COOKIES has them: from its first Cookie
+    header, as Channels' CookieMiddleware reads them."""
+    for name, value in headers:
+        if name == b"cookie":
+            return parse_cookie(value.decode("latin-1"))
+    return {}
+
+
+class SocketLogin:
+    """Puts in the scope what Channels' AuthMiddlewareStack does: ``cookies``, ``session`` (the
+    cookie's) and ``user`` (the session's, or AnonymousUser). A handshake with ``?ticket=`` gets
+    the ticket's session in place of the cookie's (realtime_common.tickets), or is refused (HTTP
+    403) when the ticket is no good.
+
+    One middleware and one copy of the scope, where AuthMiddlewareStack with the ticket's between
+    its layers made five coroutines and four copies, each kept with its lazy session and user
+    wrappers for the life of the socket: ~3 KB a socket (docs/scale.md, "Memory"). Channels'
+    SessionMiddleware also wraps every send, to save the session on an HTTP response: a socket
+    has none, and its frames go out unwrapped here."""
+
+    def __init__(self, application):
+        self.application = application
+        self.denier = WebsocketDenier.as_asgi()
+
+    async def __call__(self, scope, receive, send):
+        cookies = cookies_of(headers=scope["headers"])
+        ticket = ticket_of(query_string=scope.get("query_string", b""))
+        if ticket is None:
+            session = session_open(session_key=cookies.get(settings.SESSION_COOKIE_NAME))
+        elif (session := await ticket_session(ticket=ticket)) is None:
+            return await self.denier(scope, receive, send)
+        scope = {**scope, "cookies": cookies, "session": session}
+        # Read in the ORM's thread, now: a socket's user is the one it was opened with.
+        scope["user"] = await get_user(scope)
+        return await self.application(scope, receive, send)
+
+
 class ConnectionCaps:
     """Caps the sockets one client address, and one logged-in user, may hold open
     on this process (settings.WEBSOCKETS_PER_IP, WEBSOCKETS_PER_USER). One over the
@@ -75,7 +113,7 @@ class ConnectionCaps:
     @staticmethod
     def keys_of(scope) -> list[str]:
         keys = [f"ip:{scope['client'][0]}"] if scope.get("client") else []
-        # The user AuthMiddleware loaded, from the session of the socket's cookie or ticket.
+        # The user SocketLogin loaded, from the session of the socket's cookie or ticket.
         user = scope.get("user")
         if user is not None and user.is_authenticated:
             keys.append(f"user:{user.pk}")
@@ -126,18 +164,14 @@ def asgi_application(*, http, websocket_urlpatterns, channels: dict | None = Non
         # on shutdown, let consumers close with the RFC's codes (realtime_common.sockets);
         # refuse foreign Origins (cross-site WebSocket hijacking); load the session from
         # the cookie, or from the ticket when the URL has one (realtime_common.tickets),
-        # then its user (Channels' AuthMiddlewareStack, with the ticket in between).
+        # then its user.
         "websocket": SocketGuard(
             OriginValidator(
-                SessionMiddlewareStack(
-                    TicketMiddleware(
-                        AuthMiddleware(
-                            ConnectionCaps(
-                                URLRouter([*websocket_urlpatterns, re_path("", RouteRefusal.as_asgi())]),
-                                per_ip=settings.WEBSOCKETS_PER_IP,
-                                per_user=settings.WEBSOCKETS_PER_USER,
-                            )
-                        )
+                SocketLogin(
+                    ConnectionCaps(
+                        URLRouter([*websocket_urlpatterns, re_path("", RouteRefusal.as_asgi())]),
+                        per_ip=settings.WEBSOCKETS_PER_IP,
+                        per_user=settings.WEBSOCKETS_PER_USER,
                     )
                 ),
                 origins=settings.WEBSOCKET_ORIGINS,

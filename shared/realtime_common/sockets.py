@@ -85,6 +85,11 @@ def close_frame(protocol, code: int) -> bool:
 
 
 class GuardedSend:
+    """The ``send`` a socket's application gets under daphne (``SocketGuard``)."""
+
+    # One per open socket: slots keep it to its fields, without a dict of its own.
+    __slots__ = ("protocol", "send", "path", "shed")
+
     def __init__(self, *, protocol, send, scope):
         self.protocol = protocol
         self.send = send

@@ -10,12 +10,13 @@ there is a login for whoever reads it, as long as the session lasts. A ticket in
 - is a random id, signed (``django.core.signing``, salted with the site's name, as the sites of
   one deployment may share a SECRET_KEY): only signed, not encrypted, so the session key is not
   in it. It stays on the server, in the cache under the id, for TICKET_SECONDS;
-- is redeemed once, at the handshake (``TicketMiddleware``): of the handshakes presenting it, on
-  any process, only the one whose delete removes the cache entry gets in (Redis's DEL is atomic).
-  Reused, expired, tampered with, or issued by another site: the handshake is refused (HTTP 403);
-- gives the socket the very session it was issued from, as a ``SessionStore``; Channels'
-  ``AuthMiddleware`` then loads its user from it as from a cookie's, so the site's session rules
-  (logout, re-checks) hold for ticket sockets as for cookie sockets.
+- is redeemed once, at the handshake (``ticket_session``, which ``realtime_common.asgi.SocketLogin``
+  calls): of the handshakes presenting it, on any process, only the one whose delete removes the
+  cache entry gets in (Redis's DEL is atomic). Reused, expired, tampered with, or issued by another
+  site: the handshake is refused (HTTP 403);
+- gives the socket the very session it was issued from, as a ``SessionStore``; its user is then
+  loaded from it as from a cookie's, so the site's session rules (logout, re-checks) hold for
+  ticket sockets as for cookie sockets.
 """
 
 import logging
@@ -24,7 +25,6 @@ from importlib import import_module
 from urllib.parse import parse_qs, urlencode
 
 from channels.db import database_sync_to_async
-from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
@@ -77,9 +77,14 @@ def ticket_redeem(*, ticket: str) -> SessionBase | None:
     # removed it wins (Django's delete() answers whether it deleted the key).
     if entry is None or not cache.delete(key):
         return None
-    session_store = import_module(settings.SESSION_ENGINE).SessionStore
-    session = session_store(session_key=entry["session_key"])
-    return session if session.get(SESSION_KEY) == entry["user_id"] else session_store()
+    session = session_open(session_key=entry["session_key"])
+    return session if session.get(SESSION_KEY) == entry["user_id"] else session_open(session_key=None)
+
+
+def session_open(*, session_key: str | None) -> SessionBase:
+    """The site's session stored under ``session_key`` (SESSION_ENGINE's), read on first use;
+    a new, empty one for None or a key that is not stored."""
+    return import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
 
 
 def ticket_grant(*, request: HttpRequest, path: str) -> dict:
@@ -97,29 +102,18 @@ def ticket_of(*, query_string: bytes) -> str | None:
     return values[0] if values else None
 
 
-class TicketMiddleware:
-    """Between Channels' SessionMiddleware and AuthMiddleware: a handshake with a ticket
-    gets the ticket's session in place of its cookie's, or is refused (HTTP 403) when the
-    ticket is no good; one without a ticket passes as it came."""
-
-    def __init__(self, application):
-        self.application = application
-        self.denier = WebsocketDenier.as_asgi()
-
-    async def __call__(self, scope, receive, send):
-        ticket = ticket_of(query_string=scope.get("query_string", b""))
-        if ticket is None:
-            return await self.application(scope, receive, send)
-        # The cache and, for the session, the database.
-        try:
-            session = await database_sync_to_async(ticket_redeem)(ticket=ticket)
-        except (OperationalError, *REDIS_DOWN) as error:
-            # Refused, not a 500 with a traceback: the page fetches a new one and retries. Counted
-            # apart from a bad ticket: an outage is not someone presenting a spent one.
-            logger.warning("socket ticket not redeemed: %s", error_text(error))
-            handshake_refused(outcome="unavailable")
-            return await self.denier(scope, receive, send)
-        if session is None:
-            handshake_refused(outcome="ticket")
-            return await self.denier(scope, receive, send)
-        return await self.application({**scope, "session": session}, receive, send)
+async def ticket_session(*, ticket: str) -> SessionBase | None:
+    """The session of the handshake's ``ticket`` (``ticket_redeem``); None, counted, when the
+    handshake must be refused: the ticket is no good, or cannot be redeemed now."""
+    # The cache and, for the session, the database.
+    try:
+        session = await database_sync_to_async(ticket_redeem)(ticket=ticket)
+    except (OperationalError, *REDIS_DOWN) as error:
+        # Refused, not a 500 with a traceback: the page fetches a new one and retries. Counted
+        # apart from a bad ticket: an outage is not someone presenting a spent one.
+        logger.warning("socket ticket not redeemed: %s", error_text(error))
+        handshake_refused(outcome="unavailable")
+        return None
+    if session is None:
+        handshake_refused(outcome="ticket")
+    return session

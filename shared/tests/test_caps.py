@@ -28,7 +28,7 @@ class Held:
 async def open_socket(caps: ConnectionCaps, *, ip: str, user_id: str | None = None):
     """Run the middleware for one handshake until it reached the inner application or
     finished (refused); (task, what it sent)."""
-    # The user as AuthMiddleware leaves it, from a cookie's session or a ticket's.
+    # The user as SocketLogin leaves it, from a cookie's session or a ticket's.
     user = AnonymousUser() if user_id is None else SimpleNamespace(is_authenticated=True, pk=user_id)
     scope = {"type": "websocket", "client": (ip, 40000), "user": user}
     inbox, sent = asyncio.Queue(), []

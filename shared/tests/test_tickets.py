@@ -11,8 +11,6 @@ from urllib.parse import parse_qs
 
 import pytest
 import redis
-from channels.auth import AuthMiddleware
-from channels.sessions import SessionMiddlewareStack
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
@@ -23,8 +21,9 @@ from django.db import connection
 from django.test import Client, RequestFactory
 
 from realtime_common import tickets
+from realtime_common.asgi import SocketLogin
 from realtime_common.cache import caches
-from realtime_common.tickets import TICKET_SECONDS, TicketMiddleware, ticket_grant, ticket_issue, ticket_redeem
+from realtime_common.tickets import TICKET_SECONDS, ticket_grant, ticket_issue, ticket_redeem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -183,7 +182,7 @@ class Seen:
 
 async def handshake(*, query: str = "", cookie: str | None = None):
     seen = Seen()
-    stack = SessionMiddlewareStack(TicketMiddleware(AuthMiddleware(seen)))
+    stack = SocketLogin(seen)
     headers = [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())] if cookie else []
     communicator = WebsocketCommunicator(stack, f"/ws/x/{query}", headers=headers)
     connected, _ = await communicator.connect()
