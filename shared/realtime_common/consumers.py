@@ -23,6 +23,11 @@ already encoded. Every consumer in the group sends that text to its page from
 the event loop: the frame is encoded once for the whole group, not once per
 recipient, and no handler, thread hop or database work runs per recipient.
 
+**Dispatch.** Both bases run Channels' steps of a consumer with a loop of their own over its
+messages (``MessagesLoop``, realtime_common.loops.messages_dispatch): Channels' guarantees
+(order, one message at a time, errors, the disconnect), without a task and an ``asyncio.wait``
+per message.
+
 **Faults.** A frame whose handling finds the database busy or locked past its
 timeout (``OperationalError``) is answered with the error ``busy``; one that
 needs Redis while it is away, with ``unavailable``. Either way the socket stays
@@ -35,15 +40,21 @@ consumer that can catches its page up (``StreamConsumer`` does).
 frames by code and its close by code (``SocketMetrics``, realtime_common.metrics).
 """
 
+import contextlib
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
 
+from asgiref.sync import async_to_sync
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.db import OperationalError
 
 from .layers import REDIS_DOWN, error_text
+from .loops import messages_dispatch
 from .metrics import SocketMeter
 from .throttle import TokenBucket
 
@@ -280,7 +291,27 @@ class SocketMetrics:
             self.meter.ended(crashed=False)
 
 
-class SafeJsonWebsocketConsumer(SocketMetrics, FrameLimits, JsonWebsocketConsumer):
+class MessagesLoop:
+    """What the two consumer bases share: Channels' ``AsyncConsumer.__call__``, the same steps
+    (the channel layer, the consumer's channel, ``base_send``; StopConsumer ends it cleanly),
+    with messages_dispatch (realtime_common.loops) in place of Channels' ``await_many_dispatch``,
+    which makes a task and an ``asyncio.wait`` per message: one long-lived task per source
+    instead, and every message still dispatched in the consumer's own task."""
+
+    async def __call__(self, scope, receive, send):
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            sources.append(self.channel_receive)
+        self.base_send = async_to_sync(send) if self._sync else send
+        with contextlib.suppress(StopConsumer):
+            await messages_dispatch(sources=sources, dispatch=self.dispatch)
+
+
+class SafeJsonWebsocketConsumer(SocketMetrics, MessagesLoop, FrameLimits, JsonWebsocketConsumer):
     """The sync consumer: handlers run in the one thread Django's ORM uses (one
     at a time for all sync consumers of a process), except relayed frames and
     the heartbeat, which are answered from the event loop and never queue
@@ -338,7 +369,7 @@ class SafeJsonWebsocketConsumer(SocketMetrics, FrameLimits, JsonWebsocketConsume
         return frame_encode(frame=content)
 
 
-class AsyncSafeJsonWebsocketConsumer(SocketMetrics, FrameLimits, AsyncJsonWebsocketConsumer):
+class AsyncSafeJsonWebsocketConsumer(SocketMetrics, MessagesLoop, FrameLimits, AsyncJsonWebsocketConsumer):
     """The async consumer. Reach the database only through
     ``channels.db.database_sync_to_async``, which closes stale connections
     around each call, as Django does around each request."""

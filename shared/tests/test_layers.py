@@ -1,5 +1,6 @@
 """The core layer's refresh of this process's group memberships (RedisCoreLayer), against a real Redis:
-a group_discard that runs while a refresh is under way is not undone by it, nor a group_add after it."""
+a group_discard that runs while a refresh is under way is not undone by it, nor a group_add after it.
+The pub/sub layer's decode, once per process (ResilientShard._receive_message)."""
 
 import asyncio
 import contextlib
@@ -8,9 +9,10 @@ from collections.abc import Coroutine
 import pytest
 import redis
 import redis.asyncio
+from channels.layers import get_channel_layer
 from redis.asyncio.client import Pipeline
 
-from realtime_common.layers import RedisCoreLayer
+from realtime_common.layers import LAYER_RECONNECTED, RedisCoreLayer, RedisPubSubLayer, channel_layers
 
 # Long enough for a round trip to Redis on a busy machine; a wait only runs out when something is wrong.
 WAIT = 5
@@ -140,3 +142,67 @@ async def test_discards_do_not_wait_for_each_other(core_layer, monkeypatch):
     release.set()
     await asyncio.wait_for(leave_first, timeout=WAIT)
     assert await group_members(core_layer, "room") == []
+
+
+# -- the pub/sub layer: a message decoded once per process -------------------------------------
+
+
+@pytest.fixture
+async def pubsub_layer(redis_server, settings):
+    settings.CHANNEL_LAYERS = channel_layers(prefix="decode-test", redis_urls=[redis_server], kind="pubsub")
+    layer = get_channel_layer()
+    yield layer
+    await layer.flush()
+
+
+async def members_make(layer: RedisPubSubLayer, *, group: str, count: int) -> list[str]:
+    channels = [await layer.new_channel() for _ in range(count)]
+    for channel in channels:
+        await layer.group_add(group, channel)
+    return channels
+
+
+async def test_a_group_message_is_decoded_once_per_process_not_once_per_member(pubsub_layer, monkeypatch):
+    members = await members_make(pubsub_layer, group="room", count=3)
+    decodes = []
+    deserialize = pubsub_layer._serializer.deserialize
+
+    def counted(data):
+        decodes.append(data)
+        return deserialize(data)
+
+    monkeypatch.setattr(pubsub_layer._serializer, "deserialize", counted)
+    await pubsub_layer.group_send("room", {"type": "note", "n": 1})
+    for channel in members:
+        assert await asyncio.wait_for(pubsub_layer.receive(channel), WAIT) == {"type": "note", "n": 1}
+    assert len(decodes) == 1
+
+
+async def test_a_member_that_changes_its_message_changes_no_other_members(pubsub_layer):
+    first, second = await members_make(pubsub_layer, group="room", count=2)
+    await pubsub_layer.group_send("room", {"type": "note", "n": 1})
+    mine = await asyncio.wait_for(pubsub_layer.receive(first), WAIT)
+    mine["n"], mine["added"] = 2, True
+    del mine["type"]
+    assert await asyncio.wait_for(pubsub_layer.receive(second), WAIT) == {"type": "note", "n": 1}
+
+
+async def test_a_message_that_cannot_be_decoded_is_logged_once_and_dropped(pubsub_layer, redis_server, caplog):
+    """The receive task, which serves every socket of the process, goes on: the next message arrives."""
+    members = await members_make(pubsub_layer, group="room", count=3)
+    publisher = redis.asyncio.Redis.from_url(redis_server)
+    await publisher.publish(pubsub_layer._get_layer()._get_group_channel_name("room"), b"\xc1 is no msgpack")
+    await publisher.aclose()
+    await pubsub_layer.group_send("room", {"type": "note", "n": 1})
+    for channel in members:
+        assert await asyncio.wait_for(pubsub_layer.receive(channel), WAIT) == {"type": "note", "n": 1}
+    dropped = [record for record in caplog.records if "cannot be decoded" in record.getMessage()]
+    assert [record.levelname for record in dropped] == ["ERROR"]
+
+
+async def test_every_consumer_is_told_of_a_reconnect_with_a_message_as_decoded(pubsub_layer):
+    first, second = await members_make(pubsub_layer, group="room", count=2)
+    (shard,) = pubsub_layer._get_layer()._shards
+    assert shard.consumers_tell() == 2
+    for channel in (first, second):
+        assert await asyncio.wait_for(pubsub_layer.receive(channel), WAIT) == {"type": LAYER_RECONNECTED}
