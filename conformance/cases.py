@@ -82,10 +82,6 @@ LOGGED_TRACEBACKS: dict[str, tuple[str, ...]] = {
         # Invalid UTF-8 in a fragmented text message: uvicorn's logger.exception, once per message
         # (a page can fill the log with them).
         "UnicodeDecodeError: 'utf-8' codec can't decode",
-        # A send after uvicorn failed the connection (a protocol error, a message over the limit):
-        # uvicorn raises where daphne drops the frame, and the exception leaves the consumer
-        # ("Exception in ASGI application"). The consumer base would have to catch it.
-        "RuntimeError: Unexpected ASGI message 'websocket.send', after sending 'websocket.close'.",
     ),
     "granian": (),
 }

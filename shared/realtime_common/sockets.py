@@ -18,8 +18,17 @@
   codes too (``RFC_SERVER_CODES``: 1009 message too big, 1013 try again later...),
   which are sent as they are.
 
-All of it is daphne-specific: under another server (or ``WebsocketCommunicator``
-in tests) ``SocketGuard`` passes everything through.
+All of it but the next point is daphne-specific.
+
+- **A frame for a socket that has gone is dropped, on any server.** A group message can
+  reach a consumer after its page left, or after the server closed the socket (a
+  protocol error, a message over the limit), before the consumer has read the
+  disconnect. daphne takes such a frame and drops it (``GuardedSend`` above); the ASGI
+  spec lets a server raise instead, and uvicorn does (``ClientDisconnected``, an
+  ``OSError``; ``RuntimeError`` once it sent the Close itself): the consumer would end
+  with a traceback. Under any other server (and ``WebsocketCommunicator`` in tests)
+  ``ClosedSocketSend`` drops the frame instead, and every one after it, and after the
+  consumer's own close; the disconnect comes next, and the page catches up on reconnect.
 """
 
 import logging
@@ -124,17 +133,44 @@ class GuardedSend:
         await self.send(message)
 
 
+class ClosedSocketSend:
+    """The ``send`` a socket's application gets under any server but daphne (``SocketGuard``)."""
+
+    __slots__ = ("send", "closed")
+
+    def __init__(self, *, send):
+        self.send = send
+        self.closed = False  # the consumer closed, or the server said the socket has gone
+
+    async def __call__(self, message):
+        if self.closed and message["type"] in ("websocket.send", "websocket.close"):
+            return
+        if message["type"] == "websocket.close":
+            self.closed = True
+        try:
+            await self.send(message)
+        except (OSError, RuntimeError):
+            # What a server raises for a frame to a socket that has gone: an OSError by the ASGI
+            # spec, a RuntimeError from uvicorn once it sent the Close. Raised for anything else
+            # (a frame before the accept is the consumer's bug).
+            if message["type"] != "websocket.send":
+                raise
+            self.closed = True
+
+
 class SocketGuard:
-    """ASGI middleware around the WebSocket application (outermost: it needs daphne's own ``send``)."""
+    """ASGI middleware around the WebSocket application (outermost: it needs the server's own ``send``)."""
 
     def __init__(self, application):
         self.application = application
         shutdown_trigger_install()
 
     async def __call__(self, scope, receive, send):
-        protocol = daphne_protocol(send) if scope["type"] == "websocket" else None
-        if protocol is None:
+        if scope["type"] != "websocket":
             return await self.application(scope, receive, send)
+        protocol = daphne_protocol(send)
+        if protocol is None:
+            return await self.application(scope, receive, ClosedSocketSend(send=send))
         OPEN.add(protocol)
         try:
             return await self.application(scope, receive, GuardedSend(protocol=protocol, send=send, scope=scope))
