@@ -1,9 +1,9 @@
 """Pages as the test sees them: one WebSocket each, kept connected the way the
-browser's ``JsonSocket`` (frontend/js/socket.js) keeps it: on any close but a
-final one (4400-4499) it reconnects after a backoff with full jitter (0.5 s
-doubling to 15 s, never under 0.25 s), and each attempt carries the page's resume
-parameters (``since``). A page given several servers goes to the next one when a
-connection attempt fails, as a load balancer skips a dead server.
+browser's ``JsonSocket`` (frontend/js/socket.js) keeps it: after a failed attempt
+(refused, reset, no HTTP answer, a 5xx) or any close but a final one (4400-4499) it
+tries again as socket.js's ``ReconnectPolicy`` says, and each attempt carries the
+page's resume parameters (``since``). A page given several servers goes to the next
+one when a connection attempt fails, as a load balancer skips a dead server.
 
 Everything a page receives is applied to its state as the site's own page does
 (liveblog.js, chat.js, board.js), and recorded with its arrival time
@@ -23,13 +23,33 @@ from urllib.parse import urlencode, urlsplit
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-# JsonSocket's backoff: full jitter under base * 2**attempt, at most max, at least base / 2.
-BACKOFF_BASE, BACKOFF_MAX = 0.5, 15.0
+# socket.js's ReconnectPolicy: a delay in the upper half of a ceiling that doubles from the
+# base to the max with each attempt; the count starts over only once a connection stayed open
+# STABLE_SECONDS (a server that accepts and closes at once gets fewer and fewer attempts); after
+# a close with 1012 (a deploy) a random spread, never shorter than the backoff. So a page makes
+# at most ATTEMPTS_FIRST_MINUTE attempts in the first minute of an incident.
+BACKOFF_BASE, BACKOFF_MAX, STABLE_SECONDS = 0.5, 30.0, 30.0
+RESTART_SPREAD = (0.5, 5.0)
+CLOSE_SERVICE_RESTART = 1012
+ATTEMPTS_FIRST_MINUTE = 9
+# How long an attempt waits for the server's answer to its handshake: as long as a browser behind
+# nginx/default.conf (its proxy_read_timeout). Giving up sooner would retry while the first attempt
+# is still queued at the server, which then serves both.
+OPEN_TIMEOUT = 60.0
 
 
-def backoff(attempt: int, rng: random.Random) -> float:
-    ceiling = min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt)
-    return max(BACKOFF_BASE / 2, rng.random() * ceiling)
+def backoff_ceiling(*, attempt: int) -> float:
+    """The longest wait before attempt number ``attempt + 1`` (after a 1012: or the restart spread's)."""
+    return min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt)
+
+
+def backoff(*, attempt: int, code: int | None, rng: random.Random) -> float:
+    """Seconds before attempt number ``attempt + 1``, after a close with ``code`` (None: the attempt failed)."""
+    ceiling = backoff_ceiling(attempt=attempt)
+    delay = ceiling / 2 + rng.random() * ceiling / 2
+    if code == CLOSE_SERVICE_RESTART:
+        delay = max(delay, rng.uniform(*RESTART_SPREAD))
+    return delay
 
 
 def is_final(code: int | None) -> bool:
@@ -132,7 +152,7 @@ class Page:
             url,
             origin=origin(self.urls[self.server]),
             additional_headers={"Cookie": self.cookie} if self.cookie else None,
-            open_timeout=10,
+            open_timeout=OPEN_TIMEOUT,
             ping_interval=None,  # daphne pings; the client answers
             close_timeout=2,
             max_size=None,
@@ -142,21 +162,26 @@ class Page:
             sock=sock,
         )
 
+    @property
+    def attempts(self) -> int:
+        """Connection attempts so far: the failed ones and the opened ones."""
+        return len(self.failures) + len(self.opens)
+
     async def run(self) -> None:
         attempt = 0
         while not self.stopped:
             base = self.urls[self.server]
             try:
                 ws = await self.socket_open(ws_url(base, self.path, self.resume()))
-            except Exception as error:  # noqa: BLE001 - refused, reset, HTTP 5xx: try again, elsewhere
+            except Exception as error:  # noqa: BLE001 - refused, reset, no HTTP answer, HTTP 5xx: again, elsewhere
                 self.failures.append((time.monotonic(), f"{base}: {type(error).__name__}: {error}"))
                 self.server = (self.server + 1) % len(self.urls)
-                await asyncio.sleep(backoff(attempt, self.rng))
+                await asyncio.sleep(backoff(attempt=attempt, code=None, rng=self.rng))
                 attempt += 1
                 continue
-            attempt = 0
+            opened = time.monotonic()
             self.ws = ws
-            self.opens.append((time.monotonic(), base))
+            self.opens.append((opened, base))
             await self.opened()
             await self.notify()
             await self.read(ws)
@@ -167,7 +192,9 @@ class Page:
             await self.notify()
             if self.stopped or is_final(code):
                 return
-            await asyncio.sleep(backoff(attempt, self.rng))
+            if time.monotonic() - opened >= STABLE_SECONDS:
+                attempt = 0
+            await asyncio.sleep(backoff(attempt=attempt, code=code, rng=self.rng))
             attempt += 1
 
     async def read(self, ws) -> None:
@@ -253,13 +280,15 @@ async def pages_open(*, pages: list[Page]) -> AsyncIterator[list[Page]]:
 
 class LiveblogPage(Page):
     """liveblog.js: the posts by id, the seq of the last event applied; on resync,
-    the list again over HTTP (then the server closes 4000 and the page reconnects)."""
+    the list again over HTTP (then the server closes 4000 and the page reconnects).
+    ``seq``: the seq the page was rendered with, when the test read it once for many pages
+    (the page loads no list of its own, and knows only the posts it is sent)."""
 
-    def __init__(self, *, slug: str, **kwargs):
+    def __init__(self, *, slug: str, seq: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.slug = slug
         self.path = f"/ws/liveblog/{slug}/"
-        self.seq: int | None = None
+        self.seq = seq
         self.posts: dict[int, str] = {}
         self.seqs: list[int] = []  # every event applied, in order
         self.duplicates = 0
@@ -272,7 +301,8 @@ class LiveblogPage(Page):
         self.posts = {post["id"]: post["html"] for post in snapshot["posts"]}
 
     async def start(self, *, timeout: float = 10.0) -> "LiveblogPage":
-        await asyncio.to_thread(self.load)
+        if self.seq is None:
+            await asyncio.to_thread(self.load)
         return await super().start(timeout=timeout)
 
     def resume(self) -> dict:

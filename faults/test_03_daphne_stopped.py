@@ -3,7 +3,8 @@ crash, the OOM killer), with pages of all three demos on it.
 
 On SIGTERM every socket of the process is closed with 1012 (service restart)
 before daphne cancels its consumers (realtime_common.sockets), and pages are
-back, on another process, within 2 s. On SIGKILL they see the connection drop
+back, on another process, within the page's restart spread (0.5-5 s after a
+1012, socket.js) and one more attempt. On SIGKILL they see the connection drop
 (1006) and come back with backoff on another process. Either way nothing stored
 meanwhile is missed, and chat presence drops the users of the dead process who
 do not come back within CHAT_PRESENCE_TTL + CHAT_PRESENCE_HEARTBEAT (6 + 2 s).
@@ -11,12 +12,15 @@ do not come back within CHAT_PRESENCE_TTL + CHAT_PRESENCE_HEARTBEAT (6 + 2 s).
 
 import time
 
-from client import BoardPage, ChatPage, LiveblogPage, Page, all_until, pages_open
+from client import RESTART_SPREAD, BoardPage, ChatPage, LiveblogPage, Page, all_until, backoff_ceiling, pages_open
 from conftest import SIGKILL, SIGTERM, record, tracebacks
 
 from realtime_common.testing.metrics import metric_value
 
-RECONNECT_WITHIN = 2.0
+# After a 1012 a page waits at most the restart spread (5 s); if that attempt finds the stopped
+# process, it tries another one after its second backoff (at most 1 s). A second for the close
+# to arrive and the handshakes. A page that waited out a long backoff (15 or 30 s) would fail this.
+RECONNECT_WITHIN = RESTART_SPREAD[1] + backoff_ceiling(attempt=1) + 1.0
 PRESENCE_WITHIN = 6.0 + 2.0  # CHAT_PRESENCE_TTL + CHAT_PRESENCE_HEARTBEAT (the chat's settings)
 
 
