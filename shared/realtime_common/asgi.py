@@ -10,6 +10,7 @@ from channels.auth import get_user
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured
 from django.http.cookie import parse_cookie
 from django.urls import re_path
@@ -90,8 +91,13 @@ class SocketLogin:
         elif (session := await ticket_session(ticket=ticket)) is None:
             return await self.denier(scope, receive, send)
         scope = {**scope, "cookies": cookies, "session": session}
-        # Read in the ORM's thread, now: a socket's user is the one it was opened with.
-        scope["user"] = await get_user(scope)
+        if session.session_key is None:
+            # No session (the liveblog's readers, mostly): no trip to the ORM's thread, which every
+            # handshake and database call of the process queues for.
+            scope["user"] = AnonymousUser()
+        else:
+            # Read in the ORM's thread, now: a socket's user is the one it was opened with.
+            scope["user"] = await get_user(scope)
         return await self.application(scope, receive, send)
 
 

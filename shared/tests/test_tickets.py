@@ -223,3 +223,19 @@ async def test_a_handshake_whose_ticket_cannot_be_redeemed_while_redis_is_away_i
     # Refused as a bad ticket (403), logged without a traceback: the page asks for a new one.
     assert await handshake(query=f"?ticket={ticket}") == (False, None)
     assert "socket ticket not redeemed: ConnectionError: Connection refused" in caplog.text
+
+
+async def test_a_handshake_without_a_session_is_anonymous_without_a_trip_to_the_orm_thread(monkeypatch):
+    async def get_user(scope):
+        raise AssertionError("a handshake without a session cookie or ticket went to the ORM's thread")
+
+    monkeypatch.setattr("realtime_common.asgi.get_user", get_user)
+    connected, scope = await handshake()
+    assert connected
+    assert scope["user"].is_anonymous and scope["session"].session_key is None
+
+
+async def test_a_handshake_with_a_session_cookie_of_no_stored_session_is_anonymous():
+    connected, scope = await handshake(cookie="no-such-session-key-0123456789abcdef")
+    assert connected
+    assert scope["user"].is_anonymous
