@@ -158,11 +158,11 @@ class MemoryStore:
 
 
 # KEYS: the room's entries (a sorted set scored by expiry), users (a hash: username ->
-# live entries), version (a hash: epoch, number) and names (the users, a sorted set of
-# score 0: in byte order). ARGV: the entries' TTL in seconds, the keys' lifetime in
-# seconds, an epoch in case the version is new, how many members to answer (0: none;
-# one more is read, to tell whether there are more), the number of adds, the adds, the
-# removes. The time is the Redis server's, the one clock every process shares (scripts
+# live entries), version (a hash: epoch, number, and names: the number the names were
+# last brought to) and names (the users, a sorted set of score 0: in byte order). ARGV:
+# the entries' TTL in seconds, the keys' lifetime in seconds, an epoch in case the version
+# is new, how many members to answer (0: none; one more is read, to tell whether there
+# are more), the number of adds, the adds, the removes. The time is the Redis server's, the one clock every process shares (scripts
 # may read it since Redis 5). Returns the epoch, the version's number, who joined, who
 # left, the first members, and how many there are.
 APPLY_SCRIPT = """
@@ -172,6 +172,12 @@ local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local expiry = now + tonumber(ARGV[1])
 local adds = tonumber(ARGV[5])
 local net = {}
+-- Whether the names followed every change of the users so far. A process of an older version (before
+-- the names, in a rolling deploy) changes the users without them, and raises the version's number, not
+-- the number this script last brought the names to: e.g. one user in and another out, which leaves the
+-- two counts equal and the two sets different.
+local synced = redis.call('HMGET', version, 'number', 'names')
+local stale = tonumber(synced[1] or 0) ~= tonumber(synced[2] or 0)
 
 local function user_of(entry)
   return string.sub(entry, string.find(entry, ' ', 1, true) + 1)
@@ -211,13 +217,14 @@ if #joined + #left > 0 then
 else
   number = tonumber(redis.call('HGET', version, 'number') or 0)
 end
--- The names follow the users: both O(1) to count. They differ only where a process of an
--- older version (before the names, in a rolling deploy) changed the users: rebuilt, once.
+-- The names follow the users. Rebuilt, once, after an older process's changes, or when the names
+-- expired while an older process kept the other keys alive (their counts differ: both O(1)).
 local count = redis.call('HLEN', users)
-if redis.call('ZCARD', names) ~= count then
+if stale or redis.call('ZCARD', names) ~= count then
   redis.call('DEL', names)
   for _, user in ipairs(redis.call('HKEYS', users)) do redis.call('ZADD', names, 0, user) end
 end
+redis.call('HSET', version, 'names', number)
 for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ARGV[2]) end
 local members = {}
 local limit = tonumber(ARGV[4])

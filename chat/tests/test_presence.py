@@ -194,3 +194,25 @@ async def test_names_left_behind_by_a_process_of_an_older_version_are_rebuilt_by
         assert client.zrange(names_key, 0, -1) == ["bob", "carol"]
     finally:
         await store.close()
+
+
+async def test_an_older_process_s_user_in_and_user_out_are_caught_up_though_the_counts_agree(redis_server):
+    """One user in and another out, from a process of before the names key: the counts stay equal, the
+    sets differ; the version's number, which that process raises, tells the next apply to rebuild."""
+    client = redis.Redis.from_url(redis_server, decode_responses=True)
+    client.flushall()
+    store = RedisStore(host={"address": redis_server})
+    try:
+        await apply(store, adds=("p1 alice", "p1 bob"))
+        entries, users, version, names_key = room_keys(room_id=LOBBY)
+        # What the older process's apply writes: carol's entry in, alice's out, and the version raised.
+        client.zadd(entries, {"p0 carol": client.zscore(entries, "p1 alice")})
+        client.zrem(entries, "p1 alice")
+        client.hset(users, "carol", 1)
+        client.hdel(users, "alice")
+        client.hincrby(version, "number", 1)
+        rebuilt = await apply(store, adds=("p1 bob",), members=10)
+        assert (rebuilt.members, rebuilt.count) == (Members(["bob", "carol"], 2, False), 2)
+        assert await names(store) == ["bob", "carol"]
+    finally:
+        await store.close()

@@ -9,6 +9,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from realtime_common.streams import stream_seq
 from rooms import consumers, sessions
 from rooms.services import message_send
 from tests.helpers import join, say
@@ -48,6 +49,17 @@ def test_a_message_s_seq_is_raised_and_read_in_one_statement(alice_send):
     # UPDATE ... RETURNING, not an UPDATE and then a SELECT of what it set.
     stream = [query["sql"].split()[0] for query in queries if '"realtime_common_stream" ' in query["sql"]]
     assert stream == ["UPDATE"]
+
+
+def test_a_message_s_seq_is_raised_then_read_where_the_database_cannot_return_from_an_update(alice_send, monkeypatch):
+    # SQLite before 3.35 (Django 5.2 accepts 3.31) has no UPDATE ... RETURNING: the statement would fail every send.
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    message, _ = alice_send(text="First", client_id="m-1")  # creates the room's stream
+    with CaptureQueriesContext(connection) as queries:
+        alice_send(text="Hello", client_id="m-2")
+    stream = [query["sql"].split()[0] for query in queries if '"realtime_common_stream" ' in query["sql"]]
+    assert stream == ["UPDATE", "SELECT"]
+    assert stream_seq(stream=message.live_stream()) == 2
 
 
 async def test_a_send_is_one_call_in_the_orm_s_thread(logged_in, users, chat_rooms, monkeypatch):

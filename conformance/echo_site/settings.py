@@ -13,7 +13,7 @@ ROOT_URLCONF = "echo_site.urls"
 ASGI_APPLICATION = "echo_site.asgi.application"
 
 # Nothing is stored: /health/ runs its SELECT 1 on an in-memory database, and
-# sessions (read by AuthMiddlewareStack on every handshake) live in signed cookies.
+# sessions (read by realtime_common.asgi.SocketLogin on every handshake) live in signed cookies.
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 

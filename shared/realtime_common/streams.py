@@ -106,10 +106,9 @@ def stream_extend(
             return None
         try:
             with transaction.atomic():
-                Stream.objects.create(name=stream, last_seq=count)
+                raised = Stream.objects.create(name=stream, last_seq=count).pk, count
         except IntegrityError:  # another writer created it first
-            Stream.objects.filter(name=stream).update(last_seq=F("last_seq") + count)
-        raised = Stream.objects.values_list("pk", "last_seq").get(name=stream)
+            raised = stream_seq_raise(stream=stream, count=count)
     stream_id, last_seq = raised
     kept = events[max(count - retention, 0) :]
     frames, stored, messages = [], [], []
@@ -130,9 +129,16 @@ def stream_extend(
 def stream_seq_raise(*, stream: str, count: int) -> tuple[int, int] | None:
     """Raise the stream's last_seq by ``count``: its (pk, new last_seq), or None when there is no such stream.
 
-    One statement, UPDATE ... RETURNING (SQLite 3.35 or later, Postgres), where the ORM takes
-    two (an UPDATE, then a SELECT of what it set): a query fewer for every event stored."""
+    One statement, UPDATE ... RETURNING, where the ORM takes two (an UPDATE, then a SELECT
+    of what it set): a query fewer for every event stored. On a database without it (SQLite
+    before 3.35, which Django 5.2 still accepts), those two, which the UPDATE's lock makes as safe."""
     connection = connections[router.db_for_write(Stream)]
+    # Django's flag is true on Postgres and SQLite 3.35+, whose UPDATE returns as their INSERT
+    # does; not on MariaDB (RETURNING after an INSERT only) nor Oracle (RETURNING ... INTO).
+    if not (connection.features.can_return_columns_from_insert and connection.vendor in ("postgresql", "sqlite")):
+        if not Stream.objects.filter(name=stream).update(last_seq=F("last_seq") + count):
+            return None
+        return Stream.objects.values_list("pk", "last_seq").get(name=stream)
     quote, meta = connection.ops.quote_name, Stream._meta
     table = quote(meta.db_table)
     pk, name, last_seq = (quote(meta.get_field(field).column) for field in (meta.pk.name, "name", "last_seq"))

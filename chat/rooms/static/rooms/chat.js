@@ -127,11 +127,25 @@ function storableText(text) {
   return (text.toWellFormed?.() ?? text).replaceAll('\0', '');
 }
 
+// Names in the server's order, by code point (Python's sorted, and Redis's UTF-8 bytes), which pages
+// of names follow. Not JS's < or sort(), which compare UTF-16 units: a name from U+10000 up (a
+// surrogate pair, from 0xD800) would go before one of U+E000-U+FFFF (e.g. "𠮷" before "﨑"), where the
+// server puts it after. Up to the first code point that differs, one index walks both names.
+function compareNames(a, b) {
+  for (let i = 0; i < a.length && i < b.length; ) {
+    const x = a.codePointAt(i);
+    const y = b.codePointAt(i);
+    if (x !== y) return x - y;
+    i += x > 0xffff ? 2 : 1;
+  }
+  return a.length - b.length;
+}
+
 function showMembers(slug) {
   const section = roomSection(slug);
   const list = memberLists.get(slug);
   if (!section || !list) return;
-  const items = [...list.names].sort().map((name) => Object.assign(document.createElement('li'), { textContent: name }));
+  const items = [...list.names].sort(compareNames).map((name) => Object.assign(document.createElement('li'), { textContent: name }));
   section.querySelector('.members').replaceChildren(...items);
   section.querySelector('.members-count').textContent = `(${list.count.toLocaleString()})`;
   const unlisted = list.count - list.names.size;
@@ -157,7 +171,7 @@ function onPresence(frame) {
   }
   frame.left.forEach((name) => list.names.delete(name));
   // A name past the last one listed is counted, not listed: it comes with the page of names that reaches it.
-  frame.joined.filter((name) => list.through === null || name <= list.through).forEach((name) => list.names.add(name));
+  frame.joined.filter((name) => list.through === null || compareNames(name, list.through) <= 0).forEach((name) => list.names.add(name));
   list.count = frame.count;
   showMembers(frame.room);
 }
