@@ -22,6 +22,10 @@ from the ORM's thread). It counts against the frame rate like any frame.
 already encoded. Every consumer in the group sends that text to its page from
 the event loop: the frame is encoded once for the whole group, not once per
 recipient, and no handler, thread hop or database work runs per recipient.
+Under the pub/sub layer every member gets a copy of one decoded message, whose
+values are shared: a handler may add, drop or replace its message's keys, but
+must not change a nested value (a list, a dict) in place, which every other
+member of the group would see too.
 
 **Dispatch.** Both bases run Channels' steps of a consumer with a loop of their own over its
 messages (``MessagesLoop``, realtime_common.loops.messages_dispatch): Channels' guarantees
@@ -296,7 +300,14 @@ class MessagesLoop:
     (the channel layer, the consumer's channel, ``base_send``; StopConsumer ends it cleanly),
     with messages_dispatch (realtime_common.loops) in place of Channels' ``await_many_dispatch``,
     which makes a task and an ``asyncio.wait`` per message: one long-lived task per source
-    instead, and every message still dispatched in the consumer's own task."""
+    instead, and every message still dispatched in the consumer's own task.
+
+    One step more than Channels': the consumer releases its channel when it ends, however it
+    ends, with its layer's ``channel_release`` (ours have it: realtime_common.layers). Channels
+    relies on the layer's receive, cancelled, to clean up; here the layer's task may be waiting
+    with two messages out instead, and without this the pub/sub layer kept the channel and its
+    Redis subscription, and the core layer refreshed a crashed consumer's groups, for good.
+    The in-memory layer needs none: what is left in its channel expires."""
 
     async def __call__(self, scope, receive, send):
         self.scope = scope
@@ -307,8 +318,12 @@ class MessagesLoop:
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
             sources.append(self.channel_receive)
         self.base_send = async_to_sync(send) if self._sync else send
-        with contextlib.suppress(StopConsumer):
-            await messages_dispatch(sources=sources, dispatch=self.dispatch)
+        try:
+            with contextlib.suppress(StopConsumer):
+                await messages_dispatch(sources=sources, dispatch=self.dispatch)
+        finally:
+            if (release := getattr(self.channel_layer, "channel_release", None)) is not None:
+                await release(self.channel_name)
 
 
 class SafeJsonWebsocketConsumer(SocketMetrics, MessagesLoop, FrameLimits, JsonWebsocketConsumer):

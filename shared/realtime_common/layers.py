@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .loops import loop_local
+from .loops import LightQueue, loop_local
 from .metrics import channel_layer_reconnected, channel_layer_watch
 from .redis_servers import POOL_SIZE, POOL_WAIT, RedisSentinel, redis_host_describe, redis_hosts, redis_pool_async
 
@@ -110,6 +110,13 @@ class RedisCoreLayer(RedisChannelLayer):
             if self.channel_is_local(channel):
                 self.channel_forget(channel)
             raise
+
+    async def channel_release(self, channel: str) -> None:
+        """The consumer of ``channel`` has ended (MessagesLoop): what its receive's cancellation
+        does, which never ran if it was not receiving then (it had two messages out, realtime_common.loops),
+        and the messages another receive buffered for it. Twice is as once."""
+        self.channel_forget(channel)
+        self.receive_buffer.pop(channel, None)
 
     def channel_forget(self, channel: str) -> None:
         for group in [group for group, channels in self.memberships.items() if channel in channels]:
@@ -369,6 +376,42 @@ class ResilientLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, hosts=None, *args, **kwargs):
         super().__init__(hosts, *args, **kwargs)
         self._shards = [ResilientShard(host, self) for host in decode_hosts(hosts)]
+        self.unsubscribing: dict[str, asyncio.Task] = {}  # channel -> its unsubscribe under way (channel_release)
+
+    async def _subscribe_to_channel(self, channel):
+        # channels-redis's, with a LightQueue for the channel's messages, not an asyncio.Queue:
+        # every consumer has a channel, so every open socket kept one (3.3 KB, empty). Only
+        # ResilientShard puts into it, and only the consumer's receive reads it.
+        self.channels[channel] = LightQueue()
+        await self._get_shard(channel).subscribe(channel)
+
+    async def receive(self, channel):
+        # channels-redis's, whose cancellation (the consumer's end) unsubscribes the channel
+        # through channel_release, not its own clean-up: that one is cut short by a second
+        # cancellation (messages_dispatch's, CANCEL_AGAIN_AFTER), logs an error with its
+        # traceback, and, stopped while it waits for the lock, leaves the channel subscribed for good.
+        if channel not in self.channels:
+            await self._subscribe_to_channel(channel)
+        try:
+            message = await self.channels[channel].get()
+        except asyncio.CancelledError:
+            await self.channel_release(channel)
+            raise
+        return self.channel_layer.deserialize(message)
+
+    async def channel_release(self, channel: str) -> None:
+        """Drop the channel of a consumer that has ended, and its subscription: from its receive
+        cancelled, and from MessagesLoop once the consumer ended (when it was not receiving then,
+        only this releases it). The unsubscribe, which waits for its Redis's lock behind publishes,
+        runs in a task of its own: a caller cancelled meanwhile ends at once, and the unsubscribe
+        still finishes (interrupted, it left the channel subscribed for good). A second call, while
+        it is under way, waits for it again: the consumer ends once its channel is released."""
+        if self.channels.pop(channel, None) is not None:
+            unsubscribe = asyncio.ensure_future(self._get_shard(channel).unsubscribe(channel))
+            self.unsubscribing[channel] = unsubscribe
+            unsubscribe.add_done_callback(lambda _: self.unsubscribing.pop(channel, None))
+        if (unsubscribe := self.unsubscribing.get(channel)) is not None:
+            await asyncio.shield(unsubscribe)
 
 
 class RedisPubSubLayer(RedisPubSubChannelLayer):
@@ -385,6 +428,9 @@ class RedisPubSubLayer(RedisPubSubChannelLayer):
         deep copy per member would cost what decoding did): a handler reads them, never
         changes them in place."""
         return dict(message)
+
+    async def channel_release(self, channel: str) -> None:
+        await self._get_layer().channel_release(channel)
 
     def _get_layer(self):
         loop = asyncio.get_running_loop()

@@ -1,12 +1,13 @@
 """What a process keeps once per event loop, the tasks it runs while it has something to look after,
-and the loop that dispatches a consumer's messages."""
+the queue each socket reads from, and the loop that dispatches a consumer's messages."""
 
 import asyncio
 import contextlib
 import logging
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence, Sized
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,59 @@ def loop_local(make: Callable[[], T]) -> Callable[[], T]:
         return made[loop]
 
     return loop_own
+
+
+class LightQueue(Generic[T]):
+    """A FIFO queue, unbounded, read by one task: what an idle socket holds per queue is this
+    object, with nothing in it. Used for daphne's input queue of a connection (realtime_common.serve)
+    and the pub/sub layer's queue of a consumer's channel (realtime_common.layers), where each
+    socket had an asyncio.Queue: four deques (its items, its getters, its putters, and the waiters
+    of its unfinished-tasks event), 3.3 KB empty, for features these queues never use (a bound,
+    ``join``, several readers). Only what their users call is here: ``put_nowait`` (daphne's
+    protocols, the pub/sub layer's receive task) and ``get`` (the application, the layer's receive).
+
+    - A message put while the reader waits is handed to it, and never stored; the others wait in
+      a deque made for them, and dropped once it is empty again.
+    - One reader at a time: a second ``get`` while one waits raises (asyncio.Queue would pick one
+      of them for each message, so no order would hold between them anyway).
+    - A ``get`` cancelled leaves nothing behind, and loses nothing: a message handed to it as the
+      cancellation came is put back first in the queue, for the next ``get``.
+    """
+
+    __slots__ = ("items", "waiter")
+
+    def __init__(self) -> None:
+        self.items: deque[T] | None = None  # the messages not yet read; None while there are none
+        self.waiter: asyncio.Future[T] | None = None  # the reader's wait, while it waits
+
+    def put_nowait(self, item: T) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(item)
+            return
+        if self.items is None:
+            self.items = deque()
+        self.items.append(item)
+
+    async def get(self) -> T:
+        if self.items is not None:
+            item = self.items.popleft()
+            if not self.items:
+                self.items = None
+            return item
+        if self.waiter is not None:
+            raise RuntimeError("a LightQueue is read by one task at a time")
+        waiter = self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a message and cancelled before it resumed: the message is the next one out.
+                if self.items is None:
+                    self.items = deque()
+                self.items.appendleft(waiter.result())
+            raise
+        finally:
+            self.waiter = None
 
 
 class Rounds:
@@ -140,15 +194,17 @@ async def messages_dispatch(
       the previous one's dispatch returned, however long that took (a slow handler delays, never
       reorders), and always in the calling task (its context variables: Django's connection);
     - a dispatch that raises (StopConsumer included) ends the loop with that exception, and so
-      does a source that raises, once the dispatch under way returned;
+      does a source that raises, once the messages read before it raised were dispatched: a
+      ``websocket.disconnect`` already read still runs its handler (groups left, presence ended)
+      when the layer fails meanwhile;
     - on the way out, by an exception or by the calling task's cancellation, every source's task
       is cancelled and awaited: nothing is left pending, and a source that cleans up when it is
       cancelled does (the pub/sub layer unsubscribes the consumer's channel; the core layer
       forgets its memberships, RedisCoreLayer.receive). A task that swallowed its cancellation
       is cancelled again (CANCEL_AGAIN_AFTER), where Channels would wait for it for ever.
-      Unlike Channels, the layer's receive is under way even when the message that ended the
-      consumer came from the layer (a handler that crashed): the core layer then forgets the
-      memberships of a consumer that crashed in a group message's handler too.
+      A source's task may be cancelled out of its source, too (waiting with two messages out):
+      its clean-up then never runs, so the consumer releases its channel itself once this
+      returns (MessagesLoop, realtime_common.consumers).
 
     **Read ahead.** Channels reads a source again only once its previous message was
     dispatched. Here a source is read again as soon as its message is handed over, so that one
@@ -167,9 +223,15 @@ async def messages_dispatch(
 # A source's messages out of it at once: the one dispatched (or next) and one read ahead.
 SOURCE_MESSAGES_OUT = 2
 # A source's task still running this long after it was cancelled is cancelled again: Python 3.11's
-# asyncio.wait_for, which redis-py sends each command through, swallows a cancellation that lands
-# as the command it wraps completes (gh-86296, fixed in 3.12). The core layer's receive then goes
-# on to wait for the channel's next message, which may never come: the consumer would never end.
+# asyncio.wait_for, which redis-py sends each command through (when the connection has a socket
+# timeout, as the core layer's has), swallows a cancellation that lands as the command it wraps
+# completes (gh-86296, fixed in 3.12). The core layer's receive then goes on to wait for the
+# channel's next message, which may never come: the consumer would never end. Not a rare race: a
+# consumer of the core layer that leaves sends group_discard while its receive sends commands, and
+# the tests meet it at every run. So short, and a source's clean-up that awaits must withstand a
+# second cancellation: the pub/sub layer's unsubscribe, which waits for its Redis's lock behind
+# publishes, is shielded, and awaited once more when the consumer releases its channel
+# (realtime_common.layers, ResilientLoopLayer.channel_release).
 CANCEL_AGAIN_AFTER = 0.1
 
 
@@ -186,6 +248,7 @@ class SourcesDispatch:
         self.resume: list[asyncio.Future | None] = [None] * len(sources)  # by source: its wait for a dispatch
         self.wake: asyncio.Future | None = None  # the consumer's wait for a message or a source's end
         self.ended: asyncio.Task | None = None  # the first source's task that ended (it raised)
+        self.read_before_end = 0  # of ``ready``, the messages read before ``ended``: dispatched first
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -194,13 +257,17 @@ class SourcesDispatch:
             task.add_done_callback(self.source_ended)
         try:
             while True:
-                if self.ended is not None:
+                if self.ended is not None and not self.read_before_end:
                     self.ended.result()  # a source's loop ends only by raising: this raises it
                 if not self.ready:
                     self.wake = loop.create_future()
                     await self.wake
                     continue
                 index, message = self.ready.pop(0)
+                if self.ended is not None:
+                    # Only those read before: the other sources go on reading, and a page that
+                    # keeps sending would otherwise keep a consumer whose layer failed running.
+                    self.read_before_end -= 1
                 await self.dispatch(message)
                 self.out[index] -= 1
                 if (resume := self.resume[index]) is not None:
@@ -243,7 +310,7 @@ class SourcesDispatch:
 
     def source_ended(self, task: asyncio.Task) -> None:
         if self.ended is None:
-            self.ended = task
+            self.ended, self.read_before_end = task, len(self.ready)
         self.consumer_wake()
 
     def consumer_wake(self) -> None:

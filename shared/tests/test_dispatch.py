@@ -4,6 +4,7 @@ a task and an ``asyncio.wait`` per message."""
 
 import asyncio
 import contextvars
+import threading
 
 import pytest
 from channels.layers import get_channel_layer
@@ -12,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from realtime_common.consumers import AsyncSafeJsonWebsocketConsumer, SafeJsonWebsocketConsumer
 from realtime_common.layers import RedisCoreLayer, RedisPubSubLayer, channel_layers
-from realtime_common.loops import messages_dispatch
+from realtime_common.loops import CANCEL_AGAIN_AFTER, messages_dispatch
 
 # Long enough for a round trip to Redis on a busy machine; a wait only runs out when something is wrong.
 WAIT = 5
@@ -31,7 +32,8 @@ STOP = "stop"
 
 class Source:
     """A source of messages that a test feeds (``put``): it records, for each read it starts, how
-    many dispatches had ended by then, and whether a read cancelled finished its clean-up."""
+    many dispatches had ended by then, whether it raised what it was fed, and whether a read
+    cancelled finished its clean-up."""
 
     def __init__(self, *, name: str, handler: "Handler"):
         self.name, self.handler = name, handler
@@ -39,6 +41,7 @@ class Source:
         self.reads_started_after: list[int] = []  # by read: the dispatches ended when it started
         self.taken = 0
         self.took_two = asyncio.Event()
+        self.raised = asyncio.Event()
         self.cleaned = False
 
     def put(self, *messages) -> None:
@@ -55,6 +58,7 @@ class Source:
             self.cleaned = True
             raise
         if isinstance(message, BaseException):
+            self.raised.set()
             raise message
         self.taken += 1
         if self.taken == 2:
@@ -171,6 +175,23 @@ async def test_a_sources_exception_propagates_once_the_dispatch_under_way_return
     with pytest.raises(Broken):
         await running
     assert handler.ended == [("socket", "held")]
+
+
+async def test_messages_read_before_a_source_raised_are_dispatched_before_its_exception(handler, sources):
+    """A ``websocket.disconnect`` read ahead while the layer fails still runs its handler (the
+    groups left, the presence ended), and its StopConsumer ends the consumer."""
+    socket, layer = sources
+    handler.gate.clear()
+    socket.put("held", STOP)
+    running = asyncio.ensure_future(dispatch_run(sources, handler))
+    async with asyncio.timeout(WAIT):
+        await socket.took_two.wait()
+        layer.put(Broken("the layer failed"))
+        await layer.raised.wait()
+    handler.gate.set()
+    with pytest.raises(Stop):
+        await running
+    assert handler.begun == [("socket", "held"), ("socket", STOP)]
 
 
 async def test_on_exit_every_source_is_cancelled_and_awaited_and_no_task_is_left(handler, sources):
@@ -423,6 +444,151 @@ async def test_the_core_layers_receive_is_cancelled_on_exit_and_forgets_a_crashe
     with pytest.raises(RuntimeError):
         await socket.wait(timeout=WAIT)
     assert GROUP not in layer.memberships
+    await layer.flush()
+
+
+class Slow:
+    """A slow handler's wait (a database write, a lock): ``begun`` once it waits, until ``go``.
+    Threading events: the sync base's handlers run in a thread of their own."""
+
+    def __init__(self):
+        self.begun, self.go = threading.Event(), threading.Event()
+
+    def wait(self) -> None:
+        self.begun.set()
+        assert self.go.wait(WAIT)
+
+
+class SyncSlowRoom(SyncRoom):
+    slow = Slow()  # each test sets its own
+
+    def websocket_disconnect(self, message):
+        self.slow.wait()
+        super().websocket_disconnect(message)
+
+    def room_slow_crash(self, message):
+        self.slow.wait()
+        raise RuntimeError("a bug in a group message's slow handler")
+
+
+class AsyncSlowRoom(AsyncRoom):
+    slow = Slow()
+
+    async def websocket_disconnect(self, message):
+        await asyncio.to_thread(self.slow.wait)
+        await super().websocket_disconnect(message)
+
+    async def room_slow_crash(self, message):
+        await asyncio.to_thread(self.slow.wait)
+        raise RuntimeError("a bug in a group message's slow handler")
+
+
+slow_rooms = pytest.mark.parametrize("consumer", [SyncSlowRoom, AsyncSlowRoom])
+
+
+def receives_noted(*, layer, monkeypatch) -> asyncio.Queue:
+    """A queue that gets every message ``layer``'s receive returns (to the consumers opened from now on)."""
+    returned: asyncio.Queue = asyncio.Queue()
+    receive = layer.receive
+
+    async def noted(channel):
+        message = await receive(channel)
+        returned.put_nowait(message)
+        return message
+
+    monkeypatch.setattr(layer, "receive", noted, raising=False)
+    return returned
+
+
+async def notes_queued_behind(*, slow: Slow, layer, returned: asyncio.Queue, read: int) -> None:
+    """Once the consumer's slow handler waits: three group messages sent, until the layer's task
+    has read ``read`` of them, and so has two messages out (with the slow one's, if it came from
+    the layer): it then waits for a dispatch, out of the layer's receive, the others in the layer."""
+    await asyncio.to_thread(slow.begun.wait, WAIT)
+    for n in range(3):
+        await layer.group_send(GROUP, {"type": "room.note", "n": n})
+    async with asyncio.timeout(WAIT):
+        assert [(await returned.get())["n"] for _ in range(read)] == list(range(read))
+
+
+@slow_rooms
+@pytest.mark.django_db
+async def test_a_consumer_that_ends_with_two_group_messages_out_releases_its_pubsub_channel(
+    consumer, redis_server, settings, monkeypatch
+):
+    """Its layer's task is cancelled while it waits for the dispatch, not in the layer's receive,
+    whose clean-up then never runs: the channel stayed in the layer, and subscribed, for good."""
+    settings.CHANNEL_LAYERS = channel_layers(prefix="dispatch-test", redis_urls=[redis_server], kind="pubsub")
+    layer: RedisPubSubLayer = get_channel_layer()
+    returned, slow = receives_noted(layer=layer, monkeypatch=monkeypatch), Slow()
+    monkeypatch.setattr(consumer, "slow", slow)
+    socket, channel = await room_open(consumer)
+    await socket.send_input({"type": "websocket.disconnect", "code": 1000})
+    await notes_queued_behind(slow=slow, layer=layer, returned=returned, read=2)
+    slow.go.set()
+    await socket.wait(timeout=WAIT)
+    (shard,) = layer._get_layer()._shards
+    assert channel not in layer._get_layer().channels and channel not in shard._subscribed_to
+    await layer.flush()
+
+
+@rooms
+@pytest.mark.django_db
+async def test_a_pubsub_unsubscribe_slower_than_the_second_cancellation_completes_and_logs_no_error(
+    consumer, redis_server, settings, monkeypatch, caplog
+):
+    """The receive cancelled unsubscribes the channel, which waits for its Redis's lock behind
+    publishes (seconds, under load); messages_dispatch cancels the receive again CANCEL_AGAIN_AFTER
+    later. channels-redis's clean-up, cut short there, logged an error per socket and left the
+    channel subscribed; here it goes on, and the consumer ends once it is done."""
+    settings.CHANNEL_LAYERS = channel_layers(prefix="dispatch-test", redis_urls=[redis_server], kind="pubsub")
+    layer: RedisPubSubLayer = get_channel_layer()
+    cancelled_again, receive = asyncio.Event(), layer.receive
+
+    async def noted(channel):
+        try:
+            return await receive(channel)
+        except asyncio.CancelledError:
+            cancelled_again.set()  # with the clean-up's wait cut short, or left to run on its own
+            raise
+
+    monkeypatch.setattr(layer, "receive", noted, raising=False)
+    socket, channel = await room_open(consumer)
+    # Another member: the disconnect's group_discard leaves the group subscribed, and needs no lock.
+    await layer.group_add(GROUP, await layer.new_channel())
+    (shard,) = layer._get_layer()._shards
+    await shard._lock.acquire()  # a publish under way
+    await socket.send_input({"type": "websocket.disconnect", "code": 1000})
+    try:
+        await asyncio.wait_for(cancelled_again.wait(), WAIT + CANCEL_AGAIN_AFTER)
+        ended_before_its_release = socket.future.done()
+    finally:
+        shard._lock.release()
+    await socket.wait(timeout=WAIT)
+    assert not ended_before_its_release and channel not in shard._subscribed_to
+    assert [record.getMessage() for record in caplog.records if record.levelname == "ERROR"] == []
+    await layer.flush()
+
+
+@slow_rooms
+@pytest.mark.django_db
+async def test_a_consumer_that_crashes_with_two_group_messages_out_releases_its_core_channel(
+    consumer, redis_server, settings, monkeypatch
+):
+    """As above: the core layer's receive, never cancelled, did not forget the memberships of a
+    consumer that crashed, which its process then refreshed for good."""
+    settings.CHANNEL_LAYERS = channel_layers(prefix="dispatch-test", redis_urls=[redis_server], kind="core")
+    layer: RedisCoreLayer = get_channel_layer()
+    returned, slow = receives_noted(layer=layer, monkeypatch=monkeypatch), Slow()
+    monkeypatch.setattr(consumer, "slow", slow)
+    socket, channel = await room_open(consumer)
+    await layer.group_send(GROUP, {"type": "room.slow_crash"})
+    assert (await asyncio.wait_for(returned.get(), WAIT))["type"] == "room.slow_crash"
+    await notes_queued_behind(slow=slow, layer=layer, returned=returned, read=1)
+    slow.go.set()
+    with pytest.raises(RuntimeError, match="slow handler"):
+        await socket.wait(timeout=WAIT)
+    assert GROUP not in layer.memberships and channel not in layer.receive_buffer
     await layer.flush()
 
 

@@ -1,6 +1,6 @@
 """The core layer's refresh of this process's group memberships (RedisCoreLayer), against a real Redis:
 a group_discard that runs while a refresh is under way is not undone by it, nor a group_add after it.
-The pub/sub layer's decode, once per process (ResilientShard._receive_message)."""
+The pub/sub layer's decode, once per process (ResilientShard._receive_message), and its channels' queues."""
 
 import asyncio
 import contextlib
@@ -13,6 +13,7 @@ from channels.layers import get_channel_layer
 from redis.asyncio.client import Pipeline
 
 from realtime_common.layers import LAYER_RECONNECTED, RedisCoreLayer, RedisPubSubLayer, channel_layers
+from realtime_common.loops import LightQueue
 
 # Long enough for a round trip to Redis on a busy machine; a wait only runs out when something is wrong.
 WAIT = 5
@@ -206,3 +207,60 @@ async def test_every_consumer_is_told_of_a_reconnect_with_a_message_as_decoded(p
     assert shard.consumers_tell() == 2
     for channel in (first, second):
         assert await asyncio.wait_for(pubsub_layer.receive(channel), WAIT) == {"type": LAYER_RECONNECTED}
+
+
+async def test_a_channel_s_messages_wait_in_a_light_queue_which_holds_nothing_once_read(pubsub_layer):
+    channel = await pubsub_layer.new_channel()
+    queue = pubsub_layer._get_layer().channels[channel]
+    assert type(queue) is LightQueue
+    await pubsub_layer.send(channel, {"type": "note", "n": 1})
+    assert await asyncio.wait_for(pubsub_layer.receive(channel), WAIT) == {"type": "note", "n": 1}
+    assert queue.items is None and queue.waiter is None
+
+
+async def test_a_receive_cancelled_again_while_it_unsubscribes_still_unsubscribes_and_logs_no_error(
+    pubsub_layer, monkeypatch, caplog
+):
+    """A cancelled receive unsubscribes its channel, which waits for its Redis's lock behind
+    publishes: cancelled again there (messages_dispatch cancels again a source slow to end),
+    channels-redis's own clean-up logged an error and left the channel subscribed for good."""
+    channel = await pubsub_layer.new_channel()
+    (shard,) = pubsub_layer._get_layer()._shards
+    unsubscribing, unsubscribe = asyncio.Event(), shard.unsubscribe
+
+    async def unsubscribe_noted(name):
+        unsubscribing.set()
+        await unsubscribe(name)
+
+    monkeypatch.setattr(shard, "unsubscribe", unsubscribe_noted)
+    await shard._lock.acquire()  # a publish under way
+    receiving = asyncio.ensure_future(pubsub_layer.receive(channel))
+    await asyncio.sleep(0)  # one turn of the loop: the receive's first step, which waits for a message
+    try:
+        receiving.cancel()
+        await asyncio.wait_for(unsubscribing.wait(), WAIT)
+        receiving.cancel()
+        await asyncio.wait([receiving], timeout=WAIT)
+    finally:
+        shard._lock.release()
+    assert receiving.cancelled()
+    async with asyncio.timeout(WAIT), shard._lock:  # taken after the unsubscribe, which waited for it first
+        assert channel not in shard._subscribed_to and channel not in pubsub_layer._get_layer().channels
+    assert [record.getMessage() for record in caplog.records if record.levelname == "ERROR"] == []
+
+
+async def test_a_channel_released_twice_is_released_once(pubsub_layer, monkeypatch):
+    """Both the receive's cancellation and the consumer's end release it (MessagesLoop)."""
+    channel = await pubsub_layer.new_channel()
+    (shard,) = pubsub_layer._get_layer()._shards
+    unsubscribed = []
+    unsubscribe = shard.unsubscribe
+
+    async def unsubscribe_noted(name):
+        unsubscribed.append(name)
+        await unsubscribe(name)
+
+    monkeypatch.setattr(shard, "unsubscribe", unsubscribe_noted)
+    await pubsub_layer.channel_release(channel)
+    await pubsub_layer.channel_release(channel)
+    assert unsubscribed == [channel] and channel not in shard._subscribed_to

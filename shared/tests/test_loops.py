@@ -2,7 +2,9 @@ import asyncio
 import gc
 import weakref
 
-from realtime_common.loops import Rounds, loop_local
+import pytest
+
+from realtime_common.loops import LightQueue, Rounds, loop_local
 
 
 class Thing:
@@ -220,3 +222,67 @@ def test_the_task_is_cancelled_with_its_event_loop_and_lets_go_of_what_it_used()
     [watch] = watches
     assert watch.task is None
     assert watch.ends.qsize() == 1
+
+
+# -- LightQueue: what daphne's input queue and the pub/sub layer's channel queue are --------------
+
+
+async def reader_waiting(queue: LightQueue) -> asyncio.Task:
+    """A task reading ``queue``, once it waits in its ``get`` (its first step has run)."""
+    reader = asyncio.create_task(queue.get())
+    while queue.waiter is None:
+        await asyncio.sleep(0)  # one turn of the loop: the task's first step
+    return reader
+
+
+async def test_a_light_queue_gives_its_messages_in_the_order_they_were_put_and_holds_nothing_once_read():
+    queue = LightQueue()
+    for n in range(3):
+        queue.put_nowait(n)
+    assert [await queue.get() for _ in range(3)] == [0, 1, 2]
+    # Empty again: no deque kept for an idle socket.
+    assert queue.items is None and queue.waiter is None
+    assert queue  # true while empty: daphne tests its queue's truth for its existence
+
+
+async def test_a_waiting_get_is_woken_by_put_nowait_and_the_next_ones_keep_their_order():
+    queue = LightQueue()
+    reader = await reader_waiting(queue)
+    queue.put_nowait("first")
+    queue.put_nowait("second")  # put before the reader resumed: waits behind the first
+    async with asyncio.timeout(5):
+        assert await reader == "first"
+    assert await queue.get() == "second"
+    assert queue.items is None and queue.waiter is None
+
+
+async def test_a_cancelled_get_leaves_nothing_behind_and_the_next_message_is_not_lost():
+    queue = LightQueue()
+    reader = await reader_waiting(queue)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    assert queue.items is None and queue.waiter is None
+    queue.put_nowait("next")  # not handed to the cancelled reader's wait
+    assert await queue.get() == "next"
+
+
+async def test_a_message_handed_to_a_get_cancelled_before_it_resumed_is_the_next_one_out():
+    queue = LightQueue()
+    reader = await reader_waiting(queue)
+    queue.put_nowait("handed")
+    queue.put_nowait("behind")
+    reader.cancel()  # the message is the wait's result already; the reader has not resumed
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    assert [await queue.get(), await queue.get()] == ["handed", "behind"]
+
+
+async def test_a_light_queue_is_read_by_one_task_at_a_time():
+    queue = LightQueue()
+    reader = await reader_waiting(queue)
+    with pytest.raises(RuntimeError, match="one task at a time"):
+        await queue.get()
+    queue.put_nowait("mine")
+    async with asyncio.timeout(5):
+        assert await reader == "mine"
