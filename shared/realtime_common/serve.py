@@ -36,19 +36,36 @@ server sends is not held to that limit.
   socket watched, a streaming producer paused past Twisted's buffer size, and counted by
   the slow-reader guard (realtime_common.sockets). A send that fails (the page has gone)
   goes there too, and Twisted closes the connection the usual way on the loop's next turn.
-  Only plain TCP connections take the shortcut: TLS (``ssl:`` endpoints, startTLS) and
-  unix sockets keep Twisted's own write.
+  Only TCP connections take the shortcut (unix sockets keep Twisted's own write). Under an
+  ``ssl:`` endpoint, Twisted's TLS layer writes the encrypted bytes through it, in order; the
+  slow-reader guard then sees no buffer (the protocol's transport is the TLS layer): put TLS
+  in front, in nginx, as docker-compose.yml does. A connection that started TLS itself
+  (startTLS) keeps Twisted's own write.
 - What an open socket keeps is trimmed (docs/scale.md, "Memory"): its input queue, from which
   its application receives, is a LightQueue (realtime_common.loops), not daphne's
   asyncio.Queue; the HTTP channel and request that upgraded it are let go; autobahn's options
   are read from the protocol's class, not copied into each connection.
+- autobahn's debug log lines are formatted only when one is written. autobahn builds their
+  arguments whatever the log level: for every frame it sends, three values coloured for a
+  terminal (``hltype``, ``hlval``; through click when it is installed), for every handshake
+  a ``pformat`` of its 35 options. Those were 27 % of a liveblog frame's CPU instructions
+  (154,600 against 113,100 without; one daphne under callgrind, 200 sockets, click
+  installed) and 6.5 % of a handshake's. The lines, when written, are the same but uncoloured.
+- A handshake has HANDSHAKE_TIMEOUT (30 s), not daphne's 5 s, to be accepted by its
+  application. Past it daphne drops the connection without an answer, the page tries again,
+  and the application still completes the handshake it was given: on a machine short of CPU,
+  a storm of reconnects then multiplies itself (docs/reliability.md, "A storm of handshakes").
+  Under nginx's 60 s proxy timeout, so that nginx never answers 504 first. A
+  ``--websocket_connect_timeout`` given on the command line wins.
 """
 
 import asyncio
+import pprint
 import sys
 from functools import partial
 from types import FunctionType
 
+from autobahn.websocket import protocol as autobahn_protocol
 from daphne import server, ws_protocol
 from daphne.cli import CommandLineInterface
 from twisted.internet import tcp
@@ -57,6 +74,8 @@ from .consumers import FRAME_MAX_BYTES
 from .loops import LightQueue
 
 LISTEN_BACKLOG = 4096
+# Seconds a WebSocket handshake has to be accepted by its application (daphne's default: 5).
+HANDSHAKE_TIMEOUT = 30
 # Twisted's listening endpoints that take a backlog= option.
 BACKLOG_KINDS = ("tcp", "tcp6", "ssl", "unix")
 
@@ -159,6 +178,8 @@ class TCPTransport(tcp.Server):
             or not self.connected
             or self.disconnecting  # closing once the buffer is out: Twisted's write decides
             or self._writeDisconnecting  # half-closed, or about to be
+            or self._writeDisconnected
+            or self._aborting  # abortConnection() under way: Twisted drops what is written
             or len(self.dataBuffer) != self.offset  # bytes wait in the buffer: these go behind them
             or self._tempDataLen
             # A pull producer is asked for more by Twisted's doWrite, once the buffer is out.
@@ -177,12 +198,45 @@ class ServerCommandLine(CommandLineInterface):
     server_class = Server
 
 
+def debug_value(value):
+    """An argument of autobahn's debug lines, as it is: formatted only if a line is written."""
+    return value
+
+
+class DebugPretty:
+    """``pformat(value)`` for autobahn's debug lines, made only if a line is written."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __str__(self) -> str:
+        return pprint.pformat(self.value)
+
+
+def autobahn_debug_lazy() -> None:
+    """autobahn's debug lines formatted only when written (the module's docstring says why)."""
+    autobahn_protocol.hltype = autobahn_protocol.hlval = debug_value
+    autobahn_protocol.pformat = DebugPretty
+
+
+def daphne_arguments(*, argv: list[str]) -> list[str]:
+    """daphne's command line: the sites' defaults first, so that ``argv`` (later) wins."""
+    return [
+        *("--websocket-max-message-size", str(FRAME_MAX_BYTES)),
+        *("--websocket_connect_timeout", str(HANDSHAKE_TIMEOUT)),
+        *argv,
+    ]
+
+
 def main() -> None:
     # daphne's Server builds its factory from this module's name, with no option or hook for failByDrop.
     server.WebSocketFactory = WebSocketFactory
-    # Every TCP endpoint's Port makes its connections from this class attribute (ssl: and unix: have their own).
+    # Every TCP endpoint's Port makes its connections from this class attribute (ssl: too; unix: has its own).
     tcp.Port.transport = TCPTransport
-    ServerCommandLine().run(["--websocket-max-message-size", str(FRAME_MAX_BYTES), *sys.argv[1:]])
+    autobahn_debug_lazy()
+    ServerCommandLine().run(daphne_arguments(argv=sys.argv[1:]))
 
 
 if __name__ == "__main__":

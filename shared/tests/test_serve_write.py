@@ -241,3 +241,32 @@ async def test_a_page_that_stops_reading_is_still_closed_as_a_slow_reader(reacto
     assert closes == [CLOSE_SLOW_READER]
     assert SEND_BUFFER_LIMIT < transport_buffered(transport) <= SEND_BUFFER_LIMIT + len(frame)
     assert 0 < written - transport_buffered(transport) < len(frame)
+
+
+def test_autobahn_formats_a_debug_line_s_arguments_only_when_it_is_written(monkeypatch):
+    import autobahn.util
+    from autobahn.websocket import protocol as autobahn_protocol
+
+    from realtime_common.serve import autobahn_debug_lazy
+
+    for name in ("hltype", "hlval", "pformat"):
+        monkeypatch.setattr(autobahn_protocol, name, getattr(autobahn_protocol, name))
+
+    def style(*args, **kwargs):
+        raise AssertionError("a debug argument was coloured for a line that is not written")
+
+    monkeypatch.setattr(autobahn.util, "hl", style)
+    autobahn_debug_lazy()
+    assert autobahn_protocol.hlval(5) == 5
+    assert autobahn_protocol.hltype(len) is len
+    pretty = autobahn_protocol.pformat([("option", 1)])
+    assert f"{pretty}" == "[('option', 1)]"
+
+
+def test_the_sites_defaults_come_first_so_that_the_command_line_wins():
+    from realtime_common.serve import HANDSHAKE_TIMEOUT, daphne_arguments
+
+    arguments = daphne_arguments(argv=["--websocket_connect_timeout", "7", "config.asgi:application"])
+    assert arguments[:4] == ["--websocket-max-message-size", "65536", "--websocket_connect_timeout", "30"]
+    assert HANDSHAKE_TIMEOUT == 30
+    assert arguments[4:] == ["--websocket_connect_timeout", "7", "config.asgi:application"]
