@@ -46,9 +46,9 @@ server sends is not held to that limit.
   asyncio.Queue; the HTTP channel and request that upgraded it are let go; autobahn's options
   are read from the protocol's class, not copied into each connection.
 - autobahn's debug log lines are formatted only when one is written. autobahn builds their
-  arguments whatever the log level: for every frame it sends, three values coloured for a
-  terminal (``hltype``, ``hlval``; through click when it is installed), for every handshake
-  a ``pformat`` of its 35 options. Those were 27 % of a liveblog frame's CPU instructions
+  arguments whatever the log level: for every frame it sends and every read, values coloured
+  for a terminal (``hltype``, ``hlval``; through click when it is installed), for every
+  handshake a ``pformat`` of its 35 options. Those were 27 % of a liveblog frame's CPU instructions
   (154,600 against 113,100 without; one daphne under callgrind, 200 sockets, click
   installed) and 6.5 % of a handshake's. The lines, when written, are the same but uncoloured.
 - A handshake has HANDSHAKE_TIMEOUT (30 s), not daphne's 5 s, to be accepted by its
@@ -65,6 +65,7 @@ import sys
 from functools import partial
 from types import FunctionType
 
+from autobahn.twisted import websocket as autobahn_twisted
 from autobahn.websocket import protocol as autobahn_protocol
 from daphne import server, ws_protocol
 from daphne.cli import CommandLineInterface
@@ -93,11 +94,15 @@ class WebSocketProtocol(ws_protocol.WebSocketProtocol):
 
     def serverSend(self, content, binary=False) -> None:
         # The limit is on what the page sends: lifted while the server sends (one thread, the reactor's).
+        own = "maxMessagePayloadSize" in self.__dict__  # else read from the class (WebSocketFactory)
         limit, self.maxMessagePayloadSize = self.maxMessagePayloadSize, 0
         try:
             super().serverSend(content, binary)
         finally:
-            self.maxMessagePayloadSize = limit
+            if own:
+                self.maxMessagePayloadSize = limit
+            else:
+                del self.maxMessagePayloadSize  # the class's again: no copy kept per connection
 
 
 class WebSocketFactory(server.WebSocketFactory):
@@ -110,7 +115,7 @@ class WebSocketFactory(server.WebSocketFactory):
     them. Here each change of the options makes a protocol class that holds them: a connection
     reads them from its class, and one made before a change keeps the class it was made with.
     Nothing changes them per connection (serverSend lifts the message limit for a moment, on
-    the connection itself)."""
+    the connection itself, then reads it from the class again)."""
 
     protocol = WebSocketProtocol
 
@@ -124,13 +129,15 @@ class WebSocketFactory(server.WebSocketFactory):
         self.protocol_options_share()
 
     def protocol_options_share(self) -> None:
+        # The protocol class this factory's class names (a subclass may name its own), never one made here.
+        base = type(self).protocol
         options = {}
-        for name in WebSocketProtocol.CONFIG_ATTRS:
+        for name in base.CONFIG_ATTRS:
             value = getattr(self, name)
             # A function in a class becomes a method of each instance (given it as its first
             # argument): perMessageCompressionAccept is called with the offers alone.
             options[name] = staticmethod(value) if isinstance(value, FunctionType) else value
-        self.protocol = type(WebSocketProtocol.__name__, (WebSocketProtocol,), options)
+        self.protocol = type(base.__name__, (base,), options)
 
 
 def endpoint_with_backlog(*, endpoint: str) -> str:
@@ -216,9 +223,17 @@ class DebugPretty:
 
 
 def autobahn_debug_lazy() -> None:
-    """autobahn's debug lines formatted only when written (the module's docstring says why)."""
-    autobahn_protocol.hltype = autobahn_protocol.hlval = debug_value
+    """autobahn's debug lines formatted only when written (the module's docstring says why): the
+    send path's (autobahn.websocket.protocol) and the receive path's (autobahn.twisted.websocket)."""
+    for module in (autobahn_protocol, autobahn_twisted):
+        module.hltype = module.hlval = debug_value
     autobahn_protocol.pformat = DebugPretty
+    # The one pformat of that module that is not a debug line's: Timings (trackTimings) is a str.
+    autobahn_protocol.Timings.__str__ = timings_text
+
+
+def timings_text(timings) -> str:
+    return pprint.pformat(timings._timings)
 
 
 def daphne_arguments(*, argv: list[str]) -> list[str]:

@@ -136,10 +136,11 @@ class GuardedSend:
 class ClosedSocketSend:
     """The ``send`` a socket's application gets under any server but daphne (``SocketGuard``)."""
 
-    __slots__ = ("send", "closed")
+    __slots__ = ("send", "accepted", "closed")
 
     def __init__(self, *, send):
         self.send = send
+        self.accepted = False
         self.closed = False  # the consumer closed, or the server said the socket has gone
 
     async def __call__(self, message):
@@ -150,12 +151,15 @@ class ClosedSocketSend:
         try:
             await self.send(message)
         except (OSError, RuntimeError):
-            # What a server raises for a frame to a socket that has gone: an OSError by the ASGI
-            # spec, a RuntimeError from uvicorn once it sent the Close. Raised for anything else
-            # (a frame before the accept is the consumer's bug).
-            if message["type"] != "websocket.send":
+            # What a server raises for a frame to an accepted socket that has gone: an OSError by
+            # the ASGI spec, a RuntimeError from uvicorn once it sent the Close. Raised for anything
+            # else: a frame before the accept, say, is the consumer's bug.
+            if message["type"] != "websocket.send" or not self.accepted:
                 raise
             self.closed = True
+        else:
+            if message["type"] == "websocket.accept":
+                self.accepted = True
 
 
 class SocketGuard:

@@ -270,3 +270,28 @@ def test_the_sites_defaults_come_first_so_that_the_command_line_wins():
     assert arguments[:4] == ["--websocket-max-message-size", "65536", "--websocket_connect_timeout", "30"]
     assert HANDSHAKE_TIMEOUT == 30
     assert arguments[4:] == ["--websocket_connect_timeout", "7", "config.asgi:application"]
+
+
+def test_autobahn_s_timings_are_still_text():
+    from autobahn.websocket.protocol import Timings
+
+    from realtime_common.serve import autobahn_debug_lazy
+
+    autobahn_debug_lazy()
+    timings = Timings()
+    timings.track("open")
+    assert str(timings).startswith("{'open':")
+
+
+def test_a_factory_subclass_s_own_protocol_class_gets_the_options():
+    from realtime_common.serve import WebSocketFactory, WebSocketProtocol
+
+    class OwnProtocol(WebSocketProtocol):
+        pass
+
+    class OwnFactory(WebSocketFactory):
+        protocol = OwnProtocol
+
+    factory = OwnFactory(server_class=None)
+    assert issubclass(factory.protocol, OwnProtocol)
+    assert factory.protocol.failByDrop is False

@@ -54,13 +54,26 @@ GONE = [ConnectionResetError("the page has gone"), RuntimeError("Unexpected ASGI
 
 @pytest.mark.parametrize("error", GONE, ids=["OSError", "RuntimeError"])
 async def test_a_frame_for_a_socket_the_server_says_has_gone_is_dropped_and_so_is_every_later_one(error):
-    server = ServerSend(error=error)
+    server = ServerSend()
     send = ClosedSocketSend(send=server)
+    await send({"type": "websocket.accept"})
+    server.error = error
     await send(FRAME)  # raised nothing
     server.error = None
     await send(FRAME)
     await send({"type": "websocket.close", "code": 1000})
-    assert server.taken == []
+    assert server.taken == [{"type": "websocket.accept"}]
+
+
+async def test_a_frame_before_the_accept_is_the_consumer_s_bug_and_raised():
+    server = ServerSend(error=RuntimeError("Expected ASGI message 'websocket.accept'"))
+    send = ClosedSocketSend(send=server)
+    with pytest.raises(RuntimeError, match="websocket.accept"):
+        await send(FRAME)
+    server.error = None
+    await send({"type": "websocket.accept"})
+    await send(FRAME)
+    assert server.taken == [{"type": "websocket.accept"}, FRAME]
 
 
 async def test_after_the_consumer_s_close_its_frames_and_another_close_are_dropped():
