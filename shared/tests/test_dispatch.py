@@ -443,7 +443,35 @@ async def test_the_core_layers_receive_is_cancelled_on_exit_and_forgets_a_crashe
     await layer.group_send(GROUP, {"type": "room.crash"})
     with pytest.raises(RuntimeError):
         await socket.wait(timeout=WAIT)
-    assert GROUP not in layer.memberships
+    assert GROUP not in layer.memberships and not await core_group_holds(layer=layer, channel=channel)
+    await layer.flush()
+
+
+async def core_group_holds(*, layer: RedisCoreLayer, channel: str) -> bool:
+    """Whether GROUP's sorted set in Redis still holds ``channel``: a crashed consumer's channel left
+    there got the group's messages, buffered by its process, until GROUP_EXPIRY (a day)."""
+    connection = layer.connection(layer.consistent_hash(GROUP))
+    return await connection.zscore(layer._group_key(GROUP), channel) is not None
+
+
+@rooms
+@pytest.mark.django_db
+async def test_a_crashed_consumer_leaves_its_pubsub_groups_and_the_last_member_unsubscribes_them(
+    consumer, redis_server, settings
+):
+    """A consumer that crashed never ran its group_discard: its channel stayed in the group's set,
+    which never emptied, and the group stayed subscribed for the process's life."""
+    settings.CHANNEL_LAYERS = channel_layers(prefix="dispatch-test", redis_urls=[redis_server], kind="pubsub")
+    layer: RedisPubSubLayer = get_channel_layer()
+    socket, _ = await room_open(consumer)
+    loop_layer = layer._get_layer()
+    group_channel = loop_layer._get_group_channel_name(GROUP)
+    (shard,) = loop_layer._shards
+    assert group_channel in shard._subscribed_to
+    await layer.group_send(GROUP, {"type": "room.crash"})
+    with pytest.raises(RuntimeError):
+        await socket.wait(timeout=WAIT)
+    assert group_channel not in loop_layer.groups and group_channel not in shard._subscribed_to
     await layer.flush()
 
 
@@ -589,6 +617,7 @@ async def test_a_consumer_that_crashes_with_two_group_messages_out_releases_its_
     with pytest.raises(RuntimeError, match="slow handler"):
         await socket.wait(timeout=WAIT)
     assert GROUP not in layer.memberships and channel not in layer.receive_buffer
+    assert not await core_group_holds(layer=layer, channel=channel)
     await layer.flush()
 
 

@@ -218,6 +218,13 @@ async def test_a_channel_s_messages_wait_in_a_light_queue_which_holds_nothing_on
     assert queue.items is None and queue.waiter is None
 
 
+async def receive_waiting(layer: RedisPubSubLayer, channel: str) -> None:
+    """Once a receive of ``channel`` waits for a message in its queue (subscribed by then)."""
+    async with asyncio.timeout(WAIT):
+        while (queue := layer._get_layer().channels.get(channel)) is None or queue.waiter is None:
+            await asyncio.sleep(0)  # one turn of the loop, until the condition holds
+
+
 async def test_a_receive_cancelled_again_while_it_unsubscribes_still_unsubscribes_and_logs_no_error(
     pubsub_layer, monkeypatch, caplog
 ):
@@ -235,7 +242,7 @@ async def test_a_receive_cancelled_again_while_it_unsubscribes_still_unsubscribe
     monkeypatch.setattr(shard, "unsubscribe", unsubscribe_noted)
     await shard._lock.acquire()  # a publish under way
     receiving = asyncio.ensure_future(pubsub_layer.receive(channel))
-    await asyncio.sleep(0)  # one turn of the loop: the receive's first step, which waits for a message
+    await receive_waiting(pubsub_layer, channel)
     try:
         receiving.cancel()
         await asyncio.wait_for(unsubscribing.wait(), WAIT)
@@ -264,3 +271,19 @@ async def test_a_channel_released_twice_is_released_once(pubsub_layer, monkeypat
     await pubsub_layer.channel_release(channel)
     await pubsub_layer.channel_release(channel)
     assert unsubscribed == [channel] and channel not in shard._subscribed_to
+
+
+async def test_a_channel_received_again_while_its_release_unsubscribes_is_subscribed_after_it(pubsub_layer):
+    """A receive of a name whose release is still under way: its SUBSCRIBE went first (the
+    channel still counted as subscribed, so it did nothing), the release's UNSUBSCRIBE after, and
+    the channel got no message again."""
+    channel = await pubsub_layer.new_channel()
+    (shard,) = pubsub_layer._get_layer()._shards
+    # Started in this order, the release's unsubscribe task runs after the receive's first step.
+    releasing = asyncio.ensure_future(pubsub_layer.channel_release(channel))
+    receiving = asyncio.ensure_future(pubsub_layer.receive(channel))
+    await asyncio.wait_for(releasing, WAIT)
+    await receive_waiting(pubsub_layer, channel)
+    assert channel in shard._subscribed_to
+    await pubsub_layer.send(channel, {"type": "note", "n": 1})
+    assert await asyncio.wait_for(receiving, WAIT) == {"type": "note", "n": 1}
