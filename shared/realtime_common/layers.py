@@ -118,11 +118,12 @@ class RedisCoreLayer(RedisChannelLayer):
         at once: a consumer that crashed never ran its group_discard, and its channel, left in its
         groups' sorted sets until GROUP_EXPIRY (a day), kept getting their messages, which this
         process's shared receive loop buffered for it (up to ``capacity`` per group message).
-        The ZREMs run in a task of their own, so that a caller cancelled meanwhile (messages_dispatch
-        cancels again a source slow to end) does not cut them short. Twice is as once."""
+        The ZREMs are awaited by the caller, not left to a task of their own: a task would outlive
+        a consumer that ends with its event loop (a test's, a worker's), and fail there. A caller
+        cancelled meanwhile (messages_dispatch cancels again a source slow to end) cancels them:
+        those memberships then expire after GROUP_EXPIRY, as before. Twice is as once."""
         if groups := self.channel_forget(channel):
-            discards = asyncio.ensure_future(self.memberships_remove(channel=channel, groups=groups))
-            await asyncio.shield(discards)
+            await self.memberships_remove(channel=channel, groups=groups)
         # After the ZREMs: a message sent before them may still have been buffered for it.
         self.receive_buffer.pop(channel, None)
 
