@@ -133,9 +133,7 @@ def stream_seq_raise(*, stream: str, count: int) -> tuple[int, int] | None:
     of what it set): a query fewer for every event stored. On a database without it (SQLite
     before 3.35, which Django 5.2 still accepts), those two, which the UPDATE's lock makes as safe."""
     connection = connections[router.db_for_write(Stream)]
-    # Django's flag is true on Postgres and SQLite 3.35+, whose UPDATE returns as their INSERT
-    # does; not on MariaDB (RETURNING after an INSERT only) nor Oracle (RETURNING ... INTO).
-    if not (connection.features.can_return_columns_from_insert and connection.vendor in ("postgresql", "sqlite")):
+    if not update_returning_supported(connection=connection):
         if not Stream.objects.filter(name=stream).update(last_seq=F("last_seq") + count):
             return None
         return Stream.objects.values_list("pk", "last_seq").get(name=stream)
@@ -148,6 +146,13 @@ def stream_seq_raise(*, stream: str, count: int) -> tuple[int, int] | None:
             [count, stream],
         )
         return cursor.fetchone()
+
+
+def update_returning_supported(*, connection) -> bool:
+    """Does the database return columns from an UPDATE? Django's flag is true on Postgres and
+    SQLite 3.35+, whose UPDATE returns as their INSERT does; not on MariaDB (RETURNING after an
+    INSERT only) nor Oracle (RETURNING ... INTO)."""
+    return connection.features.can_return_columns_from_insert and connection.vendor in ("postgresql", "sqlite")
 
 
 def stream_delete(*, stream: str) -> None:
