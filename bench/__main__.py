@@ -26,7 +26,7 @@ from bench.machine import machine_describe
 from bench.metrics import SAMPLE_INTERVAL
 from bench.plots import metrics_timeline_plot
 from bench.procs import REPO, StealWindow, harness_pin, processes_reap, redis_running, rlimit_raise
-from bench.report import report_write
+from bench.report import report_write, run_stamp
 from bench.scenarios import site_metrics_record
 from bench.scenarios.chat import chat_run
 from bench.scenarios.cursors import cursors_run
@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 site_metrics = site_metrics_record(bench=bench, scenario=name)
                 if name in results["scenarios"]:
                     results["scenarios"][name]["site_metrics"] = site_metrics
+                    run_stamp(result=results["scenarios"][name], started=results["started"])
                 results["durations_s"][name] = round(time.monotonic() - scenario_started, 1)
                 results["steal_pct"][name] = steal.pct()
                 if INTERRUPTED.is_set():

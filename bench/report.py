@@ -27,6 +27,14 @@ def report_write(*, results: dict, bench: Bench, merge: bool) -> dict[str, Path]
     return {"markdown": markdown_path, "json": json_path, **plots}
 
 
+def run_stamp(*, result: dict, started: str) -> None:
+    """Mark a scenario's result, and each liveblog layer's (merged one by one), with the run that made it:
+    a target comparing two of them (bench/targets.py) judges only figures of one run."""
+    result["run_started"] = started
+    for layer in result.get("layers", {}).values():
+        layer["run_started"] = started
+
+
 def results_merge(*, old: dict, new: dict) -> dict:
     """Today's results with the rerun parts replaced: whole scenarios, or single liveblog layers."""
     merged = {**old, **{key: new[key] for key in ("machine", "pinning", "smoke")}}

@@ -22,6 +22,10 @@ CHAT_BROADCAST_CLIENTS = 2000
 CHAT_ROOMS_RATIO_MIN = 1 / 3
 CHAT_ROOMS_RATE = 400
 SKETCH_P99_MS = 50.0
+# The sketchpad's server CPU per relayed frame (its 5-drawer step) over the liveblog's per delivered frame (its
+# median run at 1,000 sockets, same layer, same run): both write one channel-layer message to each socket, but a
+# draw batch also arrives as a frame, is checked and goes through the sync consumer's thread hop first.
+SKETCH_CPU_RATIO_MAX = 1.5
 # A message while some type, against one while nobody does: one message is a small sample, hence the slack.
 TYPING_P95_RATIO, TYPING_P95_SLACK_MS = 1.5, 20.0
 IDLE_MEMORY_RATIO_MAX = 2.0
@@ -234,6 +238,9 @@ def targets_evaluate(*, results: dict) -> list[dict]:
             if step
             else None,
         )
+        sketch_cpu_add(
+            add=add, sketchpad=sketchpad, step=step, liveblog=liveblog, scenario_steal=scenario_steal, smoke=smoke
+        )
         add(
             scenario="sketchpad",
             target="report: the most drawers on one board with p99 ≤ 100 ms",
@@ -291,3 +298,39 @@ def targets_evaluate(*, results: dict) -> list[dict]:
                 note="smoke sizes: indicative only" if smoke else "",
             )
     return targets
+
+
+def sketch_cpu_add(*, add, sketchpad: dict, step: dict | None, liveblog: dict | None, scenario_steal, smoke) -> None:
+    """The sketchpad's CPU per relayed frame against the liveblog's per delivered frame.
+
+    Judged only on figures of one run (``run_started``): ``--only`` runs are merged into the
+    day's results, and a liveblog of the morning says nothing of a sketchpad of the evening."""
+    layer = sketchpad.get("layer")
+    fanout = (liveblog or {}).get("layers", {}).get(layer, {})
+    at_1000 = [row for row in fanout.get("rows", []) if requested(row=row) == 1000]
+    liveblog_us = median_rows(rows=at_1000)[0]["server_cpu_per_frame_us"] if at_1000 else None
+    sketch_us = step["server_cpu_per_frame_us"] if step else None
+    same_run = sketchpad.get("run_started") is not None and sketchpad.get("run_started") == fanout.get("run_started")
+    if step is None:
+        missing = "not run with 5 drawers"
+    elif not at_1000:
+        missing = f"no liveblog at 1,000 sockets on [{layer}] (--only liveblog --only sketchpad --layer {layer})"
+    elif not same_run:
+        missing = "the liveblog's figures come from another run: rerun both (--only liveblog --only sketchpad)"
+    else:
+        missing = None
+    ratio = sketch_us / liveblog_us if missing is None and sketch_us and liveblog_us else None
+    # The sketchpad's step keeps no steal of its own: its scenario's is the best there is.
+    steal = scenario_steal(
+        scenario="liveblog", steal_pct=max((row["server_cpu_steal_pct"] for row in at_1000), default=None)
+    )
+    add(
+        scenario="sketchpad",
+        target=f"server CPU per relayed frame (5 drawers) ≤ {SKETCH_CPU_RATIO_MAX:g}× the liveblog's per frame "
+        f"(1,000 sockets, [{layer}], same run)",
+        measured=f"{fmt(sketch_us)} µs against {fmt(liveblog_us)} µs: {fmt(ratio, 2)}×" if ratio else missing or DASH,
+        ok=ratio <= SKETCH_CPU_RATIO_MAX if ratio else None,
+        steal_pct=steal if ratio else None,
+        note=("smoke sizes: indicative only; " if smoke else "")
+        + "the sketchpad's one 5-drawer step against the liveblog's median run: no alternated rounds, no range",
+    )

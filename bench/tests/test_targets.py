@@ -111,3 +111,79 @@ def test_idle_memory_ratio_judged_on_its_range():
     }
     verdicts = [target["verdict"] for target in targets_evaluate(results=results)]
     assert verdicts == ["PASS", "FAIL"]
+
+
+def sketchpad_step(*, cpu_per_frame_us: float, drawers: int = 5) -> dict:
+    return {
+        "drawers": drawers,
+        "watchers": 20,
+        "latency_ms": {"p50": 5.0, "p95": 10.0, "p99": 20.0, "max": 20.0},
+        "loss_pct": 0.0,
+        "batches_per_s_per_drawer": 33.0,
+        "server_cpu_per_frame_us": cpu_per_frame_us,
+    }
+
+
+def sketch_results(*, cpu_per_frame_us: float, scenario_steal: float = 0.5, drawers: int = 5) -> dict:
+    """A run of both, with figures around the liveblog's median run that a wrong pick would show: its
+    three runs at 1,000 cost 30, 40 and 90 µs a frame, the bare server's 10, uvicorn's and the core layer's 20."""
+    results = liveblog_results(ratios=[3.0], scenario_steal=scenario_steal)
+    fanout = results["scenarios"]["liveblog"]["layers"]["pubsub"]
+    for row, cost in zip(fanout["rows"], (90.0, 30.0, 40.0), strict=True):
+        row["server_cpu_per_frame_us"] = cost
+    fanout["bare_rows"] = [fanout_row(sockets=1000, round_number=1) | {"server_cpu_per_frame_us": 10.0}]
+    core = {"rows": [fanout_row(sockets=1000, round_number=1) | {"server_cpu_per_frame_us": 20.0}], "ratios": []}
+    results["scenarios"]["liveblog"]["layers"]["core"] = core
+    results["scenarios"]["liveblog"]["servers"] = {"uvicorn": {"rows": core["rows"]}}
+    results["scenarios"]["sketchpad"] = {
+        "layer": "pubsub",
+        "steps": [sketchpad_step(cpu_per_frame_us=cpu_per_frame_us, drawers=drawers)],
+    }
+    for result in (results["scenarios"]["sketchpad"], fanout, core):
+        result["run_started"] = "2026-12-07T16:00:00"
+    results["steal_pct"]["sketchpad"] = 0.5
+    return results
+
+
+def sketch_cpu_target(*, results: dict) -> dict:
+    return next(target for name, target in by_target(results=results).items() if "per relayed frame" in name)
+
+
+def test_sketchpad_cpu_is_judged_against_the_median_liveblog_run_of_its_layer():
+    # 1.5× the median run's 40 µs is 60 µs.
+    target = sketch_cpu_target(results=sketch_results(cpu_per_frame_us=58.0))
+    assert target["verdict"] == "PASS"
+    assert "58.0 µs against 40.0 µs: 1.45×" in target["measured"]
+    assert sketch_cpu_target(results=sketch_results(cpu_per_frame_us=62.0))["verdict"] == "FAIL"
+
+
+def test_sketchpad_cpu_against_a_liveblog_of_another_run_is_not_judged():
+    results = sketch_results(cpu_per_frame_us=58.0)
+    results["scenarios"]["sketchpad"]["run_started"] = "2026-12-07T18:00:00"
+    target = sketch_cpu_target(results=results)
+    assert target["verdict"] == "n/a"
+    assert "another run" in target["measured"]
+
+
+def test_sketchpad_cpu_is_noisy_when_either_side_was():
+    assert sketch_cpu_target(results=sketch_results(cpu_per_frame_us=58.0, scenario_steal=9.0))["verdict"] == "NOISY"
+    results = sketch_results(cpu_per_frame_us=58.0)
+    results["steal_pct"]["sketchpad"] = 9.0
+    assert sketch_cpu_target(results=results)["verdict"] == "NOISY"
+    results = sketch_results(cpu_per_frame_us=58.0)
+    for row in results["scenarios"]["liveblog"]["layers"]["pubsub"]["rows"]:
+        row["server_cpu_steal_pct"] = 9.0  # the runs compared, though the scenario's average stayed low
+    assert sketch_cpu_target(results=results)["verdict"] == "NOISY"
+
+
+def test_sketchpad_cpu_names_what_is_missing():
+    target = sketch_cpu_target(results=sketch_results(cpu_per_frame_us=58.0, drawers=3))
+    assert (target["verdict"], target["measured"]) == ("n/a", "not run with 5 drawers")
+    results = sketch_results(cpu_per_frame_us=58.0)
+    results["scenarios"]["sketchpad"]["layer"] = "core"
+    results["scenarios"]["liveblog"]["layers"]["core"]["rows"] = []
+    target = sketch_cpu_target(results=results)
+    assert target["verdict"] == "n/a"
+    assert "no liveblog at 1,000 sockets on [core]" in target["measured"]
+    del results["scenarios"]["liveblog"]
+    assert sketch_cpu_target(results=results)["verdict"] == "n/a"
