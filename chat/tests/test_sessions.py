@@ -16,11 +16,11 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from rooms import receivers, sessions
+from rooms import receivers, selectors, sessions
 from rooms.models import Message
 from rooms.selectors import SESSION_ROOMS, session_data_decode, sessions_logged_in
 from rooms.services import session_rooms_update
@@ -285,33 +285,42 @@ async def test_re_checks_cost_two_queries_per_heartbeat_however_many_sockets(rec
     assert (len(recheck.keys), len(recheck.alive), recheck.queries) == (13, 13, 2)
 
 
-def test_a_re_check_decodes_only_the_sessions_that_changed_and_still_sees_every_change(users, monkeypatch):
-    """The decoded data is cached by its text (selectors.session_data_decode): a round of
-    2,000 sockets' sessions decodes those that changed, not 2,000. What ends a login is seen all the same."""
+def test_a_re_check_decodes_and_judges_only_the_sessions_that_changed_and_still_sees_every_change(users, monkeypatch):
+    """The decoded data is cached by its text (selectors.session_data_decode), and each verdict by the
+    session's text and its user's row (selectors.login_judge): a round of 2,000 sockets' sessions decodes
+    and judges those that changed, not 2,000. What ends a login is seen all the same."""
     browsers = {}
     for name in ["alice", "bob"]:
         client = Client()
         client.force_login(users[name])
         browsers[name] = client.cookies[settings.SESSION_COOKIE_NAME].value
-    decoded = []
+    decoded, judged = [], []
     decode = RoomsSessionStore.decode
     monkeypatch.setattr(RoomsSessionStore, "decode", lambda self, data: decoded.append(data) or decode(self, data))
-    session_data_decode.cache_clear()
+    valid = selectors.session_login_valid
+    monkeypatch.setattr(selectors, "session_login_valid", lambda **kwargs: judged.append(1) or valid(**kwargs))
+    for cache in (session_data_decode, selectors.session_text_user_pk, selectors.login_judge_cached):
+        cache.cache_clear()
     keys = set(browsers.values())
 
-    def recheck() -> tuple[set[str], int]:
-        """The sessions still a login, and how many were decoded to tell."""
+    def recheck() -> tuple[set[str], int, int]:
+        """The sessions still a login, and how many were decoded and judged to tell."""
         decoded.clear()
-        return sessions_logged_in(keys=keys), len(decoded)
+        judged.clear()
+        return sessions_logged_in(keys=keys), len(decoded), len(judged)
 
-    assert recheck() == (keys, 2)
-    assert recheck() == (keys, 0)  # nothing changed
+    assert recheck() == (keys, 2, 2)
+    assert recheck() == (keys, 0, 0)  # nothing changed
     assert session_rooms_update(session_key=browsers["alice"], join="lobby")  # alice's data changes
-    assert recheck() == (keys, 1)
-    # A password changed without a signal, and a session deleted: their data is as cached, their login gone.
+    assert recheck() == (keys, 1, 1)
+    # A password changed without a signal: bob's session text is as cached, his row is not.
     get_user_model().objects.filter(pk=users["bob"].pk).update(password=make_password(None))
+    assert recheck() == ({browsers["alice"]}, 0, 1)
+    # A setting a verdict depends on: judged again, all of them.
+    with override_settings(AUTHENTICATION_BACKENDS=["django.contrib.auth.backends.AllowAllUsersModelBackend"]):
+        assert recheck() == (set(), 0, 2)  # the backend the sessions name is no longer configured
     Session.objects.filter(session_key=browsers["alice"]).delete()
-    assert recheck() == (set(), 0)
+    assert recheck() == (set(), 0, 0)
 
 
 async def test_the_re_check_task_ends_with_the_process_s_last_socket(rechecks, logged_in, users, chat_rooms):
