@@ -57,9 +57,17 @@ server sends is not held to that limit.
   a storm of reconnects then multiplies itself (docs/reliability.md, "A storm of handshakes").
   Under nginx's 60 s proxy timeout, so that nginx never answers 504 first. A
   ``--websocket_connect_timeout`` given on the command line wins.
+- Python's cyclic garbage collector looks at its youngest objects every GC_YOUNG_THRESHOLD
+  allocations, not every 700. A socket server holds many objects per open socket; at 700, the
+  short-lived ones of a frame or a handshake (futures, tasks, dicts of a message in flight)
+  are caught alive and moved to the older generations, whose growth by a quarter triggers a
+  full collection, which walks every socket's objects. In a reconnect storm of 2,000 chat
+  sockets on one daphne, that was a quarter of the event loop's CPU (7.1-7.7 s; 5.0-5.6 s with
+  the collector off, 5.4 s at 50,000). The collector still runs: cycles are freed, later.
 """
 
 import asyncio
+import gc
 import pprint
 import sys
 from functools import partial
@@ -245,7 +253,12 @@ def daphne_arguments(*, argv: list[str]) -> list[str]:
     ]
 
 
+# Allocations between two collections of the youngest generation (Python's default: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
 def main() -> None:
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     # daphne's Server builds its factory from this module's name, with no option or hook for failByDrop.
     server.WebSocketFactory = WebSocketFactory
     # Every TCP endpoint's Port makes its connections from this class attribute (ssl: too; unix: has its own).

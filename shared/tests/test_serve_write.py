@@ -295,3 +295,23 @@ def test_a_factory_subclass_s_own_protocol_class_gets_the_options():
     factory = OwnFactory(server_class=None)
     assert issubclass(factory.protocol, OwnProtocol)
     assert factory.protocol.failByDrop is False
+
+
+def test_the_server_s_collector_looks_at_its_youngest_objects_less_often(monkeypatch):
+    import gc
+
+    from realtime_common import serve
+
+    started = []
+    monkeypatch.setattr(serve.ServerCommandLine, "run", lambda self, argv: started.append(argv))
+    # What else main() sets, process-wide, put back after the test.
+    monkeypatch.setattr(serve.server, "WebSocketFactory", serve.server.WebSocketFactory)
+    monkeypatch.setattr(serve.tcp.Port, "transport", serve.tcp.Port.transport)
+    monkeypatch.setattr(serve.sys, "argv", ["serve", "config.asgi:application"])
+    before = gc.get_threshold()
+    try:
+        serve.main()
+        assert gc.get_threshold() == (serve.GC_YOUNG_THRESHOLD, *before[1:])
+    finally:
+        gc.set_threshold(*before)
+    assert started and started[0][-1] == "config.asgi:application"
