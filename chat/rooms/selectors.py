@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, load_backend
+from django.contrib.auth.backends import AllowAllUsersModelBackend, ModelBackend
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import ValidationError
@@ -119,7 +120,8 @@ def session_data_logged_in(*, data: Mapping) -> bool:
     return session_login_valid(data=data, users=get_user_model()._default_manager.in_bulk([user_pk]))
 
 
-# Decoded session data kept, by its encoded text: about 1 KB each; and as many verdicts (login_judge).
+# Sessions kept in each cache below, by their stored text: their decoded data (about 1 KB each),
+# their user's pk, and their verdicts (with a user row each): some 30 MB at most in all.
 SESSIONS_DECODED = 10_000
 
 
@@ -128,22 +130,27 @@ def sessions_logged_in(*, keys: Collection[str]) -> set[str]:
     ``session_login_valid``. Two queries however many keys: one parameter per key,
     far below SQLite's limit (32,766 by default since SQLite 3.32).
 
-    Every session and user is read again, but judged again only when its session's text or
-    its user's row changed (``login_judge``): a re-check of 2,000 sockets' sessions each
-    heartbeat otherwise built 2,000 users and hashed 2,000 passwords, 40-70 ms of CPU.
+    Every session and user is read again, but judged again only when its session's text, its
+    user's row, or a setting the verdict reads changed (``login_verdict``): a re-check of 2,000
+    sockets' sessions each heartbeat otherwise built 2,000 users and hashed 2,000 passwords
+    (38 ms a round against 19, warm).
 
     Sessions must be stored in the database (SESSION_ENGINE db or cached_db)."""
     store = import_module(settings.SESSION_ENGINE).SessionStore
     rows = store.get_model_class().objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
     texts = dict(rows.values_list("session_key", "session_data"))
     user_pks = {key: session_text_user_pk(text) for key, text in texts.items()}
-    user_rows = users_rows(pks=set(user_pks.values()) - {None})
-    # What else a verdict depends on: tests change these settings.
+    user_rows = user_rows_read(pks=set(user_pks.values()) - {None})
+    # The settings session_login_valid reads: a change of them must judge every session again.
     config = (tuple(settings.AUTHENTICATION_BACKENDS), settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
-    return {key for key, text in texts.items() if login_judge(text, user_rows.get(user_pks[key]), config)}
+    return {
+        key
+        for key, text in texts.items()
+        if login_verdict(text=text, user_row=user_rows.get(user_pks[key]), config=config)
+    }
 
 
-def users_rows(*, pks: Collection[Any]) -> dict[Any, tuple]:
+def user_rows_read(*, pks: Collection[Any]) -> dict[Any, tuple]:
     """The rows of these users, by pk: every concrete field, in the model's order (``Model.from_db``'s)."""
     model = get_user_model()
     fields = model._meta.concrete_fields
@@ -152,22 +159,48 @@ def users_rows(*, pks: Collection[Any]) -> dict[Any, tuple]:
     return {row[pk_index]: row for row in rows}
 
 
-def login_judge(text: str, user_row: tuple | None, config: tuple) -> bool:
+def login_verdict(*, text: str, user_row: tuple | None, config: tuple) -> bool:
     """``session_login_valid`` for a session's stored text and its user's row as read, cached by
-    them and ``config`` (the settings it reads): the verdict changes only when one of them does."""
-    try:
-        return login_judge_cached(text, user_row, config)
-    except TypeError:  # a custom user model's field with a value that cannot be hashed (a JSONField's dict)
-        return login_judge_cached.__wrapped__(text, user_row, config)
-
-
-@functools.lru_cache(maxsize=SESSIONS_DECODED)
-def login_judge_cached(text: str, user_row: tuple | None, config: tuple) -> bool:
+    them and ``config`` when nothing else can change the verdict: Django's own checks of a user
+    (``ModelBackend.user_can_authenticate``, ``AbstractBaseUser``'s session auth hashes), which
+    read the row alone. A backend or user model of a project's own may read more (the time,
+    another table): judged every time, as is a row that cannot be a cache key (a JSONField's dict)."""
     if user_row is None:
         return False
+    try:
+        hash(user_row)
+    except TypeError:
+        return login_verdict_judge(text=text, user_row=user_row, config=config)
+    if not login_checks_django_s(backend_path=session_data_decode(text).get(BACKEND_SESSION_KEY)):
+        return login_verdict_judge(text=text, user_row=user_row, config=config)
+    return login_verdict_cached(text=text, user_row=user_row, config=config)
+
+
+DJANGO_S_USER_CHECKS = (ModelBackend.user_can_authenticate, AllowAllUsersModelBackend.user_can_authenticate)
+
+
+def login_checks_django_s(*, backend_path: str | None) -> bool:
+    """Whether a verdict on a session logged in with this backend reads nothing but the user's row and settings."""
+    if backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return True  # refused without looking at the user
+    user_class = get_user_model()
+    backend = load_backend(backend_path)
+    return (
+        getattr(type(backend), "user_can_authenticate", None) in DJANGO_S_USER_CHECKS
+        and user_class.get_session_auth_hash is AbstractBaseUser.get_session_auth_hash
+        and user_class.get_session_auth_fallback_hash is AbstractBaseUser.get_session_auth_fallback_hash
+    )
+
+
+def login_verdict_judge(*, text: str, user_row: tuple, config: tuple) -> bool:
+    """The verdict itself: the user built from its row, as a query would, and ``session_login_valid``
+    (``config``: what else it reads, a part of the cache's key)."""
     model = get_user_model()
     user = model.from_db(router.db_for_read(model), [field.attname for field in model._meta.concrete_fields], user_row)
     return session_login_valid(data=session_data_decode(text), users={user.pk: user})
+
+
+login_verdict_cached = functools.lru_cache(maxsize=SESSIONS_DECODED)(login_verdict_judge)
 
 
 @functools.lru_cache(maxsize=SESSIONS_DECODED)

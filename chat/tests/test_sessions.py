@@ -12,6 +12,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.hashers import make_password
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
@@ -287,7 +288,7 @@ async def test_re_checks_cost_two_queries_per_heartbeat_however_many_sockets(rec
 
 def test_a_re_check_decodes_and_judges_only_the_sessions_that_changed_and_still_sees_every_change(users, monkeypatch):
     """The decoded data is cached by its text (selectors.session_data_decode), and each verdict by the
-    session's text and its user's row (selectors.login_judge): a round of 2,000 sockets' sessions decodes
+    session's text and its user's row (selectors.login_verdict): a round of 2,000 sockets' sessions decodes
     and judges those that changed, not 2,000. What ends a login is seen all the same."""
     browsers = {}
     for name in ["alice", "bob"]:
@@ -299,7 +300,7 @@ def test_a_re_check_decodes_and_judges_only_the_sessions_that_changed_and_still_
     monkeypatch.setattr(RoomsSessionStore, "decode", lambda self, data: decoded.append(data) or decode(self, data))
     valid = selectors.session_login_valid
     monkeypatch.setattr(selectors, "session_login_valid", lambda **kwargs: judged.append(1) or valid(**kwargs))
-    for cache in (session_data_decode, selectors.session_text_user_pk, selectors.login_judge_cached):
+    for cache in (session_data_decode, selectors.session_text_user_pk, selectors.login_verdict_cached):
         cache.cache_clear()
     keys = set(browsers.values())
 
@@ -321,6 +322,43 @@ def test_a_re_check_decodes_and_judges_only_the_sessions_that_changed_and_still_
         assert recheck() == (set(), 0, 2)  # the backend the sessions name is no longer configured
     Session.objects.filter(session_key=browsers["alice"]).delete()
     assert recheck() == (set(), 0, 0)
+
+
+class OwnBackend(ModelBackend):
+    """A project's own check of a user, which may read more than the user's row."""
+
+    refused: set[str] = set()
+
+    def user_can_authenticate(self, user):
+        return user.get_username() not in self.refused and super().user_can_authenticate(user)
+
+
+def test_a_project_s_own_check_of_a_user_is_made_every_re_check(users):
+    own = f"{__name__}.OwnBackend"
+    with override_settings(AUTHENTICATION_BACKENDS=[own, "django.contrib.auth.backends.ModelBackend"]):
+        client = Client()
+        client.force_login(users["alice"], backend=own)
+        key = client.cookies[settings.SESSION_COOKIE_NAME].value
+        assert sessions_logged_in(keys=[key]) == {key}
+        OwnBackend.refused.add("alice")  # nothing in her row or session changed
+        try:
+            assert sessions_logged_in(keys=[key]) == set()
+        finally:
+            OwnBackend.refused.clear()
+
+
+def test_a_user_row_that_cannot_be_a_cache_key_is_judged_all_the_same(users):
+    client = Client()
+    client.force_login(users["alice"])
+    text = Session.objects.get(session_key=client.cookies[settings.SESSION_COOKIE_NAME].value).session_data
+    row = selectors.user_rows_read(pks=[users["alice"].pk])[users["alice"].pk]
+    config = (tuple(settings.AUTHENTICATION_BACKENDS), settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
+    assert selectors.login_verdict(text=text, user_row=row, config=config)
+    # date_joined, the last field, as a JSONField's value would read: a dict.
+    unhashable = (*row[:-1], {"joined": "then"})
+    with pytest.raises(TypeError):
+        hash(unhashable)
+    assert selectors.login_verdict(text=text, user_row=unhashable, config=config) is True
 
 
 async def test_the_re_check_task_ends_with_the_process_s_last_socket(rechecks, logged_in, users, chat_rooms):

@@ -304,13 +304,15 @@ def test_the_server_s_collector_looks_at_its_youngest_objects_less_often(monkeyp
 
     started = []
     monkeypatch.setattr(serve.ServerCommandLine, "run", lambda self, argv: started.append(argv))
-    # What else main() sets, process-wide, put back after the test.
+    # What else main() sets, process-wide, left as it was.
     monkeypatch.setattr(serve.server, "WebSocketFactory", serve.server.WebSocketFactory)
     monkeypatch.setattr(serve.tcp.Port, "transport", serve.tcp.Port.transport)
+    monkeypatch.setattr(serve, "autobahn_debug_lazy", lambda: None)
     monkeypatch.setattr(serve.sys, "argv", ["serve", "config.asgi:application"])
     before = gc.get_threshold()
     try:
         serve.main()
+        assert gc.get_threshold()[0] > before[0]
         assert gc.get_threshold() == (serve.GC_YOUNG_THRESHOLD, *before[1:])
     finally:
         gc.set_threshold(*before)
