@@ -414,8 +414,19 @@ def chat_section(*, data: dict, results: dict) -> str:
         text += table(header=["what", "server cost, or result", "Redis, or latency", "timing"], rows=rows)
         text += (
             "\nCosts run from the action until every other socket was told and the process was back at its "
-            "idle level, idle use subtracted.\n"
+            "idle level, idle use subtracted."
         )
+        if cycles := big.get("action_cycles"):
+            text += (
+                f" Each action's row is the median of {len(cycles)} cycles (a user each: join, leave, join again, "
+                "close); by cycle, ms: "
+                + "; ".join(
+                    ", ".join(f"{label} {fmt(figures['daphne_cpu_ms'])}" for label, figures in cycle.items())
+                    for cycle in cycles
+                )
+                + "."
+            )
+        text += "\n"
         if big.get("profile"):
             text += f"\nProfile: {profile_markdown(profile=big['profile'])}\n"
     for key, label in (("rooms", "site, 2 daphne processes"), ("rooms_bare", "bare websockets server")):

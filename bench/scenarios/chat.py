@@ -31,6 +31,11 @@ BIG_ROOM = "bench-big"
 SETTLED_BELOW = 0.10
 # The steps' pass mark: every message to every member, p99 within this.
 STEP_P99_MS = 100.0
+# One more user joins the big room, leaves, joins again and closes, this many times (a user each):
+# one such action is ~100 ms of CPU, read in /proc's 10 ms ticks with the idle level subtracted,
+# and varied by ±40 % from one to the next.
+ACTION_CYCLES = 3
+ACTIONS = (("join", "join"), ("leave", "leave"), ("rejoin", "join"), ("close", "close"))
 
 
 def chat_run(*, bench: Bench) -> dict:
@@ -38,7 +43,7 @@ def chat_run(*, bench: Bench) -> dict:
     site = bench.site(name="chat")
     site.layer = bench.layer_other
     room_slugs = [f"bench-r{number}" for number in range(sizes.chat_rooms)]
-    big_users = sizes.chat_big_room + 1  # the room, and one more who joins, leaves and closes
+    big_users = sizes.chat_big_room + ACTION_CYCLES  # the room, and the users who join, leave and close
     users_needed = big_users + sizes.chat_rooms * sizes.chat_room_users
     setup = site_script(
         site=site,
@@ -124,7 +129,7 @@ def runs_median(*, runs: list[dict]) -> dict:
 def big_room_run(*, bench: Bench, client: LineProcess, url: str, pid: int, users: list[dict]) -> dict:
     sizes = bench.sizes
     redis = bench.redis
-    members, extra = users[:-1], users[-1]
+    members, extras = users[:-ACTION_CYCLES], users[-ACTION_CYCLES:]
     chat_url = f"{ws_of(url=url)}/ws/chat/"
 
     def conn_spec(*, user: dict) -> dict:
@@ -152,7 +157,10 @@ def big_room_run(*, bench: Bench, client: LineProcess, url: str, pid: int, users
         pids=daphne, below=0.5, window=1.0, timeout=sizes.chat_settle_timeout * 3
     )
     with profiler_running(
-        bench=bench, pid=pid, name="chat", seconds=sizes.chat_idle_seconds + sizes.chat_settle_timeout * 2 + 10
+        bench=bench,
+        pid=pid,
+        name="chat",
+        seconds=sizes.chat_idle_seconds + (sizes.chat_settle_timeout * 2 + 10) * ACTION_CYCLES,
     ) as profile:
         commands_before, before, started = redis.commands_processed(), cpu_snapshot(pids=both), time.monotonic()
         time.sleep(sizes.chat_idle_seconds)  # measuring idle: nothing to wait for but time
@@ -166,31 +174,40 @@ def big_room_run(*, bench: Bench, client: LineProcess, url: str, pid: int, users
             "redis_commands_per_s": round(commands / elapsed, 1),
         }
         idle_commands_rate = commands / elapsed
-        extra_connect = client.call(
-            "connect", timeout=60, group="extra", conns=[conn_spec(user=extra)], ready="open", deadline=30
-        )
-        connect_check(bench=bench, scenario=SCENARIO, what="the extra user's socket", result=extra_connect)
-        cpu_settle(pids=daphne, below=idle_rate + 0.05, window=0.5, timeout=sizes.chat_settle_timeout)
-        actions = {}
-        if extra_connect["connected"]:
-            for label, action in (("join", "join"), ("leave", "leave"), ("rejoin", "join"), ("close", "close")):
-                actions[label] = presence_action_measure(
-                    bench=bench,
-                    client=client,
-                    action=action,
-                    label=label,
-                    pids=both,
-                    idle_rate=idle_rate,
-                    idle_commands_rate=idle_commands_rate,
+        cycles = []
+        for number, extra in enumerate(extras, start=1):
+            group = f"extra-{number}"
+            extra_connect = client.call(
+                "connect", timeout=60, group=group, conns=[conn_spec(user=extra)], ready="open", deadline=30
+            )
+            connect_check(bench=bench, scenario=SCENARIO, what=f"extra user #{number}'s socket", result=extra_connect)
+            cpu_settle(pids=daphne, below=idle_rate + 0.05, window=0.5, timeout=sizes.chat_settle_timeout)
+            if extra_connect["connected"]:
+                cycles.append(
+                    {
+                        label: presence_action_measure(
+                            bench=bench,
+                            client=client,
+                            action=action,
+                            label=f"{label} #{number}",
+                            actor_group=group,
+                            pids=both,
+                            idle_rate=idle_rate,
+                            idle_commands_rate=idle_commands_rate,
+                        )
+                        for label, action in ACTIONS
+                    }
                 )
-        result["actions"] = actions
     result["profile"] = profile_record(profile=profile, bench=bench)
-    join, close = actions.get("join"), actions.get("close")
-    result["join_plus_close_cpu_ms"] = (
-        round(join["daphne_cpu_ms"] + close["daphne_cpu_ms"], 1)
-        if join and close and join["complete"] and close["complete"]
+    result["action_cycles"] = cycles
+    result["actions"] = actions_median(cycles=cycles)
+    # Per cycle; None where one of the two did not reach every socket.
+    result["join_plus_close_cpu_ms"] = [
+        round(cycle["join"]["daphne_cpu_ms"] + cycle["close"]["daphne_cpu_ms"], 1)
+        if cycle["join"]["complete"] and cycle["close"]["complete"]
         else None
-    )
+        for cycle in cycles
+    ]
     broadcast = client.call("chat_broadcast", timeout=120, group="big", room=BIG_ROOM, wait=30)
     delivery_check(bench=bench, scenario=SCENARIO, what="message to the whole room", answer=broadcast)
     result["broadcast"] = {
@@ -202,12 +219,24 @@ def big_room_run(*, bench: Bench, client: LineProcess, url: str, pid: int, users
     return result
 
 
+def actions_median(*, cycles: list[dict]) -> dict:
+    """Of the cycles' figures, for each action, the cycle whose CPU was the median (the lower of the middle two)."""
+    if not cycles:
+        return {}
+    middle = (len(cycles) - 1) // 2
+    return {
+        label: sorted((cycle[label] for cycle in cycles), key=lambda figures: figures["daphne_cpu_ms"])[middle]
+        for label, _ in ACTIONS
+    }
+
+
 def presence_action_measure(
     *,
     bench: Bench,
     client: LineProcess,
     action: str,
     label: str,
+    actor_group: str,
     pids: dict[str, int],
     idle_rate: float,
     idle_commands_rate: float,
@@ -220,7 +249,7 @@ def presence_action_measure(
     answer = client.call(
         "chat_presence",
         timeout=sizes.chat_action_wait + 60,
-        actor_group="extra",
+        actor_group=actor_group,
         action=action,
         room=BIG_ROOM,
         watch_group="big",

@@ -187,3 +187,23 @@ def test_sketchpad_cpu_names_what_is_missing():
     assert "no liveblog at 1,000 sockets on [core]" in target["measured"]
     del results["scenarios"]["liveblog"]
     assert sketch_cpu_target(results=results)["verdict"] == "n/a"
+
+
+def join_close_target(*, join_plus_close, sockets: int = 2000) -> dict:
+    results = {
+        "smoke": False,
+        "steal_pct": {"chat": 0.5},
+        "scenarios": {"chat": {"big_room": {"sockets_requested": sockets, "join_plus_close_cpu_ms": join_plus_close}}},
+    }
+    return next(target for name, target in by_target(results=results).items() if name.startswith("join + close"))
+
+
+def test_join_plus_close_is_judged_on_every_cycle():
+    assert join_close_target(join_plus_close=[120.0, 140.0, 130.0])["verdict"] == "PASS"
+    crossing = join_close_target(join_plus_close=[120.0, 160.0, 130.0])
+    assert crossing["verdict"] == CROSSES
+    assert "median 130.0 ms, by cycle: 120.0, 160.0, 130.0" in crossing["measured"]
+    assert join_close_target(join_plus_close=[120.0, None, 130.0])["verdict"] == CROSSES  # a cycle not told to all
+    assert join_close_target(join_plus_close=[160.0, 170.0, 155.0])["verdict"] == "FAIL"
+    assert join_close_target(join_plus_close=167.3)["verdict"] == "FAIL"  # results of before the cycles
+    assert join_close_target(join_plus_close=[120.0], sockets=30)["verdict"] == "n/a"  # smoke sizes
