@@ -422,6 +422,8 @@ def chat_section(*, data: dict, results: dict) -> str:
                 "close); by cycle, ms: "
                 + "; ".join(
                     ", ".join(f"{label} {fmt(figures['daphne_cpu_ms'])}" for label, figures in cycle.items())
+                    if cycle
+                    else "the user's socket did not open"
                     for cycle in cycles
                 )
                 + "."

@@ -203,7 +203,11 @@ def test_join_plus_close_is_judged_on_every_cycle():
     crossing = join_close_target(join_plus_close=[120.0, 160.0, 130.0])
     assert crossing["verdict"] == CROSSES
     assert "median 130.0 ms, by cycle: 120.0, 160.0, 130.0" in crossing["measured"]
-    assert join_close_target(join_plus_close=[120.0, None, 130.0])["verdict"] == CROSSES  # a cycle not told to all
+    incomplete = join_close_target(join_plus_close=[120.0, None, 130.0])
+    assert incomplete["verdict"] == CROSSES
+    assert "median 120.0 ms, by cycle: 120.0, —, 130.0 (—: not every socket told)" in incomplete["measured"]
+    none_told = join_close_target(join_plus_close=[None, None, None])
+    assert (none_told["verdict"], none_told["measured"][:31]) == ("FAIL", "by cycle: —, —, — (—: not every")
     assert join_close_target(join_plus_close=[160.0, 170.0, 155.0])["verdict"] == "FAIL"
     assert join_close_target(join_plus_close=167.3)["verdict"] == "FAIL"  # results of before the cycles
     assert join_close_target(join_plus_close=[120.0], sockets=30)["verdict"] == "n/a"  # smoke sizes

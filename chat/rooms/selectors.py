@@ -1,6 +1,7 @@
 """Reads."""
 
 import functools
+import inspect
 from collections.abc import Collection, Mapping
 from importlib import import_module
 from typing import Any, NamedTuple
@@ -13,6 +14,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import ValidationError
 from django.db import router
 from django.db.models import QuerySet
+from django.db.models.query_utils import DeferredAttribute
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -142,7 +144,12 @@ def sessions_logged_in(*, keys: Collection[str]) -> set[str]:
     user_pks = {key: session_text_user_pk(text) for key, text in texts.items()}
     user_rows = user_rows_read(pks=set(user_pks.values()) - {None})
     # The settings session_login_valid reads: a change of them must judge every session again.
-    config = (tuple(settings.AUTHENTICATION_BACKENDS), settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
+    config = (
+        tuple(settings.AUTHENTICATION_BACKENDS),
+        settings.SECRET_KEY,
+        tuple(settings.SECRET_KEY_FALLBACKS),
+        settings.AUTH_USER_MODEL,
+    )
     return {
         key
         for key, text in texts.items()
@@ -164,14 +171,15 @@ def login_verdict(*, text: str, user_row: tuple | None, config: tuple) -> bool:
     them and ``config`` when nothing else can change the verdict: Django's own checks of a user
     (``ModelBackend.user_can_authenticate``, ``AbstractBaseUser``'s session auth hashes), which
     read the row alone. A backend or user model of a project's own may read more (the time,
-    another table): judged every time, as is a row that cannot be a cache key (a JSONField's dict)."""
+    another table): judged every time, as is a row that cannot be a cache key (a JSONField's
+    dict), so such a project's re-checks cost what they did before the cache."""
     if user_row is None:
         return False
     try:
         hash(user_row)
     except TypeError:
         return login_verdict_judge(text=text, user_row=user_row, config=config)
-    if not login_checks_django_s(backend_path=session_data_decode(text).get(BACKEND_SESSION_KEY)):
+    if not login_checks_django_s(backend_path=session_data_decode(text).get(BACKEND_SESSION_KEY), config=config):
         return login_verdict_judge(text=text, user_row=user_row, config=config)
     return login_verdict_cached(text=text, user_row=user_row, config=config)
 
@@ -179,16 +187,20 @@ def login_verdict(*, text: str, user_row: tuple | None, config: tuple) -> bool:
 DJANGO_S_USER_CHECKS = (ModelBackend.user_can_authenticate, AllowAllUsersModelBackend.user_can_authenticate)
 
 
-def login_checks_django_s(*, backend_path: str | None) -> bool:
-    """Whether a verdict on a session logged in with this backend reads nothing but the user's row and settings."""
+@functools.lru_cache(maxsize=64)
+def login_checks_django_s(*, backend_path: str | None, config: tuple) -> bool:
+    """Whether a verdict on a session logged in with this backend reads nothing but the user's row and
+    ``config`` (the settings): Django's own ``user_can_authenticate`` (``is_active``, a field, or
+    AbstractBaseUser's True, not a property) and session auth hashes. Once per backend and settings."""
     if backend_path not in settings.AUTHENTICATION_BACKENDS:
         return True  # refused without looking at the user
     user_class = get_user_model()
-    backend = load_backend(backend_path)
     return (
-        getattr(type(backend), "user_can_authenticate", None) in DJANGO_S_USER_CHECKS
+        getattr(type(load_backend(backend_path)), "user_can_authenticate", None) in DJANGO_S_USER_CHECKS
+        and isinstance(inspect.getattr_static(user_class, "is_active", True), bool | DeferredAttribute)
         and user_class.get_session_auth_hash is AbstractBaseUser.get_session_auth_hash
         and user_class.get_session_auth_fallback_hash is AbstractBaseUser.get_session_auth_fallback_hash
+        and user_class._get_session_auth_hash is AbstractBaseUser._get_session_auth_hash
     )
 
 

@@ -352,13 +352,21 @@ def test_a_user_row_that_cannot_be_a_cache_key_is_judged_all_the_same(users):
     client.force_login(users["alice"])
     text = Session.objects.get(session_key=client.cookies[settings.SESSION_COOKIE_NAME].value).session_data
     row = selectors.user_rows_read(pks=[users["alice"].pk])[users["alice"].pk]
-    config = (tuple(settings.AUTHENTICATION_BACKENDS), settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
+    config = (
+        tuple(settings.AUTHENTICATION_BACKENDS),
+        settings.SECRET_KEY,
+        tuple(settings.SECRET_KEY_FALLBACKS),
+        settings.AUTH_USER_MODEL,
+    )
     assert selectors.login_verdict(text=text, user_row=row, config=config)
     # date_joined, the last field, as a JSONField's value would read: a dict.
     unhashable = (*row[:-1], {"joined": "then"})
     with pytest.raises(TypeError):
         hash(unhashable)
     assert selectors.login_verdict(text=text, user_row=unhashable, config=config) is True
+    is_active = [field.attname for field in get_user_model()._meta.concrete_fields].index("is_active")
+    deactivated = (*unhashable[:is_active], False, *unhashable[is_active + 1 :])
+    assert selectors.login_verdict(text=text, user_row=deactivated, config=config) is False
 
 
 async def test_the_re_check_task_ends_with_the_process_s_last_socket(rechecks, logged_in, users, chat_rooms):
