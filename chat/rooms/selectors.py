@@ -143,18 +143,23 @@ def sessions_logged_in(*, keys: Collection[str]) -> set[str]:
     texts = dict(rows.values_list("session_key", "session_data"))
     user_pks = {key: session_text_user_pk(text) for key, text in texts.items()}
     user_rows = user_rows_read(pks=set(user_pks.values()) - {None})
-    # The settings session_login_valid reads: a change of them must judge every session again.
-    config = (
-        tuple(settings.AUTHENTICATION_BACKENDS),
-        settings.SECRET_KEY,
-        tuple(settings.SECRET_KEY_FALLBACKS),
-        settings.AUTH_USER_MODEL,
-    )
+    config = login_config_get()
     return {
         key
         for key, text in texts.items()
         if login_verdict(text=text, user_row=user_rows.get(user_pks[key]), config=config)
     }
+
+
+def login_config_get() -> tuple:
+    """The settings session_login_valid reads, a part of each cached verdict's key: a change of
+    them judges every session again."""
+    return (
+        tuple(settings.AUTHENTICATION_BACKENDS),
+        settings.SECRET_KEY,
+        tuple(settings.SECRET_KEY_FALLBACKS),
+        settings.AUTH_USER_MODEL,
+    )
 
 
 def user_rows_read(*, pks: Collection[Any]) -> dict[Any, tuple]:

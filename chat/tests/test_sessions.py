@@ -352,12 +352,7 @@ def test_a_user_row_that_cannot_be_a_cache_key_is_judged_all_the_same(users):
     client.force_login(users["alice"])
     text = Session.objects.get(session_key=client.cookies[settings.SESSION_COOKIE_NAME].value).session_data
     row = selectors.user_rows_read(pks=[users["alice"].pk])[users["alice"].pk]
-    config = (
-        tuple(settings.AUTHENTICATION_BACKENDS),
-        settings.SECRET_KEY,
-        tuple(settings.SECRET_KEY_FALLBACKS),
-        settings.AUTH_USER_MODEL,
-    )
+    config = selectors.login_config_get()
     assert selectors.login_verdict(text=text, user_row=row, config=config)
     # date_joined, the last field, as a JSONField's value would read: a dict.
     unhashable = (*row[:-1], {"joined": "then"})
