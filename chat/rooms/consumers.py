@@ -4,6 +4,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.db import OperationalError
 
+from realtime_common.broadcast import database_sync_to_async_sending
 from realtime_common.consumers import ClientError, fault_frame
 from realtime_common.layers import REDIS_DOWN, error_text
 from realtime_common.outages import OutageLog
@@ -161,7 +162,8 @@ class ChatConsumer(StreamConsumer):
         """Store the message, once per client_id (services.message_send). Every refusal, a fault of
         the database or Redis included, names the message (its client_id): the page gives it back."""
         try:
-            message, created = await database_sync_to_async(message_send)(
+            message, created = await database_sync_to_async_sending(
+                message_send,
                 session_key=self.session.session_key,
                 room=room,
                 user=self.user,

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from realtime_common import streams
+from realtime_common import broadcast, streams
 from realtime_common.streams import stream_seq
 from rooms import consumers, sessions
 from rooms.services import message_send
@@ -73,10 +73,16 @@ async def test_a_send_is_one_call_in_the_orm_s_thread(logged_in, users, chat_roo
         calls.append(function.__name__)
         return database_sync_to_async(function)
 
-    database_sync_to_async = consumers.database_sync_to_async
-    for module in [consumers, sessions]:
+    def hop_counted(function):
+        calls.append(f"async_to_sync({function.__name__})")
+        return async_to_sync(function)
+
+    database_sync_to_async, async_to_sync = consumers.database_sync_to_async, broadcast.async_to_sync
+    for module in [consumers, sessions, broadcast]:
         monkeypatch.setattr(module, "database_sync_to_async", counted)
+    monkeypatch.setattr(broadcast, "async_to_sync", hop_counted)
     await say(tab, "lobby", "Hello")
     assert (await tab.receive_json_from())["text"] == "Hello"
-    # The session check, the rate and the INSERT: each call is a hop to that thread and back.
+    # The session check, the rate and the INSERT: each call is a hop to that thread and back; and the
+    # message to the room is sent from the event loop once the call returns, not with a hop back from it.
     assert calls == ["message_send"]
