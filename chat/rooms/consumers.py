@@ -165,6 +165,7 @@ class ChatConsumer(StreamConsumer):
             message, created = await database_sync_to_async_sending(
                 message_send,
                 session_key=self.session.session_key,
+                session_confirmed=self.session.confirmed(),
                 room=room,
                 user=self.user,
                 text=command.text,
@@ -277,7 +278,7 @@ class ChatConsumer(StreamConsumer):
             await self.session_close()
 
     async def session_close(self) -> None:
-        self.session.unwatch()  # a closing socket needs no more re-checks
+        self.session.end()
         await self.close(code=CLOSE_LOGGED_OUT)
 
     async def session_ended(self, message):
@@ -286,7 +287,7 @@ class ChatConsumer(StreamConsumer):
 
     async def user_sessions_changed(self, message):
         """The user was saved or deleted: this process re-checks its sessions now, once for all its sockets."""
-        session_watch_get().rounds_wake()
+        session_watch_get().sessions_doubt()
 
     async def presence_changed(self, message):
         await self.presence.changed(message)

@@ -1,12 +1,15 @@
 """A socket lives only as long as its session is a login (rooms/sessions.py): closed
 with 4401 by a logout in its browser, by its process's re-check every heartbeat
 (an expired or deleted session, a changed password, a deactivated user), at once
-when the user is saved, and at its next write. Against both channel layers."""
+when the user is saved, and at its next write (a message trusts its process's latest
+re-check, while nothing heard since casts doubt on it). Against both channel layers."""
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -21,9 +24,9 @@ from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from rooms import receivers, selectors, sessions
+from rooms import receivers, selectors, services, sessions
 from rooms.models import Message
-from rooms.selectors import SESSION_ROOMS, session_data_decode, sessions_logged_in
+from rooms.selectors import SESSION_ROOMS, session_data_decode, sessions_logged_in, sessions_logged_in_until
 from rooms.services import session_rooms_update
 from rooms.session_store import SessionStore as RoomsSessionStore
 from rooms.sessions import CLOSE_LOGGED_OUT, session_watch_get
@@ -70,11 +73,11 @@ async def rechecks(settings, monkeypatch):
     def counted(*, keys):
         # In the thread of database_sync_to_async: the queries of that thread's connection.
         with CaptureQueriesContext(connection) as queries:
-            alive = sessions_logged_in(keys=keys)
+            alive = sessions_logged_in_until(keys=keys)
         loop.call_soon_threadsafe(checks.done.put_nowait, Recheck(frozenset(keys), frozenset(alive), len(queries)))
         return alive
 
-    monkeypatch.setattr(sessions, "sessions_logged_in", counted)
+    monkeypatch.setattr(sessions, "sessions_logged_in_until", counted)
     yield checks
     if task := session_watch_get().task:
         async with asyncio.timeout(5):
@@ -229,6 +232,110 @@ async def test_a_message_on_a_dead_session_is_refused_and_not_stored(logged_in, 
     await say(socket, "lobby", "from beyond")
     assert await socket.receive_output() == CLOSED
     assert await count_messages() == 0
+
+
+@pytest.fixture
+def session_checks(monkeypatch):
+    """The session keys a message_send checked itself (two queries each), in order."""
+    checked = []
+    check = services.session_logged_in
+    monkeypatch.setattr(
+        services,
+        "session_logged_in",
+        lambda *, session_key: checked.append(session_key) or check(session_key=session_key),
+    )
+    return checked
+
+
+async def test_a_message_trusts_the_process_s_latest_re_check_and_checks_its_session_only_without_one(
+    logged_in, users, chat_rooms, settings, session_checks
+):
+    settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
+    alice = await logged_in(users["alice"])
+    socket = await alice.open_tab()
+    await join(socket, "lobby")
+    await assert_open(socket, "lobby")
+    assert session_checks == [alice.session_key]  # no re-check yet: the message checked
+
+    await session_watch_get().round_await()
+    await assert_open(socket, "lobby")
+    assert session_checks == [alice.session_key]  # vouched for by the re-check: no query
+
+
+async def test_a_session_ended_with_no_word_to_the_process_is_seen_by_its_next_re_check(
+    logged_in, users, chat_rooms, settings
+):
+    """The window that trust leaves: a session deleted with no signal (a QuerySet.update, another
+    service) while a re-check vouches for it. A message may be stored in it; the next re-check closes
+    the socket, at most a heartbeat later."""
+    settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
+    alice = await logged_in(users["alice"])
+    socket = await alice.open_tab()
+    await join(socket, "lobby")
+    watch = session_watch_get()
+    await watch.round_await()
+    await session_delete(alice)
+    await assert_open(socket, "lobby")
+    await watch.round_await()
+    assert await socket.receive_output(timeout=5) == CLOSED
+
+
+async def test_a_re_check_is_trusted_until_the_session_expires_or_two_heartbeats_pass(
+    logged_in, users, chat_rooms, settings
+):
+    settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
+    soon, later = await logged_in(users["alice"]), await logged_in(users["bob"])
+    for browser in (soon, later):
+        await browser.open_tab()
+    expiry = timezone.now() + timedelta(seconds=30)
+    await sync_to_async(Session.objects.filter(session_key=soon.session_key).update)(expire_date=expiry)
+    watch = session_watch_get()
+    began = time.time()
+    await watch.round_await()
+    assert watch.confirmed[soon.session_key] == expiry.timestamp()
+    assert began <= watch.confirmed[later.session_key] - 2 * NO_HEARTBEAT <= time.time()
+
+
+async def test_a_saved_user_or_an_ended_session_stops_the_trust_until_the_next_re_check(
+    logged_in, users, chat_rooms, settings
+):
+    settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
+    alice, bob = await logged_in(users["alice"]), await logged_in(users["bob"])
+    for browser in (alice, bob):
+        await browser.open_tab()
+    watch = session_watch_get()
+    await watch.round_await()
+    assert watch.session_confirmed(session_key=alice.session_key)
+
+    watch.sessions_doubt(session_key=alice.session_key)  # a socket of alice's session closed with 4401
+    assert not watch.session_confirmed(session_key=alice.session_key)
+    assert watch.session_confirmed(session_key=bob.session_key)
+
+    await watch.round_await()
+    watch.sessions_doubt()  # a user was saved or deleted: any session may have ended
+    assert not watch.session_confirmed(session_key=bob.session_key)
+    await watch.round_await()  # the re-check that doubt woke, or the one after it
+    assert watch.session_confirmed(session_key=bob.session_key)
+
+
+async def test_a_re_check_that_began_before_a_doubt_confirms_nothing(
+    logged_in, users, chat_rooms, settings, monkeypatch
+):
+    settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
+    alice = await logged_in(users["alice"])
+    await alice.open_tab()
+    watch, loop = session_watch_get(), asyncio.get_running_loop()
+    check = sessions.sessions_logged_in_until
+
+    def doubted_meanwhile(*, keys):
+        alive = check(keys=keys)
+        # Handled by the loop before the re-check resumes: callbacks run in the order they were scheduled.
+        loop.call_soon_threadsafe(partial(watch.sessions_doubt, session_key=alice.session_key))
+        return alive
+
+    monkeypatch.setattr(sessions, "sessions_logged_in_until", doubted_meanwhile)
+    await watch.round_await()
+    assert not watch.session_confirmed(session_key=alice.session_key)
 
 
 @pytest.mark.parametrize("command", ["join", "leave"])
@@ -387,7 +494,7 @@ async def test_re_checks_survive_a_failing_database_and_log_the_outage_once(
     caplog.set_level(logging.INFO, logger="rooms.sessions")
     alice = await logged_in(users["alice"])
     tab = await alice.open_tab()
-    counted, failures = sessions.sessions_logged_in, 3
+    counted, failures = sessions.sessions_logged_in_until, 3
 
     def failing(*, keys):
         nonlocal failures
@@ -396,7 +503,7 @@ async def test_re_checks_survive_a_failing_database_and_log_the_outage_once(
             raise ConnectionError("the database is down")
         return counted(keys=keys)
 
-    monkeypatch.setattr(sessions, "sessions_logged_in", failing)
+    monkeypatch.setattr(sessions, "sessions_logged_in_until", failing)
     for _ in range(2):  # the first that works, after three that failed, and the next: the first is over
         await rechecks.next(keys={alice.session_key})
     logged = [(record.levelname, record.getMessage()) for record in caplog.records if record.name == "rooms.sessions"]
