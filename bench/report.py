@@ -447,6 +447,7 @@ def chat_section(*, data: dict, results: dict) -> str:
                 fmt(step["deliveries_per_s"], 0),
                 "yes" if step["held"] else "**no**",
                 ", ".join(f"{name} {pct}" for name, pct in step["server_core_pct"].items()),
+                fmt(step.get("server_cpu_ms_per_message"), 2),
                 fmt(step["client_cpu_pct_sending"], 0, " %"),
                 ", ".join(f"{code}: {count}" for code, count in step["error_codes"].items()) or DASH,
             ]
@@ -463,11 +464,13 @@ def chat_section(*, data: dict, results: dict) -> str:
                 "deliveries/s",
                 "held",
                 "server % of a core",
+                "server CPU ms a message (idle subtracted)",
                 "client CPU",
                 "errors",
             ],
             rows=rows,
         )
+        text += f"\nIdle (every socket open, nobody talking): {fmt(rooms.get('idle_core_pct'), 2)} % of a core.\n"
         best = rooms.get("best")
         text += (
             f"\nHighest step held (100 % delivered, p99 ≤ 100 ms): {fmt(best and best['rate'])} msg/s, "

@@ -23,6 +23,8 @@ CHAT_BROADCAST_P95_MS = 300.0
 CHAT_BROADCAST_CLIENTS = 2000
 CHAT_ROOMS_RATIO_MIN = 1 / 3
 CHAT_ROOMS_RATE = 400
+# A message stored and sent to a room of 10, at the issue's 100 messages a second (the rooms' step of that rate).
+CHAT_MESSAGE_CPU_MS, CHAT_MESSAGE_RATE = 1.5, 100
 SKETCH_P99_MS = 50.0
 # The sketchpad's server CPU per relayed frame (its 5-drawer step) over the liveblog's per delivered frame (its
 # median run at 1,000 sockets, same layer, same run): both write one channel-layer message to each socket, but a
@@ -224,6 +226,25 @@ def targets_evaluate(*, results: dict) -> list[dict]:
             steal_pct=steal,
             note=("smoke sizes: indicative only; " if smoke else "")
             + "bounded by the step ladder: see the steps table",
+        )
+        message_steps = [
+            next((step for step in run["steps"] if step["rate"] == CHAT_MESSAGE_RATE), None)
+            for run in runs.get("site", [])
+        ]
+        message_cpus = [step and step.get("server_cpu_ms_per_message") for step in message_steps]
+        add(
+            scenario="chat",
+            target=f"a message stored and sent to a room of 10: ≤ {CHAT_MESSAGE_CPU_MS:g} ms of server CPU "
+            f"(the rooms at {CHAT_MESSAGE_RATE} msg/s, idle use subtracted), every round",
+            measured="ms a message, by round: " + ", ".join(fmt(cpu, 2) for cpu in message_cpus),
+            verdict=runs_judge(
+                oks=[cpu is not None and cpu <= CHAT_MESSAGE_CPU_MS for cpu in message_cpus]
+                if all(message_steps)
+                else [],
+                steal_pct=steal,
+            ),
+            steal_pct=steal,
+            note="two daphne processes on one core; CPU in 10 ms ticks over a step of a few seconds",
         )
         ratio = chat.get("rooms_ratio")
         add(

@@ -117,6 +117,12 @@ def chat_run(*, bench: Bench) -> dict:
     return result
 
 
+def message_cpu_ms(*, used: float, idle_rate: float, elapsed: float, sent: int) -> float | None:
+    """The servers' CPU per message sent (ms), their idle use over the step taken out; read in
+    10 ms ticks, so coarse under a second of CPU."""
+    return round(1000 * max(0.0, used - idle_rate * elapsed) / sent, 2) if sent else None
+
+
 def best_deliveries(*, run: dict) -> float:
     """The deliveries/s of a rooms run's highest held step; 0 if it held none."""
     return run["best"]["deliveries_per_s"] if run["best"] else 0
@@ -373,13 +379,14 @@ def rooms_run(
         deadline=sizes.chat_connect_deadline,
     )
     connect_check(bench=bench, scenario=SCENARIO, what=f"{len(conns)} users in rooms ({label})", result=connect)
+    servers = {name: pid for name, pid in pids.items() if name != "redis"}
     if mode == "site":
-        cpu_settle(
-            pids={name: pid for name, pid in pids.items() if name != "redis"},
-            below=0.3,
-            window=1.0,
-            timeout=sizes.chat_settle_timeout,
-        )
+        cpu_settle(pids=servers, below=0.3, window=1.0, timeout=sizes.chat_settle_timeout)
+    # What the servers use with every socket open and nobody talking (heartbeats, re-checks):
+    # subtracted from each step's CPU to give a message's own.
+    before, started = cpu_snapshot(pids=servers), time.monotonic()
+    time.sleep(sizes.chat_rooms_idle_seconds)
+    idle_rate = sum(cpu_delta(before=before, after=cpu_snapshot(pids=servers)).values()) / (time.monotonic() - started)
     steps = []
     best = None
     for number, rate in enumerate(rates, start=1):
@@ -412,6 +419,9 @@ def rooms_run(
             "error_codes": answer["error_codes"],
             "held": held,
             "server_core_pct": {name: round(100 * seconds / elapsed, 1) for name, seconds in used.items()},
+            "server_cpu_ms_per_message": message_cpu_ms(
+                used=sum(used[name] for name in servers), idle_rate=idle_rate, elapsed=elapsed, sent=answer["sent"]
+            ),
             "client_cpu_pct": answer["client_cpu"]["pct"],
             "client_cpu_pct_sending": answer["client_cpu_pct_sending"],
             "steal_pct": steal.pct(),
@@ -433,6 +443,7 @@ def rooms_run(
     client.call("close", timeout=120, group="rooms")
     return {
         "sockets": connect["connected"],
+        "idle_core_pct": round(100 * idle_rate, 2),
         "connect": {key: connect[key] for key in ("requested", "connected", "failed", "failures", "elapsed_s")},
         "steps": steps,
         "best": {"rate": best["rate"], "deliveries_per_s": best["deliveries_per_s"], "p99": best["latency_ms"]["p99"]}

@@ -211,3 +211,29 @@ def test_join_plus_close_is_judged_on_every_cycle():
     assert join_close_target(join_plus_close=[160.0, 170.0, 155.0])["verdict"] == "FAIL"
     assert join_close_target(join_plus_close=167.3)["verdict"] == "FAIL"  # results of before the cycles
     assert join_close_target(join_plus_close=[120.0], sockets=30)["verdict"] == "n/a"  # smoke sizes
+
+
+def message_cpu_target(*, per_round: list[float | None], rates: tuple[int, ...] = (50, 100, 200)) -> dict:
+    """The chat message's CPU target, from site rounds whose step at 100 msg/s measured ``per_round``."""
+    runs = [
+        {
+            "steps": [{"rate": rate, "server_cpu_ms_per_message": cpu if rate == 100 else 9.0} for rate in rates],
+            "best": None,
+        }
+        for cpu in per_round
+    ]
+    results = {
+        "smoke": False,
+        "steal_pct": {"chat": 0.5},
+        "scenarios": {"chat": {"big_room": {"sockets_requested": 2000}, "rooms_runs": {"site": runs}}},
+    }
+    return next(target for name, target in by_target(results=results).items() if name.startswith("a message stored"))
+
+
+def test_a_message_s_cpu_is_judged_at_100_messages_a_second_on_every_round():
+    assert message_cpu_target(per_round=[1.2, 1.4, 1.3])["verdict"] == "PASS"
+    assert message_cpu_target(per_round=[1.2, 1.6, 1.3])["verdict"] == CROSSES
+    failed = message_cpu_target(per_round=[1.9, 2.1, 2.0])
+    assert (failed["verdict"], failed["measured"]) == ("FAIL", "ms a message, by round: 1.90, 2.10, 2.00")
+    assert message_cpu_target(per_round=[None])["verdict"] == "FAIL"  # nothing sent at that step
+    assert message_cpu_target(per_round=[1.0], rates=(8, 16))["verdict"] == "n/a"  # smoke sizes: no such step
