@@ -46,7 +46,7 @@ class LiveModel(models.Model):
     write through save() and delete(), as the admin and forms do.
     """
 
-    # Events kept per stream for catching up; a page that missed more resyncs.
+    # Events kept per stream for catching up (at least; pruned a tenth at a time); a page that missed more resyncs.
     live_retention = 500
 
     class Meta:
@@ -122,8 +122,18 @@ def stream_extend(
         frames.append(frame)
     StreamEvent.objects.bulk_create(stored)
     group_send_on_commit(group=stream, messages=messages)
-    StreamEvent.objects.filter(stream_id=stream_id, seq__lte=last_seq - retention).delete()
+    if stream_prune_due(first_seq=last_seq - count + 1, last_seq=last_seq, retention=retention):
+        StreamEvent.objects.filter(stream_id=stream_id, seq__lte=last_seq - retention).delete()
     return frames
+
+
+def stream_prune_due(*, first_seq: int, last_seq: int, retention: int) -> bool:
+    """Whether events first_seq to last_seq, just stored, pass a multiple of a tenth of the retention:
+    the older events are pruned then, a tenth at a time, rather than one per event. A DELETE with
+    every chat message was 11 % of its CPU instructions (callgrind, one daphne). A stream keeps the
+    last ``retention`` events at least, and fewer than 1.1 × ``retention`` (all of them under 20)."""
+    every = max(1, retention // 10)
+    return (first_seq - 1) // every != last_seq // every
 
 
 def stream_seq_raise(*, stream: str, count: int) -> tuple[int, int] | None:

@@ -11,7 +11,7 @@ from django.urls import path
 
 from realtime_common import streams
 from realtime_common.models import StreamEvent
-from realtime_common.streams import CLOSE_RESYNC, stream_frames_since, stream_seq
+from realtime_common.streams import CLOSE_RESYNC, stream_frames_since, stream_prune_due, stream_seq
 from tests.liveapp.consumers import NoteConsumer
 from tests.liveapp.models import Note
 
@@ -114,6 +114,33 @@ def test_events_are_kept_up_to_the_models_retention(monkeypatch):
     assert stream_frames_since(stream="notes-a", seq=5) == []
     assert stream_frames_since(stream="notes-a", seq=6) is None
     assert stream_seq(stream="notes-b") == 0
+
+
+def test_a_long_retention_is_pruned_a_tenth_at_a_time_and_never_below_it(monkeypatch):
+    monkeypatch.setattr(Note, "live_retention", 30)  # pruned 3 at a time
+    kept = []
+    for number in range(1, 41):
+        Note.objects.create(board="a", text=str(number))
+        kept.append(StreamEvent.objects.count())
+    # Never fewer than the retention once there were as many, never 10 % more.
+    assert kept[29:] == [30, 31, 32, 30, 31, 32, 30, 31, 32, 30, 31]
+    assert [frame["seq"] for frame in stream_frames_since(stream="notes-a", seq=9)] == list(range(10, 41))
+    assert stream_frames_since(stream="notes-a", seq=8) is None
+
+
+@pytest.mark.parametrize(
+    ("first_seq", "last_seq", "retention", "due"),
+    [
+        (7, 7, 5, True),  # under 20: every event
+        (499, 499, 500, False),
+        (500, 500, 500, True),
+        (501, 501, 500, False),
+        (540, 560, 500, True),  # a batch that passes 550
+        (551, 599, 500, False),
+    ],
+)
+def test_a_prune_is_due_when_the_new_events_pass_a_tenth_of_the_retention(first_seq, last_seq, retention, due):
+    assert stream_prune_due(first_seq=first_seq, last_seq=last_seq, retention=retention) is due
 
 
 def test_a_frame_without_its_seq_is_refused_with_the_change(monkeypatch):
