@@ -320,10 +320,14 @@ class BenchSite(LiveSite):
         return logs[max(0, at - 300) : at + 3000] if at >= 0 else ""
 
 
-def site_prepare(*, name: str, workdir: Path, redis_url: str) -> BenchSite:
-    """A site with a fresh migrated database (static files are not needed: only sockets and /health/ are used)."""
+def site_prepare(*, name: str, workdir: Path, redis_url: str, database_url: str | None = None) -> BenchSite:
+    """A site with a fresh migrated database, SQLite in its folder or ``database_url`` (static files are not
+    needed: only sockets and /health/ are used)."""
     site = BenchSite(
-        directory=REPO / name, workdir=workdir / f"{name}-{int(time.time() * 1000) % 10**8}", redis_url=redis_url
+        directory=REPO / name,
+        workdir=workdir / f"{name}-{int(time.time() * 1000) % 10**8}",
+        redis_url=redis_url,
+        database_url=database_url,
     )
     site.workdir.mkdir(parents=True)
     (site.workdir / "static").mkdir()  # empty, but there: WhiteNoise warns about a missing STATIC_ROOT

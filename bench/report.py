@@ -431,7 +431,11 @@ def chat_section(*, data: dict, results: dict) -> str:
         text += "\n"
         if big.get("profile"):
             text += f"\nProfile: {profile_markdown(profile=big['profile'])}\n"
-    for key, label in (("rooms", "site, 2 daphne processes"), ("rooms_bare", "bare websockets server")):
+    for key, label in (
+        ("rooms", "site, 2 daphne processes"),
+        ("rooms_postgres", "site on Postgres, 2 daphne processes, one run"),
+        ("rooms_bare", "bare websockets server"),
+    ):
         rooms = data.get(key)
         if not rooms:
             continue

@@ -4,7 +4,8 @@ One room of N users (each a logged-in session of its own) on one daphne process:
 the cost of one more user joining, leaving, joining again and closing (ACTION_CYCLES times, a
 user each), one message to everyone, and everyone
 reconnecting at once. Then 100 rooms of 10 users over two processes at a stepped send rate,
-against the bare websockets server relaying by room, the two alternated.
+against the bare websockets server relaying by room, the two alternated; each step's server CPU
+per message, idle use subtracted. Then the site's steps once more, on a throwaway Postgres.
 """
 
 import time
@@ -20,11 +21,13 @@ from bench.procs import (
     cpu_delta,
     cpu_settle,
     cpu_snapshot,
+    site_prepare,
     site_script,
     site_serving,
 )
 from bench.scenarios import connect_check, delivery_check, runs_alternate, tracebacks_check, ws_of
 from bench.stats import p99_within, ratios_summary
+from realtime_common.testing.servers import PostgresServer
 
 SCENARIO = "chat"
 BIG_ROOM = "bench-big"
@@ -67,16 +70,7 @@ def chat_run(*, bench: Bench) -> dict:
         bench.pinning.pid_pin(name="daphne chat", pid=site.pids[-1], cpu=1)
         rooms_users = users[big_users:]
         site_pids = {f"daphne-{number}": pid for number, pid in enumerate(site.pids)}
-        site_conns = [
-            {
-                "url": f"{ws_of(url=urls[number % 2])}/ws/chat/",
-                "origin": urls[number % 2],
-                "cookie": user["cookie"],
-                "user": user["username"],
-                "room": room_slugs[number // sizes.chat_room_users],
-            }
-            for number, user in enumerate(rooms_users)
-        ]
+        site_conns = rooms_conns(urls=urls, users=rooms_users, room_slugs=room_slugs, room_users=sizes.chat_room_users)
         # The bare server runs beside the site's processes, so that the two alternate run by run.
         bare = stack.enter_context(bare_running(workdir=bench.workdir, pinning=bench.pinning))
         bare_conns = [
@@ -102,6 +96,7 @@ def chat_run(*, bench: Bench) -> dict:
 
         runs = runs_alternate(states=("site", "bare"), rounds=sizes.baseline_rounds, measure=rooms_measure)
         result["server_errors"] = tracebacks_check(bench=bench, scenario=SCENARIO, site=site)
+        result["rooms_postgres"] = rooms_postgres_run(bench=bench, client=client, room_slugs=room_slugs)
         result["client_cpu_log"] = client.cpu_log[-40:]
     result["rooms_runs"] = runs
     # The steps tables and plot show each side's median run; the ratio is round by round.
@@ -115,6 +110,61 @@ def chat_run(*, bench: Bench) -> dict:
         step["steal_pct"] for state_runs in runs.values() for run in state_runs for step in run["steps"]
     )
     return result
+
+
+def rooms_conns(*, urls: list[str], users: list[dict], room_slugs: list[str], room_users: int) -> list[dict]:
+    """The rooms' sockets of the site, alternating between its processes (``urls``), ``room_users`` to a room."""
+    return [
+        {
+            "url": f"{ws_of(url=urls[number % len(urls)])}/ws/chat/",
+            "origin": urls[number % len(urls)],
+            "cookie": user["cookie"],
+            "user": user["username"],
+            "room": room_slugs[number // room_users],
+        }
+        for number, user in enumerate(users)
+    ]
+
+
+def rooms_postgres_run(*, bench: Bench, client: LineProcess, room_slugs: list[str]) -> dict:
+    """The site's rooms steps again, once, with the site on a throwaway Postgres (production's
+    database: connections kept, health checks on) instead of SQLite: what a message costs there.
+    Postgres runs on the servers' CPU; its own CPU is not in the message's (Redis's is not either)."""
+    sizes = bench.sizes
+    postgres = PostgresServer()
+    postgres.start()
+    try:
+        bench.pinning.pid_pin(name="postgres", pid=postgres.process.pid, cpu=1)  # its backends inherit the CPU
+        site = site_prepare(
+            name="chat",
+            workdir=bench.workdir,
+            redis_url=bench.redis.url,
+            database_url=postgres.database_create(name="chat"),
+        )
+        setup = site_script(
+            site=site,
+            module="chat_setup",
+            args=["--users", str(sizes.chat_rooms * sizes.chat_room_users), "--rooms", *room_slugs],
+            timeout=600,
+        )[0]
+        with site_serving(site=site, count=2, layer=bench.layer_other, pinning=bench.pinning) as urls:
+            run = rooms_run(
+                bench=bench,
+                client=client,
+                conns=rooms_conns(
+                    urls=urls, users=setup["users"], room_slugs=room_slugs, room_users=sizes.chat_room_users
+                ),
+                pids={**{f"daphne-{number}": pid for number, pid in enumerate(site.pids)}, "redis": bench.redis.pid},
+                mode="site",
+                rates=sizes.chat_rates,
+                window=tuple(setup["rate_limit"]),
+            )
+        return run | {
+            "backend": setup["backend"],
+            "server_errors": tracebacks_check(bench=bench, scenario=SCENARIO, site=site),
+        }
+    finally:
+        postgres.stop()
 
 
 def message_cpu_ms(*, used: float, idle_rate: float, elapsed: float, sent: int) -> float | None:
