@@ -256,6 +256,7 @@ def targets_evaluate(*, results: dict) -> list[dict]:
                 target=f"[Postgres] rooms: ≥ {CHAT_ROOMS_RATE} msg/s held on two processes (all delivered, "
                 "p99 ≤ 100 ms), one run",
                 measured=f"highest step held: {fmt(best and best['rate'])} msg/s",
+                note="Postgres on the servers' core with them and Redis",
                 verdict=runs_judge(
                     oks=[bool(best) and best["rate"] >= CHAT_ROOMS_RATE]
                     if any(step["rate"] >= CHAT_ROOMS_RATE for step in postgres["steps"])
