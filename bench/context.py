@@ -63,7 +63,7 @@ SIZES_BOTH: dict[str, tuple] = {
     "chat_action_wait": (10.0, 8.0), "chat_settle_timeout": (6.0, 2.0), "chat_storm_timeout": (30.0, 10.0),
     "chat_rooms": (100, 4), "chat_room_users": (10, 4), "chat_rates": ((50, 100, 200, 400, 800), (8, 16)),
     "chat_bare_extra_rates": ((1600, 3200), (32,)), "chat_step_seconds": (3.0, 1.0),
-    "chat_rooms_idle_seconds": (3.0, 0.5),
+    "chat_rooms_idle_seconds": (5.0, 0.5),
     "sketch_drawers": ((1, 2, 5, 10, 20), (1, 3)), "sketch_watchers": (20, 3), "sketch_step_seconds": (8.0, 1.0),
     "sketch_multi": ((5, 5, 20), (2, 2, 2)),
     "cursors": (((5, 10, 20), 20, 2), ((2,), 2, 1)),

@@ -241,7 +241,8 @@ def targets_evaluate(*, results: dict) -> list[dict]:
                 measured="ms a message, by round: " + (", ".join(fmt(cpu, 2) for cpu in message_cpus) or DASH),
                 verdict=runs_judge(
                     oks=[cpu is not None and cpu <= CHAT_MESSAGE_CPU_MS for cpu in message_cpus]
-                    if all(message_steps)
+                    # Not judged at sizes without the step, nor from results made before it was measured.
+                    if all(step and "server_cpu_ms_per_message" in step for step in message_steps)
                     else [],
                     steal_pct=steal,
                 ),

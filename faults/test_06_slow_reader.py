@@ -7,7 +7,7 @@ Later) once more than WEBSOCKET_SEND_BUFFER_LIMIT (1 MiB) waits in its
 transport, and sends it nothing more: the server's memory stays bounded, the
 other pages are not delayed, and the slow page, once it reads again, finds its
 socket closed, reconnects with ``since`` and catches up (by resync when it
-missed more than the 500 events the liveblog keeps).
+missed more than the 500 events, at least, that the liveblog keeps).
 """
 
 import asyncio

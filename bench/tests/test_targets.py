@@ -213,8 +213,11 @@ def test_join_plus_close_is_judged_on_every_cycle():
     assert join_close_target(join_plus_close=[120.0], sockets=30)["verdict"] == "n/a"  # smoke sizes
 
 
-def message_cpu_target(*, per_round: list[float | None], rates: tuple[int, ...] = (50, 100, 200)) -> dict:
-    """The chat message's CPU target, from site rounds whose step at 100 msg/s measured ``per_round``."""
+def message_cpu_target(
+    *, per_round: list[float | None], rates: tuple[int, ...] = (50, 100, 200), unmeasured: bool = False
+) -> dict:
+    """The chat message's CPU target, from site rounds whose step at 100 msg/s measured ``per_round``
+    (``unmeasured``: one round of results made before the bench measured it)."""
     runs = [
         {
             "steps": [{"rate": rate, "server_cpu_ms_per_message": cpu if rate == 100 else 9.0} for rate in rates],
@@ -239,6 +242,7 @@ def test_a_message_s_cpu_is_judged_at_100_messages_a_second_on_every_round():
     assert (failed["verdict"], failed["measured"]) == ("FAIL", "ms a message, by round: 1.90, 2.10, 2.00")
     assert message_cpu_target(per_round=[None])["verdict"] == "FAIL"  # nothing sent at that step
     assert message_cpu_target(per_round=[1.0], rates=(8, 16))["verdict"] == "n/a"  # smoke sizes: no such step
+    assert message_cpu_target(per_round=[], unmeasured=True)["verdict"] == "n/a"  # results from before the measure
 
 
 def test_the_rooms_on_postgres_are_judged_on_their_one_run():

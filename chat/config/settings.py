@@ -25,6 +25,8 @@ LOGOUT_REDIRECT_URL = "login"
 # within TTL + HEARTBEAT seconds. Each process also re-checks the sessions of its
 # sockets this often, in two queries: a socket whose session is no login any more
 # (expired, deleted, password changed, user deactivated) is closed within HEARTBEAT.
+# A message trusts the latest re-check for up to two HEARTBEATs from its start (rooms/sessions.py):
+# a longer HEARTBEAT widens the time a session ended with no word to the process may still send.
 CHAT_PRESENCE_HEARTBEAT = 2.0
 CHAT_PRESENCE_TTL = 6.0
 # A room's presence changes reach the store at most once per this many seconds

@@ -165,7 +165,7 @@ class ChatConsumer(StreamConsumer):
             message, created = await database_sync_to_async_sending(
                 message_send,
                 session_key=self.session.session_key,
-                session_confirmed=self.session.confirmed(),
+                session_trusted=self.session.trust_check(),
                 room=room,
                 user=self.user,
                 text=command.text,

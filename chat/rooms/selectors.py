@@ -51,7 +51,7 @@ def message_sent_get(*, user: AbstractBaseUser, client_id: str | None) -> Messag
 
 def message_frame_stored(*, message: Message) -> dict:
     """The frame of the message's newest event in its room's stream, as pages got it (with its seq).
-    Once the room no longer keeps that event (Message.live_retention newer ones), the frame is
+    Once the room no longer keeps that event (pruned, Message.live_retention newer ones at least), the frame is
     made again from the row with seq 0: no event for a page to apply, only the message."""
     events = StreamEvent.objects.filter(stream__name=message.live_stream(), row=live_row_key(instance=message))
     return events.order_by("-seq").values_list("frame", flat=True).first() or message_frame(message=message, seq=0)
@@ -129,9 +129,15 @@ SESSIONS_DECODED = 10_000
 
 
 def sessions_logged_in(*, keys: Collection[str]) -> set[str]:
+    """The keys, of ``keys``, whose session is still a login (``sessions_logged_in_until``)."""
+    return set(sessions_logged_in_until(keys=keys))
+
+
+def sessions_logged_in_until(*, keys: Collection[str]) -> dict[str, datetime]:
     """The keys, of ``keys``, whose session is still a login: stored, not expired, and
-    ``session_login_valid``. Two queries however many keys: one parameter per key,
-    far below SQLite's limit (32,766 by default since SQLite 3.32).
+    ``session_login_valid``; each with its session's expiry, a login until then unless its
+    session or user changes. Two queries however many keys: one parameter per key, far below
+    SQLite's limit (32,766 by default since SQLite 3.32).
 
     Every session and user is read again, but judged again only when its session's text, its
     user's row, or a setting the verdict reads changed (``login_verdict``): a re-check of 2,000
@@ -139,12 +145,6 @@ def sessions_logged_in(*, keys: Collection[str]) -> set[str]:
     (38 ms a round against 19, warm).
 
     Sessions must be stored in the database (SESSION_ENGINE db or cached_db)."""
-    return set(sessions_logged_in_until(keys=keys))
-
-
-def sessions_logged_in_until(*, keys: Collection[str]) -> dict[str, datetime]:
-    """``sessions_logged_in``, each key with its session's expiry: a login until then, unless its
-    session or user changes."""
     store = import_module(settings.SESSION_ENGINE).SessionStore
     rows = store.get_model_class().objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
     stored = {

@@ -2,6 +2,7 @@
 rate limits, the rooms kept in a session, and telling sockets their session ended."""
 
 import logging
+from collections.abc import Callable
 from functools import partial
 from importlib import import_module
 
@@ -52,7 +53,7 @@ def message_send(
     user: AbstractBaseUser,
     text: str,
     client_id: str | None,
-    session_confirmed: bool = False,
+    session_trusted: Callable[[], bool] | None = None,
 ) -> tuple[Message, bool]:
     """Store the user's message once per client_id, if the session of the socket sending it is
     still a login: (it, True) when stored now, or (the message stored under this id already,
@@ -61,13 +62,13 @@ def message_send(
     MessageRateLimited when over the rate; ClientIdTaken when the id names another message
     (another text or room).
 
-    The session is checked here (two queries) unless ``session_confirmed``: the process's latest
-    re-check of its sessions found it a login, and may still be trusted (sessions.SessionWatch).
+    The session is checked here (two queries) unless ``session_trusted()``, asked just before the
+    write, says the process's latest re-check of its sessions vouches for it (sessions.SessionWatch).
 
     All of it in one call, which the consumer makes in the ORM's thread: every
     database_sync_to_async call is a hop to that thread and back, queued behind the rest of
     the process's database work, and on Postgres a health check of the connection."""
-    if not session_confirmed and not session_logged_in(session_key=session_key):
+    if not (session_trusted and session_trusted()) and not session_logged_in(session_key=session_key):
         raise SessionEnded
     # Counted before the INSERT, so that a message over the rate is never stored.
     if message_rate_allow(user_id=user.pk):

@@ -8,7 +8,7 @@ socket makes none. So a session that ends must reach its sockets:
   group ``session-<hash of the key>``, in every process, at once.
 - **Every heartbeat** (CHAT_PRESENCE_HEARTBEAT), one task per process (per running
   event loop, like presence's registry) checks the session keys of all its
-  sockets in two queries (``selectors.sessions_logged_in``): still stored, not
+  sockets in two queries (``selectors.sessions_logged_in_until``): still stored, not
   expired, the user still active, the session's auth hash still the user's
   password's. The sockets of every session that is not get closed. This covers
   what sends no signal: an expired or deleted session, a ``QuerySet.update()``.
@@ -17,15 +17,22 @@ socket makes none. So a session that ends must reach its sockets:
 - **Every write** checks its session first, so a socket whose session ended stores
   nothing in the moment before it is closed. A join or leave in the same call as
   its write (services), as it reads the session anyway. A message trusts the latest
-  re-check of its process instead (``SessionWatch.session_confirmed``), while that
-  is under two heartbeats old, its session not yet expired, and nothing was heard
-  since that may have ended a session (a user saved or deleted, a session ended);
-  else it checks too. Those two queries were a third of a message's CPU
-  instructions (callgrind, one daphne, 100 users in 10 rooms of 10).
+  re-check of its process instead (``SessionWatch.session_confirmed``, asked in the
+  ORM's thread just before the write): while that re-check began under two
+  heartbeats ago, the session has not expired, and nothing heard since may have
+  ended it (a logout of that session, a user saved or deleted); else it checks
+  too. Those two queries were a third of a message's CPU instructions (callgrind,
+  one daphne, 100 users in 10 rooms of 10). What trust leaves open: a session
+  ended with no word to this process (``clearsessions``, a ``QuerySet.update()``,
+  another login in that browser, a logout or user change whose group message was
+  lost or is still on its way) may store messages until two heartbeats after the
+  latest re-check that succeeded began; the next one closes its sockets.
 """
 
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -50,10 +57,12 @@ class SessionWatch(Rounds):
 
     def __init__(self):
         self.channels: dict[str, set[str]] = {}  # session key -> channel names of its sockets here
-        # Session key -> until when (time.time()) a write may trust the latest re-check that found it a login.
-        self.confirmed: dict[str, float] = {}
-        # Raised by everything heard that may have ended a session: a re-check that began before confirms nothing.
-        self.doubts = 0
+        # Session key -> until when a write may trust the latest re-check that found it a login: a
+        # time.monotonic() (two heartbeats after the re-check began) and the session's expiry (time.time()).
+        self.confirmed: dict[str, tuple[float, float]] = {}
+        # What was heard, while a re-check is on, that may have ended a session: it confirms none of these.
+        self.doubted: set[str] = set()
+        self.doubted_all = False
         super().__init__(
             name="sessions",
             members=self.channels,
@@ -80,32 +89,35 @@ class SessionWatch(Rounds):
             self.rounds_wake()  # the task ends now, not a heartbeat later
 
     def session_confirmed(self, *, session_key: str) -> bool:
-        """Whether the latest re-check found the session a login, under two heartbeats ago, before
-        its expiry, and nothing heard since may have ended it (``sessions_doubt``)."""
-        return self.confirmed.get(session_key, 0.0) > time.time()
+        """Whether the latest re-check found the session a login, began under two heartbeats ago,
+        the session has not expired since, and nothing heard since may have ended it
+        (``sessions_doubt``). Callable from any thread: the ORM's asks it just before a write."""
+        trusted_until, expiry = self.confirmed.get(session_key, (0.0, 0.0))
+        return time.monotonic() < trusted_until and time.time() < expiry
 
     def sessions_doubt(self, *, session_key: str | None = None) -> None:
-        """A session ended (``session_key``), or a user was saved or deleted, which may have
-        ended any (then re-checked now): writes check their session themselves until the next
-        re-check that begins after this."""
-        self.doubts += 1
+        """A session ended (``session_key``: a socket of it closed with 4401), or a user was saved
+        or deleted, which may have ended any (then re-checked now): writes check their session
+        themselves until a re-check that began after this confirms it."""
         if session_key is not None:
+            self.doubted.add(session_key)
             self.confirmed.pop(session_key, None)
             return
+        self.doubted_all = True
         self.confirmed.clear()
         self.rounds_wake()
 
     async def sessions_check(self) -> None:
         keys = list(self.channels)
-        doubts, began = self.doubts, time.time()
+        self.doubted, self.doubted_all = set(), False
+        trusted_until = time.monotonic() + 2 * settings.CHAT_PRESENCE_HEARTBEAT
         try:
             logged_in = await database_sync_to_async(sessions_logged_in_until)(keys=keys)
-            if self.doubts == doubts:
-                trusted_until = began + 2 * settings.CHAT_PRESENCE_HEARTBEAT
+            if not self.doubted_all:
                 self.confirmed = {
-                    key: min(expiry.timestamp(), trusted_until)
+                    key: (trusted_until, expiry.timestamp())
                     for key, expiry in logged_in.items()
-                    if key in self.channels
+                    if key in self.channels and key not in self.doubted
                 }
             alive = set(logged_in)
             # To each socket's own channel, not the session's group: a Redis that
@@ -145,9 +157,11 @@ class SocketSession:
         await layer.group_discard(session_group(session_key=self.session_key), self.channel_name)
         await layer.group_discard(user_group(user_id=self.user_id), self.channel_name)
 
-    def confirmed(self) -> bool:
-        """Whether a write may trust the process's latest re-check (``SessionWatch.session_confirmed``)."""
-        return session_watch_get().session_confirmed(session_key=self.session_key)
+    def trust_check(self) -> Callable[[], bool]:
+        """Whether a write may trust the process's latest re-check (``SessionWatch.session_confirmed``),
+        as a function for the ORM's thread to call just before the write: the answer may change
+        while the call waits its turn there."""
+        return partial(session_watch_get().session_confirmed, session_key=self.session_key)
 
     def unwatch(self) -> None:
         """No more re-checks: the socket is closing (or its consumer crashed, and never ran detach())."""

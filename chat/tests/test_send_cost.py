@@ -1,6 +1,7 @@
 """What a send costs the server (issue 19): one call in the ORM's thread, and in it the
-session check, the rate, and the message stored with its event, in as few queries as
-its guarantees allow. Against the in-memory and the Redis channel layer."""
+session check (unless the process's latest re-check vouches for the session), the rate, and
+the message stored with its event, in as few queries as its guarantees allow. Against the
+in-memory and the Redis channel layer."""
 
 from functools import partial
 
@@ -83,6 +84,6 @@ async def test_a_send_is_one_call_in_the_orm_s_thread(logged_in, users, chat_roo
     monkeypatch.setattr(broadcast, "async_to_sync", hop_counted)
     await say(tab, "lobby", "Hello")
     assert (await tab.receive_json_from())["text"] == "Hello"
-    # The session check, the rate and the INSERT: each call is a hop to that thread and back; and the
+    # The session check (no re-check yet), the rate and the INSERT: each call is a hop to that thread and back; and the
     # message to the room is sent from the event loop once the call returns, not with a hop back from it.
     assert calls == ["message_send"]

@@ -217,3 +217,18 @@ def test_a_send_on_a_session_that_ended_stores_nothing(users, chat_rooms, alice_
             session_key=alice_session, room=chat_rooms["lobby"], user=users["alice"], text="Hello", client_id="m-1"
         )
     assert Message.objects.count() == 0
+
+
+def test_a_message_asks_for_trust_just_before_its_write(users, chat_rooms, alice_session):
+    """The verdict is asked in the ORM's thread as the write begins, not when the socket queued it:
+    a session that ended meanwhile, and that nothing vouches for any more, stores nothing."""
+    send = partial(message_send, session_key=alice_session, room=chat_rooms["lobby"], user=users["alice"])
+    asked = []
+    send(text="trusted", client_id="m-1", session_trusted=lambda: asked.append(1) or True)
+    Session.objects.filter(session_key=alice_session).delete()
+    # Still vouched for: the window trust leaves (the next re-check closes the socket).
+    _, created = send(text="in the window", client_id="m-2", session_trusted=lambda: True)
+    assert created and asked == [1]
+    with pytest.raises(SessionEnded):
+        send(text="after", client_id="m-3", session_trusted=lambda: False)
+    assert list(Message.objects.order_by("pk").values_list("text", flat=True)) == ["trusted", "in the window"]

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -281,7 +282,7 @@ async def test_a_session_ended_with_no_word_to_the_process_is_seen_by_its_next_r
 
 
 async def test_a_re_check_is_trusted_until_the_session_expires_or_two_heartbeats_pass(
-    logged_in, users, chat_rooms, settings
+    logged_in, users, chat_rooms, settings, monkeypatch
 ):
     settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
     soon, later = await logged_in(users["alice"]), await logged_in(users["bob"])
@@ -290,10 +291,19 @@ async def test_a_re_check_is_trusted_until_the_session_expires_or_two_heartbeats
     expiry = timezone.now() + timedelta(seconds=30)
     await sync_to_async(Session.objects.filter(session_key=soon.session_key).update)(expire_date=expiry)
     watch = session_watch_get()
-    began = time.time()
+    began = time.monotonic()
     await watch.round_await()
-    assert watch.confirmed[soon.session_key] == expiry.timestamp()
-    assert began <= watch.confirmed[later.session_key] - 2 * NO_HEARTBEAT <= time.time()
+    assert all(watch.session_confirmed(session_key=browser.session_key) for browser in (soon, later))
+
+    # 31 s on, by the wall clock: soon's session expired; later's is still trusted.
+    wall = time.time() + 31
+    monkeypatch.setattr(sessions, "time", SimpleNamespace(time=lambda: wall, monotonic=time.monotonic))
+    assert not watch.session_confirmed(session_key=soon.session_key)
+    assert watch.session_confirmed(session_key=later.session_key)
+    # Two heartbeats after the re-check began: trusted no more, whatever the wall clock says.
+    ticks = began + 2 * NO_HEARTBEAT + 1
+    monkeypatch.setattr(sessions, "time", SimpleNamespace(time=time.time, monotonic=lambda: ticks))
+    assert not watch.session_confirmed(session_key=later.session_key)
 
 
 async def test_a_saved_user_or_an_ended_session_stops_the_trust_until_the_next_re_check(
@@ -318,24 +328,29 @@ async def test_a_saved_user_or_an_ended_session_stops_the_trust_until_the_next_r
     assert watch.session_confirmed(session_key=bob.session_key)
 
 
-async def test_a_re_check_that_began_before_a_doubt_confirms_nothing(
-    logged_in, users, chat_rooms, settings, monkeypatch
+@pytest.mark.parametrize("whole_user", [False, True], ids=["a-session-ended", "a-user-saved"])
+async def test_a_re_check_confirms_nothing_doubted_while_it_was_on(
+    logged_in, users, chat_rooms, settings, monkeypatch, whole_user
 ):
     settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
-    alice = await logged_in(users["alice"])
-    await alice.open_tab()
+    alice, bob = await logged_in(users["alice"]), await logged_in(users["bob"])
+    for browser in (alice, bob):
+        await browser.open_tab()
     watch, loop = session_watch_get(), asyncio.get_running_loop()
     check = sessions.sessions_logged_in_until
+    doubt = watch.sessions_doubt if whole_user else partial(watch.sessions_doubt, session_key=alice.session_key)
 
     def doubted_meanwhile(*, keys):
         alive = check(keys=keys)
         # Handled by the loop before the re-check resumes: callbacks run in the order they were scheduled.
-        loop.call_soon_threadsafe(partial(watch.sessions_doubt, session_key=alice.session_key))
+        loop.call_soon_threadsafe(doubt)
         return alive
 
     monkeypatch.setattr(sessions, "sessions_logged_in_until", doubted_meanwhile)
     await watch.round_await()
     assert not watch.session_confirmed(session_key=alice.session_key)
+    # A session's end casts no doubt on the others; a user saved, on every one.
+    assert watch.session_confirmed(session_key=bob.session_key) is not whole_user
 
 
 @pytest.mark.parametrize("command", ["join", "leave"])

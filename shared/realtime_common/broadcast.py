@@ -48,67 +48,116 @@ def group_send_on_commit(*, group: str, messages: Sequence[dict]) -> None:
                 raise
             group_send_counted(sent=True)
 
-    if (sends := COMMITTED_SENDS.get()) is not None:
+    if (committed := COMMITTED.get()) is not None:
         # In a call of database_sync_to_async_sending: its event loop sends them once the call returns.
-        transaction.on_commit(lambda: sends.put(send=send, committed=time.time()), robust=True)
+        transaction.on_commit(lambda: committed.append((send, time.time())), robust=True)
         return
     # The time taken in the hook, before async_to_sync's hop to an event loop that may be busy: that wait is
     # part of the delay pages see.
     transaction.on_commit(lambda: async_to_sync(send)(committed=time.time()), robust=True)
 
 
+# Set by database_sync_to_async_sending for its call: where group_send_on_commit puts what it commits, with
+# the commit's time.
+COMMITTED: contextvars.ContextVar[list[tuple[Send, float]] | None] = contextvars.ContextVar("committed", default=None)
+
+
 class CommittedSends:
-    """The group messages committed by an event loop's calls of database_sync_to_async_sending, sent
-    by one task of that loop in the order of their commits (which the process's one ORM thread
-    makes one after another): a room's events reach its group in seq order, not as each call's
-    task happens to resume (a page that gets seq 6 before 5 reads the database to catch up)."""
+    """What an event loop's calls of database_sync_to_async_sending committed, sent by one task of
+    that loop in the order the calls ended, which is their commits' order (the process's one ORM
+    thread runs them one after another). So the events of a stream that this process writes
+    through these calls reach its group in seq order (a page that gets seq 6 before 5 reads the
+    database to catch up); those of another writer (another process, a call that does not go
+    through here) may come before or after them, as they always could.
+
+    Bounded: while the channel layer hangs (each send waits for its timeout), at most QUEUE_LIMIT
+    sends wait; the oldest are given up (logged, once per outage), as pages catch up by seq."""
+
+    QUEUE_LIMIT = 10_000
 
     def __init__(self) -> None:
-        self.queue: deque[tuple[Send, float]] = deque()  # appended in the ORM's thread, read in the loop's
+        self.queue: deque[tuple[Send, float, asyncio.Future | None]] = deque()
         self.task: asyncio.Task | None = None
 
-    def put(self, *, send: Send, committed: float) -> None:
-        self.queue.append((send, committed))
-
-    def sending_start(self) -> None:
-        if self.queue and (self.task is None or self.task.done()):
+    def put(self, *, sends: list[tuple[Send, float]]) -> asyncio.Future:
+        """Queue one call's sends; a future done once they were sent, or given up."""
+        done = asyncio.get_running_loop().create_future()
+        for number, (send, committed) in enumerate(sends, start=1):
+            self.queue.append((send, committed, done if number == len(sends) else None))
+        dropped = 0
+        while len(self.queue) > self.QUEUE_LIMIT:
+            _, _, given_up = self.queue.popleft()
+            dropped += 1
+            if given_up is not None and not given_up.done():
+                given_up.set_result(None)
+        if dropped:
+            group_send_counted(sent=False, count=dropped)
+            GROUP_SENDS.failed(f"{self.QUEUE_LIMIT:,} committed changes wait to be sent; {dropped} given up")
+        if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self.queue_send())
+        return done
 
     async def queue_send(self) -> None:
-        while self.queue:
-            send, committed = self.queue.popleft()
-            try:
-                await send(committed=committed)
-            except Exception:
-                # What on_commit(robust=True) does with a hook that raises: the change is saved,
-                # and pages catch up on what they missed.
-                logger.exception("group_send_on_commit: a committed change was not sent")
+        try:
+            while self.queue:
+                send, committed, done = self.queue.popleft()
+                try:
+                    await send(committed=committed)
+                except REDIS_DOWN as error:
+                    GROUP_SENDS.failed(error_text(error))
+                except Exception:
+                    # What on_commit(robust=True) does with a hook that raises: the change is saved,
+                    # and pages catch up on what they missed.
+                    logger.exception("group_send_on_commit: a committed change was not sent")
+                else:
+                    GROUP_SENDS.worked()
+                finally:
+                    if done is not None and not done.done():
+                        done.set_result(None)
+        except asyncio.CancelledError:
+            if self.queue:
+                # The loop is ending (a server's shutdown): what is left is never sent; pages catch up.
+                logger.warning(
+                    "group_send_on_commit: %d committed changes not sent: the event loop ended", len(self.queue)
+                )
+            raise
 
 
-committed_sends = loop_local(CommittedSends)
-COMMITTED_SENDS: contextvars.ContextVar[CommittedSends | None] = contextvars.ContextVar("committed_sends", default=None)
+committed_sends_get = loop_local(CommittedSends)
 
 
 async def database_sync_to_async_sending(function: Callable[..., T], /, **kwargs: Any) -> T:
     """``database_sync_to_async(function)(**kwargs)``, with the group messages that its commits
-    send (group_send_on_commit) sent from this event loop once the call returns, in commit order.
+    send (group_send_on_commit) sent from this event loop: it returns once they are sent, in commit
+    order with those of the loop's other such calls (``CommittedSends``).
 
     Not from the ORM's thread, through async_to_sync: that is a hop back to the loop and a wait,
     which also holds the thread (and every other socket's database call queued behind it) until
-    the busy loop gets to the send. Profiled on a chat message (callgrind, one daphne): 6 % of its
-    instructions, and two of its four thread hand-offs.
+    the busy loop gets to the send. Profiled on a chat message (py-spy, one daphne): the ORM thread
+    spent two fifths of its samples there.
 
-    Cancelled (the socket closed), the call still runs to its end in its thread, and what it
-    commits is still sent."""
-    sends = committed_sends()
-    token = COMMITTED_SENDS.set(sends)
+    For a long-lived event loop (a server's): cancelled (the socket closed), the call still runs to
+    its end in its thread, and what it commits is still sent, by the loop's sending task."""
+    committed: list[tuple[Send, float]] = []
+    token = COMMITTED.set(committed)
     try:
         # The task takes a copy of this context, and the thread a copy of the task's.
         call = asyncio.ensure_future(database_sync_to_async(function)(**kwargs))
     finally:
-        COMMITTED_SENDS.reset(token)
-    call.add_done_callback(lambda _: sends.sending_start())
-    return await asyncio.shield(call)
+        COMMITTED.reset(token)
+    sent: asyncio.Future | None = None
+
+    def sends_queue(_: asyncio.Future) -> None:
+        # Called as the call ends, before its caller resumes: the calls queue in the order they end.
+        nonlocal sent
+        if committed:
+            sent = committed_sends_get().put(sends=committed)
+
+    call.add_done_callback(sends_queue)
+    result = await asyncio.shield(call)
+    if sent is not None:
+        await sent
+    return result
 
 
 GROUP_SENDS = OutageLog(

@@ -224,9 +224,9 @@ def handshake_refused(*, outcome: str) -> None:
         site_child(HANDSHAKES, settings.SITE_NAME, "", outcome).inc()
 
 
-def group_send_counted(*, sent: bool) -> None:
+def group_send_counted(*, sent: bool, count: int = 1) -> None:
     if settings.METRICS_ENABLED:
-        site_child(GROUP_SENDS, settings.SITE_NAME, "sent" if sent else "failed").inc()
+        site_child(GROUP_SENDS, settings.SITE_NAME, "sent" if sent else "failed").inc(count)
 
 
 def slow_reader_closed() -> None:

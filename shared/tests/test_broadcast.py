@@ -1,5 +1,6 @@
-"""database_sync_to_async_sending: what a call commits is sent from the event loop once it
-returns, in commit order, whatever happens to the caller; a rollback sends nothing."""
+"""database_sync_to_async_sending: what a call commits is sent from the event loop, in commit
+order, before the call returns, and whatever happens to the caller; a rollback sends nothing;
+a hung layer holds a bounded queue."""
 
 import asyncio
 import json
@@ -9,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from django.db import transaction
 
-from realtime_common.broadcast import database_sync_to_async_sending, group_send_on_commit
+from realtime_common.broadcast import CommittedSends, database_sync_to_async_sending, group_send_on_commit
 from tests.liveapp.models import Note
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,9 +51,8 @@ async def sent_count(sent, count: int) -> None:
         await asyncio.wait_for(sent.arrived.wait(), 10)
 
 
-async def test_what_a_call_commits_is_sent_from_the_loop_once_it_returns(sent):
+async def test_what_a_call_commits_is_sent_from_the_loop_before_it_returns(sent):
     note = await database_sync_to_async_sending(Note.objects.create, board="a", text="one")
-    await sent_count(sent, 1)
     ((group, message),) = sent.messages
     assert group == "notes-a"
     assert json.loads(message["text"])["id"] == note.pk
@@ -109,7 +109,7 @@ async def test_a_cancelled_caller_s_commit_is_still_sent(sent):
 
 
 async def test_a_send_that_fails_is_logged_and_the_next_ones_still_go(sent, caplog):
-    sent.failing.add("unreachable")
+    sent.failing.add("unreachable")  # raises ConnectionError, one of REDIS_DOWN: logged once per outage
 
     def create_two() -> None:
         with transaction.atomic():
@@ -119,4 +119,27 @@ async def test_a_send_that_fails_is_logged_and_the_next_ones_still_go(sent, capl
     await database_sync_to_async_sending(create_two)
     await sent_count(sent, 1)
     assert [group for group, _ in sent.messages] == ["notes-a"]
-    assert "a committed change was not sent" in caplog.text
+    assert "the channel layer is unavailable (ConnectionError: Redis went away)" in caplog.text
+
+
+async def test_while_the_layer_hangs_the_oldest_waiting_sends_are_given_up(monkeypatch, caplog):
+    monkeypatch.setattr(CommittedSends, "QUEUE_LIMIT", 5)
+    taken, released, sent = asyncio.Event(), asyncio.Event(), []
+
+    def send_of(number: int):
+        async def send(*, committed: float) -> None:
+            taken.set()
+            await released.wait()  # the layer hangs until released
+            sent.append(number)
+
+        return send
+
+    sends = CommittedSends()
+    first = sends.put(sends=[(send_of(1), 0.0)])
+    await taken.wait()  # the sending task took the first, and hangs in it
+    waiting = [sends.put(sends=[(send_of(number), 0.0)]) for number in range(2, 12)]
+    assert len(sends.queue) == 5 and all(future.done() for future in waiting[:5])  # 2 to 6 given up
+    assert "committed changes wait to be sent; 1 given up" in caplog.text  # once: the outage's first
+    released.set()
+    await asyncio.gather(first, *waiting)
+    assert sent == [1, 7, 8, 9, 10, 11]
