@@ -21,7 +21,7 @@ from .services import (
     message_send,
     session_rooms_update,
 )
-from .sessions import CLOSE_LOGGED_OUT, SocketSession, session_watch_get
+from .sessions import CLOSE_LOGGED_OUT, SocketSession
 from .typing import SocketTyping
 from .wire import Command, command_parse, joined_frame, left_frame, room_group, since_parse
 
@@ -287,7 +287,7 @@ class ChatConsumer(StreamConsumer):
 
     async def user_sessions_changed(self, message):
         """The user was saved or deleted: this process re-checks its sessions now, once for all its sockets."""
-        session_watch_get().sessions_doubt()
+        self.session.doubt()
 
     async def presence_changed(self, message):
         await self.presence.changed(message)

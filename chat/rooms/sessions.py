@@ -18,10 +18,10 @@ socket makes none. So a session that ends must reach its sockets:
   nothing in the moment before it is closed. A join or leave in the same call as
   its write (services), as it reads the session anyway. A message trusts the latest
   re-check of its process instead (``SessionWatch.session_confirmed``, asked in the
-  ORM's thread just before the write): while that re-check began under two
-  heartbeats ago, the session has not expired, and nothing heard since may have
-  ended it (a logout of that session, a user saved or deleted); else it checks
-  too. Those two queries were a third of a message's CPU instructions (callgrind,
+  ORM's thread just before the send's rate check and write): while that re-check
+  began under two heartbeats ago, the session has not expired, and nothing heard
+  since may have ended it (a socket of that session closed with 4401 here: for
+  good; its user saved or deleted: until the next re-check); else it checks too. Those two queries were a third of a message's CPU instructions (callgrind,
   one daphne, 100 users in 10 rooms of 10). What trust leaves open: a session
   ended with no word to this process (``clearsessions``, a ``QuerySet.update()``,
   another login in that browser, a logout or user change whose group message was
@@ -60,9 +60,11 @@ class SessionWatch(Rounds):
         # Session key -> until when a write may trust the latest re-check that found it a login: a
         # time.monotonic() (two heartbeats after the re-check began) and the session's expiry (time.time()).
         self.confirmed: dict[str, tuple[float, float]] = {}
-        # What was heard, while a re-check is on, that may have ended a session: it confirms none of these.
+        # Sessions heard of, while a re-check is on, that may have ended: it confirms none of them.
         self.doubted: set[str] = set()
-        self.doubted_all = False
+        # Sessions a socket here closed with 4401 (final): none is confirmed again, whatever a re-check
+        # reads (a logout is heard before Django deletes the session's row).
+        self.ended: set[str] = set()
         super().__init__(
             name="sessions",
             members=self.channels,
@@ -85,40 +87,40 @@ class SessionWatch(Rounds):
         if not channels:
             self.channels.pop(session_key, None)
             self.confirmed.pop(session_key, None)
+            self.ended.discard(session_key)
         if not self.channels:
             self.rounds_wake()  # the task ends now, not a heartbeat later
 
     def session_confirmed(self, *, session_key: str) -> bool:
         """Whether the latest re-check found the session a login, began under two heartbeats ago,
-        the session has not expired since, and nothing heard since may have ended it
-        (``sessions_doubt``). Callable from any thread: the ORM's asks it just before a write."""
+        the session has not expired since, nothing heard since may have ended it (``session_doubt``),
+        and no socket of it here was closed as logged out (``session_end``). Callable from any thread:
+        the ORM's asks it just before a message's rate check and write."""
         trusted_until, expiry = self.confirmed.get(session_key, (0.0, 0.0))
-        return time.monotonic() < trusted_until and time.time() < expiry
+        return time.monotonic() < trusted_until and time.time() < expiry and session_key not in self.ended
 
-    def sessions_doubt(self, *, session_key: str | None = None) -> None:
-        """A session ended (``session_key``: a socket of it closed with 4401), or a user was saved
-        or deleted, which may have ended any (then re-checked now): writes check their session
-        themselves until a re-check that began after this confirms it."""
-        if session_key is not None:
-            self.doubted.add(session_key)
-            self.confirmed.pop(session_key, None)
-            return
-        self.doubted_all = True
-        self.confirmed.clear()
-        self.rounds_wake()
+    def session_doubt(self, *, session_key: str) -> None:
+        """The session may have ended (its user was saved or deleted): writes check it themselves
+        until a re-check that began after this confirms it."""
+        self.doubted.add(session_key)
+        self.confirmed.pop(session_key, None)
+
+    def session_end(self, *, session_key: str) -> None:
+        """A socket of the session closed as logged out: no write of it here is trusted again."""
+        self.ended.add(session_key)
+        self.session_doubt(session_key=session_key)
 
     async def sessions_check(self) -> None:
         keys = list(self.channels)
-        self.doubted, self.doubted_all = set(), False
+        self.doubted = set()
         trusted_until = time.monotonic() + 2 * settings.CHAT_PRESENCE_HEARTBEAT
         try:
             logged_in = await database_sync_to_async(sessions_logged_in_until)(keys=keys)
-            if not self.doubted_all:
-                self.confirmed = {
-                    key: (trusted_until, expiry.timestamp())
-                    for key, expiry in logged_in.items()
-                    if key in self.channels and key not in self.doubted
-                }
+            self.confirmed = {
+                key: (trusted_until, expiry.timestamp())
+                for key, expiry in logged_in.items()
+                if key in self.channels and key not in self.doubted and key not in self.ended
+            }
             alive = set(logged_in)
             # To each socket's own channel, not the session's group: a Redis that
             # restarted forgot its groups, but each socket still reads its channel.
@@ -159,15 +161,21 @@ class SocketSession:
 
     def trust_check(self) -> Callable[[], bool]:
         """Whether a write may trust the process's latest re-check (``SessionWatch.session_confirmed``),
-        as a function for the ORM's thread to call just before the write: the answer may change
-        while the call waits its turn there."""
+        as a function for the ORM's thread to call just before the write (its rate check first): the
+        answer may change while the call waits its turn there."""
         return partial(session_watch_get().session_confirmed, session_key=self.session_key)
 
     def unwatch(self) -> None:
         """No more re-checks: the socket is closing (or its consumer crashed, and never ran detach())."""
         session_watch_get().socket_discard(session_key=self.session_key, channel_name=self.channel_name)
 
+    def doubt(self) -> None:
+        """The user was saved or deleted: the session is re-checked now, and trusted by no write until then."""
+        watch = session_watch_get()
+        watch.session_doubt(session_key=self.session_key)
+        watch.rounds_wake()
+
     def end(self) -> None:
         """The login ended: no more re-checks, and the other sockets of the session here trust none."""
-        session_watch_get().sessions_doubt(session_key=self.session_key)
+        session_watch_get().session_end(session_key=self.session_key)
         self.unwatch()

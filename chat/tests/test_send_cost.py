@@ -65,7 +65,8 @@ def test_a_message_s_seq_is_raised_then_read_where_the_database_cannot_return_fr
     assert stream_seq(stream=message.live_stream()) == 2
 
 
-async def test_a_send_is_one_call_in_the_orm_s_thread(logged_in, users, chat_rooms, monkeypatch):
+async def test_a_send_is_one_call_in_the_orm_s_thread(logged_in, users, chat_rooms, monkeypatch, settings):
+    settings.CHAT_PRESENCE_HEARTBEAT = 600  # no session re-check comes between: only the send's calls counted
     tab = await (await logged_in(users["alice"])).open_tab()
     await join(tab, "lobby")
     calls = []

@@ -306,31 +306,35 @@ async def test_a_re_check_is_trusted_until_the_session_expires_or_two_heartbeats
     assert not watch.session_confirmed(session_key=later.session_key)
 
 
-async def test_a_saved_user_or_an_ended_session_stops_the_trust_until_the_next_re_check(
+async def test_a_saved_user_stops_the_trust_until_the_next_re_check_and_a_logout_for_good(
     logged_in, users, chat_rooms, settings
 ):
+    """A logout is heard (session.ended) before Django deletes the session's row: a re-check in
+    between still finds it a login, and must not confirm it again."""
     settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
     alice, bob = await logged_in(users["alice"]), await logged_in(users["bob"])
-    for browser in (alice, bob):
-        await browser.open_tab()
+    alice_tabs = [await alice.open_tab(), await alice.open_tab()]
+    await bob.open_tab()
     watch = session_watch_get()
     await watch.round_await()
     assert watch.session_confirmed(session_key=alice.session_key)
 
-    watch.sessions_doubt(session_key=alice.session_key)  # a socket of alice's session closed with 4401
+    watch.session_end(session_key=alice.session_key)  # one of alice's tabs closed with 4401
     assert not watch.session_confirmed(session_key=alice.session_key)
     assert watch.session_confirmed(session_key=bob.session_key)
+    await watch.round_await()  # the row is still there: found a login, yet not trusted
+    assert not watch.session_confirmed(session_key=alice.session_key)
 
-    await watch.round_await()
-    watch.sessions_doubt()  # a user was saved or deleted: any session may have ended
+    watch.session_doubt(session_key=bob.session_key)  # bob was saved
     assert not watch.session_confirmed(session_key=bob.session_key)
-    await watch.round_await()  # the re-check that doubt woke, or the one after it
+    await watch.round_await()
     assert watch.session_confirmed(session_key=bob.session_key)
+    for tab in alice_tabs:
+        await tab.disconnect()
 
 
-@pytest.mark.parametrize("whole_user", [False, True], ids=["a-session-ended", "a-user-saved"])
-async def test_a_re_check_confirms_nothing_doubted_while_it_was_on(
-    logged_in, users, chat_rooms, settings, monkeypatch, whole_user
+async def test_a_re_check_confirms_no_session_doubted_while_it_was_on(
+    logged_in, users, chat_rooms, settings, monkeypatch
 ):
     settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
     alice, bob = await logged_in(users["alice"]), await logged_in(users["bob"])
@@ -338,19 +342,31 @@ async def test_a_re_check_confirms_nothing_doubted_while_it_was_on(
         await browser.open_tab()
     watch, loop = session_watch_get(), asyncio.get_running_loop()
     check = sessions.sessions_logged_in_until
-    doubt = watch.sessions_doubt if whole_user else partial(watch.sessions_doubt, session_key=alice.session_key)
 
     def doubted_meanwhile(*, keys):
         alive = check(keys=keys)
         # Handled by the loop before the re-check resumes: callbacks run in the order they were scheduled.
-        loop.call_soon_threadsafe(doubt)
+        loop.call_soon_threadsafe(partial(watch.session_doubt, session_key=alice.session_key))
         return alive
 
     monkeypatch.setattr(sessions, "sessions_logged_in_until", doubted_meanwhile)
     await watch.round_await()
     assert not watch.session_confirmed(session_key=alice.session_key)
-    # A session's end casts no doubt on the others; a user saved, on every one.
-    assert watch.session_confirmed(session_key=bob.session_key) is not whole_user
+    assert watch.session_confirmed(session_key=bob.session_key)  # no doubt cast on the others
+
+
+async def test_a_socket_closed_as_logged_out_ends_the_trust_of_its_session(logged_in, users, chat_rooms, settings):
+    settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
+    alice = await logged_in(users["alice"])
+    closing, other = await alice.open_tab(), await alice.open_tab()
+    await join(closing, "lobby")
+    await session_delete(alice)
+    await say(closing, "lobby", "from beyond")  # no re-check vouches for it: checked, refused
+    assert await closing.receive_output() == CLOSED
+    watch = session_watch_get()
+    # The other tab is still watched (its own close comes with the next re-check), and trusted by nothing.
+    assert alice.session_key in watch.channels and alice.session_key in watch.ended
+    await other.disconnect()
 
 
 @pytest.mark.parametrize("command", ["join", "leave"])

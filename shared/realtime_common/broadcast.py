@@ -50,16 +50,17 @@ def group_send_on_commit(*, group: str, messages: Sequence[dict]) -> None:
 
     if (committed := COMMITTED.get()) is not None:
         # In a call of database_sync_to_async_sending: its event loop sends them once the call returns.
-        transaction.on_commit(lambda: committed.append((send, time.time())), robust=True)
+        transaction.on_commit(lambda: committed.append((send, time.time(), len(messages))), robust=True)
         return
     # The time taken in the hook, before async_to_sync's hop to an event loop that may be busy: that wait is
     # part of the delay pages see.
     transaction.on_commit(lambda: async_to_sync(send)(committed=time.time()), robust=True)
 
 
-# Set by database_sync_to_async_sending for its call: where group_send_on_commit puts what it commits, with
-# the commit's time.
-COMMITTED: contextvars.ContextVar[list[tuple[Send, float]] | None] = contextvars.ContextVar("committed", default=None)
+# Set by database_sync_to_async_sending for its call: where group_send_on_commit puts what it commits (the
+# send, the commit's time, how many group messages).
+Committed = tuple[Send, float, int]
+COMMITTED: contextvars.ContextVar[list[Committed] | None] = contextvars.ContextVar("committed", default=None)
 
 
 class CommittedSends:
@@ -71,28 +72,29 @@ class CommittedSends:
     through here) may come before or after them, as they always could.
 
     Bounded: while the channel layer hangs (each send waits for its timeout), at most QUEUE_LIMIT
-    sends wait; the oldest are given up (logged, once per outage), as pages catch up by seq."""
+    commits' sends wait; the oldest are given up (counted as failed group sends, logged once per
+    outage), as pages catch up by seq."""
 
     QUEUE_LIMIT = 10_000
 
     def __init__(self) -> None:
-        self.queue: deque[tuple[Send, float, asyncio.Future | None]] = deque()
+        self.queue: deque[tuple[Committed, asyncio.Future | None]] = deque()
         self.task: asyncio.Task | None = None
 
-    def put(self, *, sends: list[tuple[Send, float]]) -> asyncio.Future:
+    def put(self, *, sends: list[Committed]) -> asyncio.Future:
         """Queue one call's sends; a future done once they were sent, or given up."""
         done = asyncio.get_running_loop().create_future()
-        for number, (send, committed) in enumerate(sends, start=1):
-            self.queue.append((send, committed, done if number == len(sends) else None))
+        for number, committed in enumerate(sends, start=1):
+            self.queue.append((committed, done if number == len(sends) else None))
         dropped = 0
         while len(self.queue) > self.QUEUE_LIMIT:
-            _, _, given_up = self.queue.popleft()
-            dropped += 1
+            (_, _, messages), given_up = self.queue.popleft()
+            dropped += messages
             if given_up is not None and not given_up.done():
                 given_up.set_result(None)
         if dropped:
             group_send_counted(sent=False, count=dropped)
-            GROUP_SENDS.failed(f"{self.QUEUE_LIMIT:,} committed changes wait to be sent; {dropped} given up")
+            GROUP_SENDS.failed(f"{self.QUEUE_LIMIT:,} commits wait to be sent; {dropped} group messages given up")
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self.queue_send())
         return done
@@ -100,7 +102,7 @@ class CommittedSends:
     async def queue_send(self) -> None:
         try:
             while self.queue:
-                send, committed, done = self.queue.popleft()
+                (send, committed, _), done = self.queue.popleft()
                 try:
                     await send(committed=committed)
                 except REDIS_DOWN as error:
@@ -114,12 +116,18 @@ class CommittedSends:
                 finally:
                     if done is not None and not done.done():
                         done.set_result(None)
-        except asyncio.CancelledError:
+        except BaseException:
+            # Cancelled (a loop ended by asyncio.run; daphne stops its loop without cancelling this task,
+            # and what is left goes with it), or worse: what is left is not sent, pages catch up, and
+            # no caller waits for it for ever.
             if self.queue:
-                # The loop is ending (a server's shutdown): what is left is never sent; pages catch up.
                 logger.warning(
-                    "group_send_on_commit: %d committed changes not sent: the event loop ended", len(self.queue)
+                    "group_send_on_commit: %d committed changes not sent: the sending task ended", len(self.queue)
                 )
+            for _, done in self.queue:
+                if done is not None and not done.done():
+                    done.set_result(None)
+            self.queue.clear()
             raise
 
 
@@ -137,8 +145,9 @@ async def database_sync_to_async_sending(function: Callable[..., T], /, **kwargs
     spent two fifths of its samples there.
 
     For a long-lived event loop (a server's): cancelled (the socket closed), the call still runs to
-    its end in its thread, and what it commits is still sent, by the loop's sending task."""
-    committed: list[tuple[Send, float]] = []
+    its end in its thread, and what it commits is still sent, by the loop's sending task. A call
+    that raises after a commit raises without waiting for that commit's sends."""
+    committed: list[Committed] = []
     token = COMMITTED.set(committed)
     try:
         # The task takes a copy of this context, and the thread a copy of the task's.
