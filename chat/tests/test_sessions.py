@@ -367,6 +367,8 @@ async def test_a_socket_closed_as_logged_out_ends_the_trust_of_its_session(logge
     # The other tab is still watched (its own close comes with the next re-check), and trusted by nothing.
     assert alice.session_key in watch.channels and alice.session_key in watch.ended
     await other.disconnect()
+    # Forgotten with the session's last socket here: the process keeps no ended session for ever.
+    assert alice.session_key not in watch.ended and alice.session_key not in watch.channels
 
 
 @pytest.mark.parametrize("command", ["join", "leave"])

@@ -139,10 +139,28 @@ async def test_while_the_layer_hangs_the_oldest_waiting_sends_are_given_up(monke
     sends = CommittedSends()
     first = sends.put(sends=[(send_of(1), 0.0, 1)])
     await taken.wait()  # the sending task took the first, and hangs in it
-    waiting = [sends.put(sends=[(send_of(number), 0.0, 1)]) for number in range(2, 12)]
+    waiting = [sends.put(sends=[(send_of(number), 0.0, 3)]) for number in range(2, 12)]  # 3 messages each
     assert len(sends.queue) == 5 and all(future.done() for future in waiting[:5])  # 2 to 6 given up
     given_up = [record for record in caplog.records if "given up" in record.getMessage()]
-    assert len(given_up) == 1 and "1 group messages given up" in given_up[0].getMessage()  # the outage's first
+    assert len(given_up) == 1 and "3 group messages given up" in given_up[0].getMessage()  # the outage's first
     released.set()
     await asyncio.gather(first, *waiting)
     assert sent == [1, 7, 8, 9, 10, 11]
+
+
+async def test_a_sending_task_that_ends_leaves_no_caller_waiting(caplog):
+    taken = asyncio.Event()
+
+    async def hanging(*, committed: float) -> None:
+        taken.set()
+        await asyncio.Event().wait()
+
+    sends = CommittedSends()
+    first = sends.put(sends=[(hanging, 0.0, 1)])
+    await taken.wait()
+    waiting = [sends.put(sends=[(hanging, 0.0, 1)]) for _ in range(3)]
+    sends.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sends.task
+    assert all(future.done() for future in [first, *waiting]) and not sends.queue
+    assert "3 committed changes not sent: the sending task ended" in caplog.text
