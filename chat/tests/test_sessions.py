@@ -281,13 +281,19 @@ async def test_a_session_ended_with_no_word_to_the_process_is_seen_by_its_next_r
     assert await socket.receive_output(timeout=5) == CLOSED
 
 
+async def browsers_with_a_tab(logged_in, *users) -> list[Browser]:
+    """A browser logged in as each user, each with a chat tab open: its session watched."""
+    browsers = [await logged_in(user) for user in users]
+    for browser in browsers:
+        await browser.open_tab()
+    return browsers
+
+
 async def test_a_re_check_is_trusted_until_the_session_expires_or_two_heartbeats_pass(
     logged_in, users, chat_rooms, settings, monkeypatch
 ):
     settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
-    soon, later = await logged_in(users["alice"]), await logged_in(users["bob"])
-    for browser in (soon, later):
-        await browser.open_tab()
+    soon, later = await browsers_with_a_tab(logged_in, users["alice"], users["bob"])
     expiry = timezone.now() + timedelta(seconds=30)
     await sync_to_async(Session.objects.filter(session_key=soon.session_key).update)(expire_date=expiry)
     watch = session_watch_get()
@@ -337,9 +343,7 @@ async def test_a_re_check_confirms_no_session_doubted_while_it_was_on(
     logged_in, users, chat_rooms, settings, monkeypatch
 ):
     settings.CHAT_PRESENCE_HEARTBEAT = NO_HEARTBEAT
-    alice, bob = await logged_in(users["alice"]), await logged_in(users["bob"])
-    for browser in (alice, bob):
-        await browser.open_tab()
+    alice, bob = await browsers_with_a_tab(logged_in, users["alice"], users["bob"])
     watch, loop = session_watch_get(), asyncio.get_running_loop()
     check = sessions.sessions_logged_in_until
 
