@@ -225,7 +225,7 @@ def op_writers_without_events(slug, room, username, marker):
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
-    from realtime_common.models import StreamEvent
+    from realtime_common import streams
 
     live = room_row = existing_post = existing_message = None
     if slug:  # the liveblog
@@ -276,8 +276,8 @@ def op_writers_without_events(slug, room, username, marker):
             instance.save()
 
     outcome = {}
-    # Every event is stored by one bulk_create (realtime_common.streams.stream_extend).
-    with mock.patch.object(StreamEvent.objects, "bulk_create", side_effect=failing_insert):
+    # Every event is stored by stream_events_insert (realtime_common.streams.stream_extend).
+    with mock.patch.object(streams, "stream_events_insert", side_effect=failing_insert):
         for name, write in writers.items():
             try:
                 write()

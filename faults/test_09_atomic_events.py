@@ -9,7 +9,7 @@ Made to fail for real, in two ways:
   by daphne;
 - in a writer process: every writer of posts and messages (the services, a bare
   ``save()``, ``objects.create``, an update, a delete, the caller's own
-  ``atomic()``), with ``StreamEvent.objects.bulk_create`` patched to raise.
+  ``atomic()``), with ``realtime_common.streams.stream_events_insert`` patched to raise.
 
 Either way no post, no message, no change is left, no seq is used up, and no
 page hears of anything; once the fault is gone the next event takes the next seq.

@@ -5,6 +5,7 @@ from django.db import connection
 
 from blog.models import Liveblog, Post
 from blog.services import post_create, post_delete
+from realtime_common import streams
 from realtime_common.models import Stream, StreamEvent
 from realtime_common.streams import stream_frames_since, stream_seq
 
@@ -81,10 +82,10 @@ def test_a_post_whose_event_cannot_be_stored_is_not_stored_either(liveblog, monk
     # Django commits a plain save before its post_save receivers run.
     assert connection.get_autocommit()
 
-    def fail(events):
+    def fail(**kwargs):
         raise RuntimeError("the event table is unwritable")
 
-    monkeypatch.setattr(StreamEvent.objects, "bulk_create", fail)
+    monkeypatch.setattr(streams, "stream_events_insert", fail)
     with pytest.raises(RuntimeError):
         write(liveblog)
     assert not Post.objects.exists()
@@ -94,7 +95,7 @@ def test_a_post_whose_event_cannot_be_stored_is_not_stored_either(liveblog, monk
 @pytest.mark.django_db(transaction=True)
 def test_an_update_whose_event_cannot_be_stored_keeps_the_old_body(liveblog, monkeypatch):
     post = post_create(liveblog=liveblog, body="before")
-    monkeypatch.setattr(StreamEvent.objects, "bulk_create", lambda events: (_ for _ in ()).throw(RuntimeError("no")))
+    monkeypatch.setattr(streams, "stream_events_insert", lambda **kwargs: (_ for _ in ()).throw(RuntimeError("no")))
     post.body = "after"
     with pytest.raises(RuntimeError):
         post.save()

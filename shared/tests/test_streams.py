@@ -143,6 +143,17 @@ def test_a_prune_is_due_when_the_new_events_pass_a_tenth_of_the_retention(first_
     assert stream_prune_due(first_seq=first_seq, last_seq=last_seq, retention=retention) is due
 
 
+def test_many_events_are_stored_whole_in_the_batches_the_database_takes():
+    # 600 events: three INSERTs on SQLite (249 a query, its 999 parameters), one on Postgres.
+    events = [(f"tests.note:{n}", lambda seq, n=n: {"type": "note", "seq": seq, "text": f"é {n}"}) for n in range(600)]
+    with transaction.atomic():
+        frames = streams.stream_extend(stream="notes-many", events=events, retention=1000)
+    stored = list(StreamEvent.objects.filter(stream__name="notes-many").values_list("seq", "row", "frame"))
+    assert stored == [(n + 1, f"tests.note:{n}", {"type": "note", "seq": n + 1, "text": f"é {n}"}) for n in range(600)]
+    assert frames == [frame for _, _, frame in stored]
+    assert stream_frames_since(stream="notes-many", seq=0) == frames
+
+
 def test_a_frame_without_its_seq_is_refused_with_the_change(monkeypatch):
     monkeypatch.setattr(Note, "live_frame", lambda self, *, event, seq: {"type": "note"})
     with pytest.raises(ValueError, match="must carry its seq"):
