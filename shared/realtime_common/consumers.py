@@ -300,7 +300,9 @@ class MessagesLoop:
     (the channel layer, the consumer's channel, ``base_send``; StopConsumer ends it cleanly),
     with messages_dispatch (realtime_common.loops) in place of Channels' ``await_many_dispatch``,
     which makes a task and an ``asyncio.wait`` per message: one long-lived task per source
-    instead, and every message still dispatched in the consumer's own task.
+    instead, and every message still dispatched in the consumer's own task. A layer with
+    ``channel_push`` (our pub/sub layer) hands the channel's messages over as they come, with
+    no task reading them (messages_dispatch's pushed sources).
 
     One step more than Channels': the consumer releases its channel when it ends, however it
     ends, with its layer's ``channel_release`` (ours have it: realtime_common.layers). Channels
@@ -312,15 +314,17 @@ class MessagesLoop:
     async def __call__(self, scope, receive, send):
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources = [receive]
+        sources, pushed = [receive], []
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-            sources.append(self.channel_receive)
+            if (push := getattr(self.channel_layer, "channel_push", None)) is not None:
+                pushed.append(functools.partial(push, self.channel_name))
+            else:
+                sources.append(functools.partial(self.channel_layer.receive, self.channel_name))
         self.base_send = async_to_sync(send) if self._sync else send
         try:
             with contextlib.suppress(StopConsumer):
-                await messages_dispatch(sources=sources, dispatch=self.dispatch)
+                await messages_dispatch(sources=sources, dispatch=self.dispatch, pushed=pushed)
         finally:
             if (release := getattr(self.channel_layer, "channel_release", None)) is not None:
                 await release(self.channel_name)

@@ -4,6 +4,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 
 import redis.asyncio
 from channels_redis.core import RedisChannelLayer
@@ -428,6 +429,15 @@ class ResilientLoopLayer(RedisPubSubLoopLayer):
             raise
         return self.channel_layer.deserialize(message)
 
+    async def channel_push(self, channel: str, deliver: Callable[[dict], None]) -> None:
+        """Subscribe the channel, then call ``deliver`` with each of its messages (a copy, as receive
+        gives) as it comes, rather than keep it for a receive: a consumer's loop (messages_dispatch's
+        pushed sources). Its end is the consumer's: ``channel_release`` drops the channel and its reader."""
+        if channel not in self.channels:
+            await self._subscribe_to_channel(channel)
+        deserialize = self.channel_layer.deserialize
+        self.channels[channel].read_by(lambda message: deliver(deserialize(message)))
+
     async def channel_release(self, channel: str) -> None:
         """Drop the channel of a consumer that has ended, and its subscription: from its receive
         cancelled, and from MessagesLoop once the consumer ended (when it was not receiving then,
@@ -479,6 +489,9 @@ class RedisPubSubLayer(RedisPubSubChannelLayer):
 
     async def channel_release(self, channel: str) -> None:
         await self._get_layer().channel_release(channel)
+
+    async def channel_push(self, channel: str, deliver: Callable[[dict], None]) -> None:
+        await self._get_layer().channel_push(channel, deliver)
 
     def _get_layer(self):
         loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from realtime_common.consumers import AsyncSafeJsonWebsocketConsumer, SafeJsonWebsocketConsumer
 from realtime_common.layers import RedisCoreLayer, RedisPubSubLayer, channel_layers
-from realtime_common.loops import CANCEL_AGAIN_AFTER, messages_dispatch
+from realtime_common.loops import messages_dispatch
 
 # Long enough for a round trip to Redis on a busy machine; a wait only runs out when something is wrong.
 WAIT = 5
@@ -314,6 +314,77 @@ async def test_messages_make_no_task_each(handler, sources):
     assert len(made) == len(sources)
 
 
+class Pushed:
+    """A pushed source (the pub/sub layer's channel, ResilientLoopLayer.channel_push): started once
+    with the function to give each message to; a test then pushes them (``push``)."""
+
+    def __init__(self, *, name: str, fail: BaseException | None = None):
+        self.name, self.fail = name, fail
+        self.deliver = None
+        self.started = asyncio.Event()
+
+    async def __call__(self, deliver) -> None:
+        await asyncio.sleep(0)  # a start that awaits, as a subscribe does
+        if self.fail is not None:
+            raise self.fail
+        self.deliver = deliver
+        self.started.set()
+
+    def push(self, *messages) -> None:
+        for message in messages:
+            self.deliver((self.name, message))
+
+
+async def test_pushed_messages_are_dispatched_in_the_order_they_came_one_at_a_time_among_the_others(handler, sources):
+    socket, _ = sources
+    pushed = Pushed(name="layer")
+    handler.gate.clear()
+    socket.put("first")
+    running = asyncio.ensure_future(messages_dispatch(sources=[socket], dispatch=handler, pushed=[pushed]))
+    await asyncio.wait_for(handler.first_begun.wait(), WAIT)
+    await asyncio.wait_for(pushed.started.wait(), WAIT)
+    # Pushed while the first one's handler waits, then more of both.
+    pushed.push(*range(50))
+    socket.put("second")
+    async with asyncio.timeout(WAIT):
+        await socket.took_two.wait()
+    handler.gate.set()
+    pushed.push(*range(50, 100), STOP)
+    with pytest.raises(Stop):
+        await asyncio.wait_for(running, WAIT)
+    assert from_source(handler.ended, "layer") == list(range(100))
+    assert from_source(handler.ended, "socket") == ["first", "second"]
+    # In the order they came: the 50 pushed before "second" was read are dispatched before it.
+    assert handler.ended.index(("socket", "second")) == 51
+    assert not handler.overlapped
+
+
+async def test_a_pushed_sources_start_that_raises_ends_the_loop_with_its_exception(handler, sources):
+    socket, _ = sources
+    socket.put(*range(3))
+    with pytest.raises(Broken):
+        await asyncio.wait_for(
+            messages_dispatch(sources=[socket], dispatch=handler, pushed=[Pushed(name="layer", fail=Broken())]), WAIT
+        )
+    assert socket.cleaned or not socket.reads_started_after  # the other source's read was cancelled
+
+
+async def test_a_pushed_source_keeps_no_task_once_started_and_the_loop_leaves_none(handler, sources):
+    """No task waits per pushed source (an idle socket keeps none for its channel), and on the way
+    out the pulled source's task is cancelled and awaited, as ever."""
+    socket, _ = sources
+    pushed = Pushed(name="layer")
+    before = asyncio.all_tasks()
+    running = asyncio.ensure_future(messages_dispatch(sources=[socket], dispatch=handler, pushed=[pushed]))
+    await asyncio.wait_for(pushed.started.wait(), WAIT)
+    await asyncio.sleep(0)  # the start's task returns
+    assert len(asyncio.all_tasks() - before) == 2  # the loop's own, and the socket's read
+    pushed.push(STOP)
+    with pytest.raises(Stop):
+        await asyncio.wait_for(running, WAIT)
+    assert asyncio.all_tasks() - before == set() and socket.cleaned
+
+
 # -- the consumer bases, whose __call__ runs messages_dispatch --------------------------------
 
 GROUP = "room"
@@ -528,10 +599,27 @@ def receives_noted(*, layer, monkeypatch) -> asyncio.Queue:
     return returned
 
 
+def pushes_noted(*, layer: RedisPubSubLayer, monkeypatch) -> asyncio.Queue:
+    """A queue that gets every message ``layer`` pushes to the consumers opened from now on (channel_push)."""
+    returned: asyncio.Queue = asyncio.Queue()
+    push = layer.channel_push
+
+    async def noted(channel, deliver):
+        def delivered(message):
+            deliver(message)
+            returned.put_nowait(message)
+
+        await push(channel, delivered)
+
+    monkeypatch.setattr(layer, "channel_push", noted, raising=False)
+    return returned
+
+
 async def notes_queued_behind(*, slow: Slow, layer, returned: asyncio.Queue, read: int) -> None:
-    """Once the consumer's slow handler waits: three group messages sent, until the layer's task
-    has read ``read`` of them, and so has two messages out (with the slow one's, if it came from
-    the layer): it then waits for a dispatch, out of the layer's receive, the others in the layer."""
+    """Once the consumer's slow handler waits: three group messages sent, until ``read`` of them came
+    out of the layer. The core layer's task reads one ahead (with the slow one's, two out), then waits
+    for a dispatch, out of the layer's receive, the others in the layer; the pub/sub layer pushes all
+    three, which wait in the consumer's loop."""
     await asyncio.to_thread(slow.begun.wait, WAIT)
     for n in range(3):
         await layer.group_send(GROUP, {"type": "room.note", "n": n})
@@ -541,18 +629,19 @@ async def notes_queued_behind(*, slow: Slow, layer, returned: asyncio.Queue, rea
 
 @slow_rooms
 @pytest.mark.django_db
-async def test_a_consumer_that_ends_with_two_group_messages_out_releases_its_pubsub_channel(
+async def test_a_consumer_that_ends_with_group_messages_waiting_releases_its_pubsub_channel(
     consumer, redis_server, settings, monkeypatch
 ):
-    """Its layer's task is cancelled while it waits for the dispatch, not in the layer's receive,
-    whose clean-up then never runs: the channel stayed in the layer, and subscribed, for good."""
+    """No receive of the layer is under way to clean up when it is cancelled (the channel's messages
+    are pushed): the consumer's loop releases the channel as it ends, or it stayed in the layer,
+    and subscribed, for good."""
     settings.CHANNEL_LAYERS = channel_layers(prefix="dispatch-test", redis_urls=[redis_server], kind="pubsub")
     layer: RedisPubSubLayer = get_channel_layer()
-    returned, slow = receives_noted(layer=layer, monkeypatch=monkeypatch), Slow()
+    returned, slow = pushes_noted(layer=layer, monkeypatch=monkeypatch), Slow()
     monkeypatch.setattr(consumer, "slow", slow)
     socket, channel = await room_open(consumer)
     await socket.send_input({"type": "websocket.disconnect", "code": 1000})
-    await notes_queued_behind(slow=slow, layer=layer, returned=returned, read=2)
+    await notes_queued_behind(slow=slow, layer=layer, returned=returned, read=3)
     slow.go.set()
     await socket.wait(timeout=WAIT)
     (shard,) = layer._get_layer()._shards
@@ -562,33 +651,31 @@ async def test_a_consumer_that_ends_with_two_group_messages_out_releases_its_pub
 
 @rooms
 @pytest.mark.django_db
-async def test_a_pubsub_unsubscribe_slower_than_the_second_cancellation_completes_and_logs_no_error(
+async def test_a_pubsub_unsubscribe_held_behind_a_publish_completes_before_the_consumer_ends_and_logs_no_error(
     consumer, redis_server, settings, monkeypatch, caplog
 ):
-    """The receive cancelled unsubscribes the channel, which waits for its Redis's lock behind
-    publishes (seconds, under load); messages_dispatch cancels the receive again CANCEL_AGAIN_AFTER
-    later. channels-redis's clean-up, cut short there, logged an error per socket and left the
+    """The consumer's channel is unsubscribed as it ends (MessagesLoop, channel_release), which waits
+    for its Redis's lock behind publishes (seconds, under load). channels-redis's clean-up, in its
+    receive, was cut short there by a second cancellation, logged an error per socket and left the
     channel subscribed; here it goes on, and the consumer ends once it is done."""
     settings.CHANNEL_LAYERS = channel_layers(prefix="dispatch-test", redis_urls=[redis_server], kind="pubsub")
     layer: RedisPubSubLayer = get_channel_layer()
-    cancelled_again, receive = asyncio.Event(), layer.receive
+    loop_layer = layer._get_layer()
+    unsubscribing, unsubscribe = asyncio.Event(), loop_layer.channel_unsubscribe
 
-    async def noted(channel):
-        try:
-            return await receive(channel)
-        except asyncio.CancelledError:
-            cancelled_again.set()  # with the clean-up's wait cut short, or left to run on its own
-            raise
+    async def noted(**kwargs):
+        unsubscribing.set()
+        await unsubscribe(**kwargs)
 
-    monkeypatch.setattr(layer, "receive", noted, raising=False)
+    monkeypatch.setattr(loop_layer, "channel_unsubscribe", noted)
     socket, channel = await room_open(consumer)
     # Another member: the disconnect's group_discard leaves the group subscribed, and needs no lock.
     await layer.group_add(GROUP, await layer.new_channel())
-    (shard,) = layer._get_layer()._shards
+    (shard,) = loop_layer._shards
     await shard._lock.acquire()  # a publish under way
     await socket.send_input({"type": "websocket.disconnect", "code": 1000})
     try:
-        await asyncio.wait_for(cancelled_again.wait(), WAIT + CANCEL_AGAIN_AFTER)
+        await asyncio.wait_for(unsubscribing.wait(), WAIT)
         ended_before_its_release = socket.future.done()
     finally:
         shard._lock.release()

@@ -287,3 +287,23 @@ async def test_a_channel_received_again_while_its_release_unsubscribes_is_subscr
     assert channel in shard._subscribed_to
     await pubsub_layer.send(channel, {"type": "note", "n": 1})
     assert await asyncio.wait_for(receiving, WAIT) == {"type": "note", "n": 1}
+
+
+async def test_a_pushed_channel_is_subscribed_and_given_its_messages_as_they_come_each_a_copy(pubsub_layer):
+    """channel_push, the consumers' loop's way to read (messages_dispatch's pushed sources): what
+    came before it first, then each message as ResilientShard hands it over, a copy per member."""
+    first, second = await members_make(pubsub_layer, group="room", count=2)
+    await pubsub_layer.group_send("room", {"type": "note", "n": 1})
+    assert await asyncio.wait_for(pubsub_layer.receive(second), WAIT) == {"type": "note", "n": 1}
+    got = asyncio.Queue()
+    await pubsub_layer.channel_push(first, got.put_nowait)
+    (shard,) = pubsub_layer._get_layer()._shards
+    assert pubsub_layer._get_layer()._get_group_channel_name("room") in shard._subscribed_to
+    await pubsub_layer.group_send("room", {"type": "note", "n": 2})
+    pushed = [await asyncio.wait_for(got.get(), WAIT) for _ in range(2)]
+    assert pushed == [{"type": "note", "n": 1}, {"type": "note", "n": 2}]
+    pushed[1]["n"] = 3  # a consumer changing its message changes no other member's
+    assert await asyncio.wait_for(pubsub_layer.receive(second), WAIT) == {"type": "note", "n": 2}
+    fresh = await pubsub_layer.new_channel()
+    await pubsub_layer.channel_push(fresh, got.put_nowait)
+    assert fresh in shard._subscribed_to

@@ -286,3 +286,13 @@ async def test_a_light_queue_is_read_by_one_task_at_a_time():
     queue.put_nowait("mine")
     async with asyncio.timeout(5):
         assert await reader == "mine"
+
+
+def test_a_light_queue_read_by_a_function_gives_it_what_was_queued_first_then_each_message_as_it_is_put():
+    queue, read = LightQueue(), []
+    queue.put_nowait(1)
+    queue.put_nowait(2)
+    queue.read_by(read.append)
+    assert read == [1, 2] and queue.items is None
+    queue.put_nowait(3)
+    assert read == [1, 2, 3] and queue.items is None
