@@ -22,9 +22,11 @@ from twisted.internet.interfaces import IPullProducer
 from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import CertificateOptions
 from twisted.protocols import tls
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
 from zope.interface import implementer
 
-from realtime_common.serve import TCPTransport
+from realtime_common.serve import TCPTransport, text_frame_header
 from realtime_common.sockets import CLOSE_SLOW_READER, SEND_BUFFER_LIMIT, GuardedSend, transport_buffered
 
 # The smallest kernel buffers Linux allows (it doubles them): the kernel takes a few KB of a write, not 100.
@@ -317,3 +319,25 @@ def test_the_server_s_collector_looks_at_its_youngest_objects_less_often(monkeyp
     finally:
         gc.set_threshold(*before)
     assert started and started[0][-1] == "config.asgi:application"
+
+
+def frame_parsed(data: bytes) -> Frame:
+    """One frame as a client parses it (the websockets library's parser, not ours)."""
+    reader = StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    try:
+        next(Frame.parse(reader.read_exact, mask=False))
+    except StopIteration as parsed:
+        return parsed.value
+    raise AssertionError("the frame is incomplete")
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65_535, 65_536, 1 << 20])
+def test_a_text_frame_written_at_once_is_one_whole_unmasked_text_frame_of_every_length_encoding(length):
+    """WebSocketProtocol.serverSend's own frame (a text frame, when autobahn would add nothing to it)."""
+    text = ("é" * length)[: length // 2] + "a" * (length - 2 * (length // 2))  # UTF-8: ``length`` bytes
+    payload = text.encode()
+    assert len(payload) == length
+    frame = frame_parsed(text_frame_header(length=length) + payload)
+    assert (frame.opcode, frame.fin, frame.rsv1, frame.data) == (Opcode.TEXT, True, False, payload)
