@@ -381,7 +381,7 @@ class ResilientShard(RedisSingleShardConnection):
             logger.error("channel layer: dropped a message to %s that cannot be decoded (%s)", name, error_text(error))
             return
         for queue in queues:
-            queue.put_nowait(decoded)
+            queue_put(queue=queue, message=decoded)
 
     def consumers_tell(self) -> int:
         """Put LAYER_RECONNECTED in the queue of every consumer of this process (their
@@ -393,9 +393,18 @@ class ResilientShard(RedisSingleShardConnection):
         told = 0
         for name, queue in list(layer.channels.items()):
             if name.startswith(prefix):
-                queue.put_nowait(message)
+                queue_put(queue=queue, message=message)
                 told += 1
         return told
+
+
+def queue_put(*, queue: LightQueue, message: dict) -> None:
+    """Put the message in a consumer's queue, whose reader may be a consumer's loop (channel_push): a reader
+    that raises is logged, and the group's other members, served by the same task, still get the message."""
+    try:
+        queue.put_nowait(message)
+    except Exception:
+        logger.exception("channel layer: a consumer's reader failed on a message")
 
 
 class ResilientLoopLayer(RedisPubSubLoopLayer):
@@ -407,7 +416,7 @@ class ResilientLoopLayer(RedisPubSubLoopLayer):
     async def _subscribe_to_channel(self, channel):
         # channels-redis's, with a LightQueue for the channel's messages, not an asyncio.Queue:
         # every consumer has a channel, so every open socket kept one (3.3 KB, empty). Only
-        # ResilientShard puts into it, and only the consumer's receive reads it.
+        # ResilientShard puts into it, and only the consumer reads it (receive, or channel_push).
         # A release of the same name still under way first: its UNSUBSCRIBE, landing after this
         # SUBSCRIBE, would leave the channel unsubscribed (shielded: it must finish either way).
         if (pending := self.unsubscribing.get(channel)) is not None:
@@ -439,9 +448,9 @@ class ResilientLoopLayer(RedisPubSubLoopLayer):
         self.channels[channel].read_by(lambda message: deliver(deserialize(message)))
 
     async def channel_release(self, channel: str) -> None:
-        """Drop the channel of a consumer that has ended, and its subscription: from its receive
-        cancelled, and from MessagesLoop once the consumer ended (when it was not receiving then,
-        only this releases it). The unsubscribe, which waits for its Redis's lock behind publishes,
+        """Drop the channel of a consumer that has ended, and its subscription: from MessagesLoop once
+        the consumer ended (its loop had the channel's messages pushed: channel_push), and from a
+        receive cancelled (a consumer that reads the channel with receive). The unsubscribe, which waits for its Redis's lock behind publishes,
         runs in a task of its own: a caller cancelled meanwhile ends at once, and the unsubscribe
         still finishes (interrupted, it left the channel subscribed for good). A second call, while
         it is under way, waits for it again: the consumer ends once its channel is released.

@@ -60,6 +60,8 @@ class LightQueue(Generic[T]):
     def read_by(self, reader: Callable[[T], None]) -> None:
         """Hand each message to ``reader`` as it is put, from now on (those queued already first),
         rather than keep it for ``get``: a reader with no task waiting (messages_dispatch's pushed sources)."""
+        if self.waiter is not None:
+            raise RuntimeError("a LightQueue is read by one reader at a time")
         items, self.items, self.reader = self.items or (), None, reader
         for item in items:
             reader(item)
@@ -81,8 +83,8 @@ class LightQueue(Generic[T]):
             if not self.items:
                 self.items = None
             return item
-        if self.waiter is not None:
-            raise RuntimeError("a LightQueue is read by one task at a time")
+        if self.waiter is not None or self.reader is not None:
+            raise RuntimeError("a LightQueue is read by one reader at a time")
         waiter = self.waiter = asyncio.get_running_loop().create_future()
         try:
             return await waiter
@@ -199,15 +201,16 @@ async def messages_dispatch(
     receive) and of ``pushed`` one at a time, in the calling task, until a dispatch or a source
     raises; raises that.
 
-    **Pushed sources.** A source in ``pushed`` is no function to read but one to start (awaited in
-    a task of its own), given the function to call with each message from then on, as the message
-    comes: the pub/sub layer's channel (``ResilientLoopLayer.channel_push``), whose messages its
-    receive task takes from Redis for every socket of the process. Read by a task of its own, a
-    message cost two task steps and two futures; pushed, one of each: 13 % fewer CPU instructions
-    for a chat user's join and close told to a room of 200 (callgrind, one daphne: 64.0-64.2
-    million against 55.6-55.8), and no task waits per idle socket. The guarantees below hold for both kinds;
-    a pushed source has no read-ahead bound, as its queue had none (the messages wait in the
-    consumer's list instead), and one whose start raises ends the loop as a source that raises.
+    **Pushed sources.** A source in ``pushed`` is no function to read but one to start, given the
+    function to call with each message from then on, as the message comes: the pub/sub layer's
+    channel (``ResilientLoopLayer.channel_push``), whose messages its receive task takes from Redis
+    for every socket of the process. Read by a task of its own, a message cost two task steps and
+    two futures; pushed, one of each: 13 % fewer CPU instructions for a chat user's join and close
+    told to a room of 200 (callgrind, one daphne: 64.0-64.2 million against 55.6-55.8), and no task
+    waits on an idle socket's channel. The guarantees below hold for both kinds, the read-ahead
+    bound too: past it, a pushed source's messages are held back, in order, until a dispatch of
+    that source makes room (as a read source waits), so that the other source's (the page's
+    ``websocket.disconnect``) never queue behind a backlog. A start that raises ends the loop.
 
     Channels' ``await_many_dispatch`` does the same with a new task per message read and an
     ``asyncio.wait`` per message dispatched (a future, and callbacks added to and removed from
@@ -226,8 +229,8 @@ async def messages_dispatch(
       when the layer fails meanwhile;
     - on the way out, by an exception or by the calling task's cancellation, every source's task
       is cancelled and awaited: nothing is left pending, and a source that cleans up when it is
-      cancelled does (the pub/sub layer unsubscribes the consumer's channel; the core layer
-      forgets its memberships, RedisCoreLayer.receive). A task that swallowed its cancellation
+      cancelled does (the core layer forgets its memberships, RedisCoreLayer.receive; the pub/sub
+      layer's channel, pushed, is released by the consumer as it ends, MessagesLoop). A task that swallowed its cancellation
       is cancelled again (CANCEL_AGAIN_AFTER), where Channels would wait for it for ever.
       A source's task may be cancelled out of its source, too (waiting with two messages out):
       its clean-up then never runs, so the consumer releases its channel itself once this
@@ -265,8 +268,8 @@ CANCEL_AGAIN_AFTER = 0.1
 class SourcesDispatch:
     """messages_dispatch's state: the messages read and not yet dispatched, in the order they were
     read (a list: it holds at most SOURCE_MESSAGES_OUT per source, and an empty one costs an idle
-    socket less memory than a deque), each source's count of messages out, and the futures its
-    task and the consumer's wait on."""
+    socket less memory than a deque), each source's count of messages out, a pushed source's
+    messages held back past that count, and the futures its task and the consumer's wait on."""
 
     def __init__(
         self,
@@ -280,6 +283,7 @@ class SourcesDispatch:
         count = len(sources) + len(pushed)
         self.out = [0] * count  # by source: read, and not yet dispatched
         self.resume: list[asyncio.Future | None] = [None] * count  # by source: its wait for a dispatch
+        self.held: dict[int, deque[T]] | None = None  # by pushed source: its messages past the bound, while any
         self.wake: asyncio.Future | None = None  # the consumer's wait for a message or a source's end
         self.ended: asyncio.Task | None = None  # the first source's task that ended (it raised)
         self.read_before_end = 0  # of ``ready``, the messages read before ``ended``: dispatched first
@@ -289,12 +293,9 @@ class SourcesDispatch:
         tasks = [loop.create_task(self.source_read(index=index)) for index in range(len(self.sources))]
         for task in tasks:
             task.add_done_callback(self.source_ended)
-        for index, push in enumerate(self.pushed, start=len(self.sources)):
-            # In a task, as a read is: the consumer's first messages (its connect) need not wait for it.
-            started = loop.create_task(push(functools.partial(self.message_pushed, index)))
-            started.add_done_callback(self.push_started)
-            tasks.append(started)
         try:
+            for index, push in enumerate(self.pushed, start=len(self.sources)):
+                await push(functools.partial(self.message_pushed, index))
             while True:
                 if self.ended is not None and not self.read_before_end:
                     self.ended.result()  # a source's loop ends only by raising: this raises it
@@ -312,6 +313,8 @@ class SourcesDispatch:
                 if (resume := self.resume[index]) is not None:
                     self.resume[index] = None
                     resume.set_result(None)
+                elif self.held is not None and index in self.held:
+                    self.message_release(index=index)
         finally:
             await self.sources_end(tasks=tasks)
 
@@ -348,14 +351,23 @@ class SourcesDispatch:
             self.consumer_wake()
 
     def message_pushed(self, index: int, message: T) -> None:
+        if self.out[index] >= SOURCE_MESSAGES_OUT:
+            # Held back, as a read source would wait, behind those held before it.
+            if self.held is None:
+                self.held = {}
+            self.held.setdefault(index, deque()).append(message)
+            return
         self.out[index] += 1
         self.ready.append((index, message))
         self.consumer_wake()
 
-    def push_started(self, task: asyncio.Task) -> None:
-        # Started, its task ends, and the messages come by message_pushed: only a start that raised ends the loop.
-        if not task.cancelled() and task.exception() is not None:
-            self.source_ended(task)
+    def message_release(self, *, index: int) -> None:
+        """A dispatch of a pushed source made room: its oldest message held back is next."""
+        held = self.held[index]
+        self.out[index] += 1
+        self.ready.append((index, held.popleft()))
+        if not held:
+            del self.held[index]
 
     def source_ended(self, task: asyncio.Task) -> None:
         if self.ended is None:

@@ -40,7 +40,7 @@ class Source:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.reads_started_after: list[int] = []  # by read: the dispatches ended when it started
         self.taken = 0
-        self.took_two = asyncio.Event()
+        self.took_one, self.took_two = asyncio.Event(), asyncio.Event()
         self.raised = asyncio.Event()
         self.cleaned = False
 
@@ -61,6 +61,7 @@ class Source:
             self.raised.set()
             raise message
         self.taken += 1
+        self.took_one.set()
         if self.taken == 2:
             self.took_two.set()
         return (self.name, message)
@@ -324,7 +325,6 @@ class Pushed:
         self.started = asyncio.Event()
 
     async def __call__(self, deliver) -> None:
-        await asyncio.sleep(0)  # a start that awaits, as a subscribe does
         if self.fail is not None:
             raise self.fail
         self.deliver = deliver
@@ -366,7 +366,27 @@ async def test_a_pushed_sources_start_that_raises_ends_the_loop_with_its_excepti
         await asyncio.wait_for(
             messages_dispatch(sources=[socket], dispatch=handler, pushed=[Pushed(name="layer", fail=Broken())]), WAIT
         )
-    assert socket.cleaned or not socket.reads_started_after  # the other source's read was cancelled
+    assert socket.cleaned  # the other source's read was cancelled, and cleaned up
+
+
+async def test_a_pushed_backlog_is_held_back_so_the_other_sources_messages_never_queue_behind_it(handler, sources):
+    """The read-ahead bound, for a pushed source: past two messages out, the rest wait in order until
+    its dispatches make room, so that a page's disconnect, read meanwhile, comes after two at most."""
+    socket, _ = sources
+    pushed = Pushed(name="layer")
+    handler.gate.clear()
+    running = asyncio.ensure_future(messages_dispatch(sources=[socket], dispatch=handler, pushed=[pushed]))
+    await asyncio.wait_for(pushed.started.wait(), WAIT)
+    pushed.push(*range(100))
+    await asyncio.wait_for(handler.first_begun.wait(), WAIT)
+    socket.put("disconnect")
+    await asyncio.wait_for(socket.took_one.wait(), WAIT)
+    pushed.push(STOP)
+    handler.gate.set()
+    with pytest.raises(Stop):
+        await asyncio.wait_for(running, WAIT)
+    assert handler.ended.index(("socket", "disconnect")) == 2
+    assert from_source(handler.ended, "layer") == list(range(100))
 
 
 async def test_a_pushed_source_keeps_no_task_once_started_and_the_loop_leaves_none(handler, sources):
@@ -377,7 +397,6 @@ async def test_a_pushed_source_keeps_no_task_once_started_and_the_loop_leaves_no
     before = asyncio.all_tasks()
     running = asyncio.ensure_future(messages_dispatch(sources=[socket], dispatch=handler, pushed=[pushed]))
     await asyncio.wait_for(pushed.started.wait(), WAIT)
-    await asyncio.sleep(0)  # the start's task returns
     assert len(asyncio.all_tasks() - before) == 2  # the loop's own, and the socket's read
     pushed.push(STOP)
     with pytest.raises(Stop):
@@ -487,9 +506,7 @@ async def test_without_a_channel_layer_a_consumer_still_works(consumer):
 
 @rooms
 @pytest.mark.django_db
-async def test_the_pubsub_layers_receive_is_cancelled_on_exit_and_unsubscribes_the_channel(
-    consumer, redis_server, settings
-):
+async def test_the_pubsub_layers_channel_is_released_on_exit_and_unsubscribed(consumer, redis_server, settings):
     settings.CHANNEL_LAYERS = channel_layers(prefix="dispatch-test", redis_urls=[redis_server], kind="pubsub")
     layer: RedisPubSubLayer = get_channel_layer()
     socket, channel = await room_open(consumer)

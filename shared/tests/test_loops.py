@@ -281,7 +281,7 @@ async def test_a_message_handed_to_a_get_cancelled_before_it_resumed_is_the_next
 async def test_a_light_queue_is_read_by_one_task_at_a_time():
     queue = LightQueue()
     reader = await reader_waiting(queue)
-    with pytest.raises(RuntimeError, match="one task at a time"):
+    with pytest.raises(RuntimeError, match="one reader at a time"):
         await queue.get()
     queue.put_nowait("mine")
     async with asyncio.timeout(5):
@@ -296,3 +296,17 @@ def test_a_light_queue_read_by_a_function_gives_it_what_was_queued_first_then_ea
     assert read == [1, 2] and queue.items is None
     queue.put_nowait(3)
     assert read == [1, 2, 3] and queue.items is None
+
+
+async def test_a_light_queue_read_by_a_function_is_read_by_nothing_else():
+    queue = LightQueue()
+    queue.read_by(lambda message: None)
+    with pytest.raises(RuntimeError, match="one reader at a time"):
+        await queue.get()
+    waited = LightQueue()
+    waiting = await reader_waiting(waited)
+    with pytest.raises(RuntimeError, match="one reader at a time"):
+        waited.read_by(lambda message: None)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting

@@ -8,6 +8,7 @@ import asyncio
 import socket
 import ssl
 import struct
+from collections import deque
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -27,6 +28,7 @@ from websockets.streams import StreamReader
 from zope.interface import implementer
 
 from realtime_common.serve import TCPTransport, text_frame_header
+from realtime_common.serve import WebSocketProtocol as ServeWebSocketProtocol
 from realtime_common.sockets import CLOSE_SLOW_READER, SEND_BUFFER_LIMIT, GuardedSend, transport_buffered
 
 # The smallest kernel buffers Linux allows (it doubles them): the kernel takes a few KB of a write, not 100.
@@ -341,3 +343,64 @@ def test_a_text_frame_written_at_once_is_one_whole_unmasked_text_frame_of_every_
     assert len(payload) == length
     frame = frame_parsed(text_frame_header(length=length) + payload)
     assert (frame.opcode, frame.fin, frame.rsv1, frame.data) == (Opcode.TEXT, True, False, payload)
+
+
+class Written:
+    """A transport that keeps what is written."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.data.append(data)
+
+
+def protocol_made(**options) -> ServeWebSocketProtocol:
+    """The sites' protocol, open, with autobahn's defaults for what serverSend looks at (and ``options``)."""
+    protocol = ServeWebSocketProtocol.__new__(ServeWebSocketProtocol)
+    defaults = {
+        "state": WebSocketProtocol.STATE_OPEN,
+        "_perMessageCompress": None,
+        "autoFragmentSize": 0,
+        "maskServerFrames": False,
+        "send_queue": deque(),
+        "logFrames": False,
+        "logOctets": False,
+        "trackedTimings": None,
+        "transport": Written(),
+    }
+    for name, value in (defaults | options).items():
+        setattr(protocol, name, value)
+    return protocol
+
+
+def test_a_text_message_on_an_open_socket_is_one_frame_written_at_once():
+    protocol = protocol_made()
+    protocol.serverSend("héllo ✓")
+    (written,) = protocol.transport.data
+    frame = frame_parsed(written)
+    assert (frame.opcode, frame.fin, frame.data) == (Opcode.TEXT, True, "héllo ✓".encode())
+
+
+@pytest.mark.parametrize(
+    ("options", "binary"),
+    [
+        pytest.param({}, True, id="binary"),
+        pytest.param({"state": WebSocketProtocol.STATE_CONNECTING}, False, id="not-accepted-yet"),
+        pytest.param({"state": WebSocketProtocol.STATE_CLOSING}, False, id="closing"),
+        pytest.param({"_perMessageCompress": object()}, False, id="compressed"),
+        pytest.param({"autoFragmentSize": 16}, False, id="fragmented"),
+        pytest.param({"maskServerFrames": True}, False, id="masked"),
+        pytest.param({"send_queue": deque([(b"queued", False)])}, False, id="autobahn-queued-first"),
+        pytest.param({"logFrames": True}, False, id="frames-logged"),
+        pytest.param({"logOctets": True}, False, id="octets-logged"),
+        pytest.param({"trackedTimings": object()}, False, id="timings-tracked"),
+    ],
+)
+def test_every_other_message_goes_through_daphne_and_autobahn(options, binary, monkeypatch):
+    protocol = protocol_made(**options)
+    through = []
+    monkeypatch.setattr(protocol, "message_send", lambda content, binary: through.append((content, binary)))
+    content = b"\x00\x01" if binary else "hello"
+    protocol.serverSend(content, binary)
+    assert through == [(content, binary)] and protocol.transport.data == []

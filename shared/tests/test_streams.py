@@ -6,7 +6,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import path
 
 from realtime_common import streams
@@ -146,12 +147,22 @@ def test_a_prune_is_due_when_the_new_events_pass_a_tenth_of_the_retention(first_
 def test_many_events_are_stored_whole_in_the_batches_the_database_takes():
     # 600 events: three INSERTs on SQLite (249 a query, its 999 parameters), one on Postgres.
     events = [(f"tests.note:{n}", lambda seq, n=n: {"type": "note", "seq": seq, "text": f"é {n}"}) for n in range(600)]
-    with transaction.atomic():
+    fields = [StreamEvent._meta.get_field(name) for name in streams.STREAM_EVENT_FIELDS]
+    batch = connection.ops.bulk_batch_size(fields, events)
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
         frames = streams.stream_extend(stream="notes-many", events=events, retention=1000)
+    inserts = [query for query in queries if query["sql"].startswith(f'INSERT INTO "{StreamEvent._meta.db_table}"')]
+    assert len(inserts) == -(-600 // batch) == (3 if connection.vendor == "sqlite" else 1)
     stored = list(StreamEvent.objects.filter(stream__name="notes-many").values_list("seq", "row", "frame"))
     assert stored == [(n + 1, f"tests.note:{n}", {"type": "note", "seq": n + 1, "text": f"é {n}"}) for n in range(600)]
     assert frames == [frame for _, _, frame in stored]
     assert stream_frames_since(stream="notes-many", seq=0) == frames
+
+
+def test_every_field_of_an_event_but_its_id_is_one_that_stream_events_insert_stores():
+    """stream_events_insert names its columns (no bulk_create): a field added to StreamEvent must be added there."""
+    stored = {field.name for field in StreamEvent._meta.concrete_fields if not field.primary_key}
+    assert stored == set(streams.STREAM_EVENT_FIELDS)
 
 
 def test_a_frame_without_its_seq_is_refused_with_the_change(monkeypatch):
