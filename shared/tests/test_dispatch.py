@@ -354,19 +354,22 @@ async def test_pushed_messages_are_dispatched_in_the_order_they_came_one_at_a_ti
         await asyncio.wait_for(running, WAIT)
     assert from_source(handler.ended, "layer") == list(range(100))
     assert from_source(handler.ended, "socket") == ["first", "second"]
-    # In the order they came: the 50 pushed before "second" was read are dispatched before it.
-    assert handler.ended.index(("socket", "second")) == 51
+    # Two of the 50 pushed while "first" was dispatched were out; the others waited, as a read source's
+    # would have: "second", read meanwhile, comes after those two, not behind all 50.
+    assert handler.ended.index(("socket", "second")) == 3
     assert not handler.overlapped
 
 
 async def test_a_pushed_sources_start_that_raises_ends_the_loop_with_its_exception(handler, sources):
     socket, _ = sources
     socket.put(*range(3))
+    before = asyncio.all_tasks()
     with pytest.raises(Broken):
         await asyncio.wait_for(
             messages_dispatch(sources=[socket], dispatch=handler, pushed=[Pushed(name="layer", fail=Broken())]), WAIT
         )
-    assert socket.cleaned  # the other source's read was cancelled, and cleaned up
+    # Before any dispatch, and the other source's task cancelled and awaited: none is left.
+    assert handler.begun == [] and asyncio.all_tasks() - before == set()
 
 
 async def test_a_pushed_backlog_is_held_back_so_the_other_sources_messages_never_queue_behind_it(handler, sources):
