@@ -450,10 +450,11 @@ class ResilientLoopLayer(RedisPubSubLoopLayer):
     async def channel_release(self, channel: str) -> None:
         """Drop the channel of a consumer that has ended, and its subscription: from MessagesLoop once
         the consumer ended (its loop had the channel's messages pushed: channel_push), and from a
-        receive cancelled (a consumer that reads the channel with receive). The unsubscribe, which waits for its Redis's lock behind publishes,
-        runs in a task of its own: a caller cancelled meanwhile ends at once, and the unsubscribe
-        still finishes (interrupted, it left the channel subscribed for good). A second call, while
-        it is under way, waits for it again: the consumer ends once its channel is released.
+        receive cancelled (a consumer that reads the channel with receive). The unsubscribe, which
+        waits for its Redis's lock behind publishes, runs in a task of its own: a caller cancelled
+        meanwhile ends at once, and the unsubscribe still finishes (interrupted, it left the channel
+        subscribed for good). A second call, while it is under way, waits for it again: the consumer
+        ends once its channel is released.
 
         A consumer that crashed never ran its group_discard: the channel also leaves every group
         it is still in, and a group left empty is unsubscribed (as channels-redis's group_discard

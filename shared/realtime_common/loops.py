@@ -45,7 +45,8 @@ class LightQueue(Generic[T]):
     - A message put while the reader waits is handed to it, and never stored; the others wait in
       a deque made for them, and dropped once it is empty again.
     - One reader at a time: a second ``get`` while one waits raises (asyncio.Queue would pick one
-      of them for each message, so no order would hold between them anyway).
+      of them for each message, so no order would hold between them anyway), and so do a ``get``
+      or a second ``read_by`` once a function reads it.
     - A ``get`` cancelled leaves nothing behind, and loses nothing: a message handed to it as the
       cancellation came is put back first in the queue, for the next ``get``.
     """
@@ -60,7 +61,7 @@ class LightQueue(Generic[T]):
     def read_by(self, reader: Callable[[T], None]) -> None:
         """Hand each message to ``reader`` as it is put, from now on (those queued already first),
         rather than keep it for ``get``: a reader with no task waiting (messages_dispatch's pushed sources)."""
-        if self.waiter is not None:
+        if self.waiter is not None or self.reader is not None:
             raise RuntimeError("a LightQueue is read by one reader at a time")
         items, self.items, self.reader = self.items or (), None, reader
         for item in items:
@@ -210,7 +211,9 @@ async def messages_dispatch(
     waits on an idle socket's channel. The guarantees below hold for both kinds, the read-ahead
     bound too: past it, a pushed source's messages are held back, in order, until a dispatch of
     that source makes room (as a read source waits), so that the other source's (the page's
-    ``websocket.disconnect``) never queue behind a backlog. A start that raises ends the loop.
+    ``websocket.disconnect``) never queue behind a backlog; held back when the consumer ends, they
+    are lost with it, as a message read ahead is. A start that raises ends the loop at once, before
+    any dispatch.
 
     Channels' ``await_many_dispatch`` does the same with a new task per message read and an
     ``asyncio.wait`` per message dispatched (a future, and callbacks added to and removed from
@@ -230,8 +233,9 @@ async def messages_dispatch(
     - on the way out, by an exception or by the calling task's cancellation, every source's task
       is cancelled and awaited: nothing is left pending, and a source that cleans up when it is
       cancelled does (the core layer forgets its memberships, RedisCoreLayer.receive; the pub/sub
-      layer's channel, pushed, is released by the consumer as it ends, MessagesLoop). A task that swallowed its cancellation
-      is cancelled again (CANCEL_AGAIN_AFTER), where Channels would wait for it for ever.
+      layer's channel, pushed, is released by the consumer as it ends, MessagesLoop). A task that
+      swallowed its cancellation is cancelled again (CANCEL_AGAIN_AFTER), where Channels would wait
+      for it for ever.
       A source's task may be cancelled out of its source, too (waiting with two messages out):
       its clean-up then never runs, so the consumer releases its channel itself once this
       returns (MessagesLoop, realtime_common.consumers).

@@ -308,3 +308,22 @@ async def test_a_pushed_channel_is_subscribed_and_given_its_messages_as_they_com
     fresh = "decode-test:specific.pushed"
     await pubsub_layer.channel_push(fresh, got.put_nowait)
     assert fresh in shard._subscribed_to
+
+
+async def test_a_consumers_reader_that_raises_is_logged_and_the_groups_other_members_still_get_the_message(
+    pubsub_layer, caplog
+):
+    """The receive task hands each message to every member of the process (queue_put): one reader's
+    failure must not cost the others their message, nor stop the task."""
+    broken, working = await members_make(pubsub_layer, group="room", count=2)
+
+    def raising(message):
+        raise RuntimeError("a reader's bug")
+
+    await pubsub_layer.channel_push(broken, raising)
+    await pubsub_layer.group_send("room", {"type": "note", "n": 1})
+    await pubsub_layer.group_send("room", {"type": "note", "n": 2})
+    for n in (1, 2):
+        assert await asyncio.wait_for(pubsub_layer.receive(working), WAIT) == {"type": "note", "n": n}
+    failed = [record for record in caplog.records if "reader failed" in record.getMessage()]
+    assert [record.levelname for record in failed] == ["ERROR", "ERROR"]

@@ -303,6 +303,8 @@ async def test_a_light_queue_read_by_a_function_is_read_by_nothing_else():
     queue.read_by(lambda message: None)
     with pytest.raises(RuntimeError, match="one reader at a time"):
         await queue.get()
+    with pytest.raises(RuntimeError, match="one reader at a time"):
+        queue.read_by(lambda message: None)
     waited = LightQueue()
     waiting = await reader_waiting(waited)
     with pytest.raises(RuntimeError, match="one reader at a time"):
